@@ -1,0 +1,207 @@
+//! An event draft: what a mapping (jq program or built-in partner mapping) produces from
+//! a partner payload, before Waybill gives it an id, a sequence and a record time.
+//!
+//! JSON shape (what a jq mapping must output, one object or an array of them):
+//! ```json
+//! {"type": "shipment.delivered", "subject": "ups:1Z999:2026-11", "time": "2026-11-23T10:00:00Z",
+//!  "key": "evt_123", "reason": "consignee_not_available", "code": "D1", "text": "Delivered",
+//!  "location": {"city": "Springfield"}, "refs": {"tracking": "1Z999", "carrier": "ups"},
+//!  "data": {"signed_by": "J DOE"}}
+//! ```
+//! Only `type` and `subject` are required.
+
+use crate::event::{source_uri, CloudEvent};
+use crate::ids::{EventId, ShipmentKey};
+use crate::taxonomy::EventType;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// One canonical event as produced by a mapping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventDraft {
+    /// Taxonomy type name.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Shipment key.
+    pub subject: String,
+    /// Occurrence time, RFC 3339; defaults to the time the payload was received.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// The partner's identity of this event inside the payload; defaults to its position.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Normalized reason (Karrio-style family), e.g. `consignee_refused`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The partner's raw status code.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// The partner's raw status text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Where it happened.
+    #[serde(default)]
+    pub location: Option<serde_json::Value>,
+    /// Identifiers of this shipment in other systems.
+    #[serde(default)]
+    pub refs: BTreeMap<String, String>,
+    /// Any further mapped fields.
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
+    /// Correlation id of the business flow.
+    #[serde(default)]
+    pub correlationid: Option<String>,
+    /// Id of the event that caused this one.
+    #[serde(default)]
+    pub causationid: Option<String>,
+    /// Tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Data classification.
+    #[serde(default)]
+    pub dataclassification: Option<String>,
+}
+
+/// Why a draft cannot become an event; `index` is the draft's position in the mapping output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event {index}: {field}: {message}")]
+pub struct DraftError {
+    /// Position of the draft in the mapping's output.
+    pub index: usize,
+    /// Offending field.
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Where a draft came from, needed to make it an event.
+#[derive(Debug, Clone)]
+pub struct Origin<'a> {
+    /// Configured source name.
+    pub source: &'a str,
+    /// The payload's idempotency key.
+    pub payload_key: &'a str,
+    /// When the payload was received.
+    pub received_at: OffsetDateTime,
+    /// Trace context of the request, if any.
+    pub traceparent: Option<&'a str>,
+}
+
+impl EventDraft {
+    /// Parses a JSON value (an object, or an array of objects) into drafts.
+    pub fn many_from_json(v: serde_json::Value) -> Result<Vec<EventDraft>, DraftError> {
+        let items = match v {
+            serde_json::Value::Array(a) => a,
+            other => vec![other],
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| {
+                serde_json::from_value(item).map_err(|e| DraftError {
+                    index,
+                    field: "event",
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Validates the draft and makes it a canonical event (sequence unset).
+    pub fn into_event(self, index: usize, origin: &Origin<'_>) -> Result<CloudEvent, DraftError> {
+        let err = |field: &'static str, message: String| DraftError {
+            index,
+            field,
+            message,
+        };
+        let ty: EventType = self.ty.parse().map_err(|e| err("type", format!("{e}")))?;
+        let subject = ShipmentKey::parse(&self.subject).map_err(|m| err("subject", m))?;
+        let time = match &self.time {
+            None => origin.received_at,
+            Some(t) => OffsetDateTime::parse(t, &Rfc3339)
+                .map_err(|e| err("time", format!("`{t}` is not RFC 3339: {e}")))?
+                .to_offset(time::UtcOffset::UTC),
+        };
+        let mut data = match self.data {
+            None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+            Some(serde_json::Value::Object(m)) => m,
+            Some(_) => return Err(err("data", "must be an object".into())),
+        };
+        if let Some(r) = self.reason {
+            data.insert("reason".into(), r.into());
+        }
+        if self.code.is_some() || self.text.is_some() {
+            data.insert(
+                "raw".into(),
+                serde_json::json!({"code": self.code, "text": self.text}),
+            );
+        }
+        if let Some(l) = self.location {
+            data.insert("location".into(), l);
+        }
+        if !self.refs.is_empty() {
+            data.insert("refs".into(), serde_json::to_value(&self.refs).unwrap_or_default());
+        }
+        let key = self.key.unwrap_or_else(|| index.to_string());
+        Ok(CloudEvent {
+            id: EventId::derive(origin.source, origin.payload_key, &key),
+            source: source_uri(origin.source),
+            specversion: "1.0".into(),
+            ty,
+            time,
+            partitionkey: subject.0.clone(),
+            subject,
+            datacontenttype: "application/json".into(),
+            correlationid: self.correlationid,
+            causationid: self.causationid,
+            sequence: None,
+            traceparent: origin.traceparent.map(str::to_owned),
+            recordedtime: origin.received_at,
+            dataclassification: self.dataclassification,
+            tenant: self.tenant,
+            data: serde_json::Value::Object(data),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn origin() -> Origin<'static> {
+        Origin {
+            source: "carrier",
+            payload_key: "p1",
+            received_at: OffsetDateTime::UNIX_EPOCH,
+            traceparent: None,
+        }
+    }
+
+    #[test]
+    fn a_draft_becomes_an_event_with_a_deterministic_id() {
+        let d = EventDraft::many_from_json(json!({"type": "shipment.delivered", "subject": "S1",
+            "time": "2026-11-23T10:00:00+01:00", "refs": {"tracking": "1Z"}, "code": "D1"}))
+        .expect("valid draft");
+        let e = d[0].clone().into_event(0, &origin()).expect("valid event");
+        let again = d[0].clone().into_event(0, &origin()).expect("valid event");
+        assert_eq!(e.id, again.id);
+        assert_eq!(e.time.offset(), time::UtcOffset::UTC);
+        assert_eq!(e.refs().collect::<Vec<_>>(), vec![("tracking", "1Z")]);
+        assert_eq!(e.data["raw"]["code"], "D1");
+    }
+
+    #[test]
+    fn errors_name_the_event_and_field() {
+        let d = EventDraft::many_from_json(json!([{"type": "shipment.delivered", "subject": "S1"},
+            {"type": "shipment.teleported", "subject": "S1"}]))
+        .expect("shape ok");
+        let e = d[1].clone().into_event(1, &origin()).expect_err("bad type");
+        assert_eq!(e.to_string(), "event 1: type: unknown event type `shipment.teleported`");
+        let e = EventDraft::many_from_json(json!({"type": "x"})).expect_err("no subject");
+        assert!(e.to_string().contains("subject"), "{e}");
+    }
+}

@@ -1,0 +1,23 @@
+//! The canonical model of Waybill: what a shipment event is, once every partner format
+//! has been mapped into it.
+//!
+//! Place in the flow: everything after MAP speaks these types (see ARCHITECTURE.md).
+//! Never does: I/O, async, clocks (callers pass the time in), or anything partner-specific
+//! beyond the shared status vocabulary.
+//! Invariants: an event's `id` is a pure function of its source and the partner's own
+//! identity of it; folding events into a [`ShipmentState`] is commutative and idempotent,
+//! so the final state never depends on arrival order or duplicates.
+
+pub mod draft;
+pub mod event;
+pub mod failure;
+pub mod ids;
+pub mod lifecycle;
+pub mod taxonomy;
+
+pub use draft::{DraftError, EventDraft};
+pub use event::CloudEvent;
+pub use failure::FailureKind;
+pub use ids::{EventId, ShipmentKey};
+pub use lifecycle::{Applied, Milestone, ShipmentState};
+pub use taxonomy::{EventKind, EventType, Flag};
