@@ -1,1 +1,51 @@
-//! placeholder
+//! The engine: ingest → sequence → route → deliver, with retries, circuit breakers, the
+//! dead-letter queue and replay.
+//!
+//! Place in the flow: everything between a partner's bytes arriving and a sink receiving
+//! a canonical event, minus the storage (store crate) and the partner specifics
+//! (connectors crate, through the traits in [`partner`]).
+//! Never does: speak a particular partner's format or protocol; acknowledge a payload
+//! before the store says it is durable; drop a rejected payload.
+
+pub mod circuit;
+pub mod config;
+pub mod dispatcher;
+pub mod duration;
+pub mod ingest;
+pub mod metrics;
+pub mod partner;
+pub mod retry;
+pub mod secret;
+pub mod signature;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use waybill_store::Store;
+
+pub use ingest::{IngestReply, Received, Source, SourceConfig};
+pub use metrics::Metrics;
+
+/// The running hub: the store, the configured sources, the metrics.
+pub struct Hub {
+    /// Durable state.
+    pub store: Store,
+    /// Metrics shared with the API.
+    pub metrics: Arc<Metrics>,
+    sources: HashMap<String, Source>,
+}
+
+impl Hub {
+    /// A hub over a store with these sources.
+    pub fn new(store: Store, sources: HashMap<String, Source>, metrics: Arc<Metrics>) -> Self {
+        Hub {
+            store,
+            metrics,
+            sources,
+        }
+    }
+
+    /// Largest body a source accepts (`None` for an unknown source).
+    pub fn max_body(&self, source: &str) -> Option<usize> {
+        self.sources.get(source).map(|s| s.max_body_bytes)
+    }
+}

@@ -1,1 +1,198 @@
-//! placeholder
+//! The jq mapping runtime: a partner payload goes in, canonical event drafts come out.
+//!
+//! Place in the flow: MAP. A source's `mapping` (a jq program in the configuration) is
+//! compiled once at start-up and run on every accepted payload, so a new partner is
+//! onboarded without a recompile.
+//! Never does: I/O, or anything that depends on the time of day (mappings are pure: the
+//! same payload always maps to the same drafts, which is what makes event ids stable).
+//! Invariants: a failing mapping is an error value naming what went wrong, never a panic.
+//!
+//! Variables available to a mapping: `$headers` (request headers, lower-case names) and
+//! `$source` (the configured source name).
+
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::{data, Compiler, Ctx, Native, Vars};
+use jaq_json::Val;
+use waybill_model::EventDraft;
+
+type Filter = jaq_core::compile::Filter<Native<data::JustLut<Val>>>;
+
+/// Why a mapping could not be compiled or run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    /// The jq program does not compile.
+    #[error("mapping does not compile: {0}")]
+    Compile(String),
+    /// The payload is not valid JSON.
+    #[error("payload is not valid JSON: {0}")]
+    Json(String),
+    /// The jq program raised an error on this payload.
+    #[error("mapping failed: {0}")]
+    Runtime(String),
+    /// The program produced no event.
+    #[error("mapping produced no event")]
+    Empty,
+    /// An output is not a valid event draft.
+    #[error("mapping output is not a valid event: {0}")]
+    Output(String),
+}
+
+impl MappingError {
+    /// Stable code for operators (see docs/errors.md).
+    pub fn code(&self) -> &'static str {
+        match self {
+            MappingError::Compile(_) => "mapping.compile",
+            MappingError::Json(_) => "mapping.bad_json",
+            MappingError::Runtime(_) => "mapping.runtime",
+            MappingError::Empty => "mapping.empty",
+            MappingError::Output(_) => "mapping.bad_output",
+        }
+    }
+}
+
+/// A compiled mapping.
+pub struct Program {
+    filter: Filter,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Program")
+    }
+}
+
+/// A parsed payload, ready to be mapped.
+pub struct Payload(Val);
+
+impl Payload {
+    /// Parses strict JSON (no comments, no trailing data); errors give line and column.
+    pub fn parse(bytes: &[u8]) -> Result<Payload, MappingError> {
+        serde_json::from_slice::<Val>(bytes)
+            .map(Payload)
+            .map_err(|e| MappingError::Json(e.to_string()))
+    }
+}
+
+impl Program {
+    /// Compiles a jq program; the error names line and column of the first problem.
+    pub fn compile(code: &str) -> Result<Program, MappingError> {
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs());
+        let funs = jaq_core::funs()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs());
+        let loader = Loader::new(defs);
+        let arena = Arena::default();
+        let modules = loader
+            .load(&arena, File { code, path: () })
+            .map_err(|errs| MappingError::Compile(describe_load_errors(code, &errs)))?;
+        let filter = Compiler::default()
+            .with_funs(funs)
+            .with_global_vars(["$headers", "$source"])
+            .compile(modules)
+            .map_err(|errs| {
+                let mut msgs = Vec::new();
+                for (_file, es) in errs {
+                    for (name, _undefined) in es {
+                        msgs.push(format!(
+                            "{} `{}`",
+                            position(code, name),
+                            name.trim().chars().take(40).collect::<String>()
+                        ));
+                    }
+                }
+                MappingError::Compile(format!("undefined: {}", msgs.join(", ")))
+            })?;
+        Ok(Program { filter })
+    }
+
+    /// Runs the program; every output must be an event draft or an array of them.
+    pub fn run(
+        &self,
+        payload: &Payload,
+        headers: &[(String, String)],
+        source: &str,
+    ) -> Result<Vec<EventDraft>, MappingError> {
+        let mut drafts = Vec::new();
+        for json in self.run_values(payload, headers, source)? {
+            if json.is_null() {
+                // A payload may carry nothing to map for some of its parts.
+                continue;
+            }
+            let offset = drafts.len();
+            let more = EventDraft::many_from_json(json).map_err(|mut e| {
+                e.index += offset;
+                MappingError::Output(e.to_string())
+            })?;
+            drafts.extend(more);
+        }
+        if drafts.is_empty() {
+            return Err(MappingError::Empty);
+        }
+        Ok(drafts)
+    }
+
+    /// Runs the program and returns its outputs as JSON values.
+    pub fn run_values(
+        &self,
+        payload: &Payload,
+        headers: &[(String, String)],
+        source: &str,
+    ) -> Result<Vec<serde_json::Value>, MappingError> {
+        let hdrs: serde_json::Map<String, serde_json::Value> = headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), serde_json::Value::String(v.clone())))
+            .collect();
+        let hdrs = to_val(&serde_json::Value::Object(hdrs))?;
+        let vars = Vars::new([hdrs, Val::from(source.to_owned())]);
+        let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, vars);
+        let mut out = Vec::new();
+        for v in self.filter.id.run((ctx, payload.0.clone())) {
+            let v = jaq_core::unwrap_valr(v).map_err(|e| MappingError::Runtime(e.to_string()))?;
+            let json: serde_json::Value = serde_json::from_str(&v.to_string())
+                .map_err(|e| MappingError::Output(format!("not JSON: {e}")))?;
+            out.push(json);
+        }
+        Ok(out)
+    }
+}
+
+fn to_val(v: &serde_json::Value) -> Result<Val, MappingError> {
+    serde_json::from_value::<Val>(v.clone()).map_err(|e| MappingError::Runtime(e.to_string()))
+}
+
+/// 1-based line:column of `part` inside `code`, when `part` is a slice of it.
+fn position(code: &str, part: &str) -> String {
+    let start = code.as_ptr() as usize;
+    let at = part.as_ptr() as usize;
+    if at < start || at > start + code.len() {
+        return "?".into();
+    }
+    let before = &code[..at - start];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("{line}:{col}")
+}
+
+fn describe_load_errors<P>(code: &str, errs: &jaq_core::load::Errors<&str, P>) -> String {
+    use jaq_core::load::Error;
+    let mut msgs = Vec::new();
+    for (_file, err) in errs {
+        match err {
+            Error::Io(es) => msgs.extend(es.iter().map(|(p, m)| format!("{p}: {m}"))),
+            Error::Lex(es) => msgs.extend(
+                es.iter()
+                    .map(|(expect, at)| format!("{} expected {}", position(code, at), expect.as_str())),
+            ),
+            Error::Parse(es) => msgs.extend(
+                es.iter()
+                    .map(|(expect, at)| format!("{} expected {}", position(code, at), expect.as_str())),
+            ),
+        }
+    }
+    msgs.join("; ")
+}
+
+#[cfg(test)]
+mod tests;

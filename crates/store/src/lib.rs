@@ -1,1 +1,150 @@
-//! placeholder
+//! Durable state of Waybill: the inbox of raw payloads, the append-only event log with a
+//! per-shipment sequence, the shipment projection, cross-references, subscriptions, the
+//! outbox and the dead-letter queue.
+//!
+//! Place in the flow: INBOX, SEQUENCE, EVENT LOG, OUTBOX. The engine calls it; it calls
+//! nothing but its database.
+//! Never does: network calls, partner logic, or acknowledge anything before it is durable.
+//! Invariants: recording a payload, applying its events to their shipments, appending them
+//! to the log and creating their outbox rows happen in one transaction; an event id is
+//! stored at most once; a shipment's sequence numbers are dense and increasing.
+//!
+//! [`Store`] is an enum over the backends (SQLite now; PostgreSQL joins as a second
+//! variant). The behaviour suite in `waybill-testkit` runs against every variant.
+
+mod sqlite;
+mod types;
+
+pub use sqlite::{migrate_file, SqliteOptions, SqliteStore, Synchronous};
+pub use types::*;
+
+use waybill_model::ShipmentKey;
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// Stored data could not be decoded (a bug or a hand-edited database).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The store is shutting down or its writer stopped.
+    #[error("store is closed")]
+    Closed,
+    /// Migrations failed.
+    #[error("migration {version}: {message}")]
+    Migration {
+        /// Schema version that failed.
+        version: u32,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The store: one enum over the backends, so that every call site is backend-agnostic.
+#[derive(Clone)]
+pub enum Store {
+    /// Embedded SQLite (default).
+    Sqlite(SqliteStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (and migrates) an SQLite store.
+    pub async fn open_sqlite(opts: SqliteOptions) -> Result<Store, StoreError> {
+        Ok(Store::Sqlite(SqliteStore::open(opts).await?))
+    }
+
+    /// Name of the backend, for logs and `/readyz`.
+    pub fn backend(&self) -> &'static str {
+        dispatch!(self, _s => "sqlite")
+    }
+
+    /// Replaces the subscriptions used to route newly appended events.
+    pub async fn sync_subscriptions(&self, subs: Vec<Subscription>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.sync_subscriptions(subs).await)
+    }
+
+    /// Records a payload; for accepted ones, sequences its events, appends them and routes
+    /// them to the outbox, all in one durable transaction.
+    pub async fn ingest(&self, rec: IngestRecord) -> Result<IngestOutcome, StoreError> {
+        dispatch!(self, s => s.ingest(rec).await)
+    }
+
+    /// One shipment with its cross-references and timeline.
+    pub async fn shipment(&self, key: &ShipmentKey) -> Result<Option<ShipmentView>, StoreError> {
+        dispatch!(self, s => s.shipment(key).await)
+    }
+
+    /// Shipments, optionally in one state, ordered by key, after a cursor.
+    pub async fn shipments(&self, q: ShipmentQuery) -> Result<Vec<ShipmentSummary>, StoreError> {
+        dispatch!(self, s => s.shipments(q).await)
+    }
+
+    /// Inbox records (for inspection of rejected payloads).
+    pub async fn inbox(&self, q: InboxQuery) -> Result<Vec<InboxRecord>, StoreError> {
+        dispatch!(self, s => s.inbox(q).await)
+    }
+
+    /// Pending outbox rows of one sink with an id above `after`, in id order.
+    pub async fn pending_outbox(
+        &self,
+        sink: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        dispatch!(self, s => s.pending_outbox(sink, after, limit).await)
+    }
+
+    /// Records what happened to delivery attempts.
+    pub async fn record_deliveries(&self, updates: Vec<DeliveryUpdate>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.record_deliveries(updates).await)
+    }
+
+    /// Dead letters, newest first.
+    pub async fn dead_letters(&self, q: DeadLetterQuery) -> Result<Vec<DeadLetter>, StoreError> {
+        dispatch!(self, s => s.dead_letters(q).await)
+    }
+
+    /// Puts dead letters back into the outbox as new rows; returns (dead letter id, new
+    /// outbox id) for each one replayed. Already replayed ones are skipped.
+    pub async fn replay_dead_letters(
+        &self,
+        sel: ReplaySelector,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        dispatch!(self, s => s.replay_dead_letters(sel).await)
+    }
+
+    /// Gauges for `/metrics` and the dashboard.
+    pub async fn depths(&self) -> Result<Depths, StoreError> {
+        dispatch!(self, s => s.depths().await)
+    }
+
+    /// Delivery history of one event (for tests and the read API).
+    pub async fn deliveries_of(&self, event_id: &str) -> Result<Vec<OutboxItemState>, StoreError> {
+        dispatch!(self, s => s.deliveries_of(event_id).await)
+    }
+
+    /// Ready for traffic: the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    /// A receiver that changes whenever a write that created outbox rows commits.
+    pub fn outbox_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        dispatch!(self, s => s.outbox_signal())
+    }
+
+    /// Stops the writer after the writes already queued; later writes fail with `Closed`.
+    pub async fn close(&self) {
+        dispatch!(self, s => s.close().await)
+    }
+}

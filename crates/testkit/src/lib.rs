@@ -1,1 +1,9 @@
-//! placeholder
+//! Test support, a dev-dependency only: [`FakePartner`] (an HTTP server that records what
+//! it receives and answers as scripted: outage, then recovery) and the store behaviour
+//! suite ([`store_suite`]) that every store backend must pass.
+#![allow(clippy::unwrap_used)]
+
+pub mod fake_partner;
+pub mod store_suite;
+
+pub use fake_partner::{FakePartner, Recorded};

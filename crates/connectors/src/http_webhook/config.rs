@@ -1,0 +1,31 @@
+//! Configuration of an `http_webhook` sink.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use waybill_engine::duration;
+use waybill_engine::secret::SecretRef;
+
+/// `[sinks.<name>]` with `type = "http_webhook"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpWebhookConfig {
+    /// Endpoint URL (http or https).
+    pub url: String,
+    /// Standard Webhooks signing secret (`whsec_…`), by reference; unsigned when absent.
+    #[serde(default)]
+    pub secret: Option<SecretRef>,
+    /// Request timeout (default 15 s; the spec suggests 15–30 s).
+    #[serde(default = "default_timeout", deserialize_with = "duration::de")]
+    pub timeout: Duration,
+    /// Deliveries in flight (default: `[delivery].concurrency`).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Extra headers sent with every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(15)
+}

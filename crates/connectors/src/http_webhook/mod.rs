@@ -1,0 +1,135 @@
+//! `http_webhook`: delivers canonical events to any HTTPS endpoint.
+//!
+//! Body: the CloudEvents JSON (structured mode, `application/cloudevents+json`).
+//! Headers: Standard Webhooks 1.0 — `webhook-id` (= the CloudEvents `id`, stable across
+//! retries, so receivers dedupe on it), `webhook-timestamp` (this attempt), and
+//! `webhook-signature` (`v1,<base64 HMAC-SHA256>`) when a secret is configured.
+//! Redirects are not followed (a 3xx is a failure, per the spec).
+//! Classification: 2xx delivered; 410 pauses the sink; 408/429/5xx, timeouts and
+//! connection errors retry (honouring `Retry-After` in seconds); 401/403 are auth
+//! failures (retried: an operator fixes credentials); other 4xx are permanent (DLQ).
+
+mod config;
+
+pub use config::HttpWebhookConfig;
+
+use std::time::Duration;
+use waybill_engine::partner::{DeliverFuture, DeliveryError, Outbound};
+use waybill_engine::signature::SigningKey;
+use waybill_model::FailureKind;
+use waybill_store::OutboxItem;
+
+/// The webhook sink.
+pub struct HttpWebhook {
+    url: reqwest::Url,
+    key: Option<SigningKey>,
+    client: reqwest::Client,
+    headers: Vec<(String, String)>,
+}
+
+impl HttpWebhook {
+    /// Validates the configuration and builds the HTTP client.
+    pub fn build(name: &str, cfg: &HttpWebhookConfig) -> Result<HttpWebhook, Vec<String>> {
+        let mut errs = Vec::new();
+        let url = reqwest::Url::parse(&cfg.url)
+            .map_err(|e| errs.push(format!("url: {e}")))
+            .ok()
+            .filter(|u| {
+                let ok = matches!(u.scheme(), "http" | "https");
+                if !ok {
+                    errs.push("url: scheme must be http or https".into());
+                }
+                ok
+            });
+        let key = match &cfg.secret {
+            None => None,
+            Some(s) => s
+                .resolve()
+                .and_then(|v| SigningKey::parse(v.expose()))
+                .map_err(|e| errs.push(format!("secret: {e}")))
+                .ok(),
+        };
+        let client = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(Duration::from_secs(5).min(cfg.timeout))
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(256)
+            .user_agent(concat!("waybill/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| errs.push(format!("http client: {e}")))
+            .ok();
+        match (url, client) {
+            (Some(url), Some(client)) if errs.is_empty() => Ok(HttpWebhook {
+                url,
+                key,
+                client,
+                headers: cfg.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            }),
+            _ => Err(errs.into_iter().map(|e| format!("sinks.{name}.{e}")).collect()),
+        }
+    }
+
+    async fn send(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut req = self
+            .client
+            .post(self.url.clone())
+            .header("content-type", "application/cloudevents+json")
+            .header("webhook-id", &item.event_id)
+            .header("webhook-timestamp", ts.to_string());
+        if let Some(k) = &self.key {
+            req = req.header("webhook-signature", k.sign(&item.event_id, ts, item.body.as_bytes()));
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        let resp = req
+            .body(item.body.as_bytes().to_vec())
+            .send()
+            .await
+            .map_err(|e| {
+                let what = if e.is_timeout() { "timed out" } else if e.is_connect() { "connection failed" } else { "request failed" };
+                DeliveryError::new(FailureKind::Retryable, format!("{what}: {}", without_url(&e)))
+            })?;
+        classify(resp.status().as_u16(), resp.headers().get("retry-after").and_then(|v| v.to_str().ok()))
+    }
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(u) = e.url() {
+        s = s.replace(u.as_str(), "<url>");
+    }
+    s
+}
+
+/// Classifies an HTTP answer of a webhook receiver.
+pub fn classify(status: u16, retry_after: Option<&str>) -> Result<(), DeliveryError> {
+    let retry_after = retry_after
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let (kind, gone) = match status {
+        200..=299 => return Ok(()),
+        410 => (FailureKind::Permanent, true),
+        408 | 425 | 429 | 500..=599 => (FailureKind::Retryable, false),
+        401 | 403 => (FailureKind::Auth, false),
+        300..=399 => (FailureKind::Retryable, false),
+        400..=499 => (FailureKind::Permanent, false),
+        _ => (FailureKind::Retryable, false),
+    };
+    Err(DeliveryError {
+        kind,
+        retry_after,
+        gone,
+        message: format!("HTTP {status}"),
+    })
+}
+
+impl Outbound for HttpWebhook {
+    fn deliver<'a>(&'a self, item: &'a OutboxItem) -> DeliverFuture<'a> {
+        Box::pin(self.send(item))
+    }
+}
+
+#[cfg(test)]
+mod tests;

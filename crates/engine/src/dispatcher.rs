@@ -1,0 +1,342 @@
+//! DELIVER: one dispatcher task per sink. It reads the sink's pending outbox rows in id
+//! order, keeps them in per-shipment lanes, and sends only the head of each lane, so one
+//! shipment's events reach a sink in log order while different shipments go in parallel
+//! (up to the sink's concurrency). Failures are retried on the sink's schedule; after the
+//! budget they go to the dead-letter queue and the lane moves on. A circuit breaker stops
+//! sending to a sink that keeps failing; a 410 pauses the sink (its events wait).
+//!
+//! Every row is read from the store once (a cursor on the outbox id); results are written
+//! back in batches by a separate task, so a slow commit never stalls sending. After a
+//! crash, rows whose result was not yet written are sent again: delivery is at least once,
+//! and the stable `webhook-id` lets receivers drop the repeat.
+
+use crate::circuit::{Circuit, CircuitConfig, CircuitState};
+use crate::metrics::Metrics;
+use crate::partner::{DeliveryError, Outbound};
+use crate::retry::{Decision, RetryPolicy};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use waybill_store::{DeliveryUpdate, OutboxItem, Store};
+
+/// A sink ready to receive deliveries.
+pub struct SinkRuntime {
+    /// Sink name (config key, metrics label).
+    pub name: String,
+    /// The connector that delivers.
+    pub outbound: Arc<dyn Outbound>,
+    /// Retry schedule.
+    pub retry: RetryPolicy,
+    /// Circuit breaker.
+    pub circuit: CircuitConfig,
+    /// Most deliveries in flight at once.
+    pub concurrency: usize,
+    /// How long a 410 Gone pauses the sink before probing again.
+    pub pause_on_gone: Duration,
+}
+
+/// Buffering limits of a dispatcher.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchLimits {
+    /// Most outbox rows held in memory per sink.
+    pub buffer: usize,
+    /// Rows read per store query.
+    pub page: usize,
+}
+
+impl Default for DispatchLimits {
+    fn default() -> Self {
+        DispatchLimits {
+            buffer: 20_000,
+            page: 2_000,
+        }
+    }
+}
+
+/// Starts one dispatcher per sink. Each stops when `shutdown` becomes true, after its
+/// in-flight deliveries finish and their results are written.
+pub fn spawn_dispatchers(
+    store: Store,
+    sinks: Vec<SinkRuntime>,
+    metrics: Arc<Metrics>,
+    limits: DispatchLimits,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    sinks
+        .into_iter()
+        .map(|sink| {
+            let d = Dispatcher::new(store.clone(), sink, metrics.clone(), limits);
+            tokio::spawn(d.run(shutdown.clone()))
+        })
+        .collect()
+}
+
+struct Lane {
+    queue: VecDeque<OutboxItem>,
+}
+
+type Outcome = (i64, String, Result<(), DeliveryError>);
+
+struct Dispatcher {
+    store: Store,
+    sink: SinkRuntime,
+    metrics: Arc<Metrics>,
+    limits: DispatchLimits,
+    circuit: Circuit,
+    lanes: HashMap<String, Lane>,
+    ready: BinaryHeap<Reverse<(Instant, i64, String)>>,
+    buffered: usize,
+    cursor: i64,
+    in_flight: usize,
+    updates: Vec<DeliveryUpdate>,
+}
+
+fn due_at(item: &OutboxItem, now: Instant) -> Instant {
+    let wall_now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let wait = item.next_attempt_at_ms.saturating_sub(wall_now);
+    if wait > 0 {
+        now + Duration::from_millis(wait as u64)
+    } else {
+        now
+    }
+}
+
+impl Dispatcher {
+    fn new(store: Store, sink: SinkRuntime, metrics: Arc<Metrics>, limits: DispatchLimits) -> Self {
+        let circuit = Circuit::new(sink.circuit);
+        Dispatcher {
+            store,
+            sink,
+            metrics,
+            limits,
+            circuit,
+            lanes: HashMap::new(),
+            ready: BinaryHeap::new(),
+            buffered: 0,
+            cursor: 0,
+            in_flight: 0,
+            updates: Vec::new(),
+        }
+    }
+
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let (res_tx, mut res_rx) = mpsc::unbounded_channel::<Outcome>();
+        let (upd_tx, upd_rx) = mpsc::unbounded_channel::<Vec<DeliveryUpdate>>();
+        let flusher = tokio::spawn(flush(self.store.clone(), self.sink.name.clone(), upd_rx));
+        let mut signal = self.store.outbox_signal();
+        let mut more = true;
+        let mut stopping = *shutdown.borrow();
+        loop {
+            if stopping && self.in_flight == 0 {
+                break;
+            }
+            if !stopping && more && self.buffered < self.limits.buffer {
+                more = self.load().await;
+            }
+            if !stopping {
+                self.dispatch(&res_tx);
+            }
+            self.publish_circuit();
+            if !self.updates.is_empty() {
+                let _ = upd_tx.send(std::mem::take(&mut self.updates));
+            }
+            let wake = self.next_wake();
+            tokio::select! {
+                Some(outcome) = res_rx.recv() => {
+                    self.complete(outcome);
+                    while let Ok(o) = res_rx.try_recv() {
+                        self.complete(o);
+                    }
+                }
+                changed = signal.changed(), if !stopping => {
+                    if changed.is_ok() { more = true; }
+                }
+                _ = sleep_until(wake), if wake.is_some() && !stopping => {}
+                _ = shutdown.changed(), if !stopping => {
+                    stopping = *shutdown.borrow();
+                }
+            }
+        }
+        if !self.updates.is_empty() {
+            let _ = upd_tx.send(std::mem::take(&mut self.updates));
+        }
+        drop(upd_tx);
+        let _ = flusher.await;
+    }
+
+    /// Reads the next page of pending rows; returns whether there may be more.
+    async fn load(&mut self) -> bool {
+        let room = (self.limits.buffer - self.buffered).min(self.limits.page);
+        let rows = match self.store.pending_outbox(&self.sink.name, self.cursor, room).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(sink = %self.sink.name, error = %e, "cannot read outbox; will retry");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return true;
+            }
+        };
+        let full = rows.len() == room;
+        let now = Instant::now();
+        for item in rows {
+            self.cursor = self.cursor.max(item.id);
+            self.buffered += 1;
+            let lane = self.lanes.entry(item.shipment.clone()).or_insert_with(|| Lane {
+                queue: VecDeque::new(),
+            });
+            if lane.queue.is_empty() {
+                self.ready
+                    .push(Reverse((due_at(&item, now), item.id, item.shipment.clone())));
+            }
+            lane.queue.push_back(item);
+        }
+        full
+    }
+
+    fn dispatch(&mut self, res_tx: &mpsc::UnboundedSender<Outcome>) {
+        let now = Instant::now();
+        while self.in_flight < self.sink.concurrency.max(1) {
+            let Some(Reverse((due, _, _))) = self.ready.peek() else { break };
+            if *due > now || !self.circuit.try_acquire(now) {
+                break;
+            }
+            let Some(Reverse((_, id, shipment))) = self.ready.pop() else { break };
+            let Some(item) = self.lanes.get(&shipment).and_then(|l| l.queue.front()).cloned() else {
+                continue;
+            };
+            self.in_flight += 1;
+            let out = self.sink.outbound.clone();
+            let tx = res_tx.clone();
+            tokio::spawn(async move {
+                let r = out.deliver(&item).await;
+                let _ = tx.send((id, shipment, r));
+            });
+        }
+    }
+
+    fn complete(&mut self, (id, shipment, result): Outcome) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let now = Instant::now();
+        let Some(lane) = self.lanes.get_mut(&shipment) else { return };
+        let Some(head) = lane.queue.front_mut() else { return };
+        if head.id != id {
+            return;
+        }
+        let attempts = head.attempts + 1;
+        let name = self.sink.name.as_str();
+        let finished = match result {
+            Ok(()) => {
+                self.circuit.on_success();
+                self.metrics.deliveries.inc(&[name, "delivered"]);
+                self.updates.push(DeliveryUpdate::Delivered { id, attempts });
+                true
+            }
+            Err(e) if e.gone => {
+                tracing::error!(sink = name, error = %e.message, "sink answered 410 Gone: paused, events wait");
+                self.metrics.deliveries.inc(&[name, "gone"]);
+                self.circuit.trip(now, self.sink.pause_on_gone);
+                self.ready.push(Reverse((now, id, shipment.clone())));
+                false
+            }
+            Err(e) => {
+                if e.kind.should_retry() {
+                    self.circuit.on_failure(now);
+                }
+                match self.sink.retry.decide(attempts, e.kind, e.retry_after, rand::random::<f64>()) {
+                    Decision::RetryAfter(delay) => {
+                        self.metrics.deliveries.inc(&[name, "retry"]);
+                        tracing::warn!(sink = name, outbox_id = id, attempts, kind = e.kind.as_str(), error = %e.message, delay_ms = delay.as_millis() as u64, "delivery failed; will retry");
+                        let wall = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+                        let next = wall + delay.as_millis() as i64;
+                        head.attempts = attempts;
+                        head.next_attempt_at_ms = next;
+                        self.updates.push(DeliveryUpdate::Retry {
+                            id,
+                            attempts,
+                            next_attempt_at_ms: next,
+                            error: e.message,
+                        });
+                        self.ready.push(Reverse((now + delay, id, shipment.clone())));
+                        false
+                    }
+                    Decision::GiveUp => {
+                        self.metrics.deliveries.inc(&[name, "dead"]);
+                        tracing::error!(sink = name, outbox_id = id, attempts, kind = e.kind.as_str(), error = %e.message, "delivery dead-lettered");
+                        self.updates.push(DeliveryUpdate::Dead {
+                            id,
+                            attempts,
+                            error: e.message,
+                        });
+                        true
+                    }
+                }
+            }
+        };
+        if finished {
+            lane.queue.pop_front();
+            self.buffered = self.buffered.saturating_sub(1);
+            match lane.queue.front() {
+                Some(next) => self.ready.push(Reverse((due_at(next, now), next.id, shipment))),
+                None => {
+                    self.lanes.remove(&shipment);
+                }
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let due = self.ready.peek().map(|Reverse((t, _, _))| *t);
+        match (due, self.circuit.reopens_at()) {
+            (Some(d), Some(r)) => Some(d.max(r)),
+            (d, None) => d,
+            (None, Some(_)) => None,
+        }
+    }
+
+    fn publish_circuit(&self) {
+        let v = match self.circuit.state() {
+            CircuitState::Closed(_) => 0,
+            CircuitState::Open(_) => 1,
+            CircuitState::HalfOpen(_) => 2,
+        };
+        if let Ok(mut m) = self.metrics.circuit.lock() {
+            m.insert(self.sink.name.clone(), v);
+        }
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes delivery results in batches; on failure, keeps them and tries again.
+async fn flush(store: Store, sink: String, mut rx: mpsc::UnboundedReceiver<Vec<DeliveryUpdate>>) {
+    let mut pending: Vec<DeliveryUpdate> = Vec::new();
+    loop {
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some(b) => pending.extend(b),
+                None => return,
+            }
+        }
+        while let Ok(b) = rx.try_recv() {
+            pending.extend(b);
+        }
+        match store.record_deliveries(pending.clone()).await {
+            Ok(()) => pending.clear(),
+            Err(e) => {
+                tracing::warn!(sink = %sink, error = %e, "cannot record delivery results; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if rx.is_closed() && matches!(e, waybill_store::StoreError::Closed) {
+                    return;
+                }
+            }
+        }
+    }
+}

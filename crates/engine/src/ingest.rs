@@ -1,0 +1,391 @@
+//! INGEST: authenticate, parse, map; then hand the payload to the store, which makes it
+//! durable before anything is acknowledged. Every rejection is stored too.
+
+use crate::secret::{Secret, SecretRef};
+use crate::signature::{self, SigningKey};
+use crate::Hub;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use waybill_mapping::{MappingError, Payload, Program};
+use waybill_model::draft::Origin;
+use waybill_model::ids::content_hash;
+use waybill_model::{CloudEvent, EventDraft, EventId};
+use waybill_store::{IngestOutcome, IngestRecord, StoreError, Verdict};
+
+/// Default body limit of a source: 1 MiB.
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+/// How a source authenticates its requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthConfig {
+    /// Standard Webhooks HMAC-SHA256 (`webhook-id`, `webhook-timestamp`, `webhook-signature`);
+    /// several secrets allow rotation.
+    StandardWebhooks {
+        /// `whsec_…` secrets, by reference.
+        secrets: Vec<SecretRef>,
+    },
+    /// `Authorization: Bearer <key>` with one of these keys.
+    ApiKey {
+        /// Accepted keys, by reference.
+        keys: Vec<SecretRef>,
+    },
+}
+
+/// One inbound source, as configured under `[sources.<name>]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Authentication of requests.
+    pub auth: AuthConfig,
+    /// jq program from the partner payload to event drafts (see `waybill_model::draft`).
+    pub mapping: String,
+    /// jq expression giving the payload's idempotency key; default: the `webhook-id`
+    /// header, then `Idempotency-Key`, then a SHA-256 of the body.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// Largest accepted body in bytes (default 1 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_body() -> usize {
+    DEFAULT_MAX_BODY
+}
+
+enum Auth {
+    StandardWebhooks(Vec<SigningKey>),
+    ApiKey(Vec<Secret>),
+}
+
+/// A source ready to receive: secrets resolved, programs compiled.
+pub struct Source {
+    name: String,
+    auth: Auth,
+    mapping: Program,
+    idempotency_key: Option<Program>,
+    /// Largest accepted body.
+    pub max_body_bytes: usize,
+}
+
+impl Source {
+    /// Validates a configured source (no network); errors are `field: message`.
+    pub fn build(name: &str, cfg: &SourceConfig) -> Result<Source, Vec<String>> {
+        let mut errs = Vec::new();
+        let auth = match &cfg.auth {
+            AuthConfig::StandardWebhooks { secrets } => {
+                let keys: Vec<SigningKey> = secrets
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| {
+                        s.resolve()
+                            .and_then(|v| SigningKey::parse(v.expose()))
+                            .map_err(|e| errs.push(format!("auth.secrets[{i}]: {e}")))
+                            .ok()
+                    })
+                    .collect();
+                if secrets.is_empty() {
+                    errs.push("auth.secrets: at least one secret is required".into());
+                }
+                Auth::StandardWebhooks(keys)
+            }
+            AuthConfig::ApiKey { keys } => {
+                let ks: Vec<Secret> = keys
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| s.resolve().map_err(|e| errs.push(format!("auth.keys[{i}]: {e}"))).ok())
+                    .collect();
+                if keys.is_empty() {
+                    errs.push("auth.keys: at least one key is required".into());
+                }
+                Auth::ApiKey(ks)
+            }
+        };
+        let mapping = Program::compile(&cfg.mapping).map_err(|e| errs.push(format!("mapping: {e}"))).ok();
+        let idem = match &cfg.idempotency_key {
+            None => None,
+            Some(code) => Program::compile(code)
+                .map_err(|e| errs.push(format!("idempotency_key: {e}")))
+                .ok(),
+        };
+        match mapping {
+            Some(mapping) if errs.is_empty() => Ok(Source {
+                name: name.to_owned(),
+                auth,
+                mapping,
+                idempotency_key: idem,
+                max_body_bytes: cfg.max_body_bytes,
+            }),
+            _ => Err(errs),
+        }
+    }
+}
+
+/// A payload as received over HTTP (or read from a file).
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Source name from the URL.
+    pub source: String,
+    /// Headers (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// Raw body (truncated to the limit when `too_large`).
+    pub body: Vec<u8>,
+    /// The body exceeded the source's limit.
+    pub too_large: bool,
+    /// Arrival time.
+    pub received_at: OffsetDateTime,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What ingest answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestReply {
+    /// Durable; these events were created (202).
+    Accepted(Vec<EventId>),
+    /// Seen before; the original events (200).
+    Duplicate(Vec<EventId>),
+    /// Rejected and kept in the inbox (4xx).
+    Rejected {
+        /// HTTP status to answer.
+        status: u16,
+        /// Stable code.
+        code: String,
+        /// What is wrong (never internals).
+        detail: String,
+        /// Inbox record id.
+        inbox_id: i64,
+    },
+}
+
+struct Rejection {
+    status: u16,
+    code: String,
+    detail: String,
+}
+
+fn reject(status: u16, code: &str, detail: impl Into<String>) -> Rejection {
+    Rejection {
+        status,
+        code: code.into(),
+        detail: detail.into(),
+    }
+}
+
+fn mapping_rejection(e: MappingError) -> Rejection {
+    match e {
+        MappingError::Json(_) => reject(400, "ingest.bad_json", e.to_string()),
+        other => reject(422, other.code(), other.to_string()),
+    }
+}
+
+const HIDDEN_HEADERS: [&str; 4] = ["authorization", "cookie", "x-api-key", "proxy-authorization"];
+
+impl Hub {
+    /// Ingests one payload for a configured source.
+    pub async fn ingest(&self, r: Received) -> Result<IngestReply, StoreError> {
+        let verdict = match self.sources.get(&r.source) {
+            None => Err(reject(404, "ingest.unknown_source", format!("no source named `{}`", r.source))),
+            Some(src) => evaluate(src, &r),
+        };
+        self.store_verdict(r, verdict).await
+    }
+
+    /// Ingests canonical events posted to `/v1/events` (already authenticated by API key):
+    /// event drafts or CloudEvents, one object or an array.
+    pub async fn ingest_canonical(&self, r: Received) -> Result<IngestReply, StoreError> {
+        let verdict = if r.too_large {
+            Err(reject(413, "ingest.too_large", "body exceeds the limit"))
+        } else {
+            canonical(&r)
+        };
+        self.store_verdict(r, verdict).await
+    }
+
+    async fn store_verdict(
+        &self,
+        r: Received,
+        verdict: Result<(String, Vec<CloudEvent>), Rejection>,
+    ) -> Result<IngestReply, StoreError> {
+        let headers: Vec<(String, String)> = r
+            .headers
+            .into_iter()
+            .filter(|(k, _)| !HIDDEN_HEADERS.contains(&k.to_ascii_lowercase().as_str()))
+            .collect();
+        let (key, v, rejection) = match verdict {
+            Ok((key, events)) => (key, Verdict::Accepted(events), None),
+            Err(rej) => (
+                content_hash(&r.body),
+                Verdict::Rejected {
+                    code: rej.code.clone(),
+                    reason: rej.detail.clone(),
+                },
+                Some(rej),
+            ),
+        };
+        let outcome = self
+            .store
+            .ingest(IngestRecord {
+                source: r.source.clone(),
+                idempotency_key: key,
+                received_at: r.received_at,
+                headers,
+                body: r.body,
+                verdict: v,
+            })
+            .await?;
+        let reply = match (outcome, rejection) {
+            (IngestOutcome::Accepted { event_ids, .. }, _) => IngestReply::Accepted(event_ids),
+            (IngestOutcome::Duplicate { event_ids, .. }, _) => IngestReply::Duplicate(event_ids),
+            (IngestOutcome::Rejected { inbox_id }, rej) => {
+                let rej = rej.unwrap_or_else(|| reject(422, "ingest.rejected", "rejected"));
+                IngestReply::Rejected {
+                    status: rej.status,
+                    code: rej.code,
+                    detail: rej.detail,
+                    inbox_id,
+                }
+            }
+        };
+        let outcome = match &reply {
+            IngestReply::Accepted(_) => "accepted",
+            IngestReply::Duplicate(_) => "duplicate",
+            IngestReply::Rejected { code, .. } => code.as_str(),
+        };
+        self.metrics.ingests.inc(&[&r.source, outcome]);
+        Ok(reply)
+    }
+}
+
+fn evaluate(src: &Source, r: &Received) -> Result<(String, Vec<CloudEvent>), Rejection> {
+    if r.too_large {
+        return Err(reject(
+            413,
+            "ingest.too_large",
+            format!("body exceeds {} bytes", src.max_body_bytes),
+        ));
+    }
+    match &src.auth {
+        Auth::StandardWebhooks(keys) => signature::verify(
+            keys,
+            r.header("webhook-id"),
+            r.header("webhook-timestamp"),
+            r.header("webhook-signature"),
+            &r.body,
+            r.received_at.unix_timestamp(),
+        )
+        .map_err(|e| reject(401, "ingest.bad_signature", e.to_string()))?,
+        Auth::ApiKey(keys) => {
+            let given = r
+                .header("authorization")
+                .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+                .ok_or_else(|| reject(401, "ingest.unauthorized", "missing bearer API key"))?;
+            if !keys.iter().any(|k| bool::from(k.expose().as_bytes().ct_eq(given.as_bytes()))) {
+                return Err(reject(401, "ingest.unauthorized", "unknown API key"));
+            }
+        }
+    }
+    let payload = Payload::parse(&r.body).map_err(mapping_rejection)?;
+    let key = match &src.idempotency_key {
+        Some(p) => {
+            let v = p
+                .run_values(&payload, &r.headers, &src.name)
+                .map_err(mapping_rejection)?;
+            match v.first() {
+                Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+                Some(serde_json::Value::Number(n)) => n.to_string(),
+                _ => {
+                    return Err(reject(
+                        422,
+                        "ingest.no_idempotency_key",
+                        "idempotency_key expression gave no string",
+                    ))
+                }
+            }
+        }
+        None => r
+            .header("webhook-id")
+            .or_else(|| r.header("idempotency-key"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| content_hash(&r.body)),
+    };
+    let drafts = src
+        .mapping
+        .run(&payload, &r.headers, &src.name)
+        .map_err(mapping_rejection)?;
+    Ok((key.clone(), to_events(drafts, &src.name, &key, r)?))
+}
+
+fn to_events(
+    drafts: Vec<EventDraft>,
+    source: &str,
+    key: &str,
+    r: &Received,
+) -> Result<Vec<CloudEvent>, Rejection> {
+    let origin = Origin {
+        source,
+        payload_key: key,
+        received_at: r.received_at,
+        traceparent: r.header("traceparent"),
+    };
+    drafts
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            d.into_event(i, &origin)
+                .map_err(|e| reject(422, "mapping.bad_output", e.to_string()))
+        })
+        .collect()
+}
+
+/// `/v1/events`: drafts as they are, CloudEvents reduced to drafts (their `id` becomes the
+/// draft key, so a re-posted CloudEvent keeps its identity).
+fn canonical(r: &Received) -> Result<(String, Vec<CloudEvent>), Rejection> {
+    let v: serde_json::Value = serde_json::from_slice(&r.body)
+        .map_err(|e| reject(400, "ingest.bad_json", format!("payload is not valid JSON: {e}")))?;
+    let items = match v {
+        serde_json::Value::Array(a) => a,
+        other => vec![other],
+    };
+    if items.is_empty() {
+        return Err(reject(422, "mapping.empty", "no event in the body"));
+    }
+    let drafts = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let item = if item.get("specversion").is_some() { from_cloudevent(item) } else { item };
+            serde_json::from_value::<EventDraft>(item)
+                .map_err(|e| reject(422, "mapping.bad_output", format!("event {i}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = r
+        .header("idempotency-key")
+        .map(str::to_owned)
+        .unwrap_or_else(|| content_hash(&r.body));
+    let events = to_events(drafts, "api", &key, r)?;
+    Ok((key, events))
+}
+
+fn from_cloudevent(mut ce: serde_json::Value) -> serde_json::Value {
+    let mut d = serde_json::Map::new();
+    if let Some(o) = ce.as_object_mut() {
+        for f in ["type", "subject", "time", "correlationid", "causationid", "tenant", "dataclassification", "data"] {
+            if let Some(v) = o.remove(f) {
+                d.insert(f.into(), v);
+            }
+        }
+        if let Some(id) = o.remove("id") {
+            d.insert("key".into(), id);
+        }
+    }
+    serde_json::Value::Object(d)
+}

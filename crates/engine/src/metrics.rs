@@ -1,0 +1,151 @@
+//! Prometheus metrics, kept in plain atomics and maps: technical (ingest outcomes, ack
+//! latency, delivery attempts) plus gauges read from the store at scrape time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+const BUCKETS_MS: [f64; 14] = [
+    0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0,
+];
+
+/// A latency histogram with fixed buckets.
+#[derive(Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS_MS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let ms = d.as_secs_f64() * 1000.0;
+        for (i, b) in BUCKETS_MS.iter().enumerate() {
+            if ms <= *b {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, name: &str, out: &mut String) {
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (i, b) in BUCKETS_MS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{}\"}} {}",
+                b / 1000.0,
+                self.buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let n = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {n}");
+    }
+}
+
+/// A counter family keyed by label values.
+#[derive(Default)]
+pub struct Counter(Mutex<BTreeMap<Vec<String>, u64>>);
+
+impl Counter {
+    /// Adds one for these label values.
+    pub fn inc(&self, labels: &[&str]) {
+        if let Ok(mut m) = self.0.lock() {
+            let key: Vec<String> = labels.iter().map(|s| (*s).to_owned()).collect();
+            *m.entry(key).or_default() += 1;
+        }
+    }
+
+    /// Current value (tests).
+    pub fn get(&self, labels: &[&str]) -> u64 {
+        let key: Vec<String> = labels.iter().map(|s| (*s).to_owned()).collect();
+        self.0.lock().ok().and_then(|m| m.get(&key).copied()).unwrap_or(0)
+    }
+
+    fn render(&self, name: &str, help: &str, label_names: &[&str], out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        if let Ok(m) = self.0.lock() {
+            for (vals, n) in m.iter() {
+                let _ = writeln!(out, "{name}{{{}}} {n}", labels(label_names, vals));
+            }
+        }
+    }
+}
+
+fn labels(names: &[&str], vals: &[String]) -> String {
+    names
+        .iter()
+        .zip(vals)
+        .map(|(n, v)| format!("{n}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// All of Waybill's own metrics.
+#[derive(Default)]
+pub struct Metrics {
+    /// Ingest requests by source and outcome (accepted, duplicate, rejected code).
+    pub ingests: Counter,
+    /// Time from request received to acknowledgement sent.
+    pub ack_latency: Histogram,
+    /// Delivery attempts by sink and outcome (delivered, retry, dead).
+    pub deliveries: Counter,
+    /// Circuit state per sink (0 closed, 1 open, 2 half-open).
+    pub circuit: Mutex<BTreeMap<String, u8>>,
+}
+
+impl Metrics {
+    /// Renders the Prometheus text format, with store gauges appended by the caller.
+    pub fn render(&self, depths: &waybill_store::Depths) -> String {
+        let mut out = String::new();
+        self.ingests.render(
+            "waybill_ingest_total",
+            "Payloads received, by source and outcome.",
+            &["source", "outcome"],
+            &mut out,
+        );
+        self.ack_latency.render("waybill_ingest_ack_seconds", &mut out);
+        self.deliveries.render(
+            "waybill_delivery_attempts_total",
+            "Delivery attempts, by sink and outcome.",
+            &["sink", "outcome"],
+            &mut out,
+        );
+        let gauge = |out: &mut String, name: &str, help: &str, label: &str, rows: &[(String, i64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (k, v) in rows {
+                let _ = writeln!(out, "{name}{{{label}=\"{k}\"}} {v}");
+            }
+        };
+        gauge(&mut out, "waybill_outbox_depth", "Pending deliveries per sink.", "sink", &depths.outbox);
+        gauge(
+            &mut out,
+            "waybill_dead_letters",
+            "Unreplayed dead letters per sink.",
+            "sink",
+            &depths.dead_letters,
+        );
+        gauge(&mut out, "waybill_shipments", "Shipments per state.", "state", &depths.shipments);
+        if let Ok(c) = self.circuit.lock() {
+            let rows: Vec<(String, i64)> = c.iter().map(|(k, v)| (k.clone(), *v as i64)).collect();
+            gauge(
+                &mut out,
+                "waybill_circuit_state",
+                "Circuit breaker per sink: 0 closed, 1 open, 2 half-open.",
+                "sink",
+                &rows,
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,311 @@
+//! SQLite backend: one writer thread doing group commit, a small pool of readers.
+//!
+//! Durability per event comes from group commit: every write is a job sent to the writer
+//! thread, which takes all jobs queued at that moment, runs each inside its own savepoint
+//! of one transaction, commits (fsync with `synchronous=FULL`), and only then answers each
+//! job. Many concurrent requests therefore share one fsync, and none is answered before
+//! its data is on disk.
+
+mod outbox;
+mod read;
+pub(crate) mod schema;
+mod sequencer;
+
+use crate::{IngestOutcome, IngestRecord, StoreError, Subscription};
+use rusqlite::{Connection, OpenFlags};
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use time::OffsetDateTime;
+use tokio::sync::{oneshot, watch};
+
+/// SQLite `synchronous` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync on every commit (default; an acknowledged event survives power loss).
+    Full,
+    /// fsync at checkpoints only (survives a process crash, not a power loss).
+    Normal,
+}
+
+/// How to open the SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Database file.
+    pub path: PathBuf,
+    /// Durability level.
+    pub synchronous: Synchronous,
+    /// Most jobs committed in one transaction.
+    pub max_batch: usize,
+    /// Reader connections.
+    pub readers: usize,
+}
+
+impl SqliteOptions {
+    /// Defaults for a file: synchronous=FULL, batches of up to 1024 jobs, 4 readers.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SqliteOptions {
+            path: path.into(),
+            synchronous: Synchronous::Full,
+            max_batch: 1024,
+            readers: 4,
+        }
+    }
+}
+
+type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
+type Job = Box<dyn FnOnce(&Connection, &[Subscription]) -> (Reply, bool, bool) + Send>;
+
+struct Inner {
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    writer_done: Mutex<Option<oneshot::Receiver<()>>>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
+    subscriptions: Arc<RwLock<Arc<Vec<Subscription>>>>,
+    signal: watch::Receiver<u64>,
+}
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+fn open_conn(opts: &SqliteOptions) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        &opts.path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match opts.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    conn.pragma_update(None, "cache_size", -65536)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Runs pending migrations on the database file; returns (from, to) versions.
+pub fn migrate_file(opts: &SqliteOptions) -> Result<(u32, u32), StoreError> {
+    let mut conn = open_conn(opts)?;
+    schema::migrate(&mut conn)
+}
+
+impl SqliteStore {
+    /// Opens the file, runs migrations, starts the writer thread.
+    pub async fn open(opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let o = opts.clone();
+        let (writer_conn, readers) = tokio::task::spawn_blocking(move || {
+            let mut w = open_conn(&o)?;
+            schema::migrate(&mut w)?;
+            let readers = (0..o.readers.max(1))
+                .map(|_| open_conn(&o).map(Mutex::new))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, StoreError>((w, readers))
+        })
+        .await
+        .map_err(|_| StoreError::Closed)??;
+        let subscriptions = Arc::new(RwLock::new(Arc::new(Vec::new())));
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (sig_tx, sig_rx) = watch::channel(0u64);
+        let (done_tx, done_rx) = oneshot::channel();
+        let subs = subscriptions.clone();
+        let max_batch = opts.max_batch.max(1);
+        std::thread::Builder::new()
+            .name("waybill-sqlite-writer".into())
+            .spawn(move || {
+                writer_loop(writer_conn, rx, subs, sig_tx, max_batch);
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start writer thread: {e}")))?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(Some(tx)),
+                writer_done: Mutex::new(Some(done_rx)),
+                readers,
+                next_reader: Default::default(),
+                subscriptions,
+                signal: sig_rx,
+            }),
+        })
+    }
+
+    /// Runs `f` inside the next group-committed transaction; answers after the commit.
+    /// `notify` wakes the dispatchers after the commit when the job succeeded.
+    async fn write<T, F>(&self, notify: bool, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &[Subscription]) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+        let job: Job = Box::new(move |conn, subs| {
+            let r = f(conn, subs);
+            let ok = r.is_ok();
+            let reply: Reply = Box::new(move |commit_err| {
+                let out = match (commit_err, r) {
+                    (Some(e), Ok(_)) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
+                    (_, r) => r,
+                };
+                let _ = tx.send(out);
+            });
+            (reply, ok, notify && ok)
+        });
+        {
+            let guard = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(job).map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a reader connection in the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let n = inner.readers.len();
+            let start = inner
+                .next_reader
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            for i in 0..n {
+                if let Ok(conn) = inner.readers[(start + i) % n].try_lock() {
+                    return f(&conn);
+                }
+            }
+            let conn = inner.readers[start % n]
+                .lock()
+                .map_err(|_| StoreError::Corrupt("reader lock poisoned".into()))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    pub(crate) async fn sync_subscriptions(&self, subs: Vec<Subscription>) -> Result<(), StoreError> {
+        let cache = self.inner.subscriptions.clone();
+        self.write(false, move |conn, _| {
+            conn.execute("DELETE FROM subscriptions", [])?;
+            for s in &subs {
+                conn.execute(
+                    "INSERT INTO subscriptions (name, sink, types, sources) VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![
+                        s.name,
+                        s.sink,
+                        serde_json::to_string(&s.types).unwrap_or_default(),
+                        serde_json::to_string(&s.sources).unwrap_or_default()
+                    ],
+                )?;
+            }
+            let mut w = cache
+                .write()
+                .map_err(|_| StoreError::Corrupt("subscription lock poisoned".into()))?;
+            *w = Arc::new(subs);
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn ingest(&self, rec: IngestRecord) -> Result<IngestOutcome, StoreError> {
+        self.write(true, move |conn, subs| sequencer::ingest(conn, rec, subs))
+            .await
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    pub(crate) fn outbox_signal(&self) -> watch::Receiver<u64> {
+        self.inner.signal.clone()
+    }
+
+    pub(crate) async fn close(&self) {
+        if let Ok(mut g) = self.inner.writer.lock() {
+            g.take();
+        }
+        let done = self.inner.writer_done.lock().ok().and_then(|mut g| g.take());
+        if let Some(done) = done {
+            let _ = done.await;
+        }
+    }
+}
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    subs: Arc<RwLock<Arc<Vec<Subscription>>>>,
+    signal: watch::Sender<u64>,
+    max_batch: usize,
+) {
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    let mut replies: Vec<Reply> = Vec::with_capacity(max_batch);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let current = subs.read().map(|s| s.clone()).unwrap_or_default();
+        let mut notify = false;
+        let begin = conn.execute_batch("BEGIN IMMEDIATE");
+        for job in batch.drain(..) {
+            if begin.is_err() {
+                let (reply, _, _) = job(&conn, &current);
+                replies.push(reply);
+                continue;
+            }
+            let sp = conn.execute_batch("SAVEPOINT job");
+            let (reply, ok, n) = job(&conn, &current);
+            if sp.is_ok() {
+                let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+                if let Err(e) = conn.execute_batch(end) {
+                    tracing::error!(error = %e, "savepoint release failed");
+                }
+            }
+            notify |= n;
+            replies.push(reply);
+        }
+        let commit_err = match begin {
+            Err(e) => Some(e.to_string()),
+            Ok(()) => conn.execute_batch("COMMIT").err().map(|e| {
+                tracing::error!(error = %e, "commit failed; the batch is not acknowledged");
+                let _ = conn.execute_batch("ROLLBACK");
+                e.to_string()
+            }),
+        };
+        for reply in replies.drain(..) {
+            reply(commit_err.as_deref());
+        }
+        if notify && commit_err.is_none() {
+            signal.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+}
+
+/// Unix microseconds of a time.
+pub(crate) fn to_us(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1000) as i64
+}
+
+/// A time from unix microseconds.
+pub(crate) fn from_us(us: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Unix milliseconds now.
+pub(crate) fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}

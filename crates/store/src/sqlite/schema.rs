@@ -1,0 +1,122 @@
+//! Schema migrations, applied in order and recorded in `PRAGMA user_version`.
+
+use crate::StoreError;
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `index` to `index + 1`. Never edit a shipped
+/// entry; add a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE inbox (
+    id              INTEGER PRIMARY KEY,
+    source          TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('accepted', 'rejected')),
+    reason_code     TEXT,
+    reason          TEXT,
+    received_at     INTEGER NOT NULL,
+    headers         TEXT NOT NULL,
+    body            BLOB NOT NULL,
+    event_ids       TEXT NOT NULL DEFAULT '[]'
+);
+CREATE UNIQUE INDEX inbox_accepted_key ON inbox (source, idempotency_key) WHERE status = 'accepted';
+CREATE INDEX inbox_status ON inbox (status, id);
+
+CREATE TABLE events (
+    seq_id       INTEGER PRIMARY KEY,
+    event_id     TEXT NOT NULL UNIQUE,
+    shipment     TEXT NOT NULL,
+    shipment_seq INTEGER NOT NULL,
+    type         TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    occurred_at  INTEGER NOT NULL,
+    recorded_at  INTEGER NOT NULL,
+    inbox_id     INTEGER,
+    effect       TEXT NOT NULL,
+    body         TEXT NOT NULL
+);
+CREATE UNIQUE INDEX events_shipment_seq ON events (shipment, shipment_seq);
+
+CREATE TABLE shipments (
+    key             TEXT PRIMARY KEY,
+    state           TEXT NOT NULL,
+    milestone_at    INTEGER,
+    milestone_event TEXT,
+    flags           TEXT NOT NULL,
+    last_event_at   INTEGER,
+    last_seq        INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX shipments_state ON shipments (state, key);
+
+CREATE TABLE xrefs (
+    kind     TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    shipment TEXT NOT NULL,
+    PRIMARY KEY (kind, value, shipment)
+) WITHOUT ROWID;
+CREATE INDEX xrefs_shipment ON xrefs (shipment);
+
+CREATE TABLE subscriptions (
+    name    TEXT PRIMARY KEY,
+    sink    TEXT NOT NULL,
+    types   TEXT NOT NULL,
+    sources TEXT NOT NULL
+);
+
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    subscription    TEXT NOT NULL,
+    sink            TEXT NOT NULL,
+    event_seq       INTEGER NOT NULL REFERENCES events (seq_id),
+    shipment        TEXT NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX outbox_pending ON outbox (sink, id) WHERE state = 'pending';
+CREATE INDEX outbox_event ON outbox (event_seq);
+
+CREATE TABLE dead_letters (
+    id           INTEGER PRIMARY KEY,
+    outbox_id    INTEGER NOT NULL REFERENCES outbox (id),
+    subscription TEXT NOT NULL,
+    sink         TEXT NOT NULL,
+    event_seq    INTEGER NOT NULL,
+    shipment     TEXT NOT NULL,
+    attempts     INTEGER NOT NULL,
+    error        TEXT NOT NULL,
+    failed_at    INTEGER NOT NULL,
+    replayed_at  INTEGER,
+    replay_outbox_id INTEGER
+);
+CREATE INDEX dead_letters_open ON dead_letters (sink, id) WHERE replayed_at IS NULL;
+"#];
+
+/// The schema version this build expects.
+pub const LATEST: u32 = MIGRATIONS.len() as u32;
+
+/// Applies every migration above the database's current version, each in its own
+/// transaction. Returns (from, to).
+pub fn migrate(conn: &mut Connection) -> Result<(u32, u32), StoreError> {
+    let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > LATEST {
+        return Err(StoreError::Migration {
+            version: current,
+            message: format!("database schema {current} is newer than this build ({LATEST})"),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as u32 + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql).map_err(|e| StoreError::Migration {
+            version,
+            message: e.to_string(),
+        })?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok((current, LATEST))
+}

@@ -1,0 +1,219 @@
+//! SEQUENCE inside the write transaction: record the payload, apply each new event to its
+//! shipment, append it with the next per-shipment sequence number, route it to the outbox.
+
+use super::{from_us, to_us};
+use crate::{IngestOutcome, IngestRecord, StoreError, Subscription, Verdict};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeSet;
+use waybill_model::lifecycle::Applied;
+use waybill_model::{CloudEvent, EventId, Flag, Milestone, ShipmentKey, ShipmentState};
+
+pub(crate) fn ingest(
+    conn: &Connection,
+    rec: IngestRecord,
+    subs: &[Subscription],
+) -> Result<IngestOutcome, StoreError> {
+    let headers = serde_json::to_string(&rec.headers).unwrap_or_else(|_| "[]".into());
+    match rec.verdict {
+        Verdict::Rejected { code, reason } => {
+            conn.prepare_cached(
+                "INSERT INTO inbox (source, idempotency_key, status, reason_code, reason, received_at, headers, body)
+                 VALUES (?1, ?2, 'rejected', ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                rec.source,
+                rec.idempotency_key,
+                code,
+                reason,
+                to_us(rec.received_at),
+                headers,
+                rec.body
+            ])?;
+            Ok(IngestOutcome::Rejected {
+                inbox_id: conn.last_insert_rowid(),
+            })
+        }
+        Verdict::Accepted(events) => {
+            let existing: Option<(i64, String)> = conn
+                .prepare_cached(
+                    "SELECT id, event_ids FROM inbox WHERE source = ?1 AND idempotency_key = ?2 AND status = 'accepted'",
+                )?
+                .query_row(params![rec.source, rec.idempotency_key], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if let Some((inbox_id, ids)) = existing {
+                let event_ids: Vec<EventId> = serde_json::from_str(&ids)
+                    .map_err(|e| StoreError::Corrupt(format!("inbox {inbox_id} event_ids: {e}")))?;
+                return Ok(IngestOutcome::Duplicate {
+                    inbox_id,
+                    event_ids,
+                });
+            }
+            let event_ids: Vec<EventId> = events.iter().map(|e| e.id.clone()).collect();
+            conn.prepare_cached(
+                "INSERT INTO inbox (source, idempotency_key, status, received_at, headers, body, event_ids)
+                 VALUES (?1, ?2, 'accepted', ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                rec.source,
+                rec.idempotency_key,
+                to_us(rec.received_at),
+                headers,
+                rec.body,
+                serde_json::to_string(&event_ids).unwrap_or_else(|_| "[]".into())
+            ])?;
+            let inbox_id = conn.last_insert_rowid();
+            for ev in events {
+                append(conn, Some(inbox_id), ev, subs)?;
+            }
+            Ok(IngestOutcome::Accepted {
+                inbox_id,
+                event_ids,
+            })
+        }
+    }
+}
+
+/// Appends one event unless its id is already in the log; returns whether it was new.
+pub(crate) fn append(
+    conn: &Connection,
+    inbox_id: Option<i64>,
+    mut ev: CloudEvent,
+    subs: &[Subscription],
+) -> Result<bool, StoreError> {
+    let seen: Option<i64> = conn
+        .prepare_cached("SELECT seq_id FROM events WHERE event_id = ?1")?
+        .query_row([ev.id.as_str()], |r| r.get(0))
+        .optional()?;
+    if seen.is_some() {
+        return Ok(false);
+    }
+    let key = ev.subject.clone();
+    let (mut state, last_seq, created_at) = load_shipment(conn, &key)?;
+    let effect = state.apply(&ev.facts());
+    let seq = last_seq + 1;
+    ev.sequence = Some(CloudEvent::format_sequence(seq));
+    let body = serde_json::to_string(&ev)
+        .map_err(|e| StoreError::Corrupt(format!("event {} not serializable: {e}", ev.id)))?;
+    let now = to_us(ev.recordedtime);
+    conn.prepare_cached(
+        "INSERT INTO events (event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, inbox_id, effect, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        ev.id.as_str(),
+        key.as_str(),
+        seq,
+        ev.ty.as_str(),
+        ev.source_name(),
+        to_us(ev.time),
+        now,
+        inbox_id,
+        effect_name(effect),
+        body
+    ])?;
+    let event_seq = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "INSERT INTO shipments (key, state, milestone_at, milestone_event, flags, last_event_at, last_seq, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (key) DO UPDATE SET state = excluded.state, milestone_at = excluded.milestone_at,
+           milestone_event = excluded.milestone_event, flags = excluded.flags,
+           last_event_at = excluded.last_event_at, last_seq = excluded.last_seq, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        key.as_str(),
+        state.milestone.as_str(),
+        state.milestone_at.map(to_us),
+        state.milestone_event.as_ref().map(|e| e.0.as_str()),
+        flags_to_str(&state.flags),
+        state.last_event_at.map(to_us),
+        seq,
+        created_at.unwrap_or(now),
+        now
+    ])?;
+    for (kind, value) in ev.refs() {
+        conn.prepare_cached("INSERT OR IGNORE INTO xrefs (kind, value, shipment) VALUES (?1, ?2, ?3)")?
+            .execute(params![kind, value, key.as_str()])?;
+    }
+    let source = ev.source_name();
+    for sub in subs.iter().filter(|s| s.matches(ev.ty, source)) {
+        conn.prepare_cached(
+            "INSERT INTO outbox (subscription, sink, event_seq, shipment, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![sub.name, sub.sink, event_seq, key.as_str(), now])?;
+    }
+    Ok(true)
+}
+
+fn effect_name(a: Applied) -> &'static str {
+    match a {
+        Applied::Advanced => "advanced",
+        Applied::Flagged => "flagged",
+        Applied::Recorded => "recorded",
+    }
+}
+
+pub(crate) fn flags_to_str(flags: &BTreeSet<Flag>) -> String {
+    flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(",")
+}
+
+pub(crate) fn flags_from_str(s: &str) -> Result<BTreeSet<Flag>, StoreError> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            serde_json::from_value::<Flag>(serde_json::Value::String(p.to_owned()))
+                .map_err(|e| StoreError::Corrupt(format!("flag `{p}`: {e}")))
+        })
+        .collect()
+}
+
+/// Row of `shipments` decoded into the model, plus its last sequence and creation time.
+pub(crate) fn load_shipment(
+    conn: &Connection,
+    key: &ShipmentKey,
+) -> Result<(ShipmentState, i64, Option<i64>), StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT state, milestone_at, milestone_event, flags, last_event_at, last_seq, created_at
+             FROM shipments WHERE key = ?1",
+        )?
+        .query_row([key.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })
+        .optional()?;
+    match row {
+        None => Ok((ShipmentState::new(key.clone()), 0, None)),
+        Some((state, m_at, m_ev, flags, last, last_seq, created)) => Ok((
+            decode_state(key.clone(), &state, m_at, m_ev, &flags, last)?,
+            last_seq,
+            Some(created),
+        )),
+    }
+}
+
+pub(crate) fn decode_state(
+    key: ShipmentKey,
+    state: &str,
+    milestone_at: Option<i64>,
+    milestone_event: Option<String>,
+    flags: &str,
+    last_event_at: Option<i64>,
+) -> Result<ShipmentState, StoreError> {
+    Ok(ShipmentState {
+        key,
+        milestone: state.parse::<Milestone>().map_err(StoreError::Corrupt)?,
+        milestone_at: milestone_at.map(from_us),
+        milestone_event: milestone_event.map(EventId),
+        flags: flags_from_str(flags)?,
+        last_event_at: last_event_at.map(from_us),
+    })
+}

@@ -1,0 +1,306 @@
+//! The values that cross the store boundary.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use waybill_model::{CloudEvent, EventId, EventType, ShipmentState};
+
+/// A payload as received, with what ingest decided about it.
+#[derive(Debug, Clone)]
+pub struct IngestRecord {
+    /// Configured source name.
+    pub source: String,
+    /// The payload's idempotency key (partner event id, webhook-id, content hash).
+    pub idempotency_key: String,
+    /// When it arrived.
+    pub received_at: OffsetDateTime,
+    /// Request headers kept for inspection (secrets already removed).
+    pub headers: Vec<(String, String)>,
+    /// The raw body, byte for byte.
+    pub body: Vec<u8>,
+    /// Accepted with its events, or rejected with the reason.
+    pub verdict: Verdict,
+}
+
+/// What ingest decided about a payload before storing it.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Mapped to these canonical events (sequence not yet set).
+    Accepted(Vec<CloudEvent>),
+    /// Rejected; kept for inspection.
+    Rejected {
+        /// Stable reason code (`ingest.bad_signature`, `mapping.runtime`, …).
+        code: String,
+        /// Human-readable reason.
+        reason: String,
+    },
+}
+
+/// What the store did with a payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// New payload: durable, events appended (those not seen before).
+    Accepted {
+        /// Inbox row id.
+        inbox_id: i64,
+        /// Ids of the payload's events.
+        event_ids: Vec<EventId>,
+    },
+    /// The same (source, idempotency key) was accepted before: nothing changed.
+    Duplicate {
+        /// Inbox row of the original.
+        inbox_id: i64,
+        /// The original's event ids.
+        event_ids: Vec<EventId>,
+    },
+    /// Stored as a rejected inbox record.
+    Rejected {
+        /// Inbox row id.
+        inbox_id: i64,
+    },
+}
+
+/// A subscription: which events go to which sink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subscription {
+    /// Unique name.
+    pub name: String,
+    /// Sink that receives the events.
+    pub sink: String,
+    /// Event types (exact, or a prefix ending in `.*`); empty means all.
+    pub types: Vec<String>,
+    /// Source names; empty means all.
+    pub sources: Vec<String>,
+}
+
+impl Subscription {
+    /// Whether an event of this type from this source matches.
+    pub fn matches(&self, ty: EventType, source: &str) -> bool {
+        let ty = ty.as_str();
+        let type_ok = self.types.is_empty()
+            || self.types.iter().any(|t| match t.strip_suffix(".*") {
+                Some(prefix) => ty.strip_prefix(prefix).is_some_and(|r| r.starts_with('.')),
+                None => t == ty || t == "*",
+            });
+        let source_ok = self.sources.is_empty() || self.sources.iter().any(|s| s == source);
+        type_ok && source_ok
+    }
+}
+
+/// One entry of a shipment's timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    /// Per-shipment sequence number (log order).
+    pub sequence: i64,
+    /// Effect on the shipment: `advanced`, `flagged` or `recorded`.
+    pub effect: String,
+    /// When Waybill received it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    /// The event itself (source, type, occurred-at in `time`).
+    pub event: CloudEvent,
+}
+
+/// A cross-reference: this shipment's identifier in another system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct XRef {
+    /// System and kind, e.g. `tracking`, `odoo.picking`.
+    pub kind: String,
+    /// The identifier.
+    pub value: String,
+}
+
+/// A shipment with everything the read API shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShipmentView {
+    /// Projection.
+    pub state: ShipmentState,
+    /// Cross-references.
+    pub xrefs: Vec<XRef>,
+    /// Events ordered by occurrence time (ties by sequence).
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// A shipment in a listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShipmentSummary {
+    /// Projection.
+    #[serde(flatten)]
+    pub state: ShipmentState,
+    /// Number of events in its log.
+    pub events: i64,
+}
+
+/// Filter for [`crate::Store::shipments`].
+#[derive(Debug, Clone, Default)]
+pub struct ShipmentQuery {
+    /// Only shipments in this milestone.
+    pub state: Option<waybill_model::Milestone>,
+    /// Keys strictly after this one (pagination cursor).
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// Filter for [`crate::Store::inbox`].
+#[derive(Debug, Clone, Default)]
+pub struct InboxQuery {
+    /// Only `accepted` or `rejected` records.
+    pub status: Option<String>,
+    /// Only this source.
+    pub source: Option<String>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+/// A stored inbox record.
+#[derive(Debug, Clone, Serialize)]
+pub struct InboxRecord {
+    /// Row id.
+    pub id: i64,
+    /// Source name.
+    pub source: String,
+    /// Idempotency key.
+    pub idempotency_key: String,
+    /// `accepted` or `rejected`.
+    pub status: String,
+    /// Reason code when rejected.
+    pub reason_code: Option<String>,
+    /// Reason text when rejected.
+    pub reason: Option<String>,
+    /// When it arrived.
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    /// Event ids when accepted.
+    pub event_ids: Vec<String>,
+    /// The raw body (lossy UTF-8 for display).
+    pub body: String,
+}
+
+/// A pending delivery: one event for one subscription.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    /// Outbox row id (delivery order within a sink is by this id).
+    pub id: i64,
+    /// Subscription.
+    pub subscription: String,
+    /// Sink.
+    pub sink: String,
+    /// Shipment key (ordering unit).
+    pub shipment: String,
+    /// CloudEvents id (the `webhook-id`).
+    pub event_id: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Earliest next attempt (unix ms); 0 = now.
+    pub next_attempt_at_ms: i64,
+    /// The CloudEvents JSON body, exactly as delivered.
+    pub body: std::sync::Arc<str>,
+}
+
+/// Result of one delivery attempt, to record.
+#[derive(Debug, Clone)]
+pub enum DeliveryUpdate {
+    /// Delivered.
+    Delivered {
+        /// Outbox row.
+        id: i64,
+        /// Attempts including this one.
+        attempts: u32,
+    },
+    /// Failed; try again at the given time.
+    Retry {
+        /// Outbox row.
+        id: i64,
+        /// Attempts including this one.
+        attempts: u32,
+        /// Next attempt (unix ms).
+        next_attempt_at_ms: i64,
+        /// Why it failed.
+        error: String,
+    },
+    /// Failed for good: move to the dead-letter queue.
+    Dead {
+        /// Outbox row.
+        id: i64,
+        /// Attempts including this one.
+        attempts: u32,
+        /// Why it failed.
+        error: String,
+    },
+}
+
+/// A dead letter.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    /// Dead-letter id.
+    pub id: i64,
+    /// The outbox row that failed.
+    pub outbox_id: i64,
+    /// Subscription.
+    pub subscription: String,
+    /// Sink.
+    pub sink: String,
+    /// Shipment key.
+    pub shipment: String,
+    /// Event id.
+    pub event_id: String,
+    /// Event type.
+    pub event_type: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Last error.
+    pub error: String,
+    /// When it was dead-lettered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub failed_at: OffsetDateTime,
+    /// When it was replayed, if it was.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub replayed_at: Option<OffsetDateTime>,
+}
+
+/// Filter for [`crate::Store::dead_letters`].
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterQuery {
+    /// Only this sink.
+    pub sink: Option<String>,
+    /// Include already replayed ones.
+    pub include_replayed: bool,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// Which dead letters to replay.
+#[derive(Debug, Clone)]
+pub enum ReplaySelector {
+    /// These ids.
+    Ids(Vec<i64>),
+    /// Every unreplayed dead letter (optionally of one sink).
+    All {
+        /// Only this sink.
+        sink: Option<String>,
+    },
+}
+
+/// Queue depths.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Depths {
+    /// Pending outbox rows per sink.
+    pub outbox: Vec<(String, i64)>,
+    /// Unreplayed dead letters per sink.
+    pub dead_letters: Vec<(String, i64)>,
+    /// Shipments per state.
+    pub shipments: Vec<(String, i64)>,
+}
+
+/// Delivery state of one outbox row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxItemState {
+    /// Outbox row id.
+    pub id: i64,
+    /// Subscription.
+    pub subscription: String,
+    /// `pending`, `delivered` or `dead`.
+    pub state: String,
+    /// Attempts made.
+    pub attempts: u32,
+}
