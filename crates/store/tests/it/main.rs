@@ -1,5 +1,5 @@
 //! The store behaviour suite against each backend.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, missing_docs)]
 
 mod sqlite {
     use waybill_store::{SqliteOptions, Store};

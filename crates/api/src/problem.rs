@@ -1,0 +1,57 @@
+//! RFC 9457 problem details (`application/problem+json`).
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// A problem answer: a stable `code` plus a human `detail`; never internals.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// `urn:waybill:problem:<code>`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Short summary (the HTTP reason phrase).
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What went wrong, for the client.
+    pub detail: String,
+    /// Stable code (documented in docs/errors.md).
+    pub code: String,
+    /// Inbox record keeping the rejected payload, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbox_id: Option<i64>,
+}
+
+impl Problem {
+    /// A problem with a status, code and detail.
+    pub fn new(status: u16, code: &str, detail: impl Into<String>) -> Self {
+        let title = StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error")
+            .to_owned();
+        Problem {
+            ty: format!("urn:waybill:problem:{code}"),
+            title,
+            status,
+            detail: detail.into(),
+            code: code.into(),
+            inbox_id: None,
+        }
+    }
+
+    /// The store failed: log the cause, answer 503 without it.
+    pub fn internal(e: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "store error while answering a request");
+        Problem::new(503, "server.unavailable", "the hub cannot process requests right now; retry later")
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+    }
+}

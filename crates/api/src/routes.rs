@@ -1,0 +1,250 @@
+//! Routes and handlers.
+
+use crate::{AppState, Problem};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use waybill_engine::{IngestReply, Received};
+use waybill_model::{Milestone, ShipmentKey};
+use waybill_store::{DeadLetterQuery, InboxQuery, ReplaySelector, ShipmentQuery};
+
+type AppResult = Result<Response, Problem>;
+
+/// The whole HTTP interface.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/ingest/{source}", post(ingest))
+        .route("/v1/events", post(post_events))
+        .route("/v1/shipments", get(list_shipments))
+        .route("/v1/shipments/{key}", get(get_shipment))
+        .route("/v1/dead-letters", get(list_dead_letters))
+        .route("/v1/dead-letters/replay", post(replay_bulk))
+        .route("/v1/dead-letters/{id}/replay", post(replay_one))
+        .route("/v1/inbox", get(list_inbox))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { Problem::new(404, "api.not_found", "no such route") })
+        .with_state(state)
+}
+
+fn headers_of(h: &HeaderMap) -> Vec<(String, String)> {
+    h.iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect()
+}
+
+async fn read_body(req: Request, limit: usize) -> (Vec<(String, String)>, Vec<u8>, bool) {
+    let headers = headers_of(req.headers());
+    match axum::body::to_bytes(req.into_body(), limit).await {
+        Ok(b) => (headers, b.to_vec(), false),
+        // Over the limit (or the client vanished): nothing usable was read.
+        Err(_) => (headers, Vec::new(), true),
+    }
+}
+
+fn reply(r: IngestReply) -> Response {
+    match r {
+        IngestReply::Accepted(ids) => (StatusCode::ACCEPTED, Json(json!({"status": "accepted", "event_ids": ids}))).into_response(),
+        IngestReply::Duplicate(ids) => (StatusCode::OK, Json(json!({"status": "duplicate", "event_ids": ids}))).into_response(),
+        IngestReply::Rejected { status, code, detail, inbox_id } => {
+            let mut p = Problem::new(status, &code, detail);
+            p.inbox_id = Some(inbox_id);
+            p.into_response()
+        }
+    }
+}
+
+async fn ingest(State(st): State<Arc<AppState>>, Path(source): Path<String>, req: Request) -> Response {
+    let started = Instant::now();
+    let limit = st.hub.max_body(&source).unwrap_or(st.max_body_bytes);
+    let (headers, body, too_large) = read_body(req, limit).await;
+    let received = Received {
+        source,
+        headers,
+        body,
+        too_large,
+        received_at: OffsetDateTime::now_utc(),
+    };
+    let resp = match st.hub.ingest(received).await {
+        Ok(r) => reply(r),
+        Err(e) => Problem::internal(&e).into_response(),
+    };
+    st.hub.metrics.ack_latency.observe(started.elapsed());
+    resp
+}
+
+fn authorize(st: &AppState, h: &HeaderMap) -> Result<(), Problem> {
+    let given = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .ok_or_else(|| Problem::new(401, "api.unauthorized", "missing bearer API key"))?;
+    if st
+        .api_keys
+        .iter()
+        .any(|k| bool::from(k.expose().as_bytes().ct_eq(given.as_bytes())))
+    {
+        Ok(())
+    } else {
+        Err(Problem::new(401, "api.unauthorized", "unknown API key"))
+    }
+}
+
+async fn post_events(State(st): State<Arc<AppState>>, req: Request) -> AppResult {
+    authorize(&st, req.headers())?;
+    let started = Instant::now();
+    let (headers, body, too_large) = read_body(req, st.max_body_bytes).await;
+    let r = st
+        .hub
+        .ingest_canonical(Received {
+            source: "api".into(),
+            headers,
+            body,
+            too_large,
+            received_at: OffsetDateTime::now_utc(),
+        })
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    st.hub.metrics.ack_latency.observe(started.elapsed());
+    Ok(reply(r))
+}
+
+async fn get_shipment(State(st): State<Arc<AppState>>, h: HeaderMap, Path(key): Path<String>) -> AppResult {
+    authorize(&st, &h)?;
+    let key = ShipmentKey::parse(&key).map_err(|m| Problem::new(400, "api.bad_key", m))?;
+    match st.hub.store.shipment(&key).await.map_err(|e| Problem::internal(&e))? {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(Problem::new(404, "api.shipment_not_found", format!("no shipment `{key}`"))),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListShipments {
+    state: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_shipments(State(st): State<Arc<AppState>>, h: HeaderMap, Query(q): Query<ListShipments>) -> AppResult {
+    authorize(&st, &h)?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(s.parse::<Milestone>().map_err(|m| Problem::new(400, "api.bad_state", m))?),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let rows = st
+        .hub
+        .store
+        .shipments(ShipmentQuery { state, after: q.after, limit })
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let next = (rows.len() == limit).then(|| rows.last().map(|r| r.state.key.0.clone())).flatten();
+    Ok(Json(json!({"shipments": rows, "next_after": next})).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListDeadLetters {
+    sink: Option<String>,
+    include_replayed: Option<bool>,
+    limit: Option<usize>,
+}
+
+async fn list_dead_letters(State(st): State<Arc<AppState>>, h: HeaderMap, Query(q): Query<ListDeadLetters>) -> AppResult {
+    authorize(&st, &h)?;
+    let rows = st
+        .hub
+        .store
+        .dead_letters(DeadLetterQuery {
+            sink: q.sink,
+            include_replayed: q.include_replayed.unwrap_or(false),
+            limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        })
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    Ok(Json(json!({"dead_letters": rows})).into_response())
+}
+
+async fn replay_one(State(st): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<i64>) -> AppResult {
+    authorize(&st, &h)?;
+    let done = st
+        .hub
+        .store
+        .replay_dead_letters(ReplaySelector::Ids(vec![id]))
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    match done.first() {
+        Some((id, outbox_id)) => Ok((StatusCode::ACCEPTED, Json(json!({"replayed": [{"id": id, "outbox_id": outbox_id}]}))).into_response()),
+        None => Err(Problem::new(404, "api.dead_letter_not_found", format!("no unreplayed dead letter {id}"))),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct BulkReplay {
+    ids: Option<Vec<i64>>,
+    sink: Option<String>,
+}
+
+async fn replay_bulk(State(st): State<Arc<AppState>>, req: Request) -> AppResult {
+    authorize(&st, req.headers())?;
+    let (_, body, _) = read_body(req, 1 << 20).await;
+    let q: BulkReplay = if body.iter().all(u8::is_ascii_whitespace) {
+        BulkReplay::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| Problem::new(400, "api.bad_json", e.to_string()))?
+    };
+    let sel = match (q.ids, q.sink) {
+        (Some(ids), None) => ReplaySelector::Ids(ids),
+        (None, sink) => ReplaySelector::All { sink },
+        (Some(_), Some(_)) => return Err(Problem::new(400, "api.bad_request", "give either `ids` or `sink`, not both")),
+    };
+    let done = st.hub.store.replay_dead_letters(sel).await.map_err(|e| Problem::internal(&e))?;
+    let list: Vec<_> = done.iter().map(|(id, o)| json!({"id": id, "outbox_id": o})).collect();
+    Ok((StatusCode::ACCEPTED, Json(json!({"replayed": list}))).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListInbox {
+    status: Option<String>,
+    source: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_inbox(State(st): State<Arc<AppState>>, h: HeaderMap, Query(q): Query<ListInbox>) -> AppResult {
+    authorize(&st, &h)?;
+    let rows = st
+        .hub
+        .store
+        .inbox(InboxQuery { status: q.status, source: q.source, limit: q.limit.unwrap_or(50).clamp(1, 500) })
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    Ok(Json(json!({"inbox": rows})).into_response())
+}
+
+async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    match st.hub.store.ping().await {
+        Ok(()) => Json(json!({"status": "ready", "store": st.hub.store.backend()})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            Problem::new(503, "server.not_ready", "store is not answering").into_response()
+        }
+    }
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let depths = st.hub.store.depths().await.unwrap_or_default();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.hub.metrics.render(&depths),
+    )
+        .into_response()
+}

@@ -1,0 +1,198 @@
+//! `waybill bench ingest`: a load generator for a hub on loopback.
+//!
+//! It sends Standard-Webhooks-signed events for many shipments at a given concurrency
+//! (optionally paced to a target rate), reports events/s and ack latency percentiles,
+//! and, in the same run, measures the ceiling: the same client against a trivial endpoint
+//! that answers 202 at once. Latency is measured from each request's scheduled start when
+//! paced (so queueing delay counts), otherwise from its send.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use waybill_engine::signature::SigningKey;
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Ingest URL, e.g. `http://127.0.0.1:8080/v1/ingest/bench`.
+    pub url: String,
+    /// Signing secret (`whsec_…`).
+    pub secret: String,
+    /// Number of events.
+    pub events: usize,
+    /// Number of distinct shipments.
+    pub shipments: usize,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Target events per second (None = as fast as possible).
+    pub rate: Option<f64>,
+    /// Prefix for shipment keys and event ids (keeps runs apart).
+    pub run_id: String,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Requests answered 2xx.
+    pub ok: usize,
+    /// Requests answered otherwise or failed.
+    pub failed: usize,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Latencies (µs) of successful requests, sorted.
+    pub latencies_us: Vec<u64>,
+    /// Accepted event ids per shipment index (for verification).
+    pub accepted_per_shipment: Vec<usize>,
+}
+
+impl Report {
+    /// Successful requests per second.
+    pub fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// A latency percentile in milliseconds.
+    pub fn pct_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i.min(self.latencies_us.len() - 1)] as f64 / 1000.0
+    }
+}
+
+const STATUSES: [&str; 6] = [
+    "warehouse.picked",
+    "warehouse.packed",
+    "shipment.dispatched",
+    "shipment.in_transit",
+    "shipment.out_for_delivery",
+    "shipment.delivered",
+];
+
+/// The body of event `i` (shipment `i % shipments`).
+pub fn body(run_id: &str, i: usize, shipments: usize) -> Vec<u8> {
+    let s = i % shipments.max(1);
+    let n = i / shipments.max(1);
+    let status = STATUSES[n % STATUSES.len()];
+    format!(
+        r#"{{"id":"{run_id}-{i}","shipment":"{run_id}-S{s}","status":"{status}","at":"2026-11-23T{:02}:{:02}:{:02}Z","tracking":"1Z{run_id}{s}"}}"#,
+        (n / 3600) % 24,
+        (n / 60) % 60,
+        n % 60
+    )
+    .into_bytes()
+}
+
+/// The jq mapping the bench source uses (also in waybill.example.toml).
+pub const MAPPING: &str = r#"{type: .status, subject: .shipment, time: .at, key: .id, refs: {tracking: .tracking}}"#;
+
+/// Runs the plan and returns what it measured.
+pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
+    let key = SigningKey::parse(&plan.secret).map_err(|e| anyhow::anyhow!(e))?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(plan.concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..plan.concurrency.max(1) {
+        let (client, next, key, plan) = (client.clone(), next.clone(), key.clone(), plan.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut accepted = Vec::new();
+            let mut failed = 0usize;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= plan.events {
+                    break;
+                }
+                let scheduled = match plan.rate {
+                    Some(r) => {
+                        let at = start + Duration::from_secs_f64(i as f64 / r);
+                        tokio::time::sleep_until(at.into()).await;
+                        at
+                    }
+                    None => Instant::now(),
+                };
+                let b = body(&plan.run_id, i, plan.shipments);
+                let id = format!("{}-{i}", plan.run_id);
+                let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+                let sig = key.sign(&id, ts, &b);
+                let r = client
+                    .post(&plan.url)
+                    .header("content-type", "application/json")
+                    .header("webhook-id", &id)
+                    .header("webhook-timestamp", ts.to_string())
+                    .header("webhook-signature", sig)
+                    .body(b)
+                    .send()
+                    .await;
+                match r {
+                    Ok(resp) if resp.status().is_success() => {
+                        let _ = resp.bytes().await;
+                        lat.push(scheduled.elapsed().as_micros() as u64);
+                        accepted.push(i % plan.shipments.max(1));
+                    }
+                    _ => failed += 1,
+                }
+            }
+            (lat, accepted, failed)
+        }));
+    }
+    let mut report = Report {
+        accepted_per_shipment: vec![0; plan.shipments.max(1)],
+        ..Default::default()
+    };
+    for t in tasks {
+        let (lat, acc, failed) = t.await?;
+        report.ok += lat.len();
+        report.latencies_us.extend(lat);
+        report.failed += failed;
+        for s in acc {
+            report.accepted_per_shipment[s] += 1;
+        }
+    }
+    report.elapsed = start.elapsed();
+    report.latencies_us.sort_unstable();
+    Ok(report)
+}
+
+/// Starts a trivial endpoint answering 202 at once (the ceiling); returns its base URL.
+pub async fn start_ceiling() -> anyhow::Result<String> {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/{*path}",
+        post(|_b: axum::body::Bytes| async { (axum::http::StatusCode::ACCEPTED, "{}") }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    Ok(format!("http://{addr}"))
+}
+
+/// Starts a counting sink receiver; returns its URL and the counter.
+pub async fn start_sink() -> anyhow::Result<(String, Arc<AtomicUsize>)> {
+    use axum::routing::post;
+    let n = Arc::new(AtomicUsize::new(0));
+    let c = n.clone();
+    let app = axum::Router::new().route(
+        "/{*path}",
+        post(move |_b: axum::body::Bytes| {
+            let c = c.clone();
+            async move {
+                c.fetch_add(1, Ordering::Relaxed);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    Ok((format!("http://{addr}/sink"), n))
+}

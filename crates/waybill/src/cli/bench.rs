@@ -1,0 +1,280 @@
+//! `waybill bench ingest`: load a hub on loopback and compare it with the ceiling.
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use waybill::bench::{self, Plan, Report};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand)]
+enum What {
+    /// Send signed events to a hub's ingest endpoint.
+    Ingest(IngestArgs),
+}
+
+#[derive(clap::Args)]
+struct IngestArgs {
+    /// Hub base URL (ignored with --self-host).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    hub: String,
+    /// Source name to post to (it must use the bench mapping; see waybill.example.toml).
+    #[arg(long, default_value = "bench")]
+    source: String,
+    /// Standard Webhooks secret of that source.
+    #[arg(long, env = "WAYBILL_BENCH_SECRET", default_value = "whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldA==")]
+    secret: String,
+    /// API key, to verify afterwards that every acknowledged event is stored.
+    #[arg(long, env = "WAYBILL_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Events to send.
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Distinct shipments.
+    #[arg(long, default_value_t = 1_000)]
+    shipments: usize,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Pace to this many events/s (for latency at a given load).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Start an in-process hub (temporary SQLite, synchronous=FULL) with a local HTTP sink
+    /// subscribed to everything, and also report end-to-end delivery.
+    #[arg(long)]
+    self_host: bool,
+    /// Skip the ceiling measurement.
+    #[arg(long)]
+    no_ceiling: bool,
+}
+
+pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
+    match a.what {
+        What::Ingest(i) => ingest(i).await,
+    }
+}
+
+fn print(label: &str, r: &Report) {
+    println!(
+        "{label:<10} {:>8} ok {:>5} failed  {:>9.0} events/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  ({:.2} s)",
+        r.ok,
+        r.failed,
+        r.rate(),
+        r.pct_ms(0.50),
+        r.pct_ms(0.99),
+        r.pct_ms(1.0),
+        r.elapsed.as_secs_f64()
+    );
+}
+
+async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
+    let run_id = format!("b{}", time::OffsetDateTime::now_utc().unix_timestamp() % 1_000_000);
+    let mut hosted = None;
+    let (base, api_key) = if a.self_host {
+        let h = SelfHosted::start(&a.secret).await?;
+        let base = h.base.clone();
+        hosted = Some(h);
+        (base, Some("bench-api-key".to_string()))
+    } else {
+        (a.hub.trim_end_matches('/').to_string(), a.api_key.clone())
+    };
+    let mut plan = Plan {
+        url: format!("{base}/v1/ingest/{}", a.source),
+        secret: a.secret.clone(),
+        events: a.events,
+        shipments: a.shipments,
+        concurrency: a.concurrency,
+        rate: a.rate,
+        run_id: run_id.clone(),
+    };
+    eprintln!(
+        "bench: {} events, {} shipments, concurrency {}, rate {}",
+        a.events,
+        a.shipments,
+        a.concurrency,
+        a.rate.map_or("max".into(), |r| format!("{r}/s"))
+    );
+    let ceiling = if a.no_ceiling {
+        None
+    } else {
+        let c = bench::start_ceiling().await?;
+        let mut p = plan.clone();
+        p.url = format!("{c}/ceiling");
+        Some(bench::run(&p).await?)
+    };
+    let sampler = hosted.as_ref().map(|h| h.sample_outbox());
+    let started = Instant::now();
+    let hub = bench::run(&plan).await?;
+    if let Some(c) = &ceiling {
+        print("ceiling", c);
+    }
+    print("waybill", &hub);
+    if let Some(c) = &ceiling {
+        println!("ratio      {:.3} of the ceiling", hub.rate() / c.rate().max(1e-9));
+    }
+    if let Some(h) = &hosted {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while h.delivered.load(Ordering::Relaxed) < hub.ok && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let delivered = h.delivered.load(Ordering::Relaxed);
+        let took = started.elapsed();
+        println!(
+            "delivered  {delivered} of {} to the local sink in {:.2} s from the first send: {:.0} events/s end to end",
+            hub.ok,
+            took.as_secs_f64(),
+            delivered as f64 / took.as_secs_f64()
+        );
+    }
+    if let Some(s) = sampler {
+        let samples = s.stop().await;
+        println!(
+            "outbox     depth sampled every 250 ms: max {}, last {}",
+            samples.iter().max().copied().unwrap_or(0),
+            samples.last().copied().unwrap_or(0)
+        );
+    }
+    let mut ok = hub.failed == 0;
+    if let Some(key) = api_key {
+        plan.url = base.clone();
+        let missing = verify(&base, &key, &run_id, &hub).await?;
+        println!("verify     {missing} acknowledged events missing from the store");
+        ok &= missing == 0;
+    }
+    if let Some(h) = hosted {
+        h.stop().await;
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Counts acknowledged events that the hub's read API does not show.
+async fn verify(base: &str, key: &str, run_id: &str, r: &Report) -> anyhow::Result<usize> {
+    let client = reqwest::Client::new();
+    let mut missing = 0usize;
+    for (s, &n) in r.accepted_per_shipment.iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        let v: serde_json::Value = client
+            .get(format!("{base}/v1/shipments/{run_id}-S{s}"))
+            .bearer_auth(key)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let have = v["timeline"].as_array().map_or(0, |t| t.len());
+        missing += n.saturating_sub(have);
+    }
+    Ok(missing)
+}
+
+struct SelfHosted {
+    base: String,
+    delivered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempdir::Dir,
+}
+
+struct Sampler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Vec<u64>>,
+}
+
+impl Sampler {
+    async fn stop(self) -> Vec<u64> {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or_default()
+    }
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl SelfHosted {
+    async fn start(secret: &str) -> anyhow::Result<SelfHosted> {
+        let dir = std::env::temp_dir().join(format!("waybill-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let (sink, delivered) = bench::start_sink().await?;
+        let toml = format!(
+            r#"
+[server]
+api_keys = ["plain:bench-api-key"]
+[store]
+path = "{db}"
+synchronous = "full"
+[log]
+level = "warn"
+[sources.bench]
+auth = {{ type = "standard_webhooks", secrets = ["plain:{secret}"] }}
+mapping = '{mapping}'
+[sinks.local]
+type = "http_webhook"
+url = "{sink}"
+concurrency = 64
+[[subscriptions]]
+name = "everything"
+sink = "local"
+"#,
+            db = dir.join("bench.db").display().to_string().replace('\\', "/"),
+            mapping = bench::MAPPING,
+        );
+        let cfg = waybill::Config::parse(&toml, std::iter::empty())?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(waybill::serve(cfg, listener, async move {
+            let _ = rx.await;
+        }));
+        Ok(SelfHosted {
+            base,
+            delivered,
+            stop: tx,
+            task,
+            _dir: tempdir::Dir(dir),
+        })
+    }
+
+    fn sample_outbox(&self) -> Sampler {
+        let url = format!("{}/metrics", self.base);
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut out = Vec::new();
+            loop {
+                tokio::select! {
+                    _ = &mut rx => break,
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+                if let Ok(r) = client.get(&url).send().await {
+                    if let Ok(t) = r.text().await {
+                        let depth: u64 = t
+                            .lines()
+                            .filter(|l| l.starts_with("waybill_outbox_depth{"))
+                            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                            .sum();
+                        out.push(depth);
+                    }
+                }
+            }
+            out
+        });
+        Sampler { stop: tx, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,18 @@
+//! `waybill migrate`: bring the database schema up to date.
+
+use std::path::Path;
+use std::process::ExitCode;
+use waybill::Config;
+use waybill_store::SqliteOptions;
+
+pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(path)?;
+    if let Some(parent) = cfg.store.path.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)?;
+        }
+    }
+    let (from, to) = waybill_store::migrate_file(&SqliteOptions::new(&cfg.store.path))?;
+    println!("{}: schema version {from} -> {to}", cfg.store.path.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,50 @@
+//! The verbs, one file each.
+
+mod bench;
+mod check_config;
+mod migrate;
+mod replay;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Waybill: an integration hub that keeps Odoo and logistics partners in step through events.
+#[derive(Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub.
+    Serve(serve::Args),
+    /// Validate a configuration file and report every error at once.
+    CheckConfig(ConfigArg),
+    /// Apply pending database migrations and exit.
+    Migrate(ConfigArg),
+    /// Replay dead letters through a running hub's API.
+    Replay(replay::Args),
+    /// Load generators.
+    Bench(bench::Args),
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// Configuration file.
+    #[arg(long, short, default_value = "waybill.toml", env = "WAYBILL_CONFIG")]
+    config: PathBuf,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(a) => serve::run(a).await,
+        Command::CheckConfig(a) => check_config::run(&a.config),
+        Command::Migrate(a) => migrate::run(&a.config),
+        Command::Replay(a) => replay::run(a).await,
+        Command::Bench(a) => bench::run(a).await,
+    }
+}

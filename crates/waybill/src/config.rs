@@ -1,0 +1,290 @@
+//! Configuration: defaults → the TOML file → `WAYBILL_<SECTION>__<KEY>` environment
+//! variables, loaded once and validated purely (no network) into the runtime parts.
+
+use anyhow::Context;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use waybill_connectors::SinkConfig;
+use waybill_engine::config::{DeliveryConfig, SubscriptionConfig};
+use waybill_engine::dispatcher::SinkRuntime;
+use waybill_engine::secret::{Secret, SecretRef};
+use waybill_engine::{Source, SourceConfig};
+use waybill_store::{Subscription, Synchronous};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[store]`.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// `[delivery]`: defaults for every sink.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    /// `[sources.<name>]`.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// `[sinks.<name>]`.
+    #[serde(default)]
+    pub sinks: BTreeMap<String, SinkConfig>,
+    /// `[[subscriptions]]`.
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionConfig>,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Bearer keys for the `/v1` API, by reference.
+    #[serde(default)]
+    pub api_keys: Vec<SecretRef>,
+    /// Largest body on `/v1/events`.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            api_keys: Vec::new(),
+            max_body_bytes: default_max_body(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_body() -> usize {
+    waybill_engine::ingest::DEFAULT_MAX_BODY
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite database file (relative paths are relative to the working directory).
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
+    /// `full` (default: fsync per commit) or `normal`.
+    #[serde(default = "default_sync")]
+    pub synchronous: Synchronous,
+    /// Most writes committed together in one transaction.
+    #[serde(default = "default_batch")]
+    pub max_batch: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: default_path(),
+            synchronous: default_sync(),
+            max_batch: default_batch(),
+        }
+    }
+}
+
+fn default_path() -> PathBuf {
+    PathBuf::from("data/waybill.db")
+}
+fn default_sync() -> Synchronous {
+    Synchronous::Full
+}
+fn default_batch() -> usize {
+    1024
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` or `json`.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `waybill_engine=debug,info`.
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: default_format(),
+            level: default_level(),
+        }
+    }
+}
+
+fn default_format() -> String {
+    "pretty".into()
+}
+fn default_level() -> String {
+    "info".into()
+}
+
+const SECTIONS: [&str; 7] = ["server", "store", "delivery", "sources", "sinks", "subscriptions", "log"];
+
+impl Config {
+    /// Reads the file, applies environment overrides, deserializes. Errors name the file
+    /// and the line.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Self::parse(&text, std::env::vars()).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses TOML text with overrides from `WAYBILL_<SECTION>__<KEY>[__<KEY>…]` variables.
+    pub fn parse(text: &str, env: impl Iterator<Item = (String, String)>) -> anyhow::Result<Config> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| anyhow::anyhow!("{e}"))?;
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("WAYBILL_") else { continue };
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            if path.len() < 2 || !SECTIONS.contains(&path[0].as_str()) {
+                continue;
+            }
+            let value = format!("v = {v}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(v));
+            set_path(&mut table, &path, value).with_context(|| format!("environment variable {k}"))?;
+        }
+        let cfg: Config = table.try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{e}"))?;
+        Ok(cfg)
+    }
+}
+
+fn set_path(t: &mut toml::Table, path: &[String], v: toml::Value) -> anyhow::Result<()> {
+    match path {
+        [] => Ok(()),
+        [last] => {
+            t.insert(last.clone(), v);
+            Ok(())
+        }
+        [head, rest @ ..] => {
+            let e = t.entry(head.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match e {
+                toml::Value::Table(inner) => set_path(inner, rest, v),
+                _ => anyhow::bail!("`{head}` is not a table"),
+            }
+        }
+    }
+}
+
+/// Everything `serve` needs, validated.
+pub struct Runtime {
+    /// Sources by name.
+    pub sources: HashMap<String, Source>,
+    /// Sinks ready to dispatch.
+    pub sinks: Vec<SinkRuntime>,
+    /// Subscriptions for routing.
+    pub subscriptions: Vec<Subscription>,
+    /// API keys.
+    pub api_keys: Vec<Secret>,
+}
+
+impl Config {
+    /// Validates everything at once (no network); every error is `path: message`.
+    pub fn validate(&self) -> Result<Runtime, Vec<String>> {
+        let mut errs = Vec::new();
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            errs.push(format!("server.listen: `{}` is not an address like 127.0.0.1:8080", self.server.listen));
+        }
+        let api_keys: Vec<Secret> = self
+            .server
+            .api_keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| k.resolve().map_err(|e| errs.push(format!("server.api_keys[{i}]: {e}"))).ok())
+            .collect();
+        if !matches!(self.log.format.as_str(), "pretty" | "json") {
+            errs.push("log.format: must be `pretty` or `json`".into());
+        }
+        if self.delivery.retry_schedule.is_empty() {
+            errs.push("delivery.retry_schedule: must list at least one delay".into());
+        }
+        let mut sources = HashMap::new();
+        for (name, cfg) in &self.sources {
+            if name == "api" {
+                errs.push("sources.api: `api` is reserved for /v1/events".into());
+            }
+            match Source::build(name, cfg) {
+                Ok(s) => {
+                    sources.insert(name.clone(), s);
+                }
+                Err(es) => errs.extend(es.into_iter().map(|e| format!("sources.{name}.{e}"))),
+            }
+        }
+        let mut sinks = Vec::new();
+        for (name, cfg) in &self.sinks {
+            match cfg.build(name) {
+                Ok(outbound) => sinks.push(SinkRuntime {
+                    name: name.clone(),
+                    outbound: Arc::clone(&outbound),
+                    retry: self.delivery.retry_policy(),
+                    circuit: self.delivery.circuit(),
+                    concurrency: cfg.concurrency().unwrap_or(self.delivery.concurrency).max(1),
+                    pause_on_gone: self.delivery.pause_on_gone,
+                }),
+                Err(es) => errs.extend(es),
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        let subscriptions = self
+            .subscriptions
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if !names.insert(s.name.clone()) {
+                    errs.push(format!("subscriptions[{i}].name: `{}` is used twice", s.name));
+                }
+                if !self.sinks.contains_key(&s.sink) {
+                    errs.push(format!("subscriptions[{i}].sink: no sink named `{}`", s.sink));
+                }
+                for src in &s.sources {
+                    if src != "api" && !self.sources.contains_key(src) {
+                        errs.push(format!("subscriptions[{i}].sources: no source named `{src}`"));
+                    }
+                }
+                for t in &s.types {
+                    let base = t.strip_suffix(".*").unwrap_or(t);
+                    let known = t == "*"
+                        || waybill_model::EventType::ALL
+                            .iter()
+                            .any(|et| et.as_str() == t || et.as_str().starts_with(&format!("{base}.")));
+                    if !known {
+                        errs.push(format!("subscriptions[{i}].types: `{t}` matches no event type"));
+                    }
+                }
+                Subscription {
+                    name: s.name.clone(),
+                    sink: s.sink.clone(),
+                    types: s.types.clone(),
+                    sources: s.sources.clone(),
+                }
+            })
+            .collect();
+        if errs.is_empty() {
+            Ok(Runtime {
+                sources,
+                sinks,
+                subscriptions,
+                api_keys,
+            })
+        } else {
+            Err(errs)
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The `waybill` binary's library: configuration assembly and [`serve`], which wires the
+//! store, the engine, the connectors and the HTTP interface together.
+//!
+//! Place in the flow: none of its own — it only assembles. Never does: business logic.
+
+pub mod bench;
+pub mod config;
+
+use anyhow::Context;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use waybill_api::{router, AppState};
+use waybill_engine::dispatcher::{spawn_dispatchers, DispatchLimits};
+use waybill_engine::{Hub, Metrics};
+use waybill_store::{SqliteOptions, Store};
+
+pub use config::Config;
+
+/// Opens the configured store (running migrations).
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if let Some(parent) = config.store.path.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+    }
+    let mut opts = SqliteOptions::new(&config.store.path);
+    opts.synchronous = config.store.synchronous;
+    opts.max_batch = config.store.max_batch;
+    Store::open_sqlite(opts)
+        .await
+        .with_context(|| format!("cannot open store {}", config.store.path.display()))
+}
+
+/// Runs the hub on `listener` until `shutdown` resolves; then stops taking requests,
+/// finishes in-flight requests and deliveries, records their results and closes the store.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let rt = config
+        .validate()
+        .map_err(|errs| anyhow::anyhow!("invalid configuration:\n  {}", errs.join("\n  ")))?;
+    let store = open_store(&config).await?;
+    store.sync_subscriptions(rt.subscriptions).await?;
+    let metrics = Arc::new(Metrics::default());
+    let hub = Arc::new(Hub::new(store.clone(), rt.sources, metrics.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let dispatchers = spawn_dispatchers(
+        store.clone(),
+        rt.sinks,
+        metrics,
+        DispatchLimits::default(),
+        stop_rx,
+    );
+    let app = router(Arc::new(AppState {
+        hub,
+        api_keys: rt.api_keys,
+        max_body_bytes: config.server.max_body_bytes,
+    }));
+    tracing::info!(addr = %listener.local_addr()?, store = %config.store.path.display(), "waybill listening");
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    tracing::info!("shutting down: finishing deliveries in flight");
+    let _ = stop_tx.send(true);
+    for d in dispatchers {
+        let _ = d.await;
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    served.context("HTTP server failed")
+}

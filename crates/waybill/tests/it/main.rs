@@ -1,0 +1,129 @@
+//! End-to-end tests: the real `serve()` on port 0 with a temporary SQLite file, a
+//! FakePartner as the sink, real HTTP in between.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod crash;
+mod delivery;
+mod ingest;
+
+use std::time::Duration;
+use waybill_engine::signature::SigningKey;
+
+pub const SECRET: &str = "whsec_dGVzdC1zZWNyZXQtdGVzdC1zZWNyZXQtMTIzNA==";
+pub const API_KEY: &str = "test-api-key";
+
+/// The carrier mapping the tests use: one event per payload.
+pub const MAPPING: &str =
+    r#"{type: .status, subject: .shipment, time: .at, key: .id, refs: {tracking: .tracking}}"#;
+
+pub fn config_toml(db: &std::path::Path, sink_url: &str, delivery: &str) -> String {
+    format!(
+        r#"
+[server]
+api_keys = ["plain:{API_KEY}"]
+[store]
+path = "{db}"
+[log]
+level = "warn"
+[delivery]
+{delivery}
+[sources.carrier]
+auth = {{ type = "standard_webhooks", secrets = ["plain:{SECRET}"] }}
+mapping = '{MAPPING}'
+max_body_bytes = 4096
+[sources.wms]
+auth = {{ type = "api_key", keys = ["plain:wms-key"] }}
+mapping = '{MAPPING}'
+idempotency_key = ".id"
+[sinks.ops]
+type = "http_webhook"
+url = "{sink_url}"
+secret = "plain:{SECRET}"
+timeout = "2s"
+[[subscriptions]]
+name = "ops-all"
+sink = "ops"
+"#,
+        db = db.display().to_string().replace('\\', "/")
+    )
+}
+
+pub struct TestHub {
+    pub base: String,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestHub {
+    pub async fn start(sink_url: &str, delivery: &str) -> TestHub {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, sink_url, delivery).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, sink_url: &str, delivery: &str) -> TestHub {
+        let cfg = waybill::Config::parse(&config_toml(&dir.path().join("hub.db"), sink_url, delivery), std::iter::empty()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(waybill::serve(cfg, listener, async move {
+            let _ = rx.await;
+        }));
+        TestHub { base, client: reqwest::Client::new(), stop: Some(tx), task: Some(task), dir }
+    }
+
+    /// Graceful stop (like SIGTERM); returns the temp dir for a restart.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+        self.dir
+    }
+
+    pub async fn send(&self, body: &serde_json::Value, webhook_id: &str) -> reqwest::Response {
+        send_signed(&self.client, &format!("{}/v1/ingest/carrier", self.base), body, webhook_id).await
+    }
+
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+pub async fn send_signed(client: &reqwest::Client, url: &str, body: &serde_json::Value, webhook_id: &str) -> reqwest::Response {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+    let sig = SigningKey::parse(SECRET).unwrap().sign(webhook_id, ts, &bytes);
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", webhook_id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", sig)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A carrier event for the test mapping.
+pub fn carrier_event(id: &str, shipment: &str, status: &str, minute: u32) -> serde_json::Value {
+    serde_json::json!({"id": id, "shipment": shipment, "status": status,
+        "at": format!("2026-11-23T10:{minute:02}:00Z"), "tracking": format!("1Z-{shipment}")})
+}
+
+/// Fast retries for tests: no jitter, short steps, a small circuit.
+pub const FAST_RETRIES: &str = r#"retry_schedule = ["50ms", "100ms", "100ms", "200ms", "200ms", "200ms", "200ms", "200ms", "200ms", "200ms"]
+jitter = "none"
+circuit_failure_threshold = 3
+circuit_open_for = "200ms"
+"#;
+
+pub const WAIT: Duration = Duration::from_secs(20);
