@@ -44,7 +44,11 @@ impl Problem {
     /// The store failed: log the cause, answer 503 without it.
     pub fn internal(e: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %e, "store error while answering a request");
-        Problem::new(503, "server.unavailable", "the hub cannot process requests right now; retry later")
+        Problem::new(
+            503,
+            "server.unavailable",
+            "the hub cannot process requests right now; retry later",
+        )
     }
 }
 
@@ -52,6 +56,11 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response()
     }
 }

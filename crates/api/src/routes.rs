@@ -38,7 +38,12 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 fn headers_of(h: &HeaderMap) -> Vec<(String, String)> {
     h.iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect()
 }
 
@@ -53,9 +58,22 @@ async fn read_body(req: Request, limit: usize) -> (Vec<(String, String)>, Vec<u8
 
 fn reply(r: IngestReply) -> Response {
     match r {
-        IngestReply::Accepted(ids) => (StatusCode::ACCEPTED, Json(json!({"status": "accepted", "event_ids": ids}))).into_response(),
-        IngestReply::Duplicate(ids) => (StatusCode::OK, Json(json!({"status": "duplicate", "event_ids": ids}))).into_response(),
-        IngestReply::Rejected { status, code, detail, inbox_id } => {
+        IngestReply::Accepted(ids) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "accepted", "event_ids": ids})),
+        )
+            .into_response(),
+        IngestReply::Duplicate(ids) => (
+            StatusCode::OK,
+            Json(json!({"status": "duplicate", "event_ids": ids})),
+        )
+            .into_response(),
+        IngestReply::Rejected {
+            status,
+            code,
+            detail,
+            inbox_id,
+        } => {
             let mut p = Problem::new(status, &code, detail);
             p.inbox_id = Some(inbox_id);
             p.into_response()
@@ -63,7 +81,11 @@ fn reply(r: IngestReply) -> Response {
     }
 }
 
-async fn ingest(State(st): State<Arc<AppState>>, Path(source): Path<String>, req: Request) -> Response {
+async fn ingest(
+    State(st): State<Arc<AppState>>,
+    Path(source): Path<String>,
+    req: Request,
+) -> Response {
     let started = Instant::now();
     let limit = st.hub.max_body(&source).unwrap_or(st.max_body_bytes);
     let (headers, body, too_large) = read_body(req, limit).await;
@@ -86,7 +108,10 @@ fn authorize(st: &AppState, h: &HeaderMap) -> Result<(), Problem> {
     let given = h
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .ok_or_else(|| Problem::new(401, "api.unauthorized", "missing bearer API key"))?;
     if st
         .api_keys
@@ -118,12 +143,26 @@ async fn post_events(State(st): State<Arc<AppState>>, req: Request) -> AppResult
     Ok(reply(r))
 }
 
-async fn get_shipment(State(st): State<Arc<AppState>>, h: HeaderMap, Path(key): Path<String>) -> AppResult {
+async fn get_shipment(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(key): Path<String>,
+) -> AppResult {
     authorize(&st, &h)?;
     let key = ShipmentKey::parse(&key).map_err(|m| Problem::new(400, "api.bad_key", m))?;
-    match st.hub.store.shipment(&key).await.map_err(|e| Problem::internal(&e))? {
+    match st
+        .hub
+        .store
+        .shipment(&key)
+        .await
+        .map_err(|e| Problem::internal(&e))?
+    {
         Some(v) => Ok(Json(v).into_response()),
-        None => Err(Problem::new(404, "api.shipment_not_found", format!("no shipment `{key}`"))),
+        None => Err(Problem::new(
+            404,
+            "api.shipment_not_found",
+            format!("no shipment `{key}`"),
+        )),
     }
 }
 
@@ -134,20 +173,33 @@ struct ListShipments {
     limit: Option<usize>,
 }
 
-async fn list_shipments(State(st): State<Arc<AppState>>, h: HeaderMap, Query(q): Query<ListShipments>) -> AppResult {
+async fn list_shipments(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Query(q): Query<ListShipments>,
+) -> AppResult {
     authorize(&st, &h)?;
     let state = match q.state.as_deref() {
         None => None,
-        Some(s) => Some(s.parse::<Milestone>().map_err(|m| Problem::new(400, "api.bad_state", m))?),
+        Some(s) => Some(
+            s.parse::<Milestone>()
+                .map_err(|m| Problem::new(400, "api.bad_state", m))?,
+        ),
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let rows = st
         .hub
         .store
-        .shipments(ShipmentQuery { state, after: q.after, limit })
+        .shipments(ShipmentQuery {
+            state,
+            after: q.after,
+            limit,
+        })
         .await
         .map_err(|e| Problem::internal(&e))?;
-    let next = (rows.len() == limit).then(|| rows.last().map(|r| r.state.key.0.clone())).flatten();
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.state.key.0.clone()))
+        .flatten();
     Ok(Json(json!({"shipments": rows, "next_after": next})).into_response())
 }
 
@@ -158,7 +210,11 @@ struct ListDeadLetters {
     limit: Option<usize>,
 }
 
-async fn list_dead_letters(State(st): State<Arc<AppState>>, h: HeaderMap, Query(q): Query<ListDeadLetters>) -> AppResult {
+async fn list_dead_letters(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Query(q): Query<ListDeadLetters>,
+) -> AppResult {
     authorize(&st, &h)?;
     let rows = st
         .hub
@@ -173,7 +229,11 @@ async fn list_dead_letters(State(st): State<Arc<AppState>>, h: HeaderMap, Query(
     Ok(Json(json!({"dead_letters": rows})).into_response())
 }
 
-async fn replay_one(State(st): State<Arc<AppState>>, h: HeaderMap, Path(id): Path<i64>) -> AppResult {
+async fn replay_one(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<i64>,
+) -> AppResult {
     authorize(&st, &h)?;
     let done = st
         .hub
@@ -182,8 +242,16 @@ async fn replay_one(State(st): State<Arc<AppState>>, h: HeaderMap, Path(id): Pat
         .await
         .map_err(|e| Problem::internal(&e))?;
     match done.first() {
-        Some((id, outbox_id)) => Ok((StatusCode::ACCEPTED, Json(json!({"replayed": [{"id": id, "outbox_id": outbox_id}]}))).into_response()),
-        None => Err(Problem::new(404, "api.dead_letter_not_found", format!("no unreplayed dead letter {id}"))),
+        Some((id, outbox_id)) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"replayed": [{"id": id, "outbox_id": outbox_id}]})),
+        )
+            .into_response()),
+        None => Err(Problem::new(
+            404,
+            "api.dead_letter_not_found",
+            format!("no unreplayed dead letter {id}"),
+        )),
     }
 }
 
@@ -200,15 +268,30 @@ async fn replay_bulk(State(st): State<Arc<AppState>>, req: Request) -> AppResult
     let q: BulkReplay = if body.iter().all(u8::is_ascii_whitespace) {
         BulkReplay::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| Problem::new(400, "api.bad_json", e.to_string()))?
+        serde_json::from_slice(&body)
+            .map_err(|e| Problem::new(400, "api.bad_json", e.to_string()))?
     };
     let sel = match (q.ids, q.sink) {
         (Some(ids), None) => ReplaySelector::Ids(ids),
         (None, sink) => ReplaySelector::All { sink },
-        (Some(_), Some(_)) => return Err(Problem::new(400, "api.bad_request", "give either `ids` or `sink`, not both")),
+        (Some(_), Some(_)) => {
+            return Err(Problem::new(
+                400,
+                "api.bad_request",
+                "give either `ids` or `sink`, not both",
+            ))
+        }
     };
-    let done = st.hub.store.replay_dead_letters(sel).await.map_err(|e| Problem::internal(&e))?;
-    let list: Vec<_> = done.iter().map(|(id, o)| json!({"id": id, "outbox_id": o})).collect();
+    let done = st
+        .hub
+        .store
+        .replay_dead_letters(sel)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let list: Vec<_> = done
+        .iter()
+        .map(|(id, o)| json!({"id": id, "outbox_id": o}))
+        .collect();
     Ok((StatusCode::ACCEPTED, Json(json!({"replayed": list}))).into_response())
 }
 
@@ -219,12 +302,20 @@ struct ListInbox {
     limit: Option<usize>,
 }
 
-async fn list_inbox(State(st): State<Arc<AppState>>, h: HeaderMap, Query(q): Query<ListInbox>) -> AppResult {
+async fn list_inbox(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Query(q): Query<ListInbox>,
+) -> AppResult {
     authorize(&st, &h)?;
     let rows = st
         .hub
         .store
-        .inbox(InboxQuery { status: q.status, source: q.source, limit: q.limit.unwrap_or(50).clamp(1, 500) })
+        .inbox(InboxQuery {
+            status: q.status,
+            source: q.source,
+            limit: q.limit.unwrap_or(50).clamp(1, 500),
+        })
         .await
         .map_err(|e| Problem::internal(&e))?;
     Ok(Json(json!({"inbox": rows})).into_response())

@@ -78,6 +78,11 @@ impl Circuit {
         }
     }
 
+    /// Opens the circuit for a given time regardless of the failure count (410 Gone).
+    pub fn trip(&mut self, now: Instant, for_: Duration) {
+        self.state = CircuitState::Open(now + for_);
+    }
+
     /// Records a success.
     pub fn on_success(&mut self) {
         self.state = CircuitState::Closed(0);
@@ -122,12 +127,5 @@ mod tests {
         assert!(c.try_acquire(t2));
         c.on_success();
         assert!(c.try_acquire(t2) && c.try_acquire(t2), "closed again");
-    }
-}
-
-impl Circuit {
-    /// Opens the circuit for a given time regardless of the failure count (410 Gone).
-    pub fn trip(&mut self, now: Instant, for_: Duration) {
-        self.state = CircuitState::Open(now + for_);
     }
 }

@@ -171,7 +171,11 @@ impl Dispatcher {
     /// Reads the next page of pending rows; returns whether there may be more.
     async fn load(&mut self) -> bool {
         let room = (self.limits.buffer - self.buffered).min(self.limits.page);
-        let rows = match self.store.pending_outbox(&self.sink.name, self.cursor, room).await {
+        let rows = match self
+            .store
+            .pending_outbox(&self.sink.name, self.cursor, room)
+            .await
+        {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(sink = %self.sink.name, error = %e, "cannot read outbox; will retry");
@@ -184,12 +188,18 @@ impl Dispatcher {
         for item in rows {
             self.cursor = self.cursor.max(item.id);
             self.buffered += 1;
-            let lane = self.lanes.entry(item.shipment.clone()).or_insert_with(|| Lane {
-                queue: VecDeque::new(),
-            });
+            let lane = self
+                .lanes
+                .entry(item.shipment.clone())
+                .or_insert_with(|| Lane {
+                    queue: VecDeque::new(),
+                });
             if lane.queue.is_empty() {
-                self.ready
-                    .push(Reverse((due_at(&item, now), item.id, item.shipment.clone())));
+                self.ready.push(Reverse((
+                    due_at(&item, now),
+                    item.id,
+                    item.shipment.clone(),
+                )));
             }
             lane.queue.push_back(item);
         }
@@ -199,12 +209,21 @@ impl Dispatcher {
     fn dispatch(&mut self, res_tx: &mpsc::UnboundedSender<Outcome>) {
         let now = Instant::now();
         while self.in_flight < self.sink.concurrency.max(1) {
-            let Some(Reverse((due, _, _))) = self.ready.peek() else { break };
+            let Some(Reverse((due, _, _))) = self.ready.peek() else {
+                break;
+            };
             if *due > now || !self.circuit.try_acquire(now) {
                 break;
             }
-            let Some(Reverse((_, id, shipment))) = self.ready.pop() else { break };
-            let Some(item) = self.lanes.get(&shipment).and_then(|l| l.queue.front()).cloned() else {
+            let Some(Reverse((_, id, shipment))) = self.ready.pop() else {
+                break;
+            };
+            let Some(item) = self
+                .lanes
+                .get(&shipment)
+                .and_then(|l| l.queue.front())
+                .cloned()
+            else {
                 continue;
             };
             self.in_flight += 1;
@@ -220,8 +239,12 @@ impl Dispatcher {
     fn complete(&mut self, (id, shipment, result): Outcome) {
         self.in_flight = self.in_flight.saturating_sub(1);
         let now = Instant::now();
-        let Some(lane) = self.lanes.get_mut(&shipment) else { return };
-        let Some(head) = lane.queue.front_mut() else { return };
+        let Some(lane) = self.lanes.get_mut(&shipment) else {
+            return;
+        };
+        let Some(head) = lane.queue.front_mut() else {
+            return;
+        };
         if head.id != id {
             return;
         }
@@ -231,7 +254,8 @@ impl Dispatcher {
             Ok(()) => {
                 self.circuit.on_success();
                 self.metrics.deliveries.inc(&[name, "delivered"]);
-                self.updates.push(DeliveryUpdate::Delivered { id, attempts });
+                self.updates
+                    .push(DeliveryUpdate::Delivered { id, attempts });
                 true
             }
             Err(e) if e.gone => {
@@ -245,11 +269,16 @@ impl Dispatcher {
                 if e.kind.should_retry() {
                     self.circuit.on_failure(now);
                 }
-                match self.sink.retry.decide(attempts, e.kind, e.retry_after, rand::random::<f64>()) {
+                match self
+                    .sink
+                    .retry
+                    .decide(attempts, e.kind, e.retry_after, rand::random::<f64>())
+                {
                     Decision::RetryAfter(delay) => {
                         self.metrics.deliveries.inc(&[name, "retry"]);
                         tracing::warn!(sink = name, outbox_id = id, attempts, kind = e.kind.as_str(), error = %e.message, delay_ms = delay.as_millis() as u64, "delivery failed; will retry");
-                        let wall = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+                        let wall = (time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+                            / 1_000_000) as i64;
                         let next = wall + delay.as_millis() as i64;
                         head.attempts = attempts;
                         head.next_attempt_at_ms = next;
@@ -259,7 +288,8 @@ impl Dispatcher {
                             next_attempt_at_ms: next,
                             error: e.message,
                         });
-                        self.ready.push(Reverse((now + delay, id, shipment.clone())));
+                        self.ready
+                            .push(Reverse((now + delay, id, shipment.clone())));
                         false
                     }
                     Decision::GiveUp => {
@@ -279,7 +309,9 @@ impl Dispatcher {
             lane.queue.pop_front();
             self.buffered = self.buffered.saturating_sub(1);
             match lane.queue.front() {
-                Some(next) => self.ready.push(Reverse((due_at(next, now), next.id, shipment))),
+                Some(next) => self
+                    .ready
+                    .push(Reverse((due_at(next, now), next.id, shipment))),
                 None => {
                     self.lanes.remove(&shipment);
                 }

@@ -10,14 +10,20 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| format!("`{s}` has no unit (use ms, s, m, h or d)"))?;
     let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("`{s}` does not start with a whole number"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` does not start with a whole number"))?;
     let ms = match unit {
         "ms" => n,
         "s" => n.saturating_mul(1000),
         "m" => n.saturating_mul(60_000),
         "h" => n.saturating_mul(3_600_000),
         "d" => n.saturating_mul(86_400_000),
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m, h or d)")),
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}` (use ms, s, m, h or d)"
+            ))
+        }
     };
     Ok(Duration::from_millis(ms))
 }
@@ -40,7 +46,10 @@ pub fn de_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error
 mod tests {
     #[test]
     fn units() {
-        assert_eq!(super::parse("250ms"), Ok(std::time::Duration::from_millis(250)));
+        assert_eq!(
+            super::parse("250ms"),
+            Ok(std::time::Duration::from_millis(250))
+        );
         assert_eq!(super::parse("5m"), Ok(std::time::Duration::from_secs(300)));
         assert!(super::parse("5").is_err());
         assert!(super::parse("5w").is_err());

@@ -94,7 +94,11 @@ impl Source {
                 let ks: Vec<Secret> = keys
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, s)| s.resolve().map_err(|e| errs.push(format!("auth.keys[{i}]: {e}"))).ok())
+                    .filter_map(|(i, s)| {
+                        s.resolve()
+                            .map_err(|e| errs.push(format!("auth.keys[{i}]: {e}")))
+                            .ok()
+                    })
                     .collect();
                 if keys.is_empty() {
                     errs.push("auth.keys: at least one key is required".into());
@@ -102,7 +106,9 @@ impl Source {
                 Auth::ApiKey(ks)
             }
         };
-        let mapping = Program::compile(&cfg.mapping).map_err(|e| errs.push(format!("mapping: {e}"))).ok();
+        let mapping = Program::compile(&cfg.mapping)
+            .map_err(|e| errs.push(format!("mapping: {e}")))
+            .ok();
         let idem = match &cfg.idempotency_key {
             None => None,
             Some(code) => Program::compile(code)
@@ -187,13 +193,22 @@ fn mapping_rejection(e: MappingError) -> Rejection {
     }
 }
 
-const HIDDEN_HEADERS: [&str; 4] = ["authorization", "cookie", "x-api-key", "proxy-authorization"];
+const HIDDEN_HEADERS: [&str; 4] = [
+    "authorization",
+    "cookie",
+    "x-api-key",
+    "proxy-authorization",
+];
 
 impl Hub {
     /// Ingests one payload for a configured source.
     pub async fn ingest(&self, r: Received) -> Result<IngestReply, StoreError> {
         let verdict = match self.sources.get(&r.source) {
-            None => Err(reject(404, "ingest.unknown_source", format!("no source named `{}`", r.source))),
+            None => Err(reject(
+                404,
+                "ingest.unknown_source",
+                format!("no source named `{}`", r.source),
+            )),
             Some(src) => evaluate(src, &r),
         };
         self.store_verdict(r, verdict).await
@@ -286,9 +301,15 @@ fn evaluate(src: &Source, r: &Received) -> Result<(String, Vec<CloudEvent>), Rej
         Auth::ApiKey(keys) => {
             let given = r
                 .header("authorization")
-                .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+                .and_then(|h| {
+                    h.strip_prefix("Bearer ")
+                        .or_else(|| h.strip_prefix("bearer "))
+                })
                 .ok_or_else(|| reject(401, "ingest.unauthorized", "missing bearer API key"))?;
-            if !keys.iter().any(|k| bool::from(k.expose().as_bytes().ct_eq(given.as_bytes()))) {
+            if !keys
+                .iter()
+                .any(|k| bool::from(k.expose().as_bytes().ct_eq(given.as_bytes())))
+            {
                 return Err(reject(401, "ingest.unauthorized", "unknown API key"));
             }
         }
@@ -349,8 +370,13 @@ fn to_events(
 /// `/v1/events`: drafts as they are, CloudEvents reduced to drafts (their `id` becomes the
 /// draft key, so a re-posted CloudEvent keeps its identity).
 fn canonical(r: &Received) -> Result<(String, Vec<CloudEvent>), Rejection> {
-    let v: serde_json::Value = serde_json::from_slice(&r.body)
-        .map_err(|e| reject(400, "ingest.bad_json", format!("payload is not valid JSON: {e}")))?;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| {
+        reject(
+            400,
+            "ingest.bad_json",
+            format!("payload is not valid JSON: {e}"),
+        )
+    })?;
     let items = match v {
         serde_json::Value::Array(a) => a,
         other => vec![other],
@@ -362,7 +388,11 @@ fn canonical(r: &Received) -> Result<(String, Vec<CloudEvent>), Rejection> {
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let item = if item.get("specversion").is_some() { from_cloudevent(item) } else { item };
+            let item = if item.get("specversion").is_some() {
+                from_cloudevent(item)
+            } else {
+                item
+            };
             serde_json::from_value::<EventDraft>(item)
                 .map_err(|e| reject(422, "mapping.bad_output", format!("event {i}: {e}")))
         })
@@ -378,7 +408,16 @@ fn canonical(r: &Received) -> Result<(String, Vec<CloudEvent>), Rejection> {
 fn from_cloudevent(mut ce: serde_json::Value) -> serde_json::Value {
     let mut d = serde_json::Map::new();
     if let Some(o) = ce.as_object_mut() {
-        for f in ["type", "subject", "time", "correlationid", "causationid", "tenant", "dataclassification", "data"] {
+        for f in [
+            "type",
+            "subject",
+            "time",
+            "correlationid",
+            "causationid",
+            "tenant",
+            "dataclassification",
+            "data",
+        ] {
             if let Some(v) = o.remove(f) {
                 d.insert(f.into(), v);
             }

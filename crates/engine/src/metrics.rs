@@ -29,7 +29,8 @@ impl Histogram {
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.sum_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 
     fn render(&self, name: &str, out: &mut String) {
@@ -69,7 +70,11 @@ impl Counter {
     /// Current value (tests).
     pub fn get(&self, labels: &[&str]) -> u64 {
         let key: Vec<String> = labels.iter().map(|s| (*s).to_owned()).collect();
-        self.0.lock().ok().and_then(|m| m.get(&key).copied()).unwrap_or(0)
+        self.0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).copied())
+            .unwrap_or(0)
     }
 
     fn render(&self, name: &str, help: &str, label_names: &[&str], out: &mut String) {
@@ -114,20 +119,28 @@ impl Metrics {
             &["source", "outcome"],
             &mut out,
         );
-        self.ack_latency.render("waybill_ingest_ack_seconds", &mut out);
+        self.ack_latency
+            .render("waybill_ingest_ack_seconds", &mut out);
         self.deliveries.render(
             "waybill_delivery_attempts_total",
             "Delivery attempts, by sink and outcome.",
             &["sink", "outcome"],
             &mut out,
         );
-        let gauge = |out: &mut String, name: &str, help: &str, label: &str, rows: &[(String, i64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for (k, v) in rows {
-                let _ = writeln!(out, "{name}{{{label}=\"{k}\"}} {v}");
-            }
-        };
-        gauge(&mut out, "waybill_outbox_depth", "Pending deliveries per sink.", "sink", &depths.outbox);
+        let gauge =
+            |out: &mut String, name: &str, help: &str, label: &str, rows: &[(String, i64)]| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+                for (k, v) in rows {
+                    let _ = writeln!(out, "{name}{{{label}=\"{k}\"}} {v}");
+                }
+            };
+        gauge(
+            &mut out,
+            "waybill_outbox_depth",
+            "Pending deliveries per sink.",
+            "sink",
+            &depths.outbox,
+        );
         gauge(
             &mut out,
             "waybill_dead_letters",
@@ -135,7 +148,13 @@ impl Metrics {
             "sink",
             &depths.dead_letters,
         );
-        gauge(&mut out, "waybill_shipments", "Shipments per state.", "state", &depths.shipments);
+        gauge(
+            &mut out,
+            "waybill_shipments",
+            "Shipments per state.",
+            "state",
+            &depths.shipments,
+        );
         if let Ok(c) = self.circuit.lock() {
             let rows: Vec<(String, i64)> = c.iter().map(|(k, v)| (k.clone(), *v as i64)).collect();
             gauge(

@@ -98,24 +98,49 @@ mod tests {
     #[test]
     fn budget_is_the_schedule_length() {
         let p = policy(Jitter::None);
-        assert_eq!(p.decide(1, FailureKind::Retryable, None, 0.5), Decision::RetryAfter(Duration::from_secs(5)));
-        assert_eq!(p.decide(2, FailureKind::Retryable, None, 0.5), Decision::RetryAfter(Duration::from_secs(300)));
-        assert_eq!(p.decide(3, FailureKind::Retryable, None, 0.5), Decision::GiveUp);
+        assert_eq!(
+            p.decide(1, FailureKind::Retryable, None, 0.5),
+            Decision::RetryAfter(Duration::from_secs(5))
+        );
+        assert_eq!(
+            p.decide(2, FailureKind::Retryable, None, 0.5),
+            Decision::RetryAfter(Duration::from_secs(300))
+        );
+        assert_eq!(
+            p.decide(3, FailureKind::Retryable, None, 0.5),
+            Decision::GiveUp
+        );
     }
 
     #[test]
     fn permanent_failures_are_not_retried() {
         let p = policy(Jitter::None);
-        assert_eq!(p.decide(1, FailureKind::Permanent, None, 0.0), Decision::GiveUp);
-        assert_eq!(p.decide(1, FailureKind::InvalidInput, None, 0.0), Decision::GiveUp);
+        assert_eq!(
+            p.decide(1, FailureKind::Permanent, None, 0.0),
+            Decision::GiveUp
+        );
+        assert_eq!(
+            p.decide(1, FailureKind::InvalidInput, None, 0.0),
+            Decision::GiveUp
+        );
     }
 
     #[test]
     fn retry_after_is_honoured_up_to_the_cap() {
         let p = policy(Jitter::None);
-        let d = p.decide(1, FailureKind::Retryable, Some(Duration::from_secs(60)), 0.0);
+        let d = p.decide(
+            1,
+            FailureKind::Retryable,
+            Some(Duration::from_secs(60)),
+            0.0,
+        );
         assert_eq!(d, Decision::RetryAfter(Duration::from_secs(60)));
-        let d = p.decide(1, FailureKind::Retryable, Some(Duration::from_secs(99_999)), 0.0);
+        let d = p.decide(
+            1,
+            FailureKind::Retryable,
+            Some(Duration::from_secs(99_999)),
+            0.0,
+        );
         assert_eq!(d, Decision::RetryAfter(Duration::from_secs(3600)));
     }
 

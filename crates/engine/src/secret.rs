@@ -43,18 +43,22 @@ impl Secret {
 impl SecretRef {
     /// Resolves the reference; the error never contains the value.
     pub fn resolve(&self) -> Result<Secret, String> {
-        let (scheme, rest) = self
-            .0
-            .split_once(':')
-            .ok_or_else(|| "a secret must be `env:NAME`, `file:PATH` or `plain:VALUE`".to_string())?;
+        let (scheme, rest) = self.0.split_once(':').ok_or_else(|| {
+            "a secret must be `env:NAME`, `file:PATH` or `plain:VALUE`".to_string()
+        })?;
         let v = match scheme {
-            "env" => std::env::var(rest).map_err(|_| format!("environment variable {rest} is not set"))?,
+            "env" => std::env::var(rest)
+                .map_err(|_| format!("environment variable {rest} is not set"))?,
             "file" => std::fs::read_to_string(rest)
                 .map_err(|e| format!("cannot read secret file {rest}: {e}"))?
                 .trim_end_matches(['\n', '\r'])
                 .to_owned(),
             "plain" => rest.to_owned(),
-            other => return Err(format!("unknown secret scheme `{other}` (use env:, file: or plain:)")),
+            other => {
+                return Err(format!(
+                    "unknown secret scheme `{other}` (use env:, file: or plain:)"
+                ))
+            }
         };
         if v.is_empty() {
             return Err("secret is empty".into());
@@ -69,7 +73,10 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_value() {
-        assert_eq!(format!("{:?}", SecretRef("plain:hunter2".into())), "plain:***");
+        assert_eq!(
+            format!("{:?}", SecretRef("plain:hunter2".into())),
+            "plain:***"
+        );
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "***");
     }
 
@@ -78,7 +85,9 @@ mod tests {
         assert!(SecretRef("hunter2".into()).resolve().is_err());
         assert!(SecretRef("vault:x".into()).resolve().is_err());
         assert_eq!(
-            SecretRef("plain:x".into()).resolve().map(|s| s.expose().to_owned()),
+            SecretRef("plain:x".into())
+                .resolve()
+                .map(|s| s.expose().to_owned()),
             Ok("x".into())
         );
     }

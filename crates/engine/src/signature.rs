@@ -87,7 +87,10 @@ pub fn verify(
     let msg_id = msg_id.ok_or(SignatureError::MissingHeader("webhook-id"))?;
     let ts = timestamp.ok_or(SignatureError::MissingHeader("webhook-timestamp"))?;
     let sigs = signature.ok_or(SignatureError::MissingHeader("webhook-signature"))?;
-    let ts: i64 = ts.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
+    let ts: i64 = ts
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
     if now.saturating_sub(ts) > TOLERANCE_SECS {
         return Err(SignatureError::TooOld);
     }
@@ -125,7 +128,10 @@ mod tests {
     fn matches_the_reference_vector() {
         let k = SigningKey::parse(SECRET).expect("key");
         assert_eq!(k.sign(ID, TS, BODY), SIG);
-        assert_eq!(verify(&[k], Some(ID), Some("1614265330"), Some(SIG), BODY, TS + 10), Ok(()));
+        assert_eq!(
+            verify(&[k], Some(ID), Some("1614265330"), Some(SIG), BODY, TS + 10),
+            Ok(())
+        );
     }
 
     #[test]
@@ -133,15 +139,27 @@ mod tests {
         let k = SigningKey::parse(SECRET).expect("key");
         let ks = [k];
         let ts = "1614265330";
-        assert_eq!(verify(&ks, Some(ID), Some(ts), Some(SIG), b"{}", TS), Err(SignatureError::NoMatch));
-        assert_eq!(verify(&ks, Some(ID), Some(ts), Some(SIG), BODY, TS + 301), Err(SignatureError::TooOld));
-        assert_eq!(verify(&ks, Some(ID), Some(ts), Some(SIG), BODY, TS - 301), Err(SignatureError::TooNew));
+        assert_eq!(
+            verify(&ks, Some(ID), Some(ts), Some(SIG), b"{}", TS),
+            Err(SignatureError::NoMatch)
+        );
+        assert_eq!(
+            verify(&ks, Some(ID), Some(ts), Some(SIG), BODY, TS + 301),
+            Err(SignatureError::TooOld)
+        );
+        assert_eq!(
+            verify(&ks, Some(ID), Some(ts), Some(SIG), BODY, TS - 301),
+            Err(SignatureError::TooNew)
+        );
         assert_eq!(
             verify(&ks, None, Some(ts), Some(SIG), BODY, TS),
             Err(SignatureError::MissingHeader("webhook-id"))
         );
         // Rotation: any listed signature may match.
         let both = format!("v1,AAAA {SIG}");
-        assert_eq!(verify(&ks, Some(ID), Some(ts), Some(&both), BODY, TS), Ok(()));
+        assert_eq!(
+            verify(&ks, Some(ID), Some(ts), Some(&both), BODY, TS),
+            Ok(())
+        );
     }
 }

@@ -181,14 +181,12 @@ fn describe_load_errors<P>(code: &str, errs: &jaq_core::load::Errors<&str, P>) -
     for (_file, err) in errs {
         match err {
             Error::Io(es) => msgs.extend(es.iter().map(|(p, m)| format!("{p}: {m}"))),
-            Error::Lex(es) => msgs.extend(
-                es.iter()
-                    .map(|(expect, at)| format!("{} expected {}", position(code, at), expect.as_str())),
-            ),
-            Error::Parse(es) => msgs.extend(
-                es.iter()
-                    .map(|(expect, at)| format!("{} expected {}", position(code, at), expect.as_str())),
-            ),
+            Error::Lex(es) => msgs.extend(es.iter().map(|(expect, at)| {
+                format!("{} expected {}", position(code, at), expect.as_str())
+            })),
+            Error::Parse(es) => msgs.extend(es.iter().map(|(expect, at)| {
+                format!("{} expected {}", position(code, at), expect.as_str())
+            })),
         }
     }
     msgs.join("; ")

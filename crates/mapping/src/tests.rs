@@ -28,8 +28,9 @@ fn one_payload_maps_to_several_drafts() {
 #[test]
 fn headers_and_source_are_variables() {
     let p = Payload::parse(b"{}").expect("json");
-    let prog = Program::compile(r#"{type: "shipment.booked", subject: $headers["x-ref"], key: $source}"#)
-        .expect("compiles");
+    let prog =
+        Program::compile(r#"{type: "shipment.booked", subject: $headers["x-ref"], key: $source}"#)
+            .expect("compiles");
     let d = prog
         .run(&p, &[("X-Ref".into(), "S-1".into())], "wms")
         .expect("maps");

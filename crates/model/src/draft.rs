@@ -143,7 +143,10 @@ impl EventDraft {
             data.insert("location".into(), l);
         }
         if !self.refs.is_empty() {
-            data.insert("refs".into(), serde_json::to_value(&self.refs).unwrap_or_default());
+            data.insert(
+                "refs".into(),
+                serde_json::to_value(&self.refs).unwrap_or_default(),
+            );
         }
         let key = self.key.unwrap_or_else(|| index.to_string());
         Ok(CloudEvent {
@@ -200,7 +203,10 @@ mod tests {
             {"type": "shipment.teleported", "subject": "S1"}]))
         .expect("shape ok");
         let e = d[1].clone().into_event(1, &origin()).expect_err("bad type");
-        assert_eq!(e.to_string(), "event 1: type: unknown event type `shipment.teleported`");
+        assert_eq!(
+            e.to_string(),
+            "event 1: type: unknown event type `shipment.teleported`"
+        );
         let e = EventDraft::many_from_json(json!({"type": "x"})).expect_err("no subject");
         assert!(e.to_string().contains("subject"), "{e}");
     }

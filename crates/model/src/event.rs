@@ -80,7 +80,9 @@ impl CloudEvent {
 
     /// The source name from the `/sources/<name>` URI-reference.
     pub fn source_name(&self) -> &str {
-        self.source.strip_prefix("/sources/").unwrap_or(&self.source)
+        self.source
+            .strip_prefix("/sources/")
+            .unwrap_or(&self.source)
     }
 }
 

@@ -26,7 +26,14 @@ impl EventId {
         b[6] = (b[6] & 0x0f) | 0x80;
         b[8] = (b[8] & 0x3f) | 0x80;
         let x = hex::encode(b);
-        EventId(format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32]))
+        EventId(format!(
+            "{}-{}-{}-{}-{}",
+            &x[0..8],
+            &x[8..12],
+            &x[12..16],
+            &x[16..20],
+            &x[20..32]
+        ))
     }
 
     /// The id as a string slice.
@@ -57,7 +64,10 @@ impl ShipmentKey {
             return Err("shipment key is empty".into());
         }
         if s.len() > Self::MAX_LEN {
-            return Err(format!("shipment key is longer than {} bytes", Self::MAX_LEN));
+            return Err(format!(
+                "shipment key is longer than {} bytes",
+                Self::MAX_LEN
+            ));
         }
         if s.chars().any(|c| c.is_control() || c == '/') {
             return Err("shipment key contains '/' or a control character".into());

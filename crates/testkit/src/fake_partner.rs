@@ -23,7 +23,10 @@ pub struct Recorded {
 impl Recorded {
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON.
@@ -72,13 +75,16 @@ impl FakePartner {
                     let rec = Recorded {
                         headers: headers
                             .iter()
-                            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                            .map(|(k, v)| {
+                                (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                            })
                             .collect(),
                         body: body.to_vec(),
                         status,
                     };
                     st.lock().unwrap().requests.push(rec);
-                    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    let code =
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                     match retry_after {
                         Some(ra) => (code, [("retry-after", ra)]).into_response(),
                         None => code.into_response(),
@@ -112,7 +118,11 @@ impl FakePartner {
 
     /// Answers the next request with `status` and a `Retry-After` header.
     pub fn answer_next_with_retry_after(&self, status: u16, retry_after: &str) {
-        self.state.lock().unwrap().script.push_back((status, Some(retry_after.into())));
+        self.state
+            .lock()
+            .unwrap()
+            .script
+            .push_back((status, Some(retry_after.into())));
     }
 
     /// Answers every unscripted request with `status` (e.g. 503 for an outage).
@@ -132,11 +142,19 @@ impl FakePartner {
 
     /// Requests answered with a 2xx.
     pub fn accepted(&self) -> Vec<Recorded> {
-        self.requests().into_iter().filter(|r| (200..300).contains(&r.status)).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .collect()
     }
 
     /// Waits (real time) until `pred` holds over the accepted requests, or panics after `timeout`.
-    pub async fn wait_until(&self, timeout: Duration, what: &str, pred: impl Fn(&[Recorded]) -> bool) {
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[Recorded]) -> bool,
+    ) {
         let end = std::time::Instant::now() + timeout;
         loop {
             if pred(&self.accepted()) {

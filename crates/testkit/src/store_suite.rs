@@ -7,7 +7,14 @@ use waybill_model::{CloudEvent, EventDraft, Milestone, ShipmentKey};
 use waybill_store::*;
 
 /// A canonical event built the way ingest builds them.
-pub fn event(source: &str, payload_key: &str, ty: &str, subject: &str, minute: i64, refs: &[(&str, &str)]) -> CloudEvent {
+pub fn event(
+    source: &str,
+    payload_key: &str,
+    ty: &str,
+    subject: &str,
+    minute: i64,
+    refs: &[(&str, &str)],
+) -> CloudEvent {
     let draft = EventDraft {
         ty: ty.into(),
         subject: subject.into(),
@@ -21,7 +28,10 @@ pub fn event(source: &str, payload_key: &str, ty: &str, subject: &str, minute: i
         code: None,
         text: None,
         location: None,
-        refs: refs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+        refs: refs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect(),
         data: None,
         correlationid: None,
         causationid: None,
@@ -65,12 +75,27 @@ fn sub(name: &str, sink: &str, types: &[&str], sources: &[&str]) -> Subscription
 /// A duplicate payload answers with the original ids and appends nothing.
 pub async fn duplicate_payload_returns_original_ids(store: Store) {
     let e = event("carrier", "p1", "shipment.in_transit", "S1", 1, &[]);
-    let first = store.ingest(accepted("carrier", "p1", vec![e.clone()])).await.unwrap();
-    let IngestOutcome::Accepted { event_ids, .. } = first else { panic!("{first:?}") };
+    let first = store
+        .ingest(accepted("carrier", "p1", vec![e.clone()]))
+        .await
+        .unwrap();
+    let IngestOutcome::Accepted { event_ids, .. } = first else {
+        panic!("{first:?}")
+    };
     assert_eq!(event_ids, vec![e.id.clone()]);
-    let again = store.ingest(accepted("carrier", "p1", vec![e.clone()])).await.unwrap();
-    assert!(matches!(again, IngestOutcome::Duplicate { ref event_ids, .. } if event_ids == &vec![e.id.clone()]), "{again:?}");
-    let view = store.shipment(&ShipmentKey("S1".into())).await.unwrap().unwrap();
+    let again = store
+        .ingest(accepted("carrier", "p1", vec![e.clone()]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, IngestOutcome::Duplicate { ref event_ids, .. } if event_ids == &vec![e.id.clone()]),
+        "{again:?}"
+    );
+    let view = store
+        .shipment(&ShipmentKey("S1".into()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(view.timeline.len(), 1);
 }
 
@@ -92,7 +117,11 @@ pub async fn rejected_payloads_are_kept(store: Store) {
         .unwrap();
     assert!(matches!(out, IngestOutcome::Rejected { .. }));
     let rows = store
-        .inbox(InboxQuery { status: Some("rejected".into()), source: None, limit: 10 })
+        .inbox(InboxQuery {
+            status: Some("rejected".into()),
+            source: None,
+            limit: 10,
+        })
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
@@ -105,11 +134,24 @@ pub async fn rejected_payloads_are_kept(store: Store) {
 pub async fn sequence_is_dense_and_late_events_do_not_regress(store: Store) {
     let delivered = event("carrier", "p2", "shipment.delivered", "S2", 10, &[]);
     let transit = event("carrier", "p1", "shipment.in_transit", "S2", 5, &[]);
-    store.ingest(accepted("carrier", "p2", vec![delivered.clone()])).await.unwrap();
-    store.ingest(accepted("carrier", "p1", vec![transit.clone()])).await.unwrap();
+    store
+        .ingest(accepted("carrier", "p2", vec![delivered.clone()]))
+        .await
+        .unwrap();
+    store
+        .ingest(accepted("carrier", "p1", vec![transit.clone()]))
+        .await
+        .unwrap();
     // a different payload repeating an event already stored
-    store.ingest(accepted("carrier", "p3", vec![transit.clone()])).await.unwrap();
-    let view = store.shipment(&ShipmentKey("S2".into())).await.unwrap().unwrap();
+    store
+        .ingest(accepted("carrier", "p3", vec![transit.clone()]))
+        .await
+        .unwrap();
+    let view = store
+        .shipment(&ShipmentKey("S2".into()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(view.state.milestone, Milestone::Delivered);
     let mut seqs: Vec<i64> = view.timeline.iter().map(|t| t.sequence).collect();
     seqs.sort();
@@ -117,7 +159,10 @@ pub async fn sequence_is_dense_and_late_events_do_not_regress(store: Store) {
     // timeline is in occurrence order, the late event first, marked as recorded only
     assert_eq!(view.timeline[0].event.id, transit.id);
     assert_eq!(view.timeline[0].effect, "recorded");
-    assert_eq!(view.timeline[0].event.sequence.as_deref(), Some("00000000000000000002"));
+    assert_eq!(
+        view.timeline[0].event.sequence.as_deref(),
+        Some("00000000000000000002")
+    );
 }
 
 /// Outbox rows are created per matching subscription, in the same transaction.
@@ -134,34 +179,71 @@ pub async fn events_are_routed_to_matching_subscriptions(store: Store) {
     let b = event("carrier", "p2", "warehouse.packed", "S3", 0, &[]);
     let c = event("wms", "p3", "warehouse.picked", "S3", 0, &[]);
     for (k, e) in [("p1", &a), ("p2", &b), ("p3", &c)] {
-        store.ingest(accepted(e.source_name(), k, vec![e.clone()])).await.unwrap();
+        store
+            .ingest(accepted(e.source_name(), k, vec![e.clone()]))
+            .await
+            .unwrap();
     }
-    let subs_of = |v: Vec<OutboxItemState>| v.into_iter().map(|s| s.subscription).collect::<Vec<_>>();
-    assert_eq!(subs_of(store.deliveries_of(a.id.as_str()).await.unwrap()), vec!["all", "delivered-only"]);
-    assert_eq!(subs_of(store.deliveries_of(b.id.as_str()).await.unwrap()), vec!["all"]);
-    assert_eq!(subs_of(store.deliveries_of(c.id.as_str()).await.unwrap()), vec!["all", "wms-only"]);
+    let subs_of =
+        |v: Vec<OutboxItemState>| v.into_iter().map(|s| s.subscription).collect::<Vec<_>>();
+    assert_eq!(
+        subs_of(store.deliveries_of(a.id.as_str()).await.unwrap()),
+        vec!["all", "delivered-only"]
+    );
+    assert_eq!(
+        subs_of(store.deliveries_of(b.id.as_str()).await.unwrap()),
+        vec!["all"]
+    );
+    assert_eq!(
+        subs_of(store.deliveries_of(c.id.as_str()).await.unwrap()),
+        vec!["all", "wms-only"]
+    );
     let ops = store.pending_outbox("ops", 0, 100).await.unwrap();
     assert_eq!(ops.len(), 3);
     assert!(ops.windows(2).all(|w| w[0].id < w[1].id));
     let body: serde_json::Value = serde_json::from_str(&ops[0].body).unwrap();
     assert_eq!(body["id"], a.id.as_str());
     assert_eq!(body["sequence"], "00000000000000000001");
-    assert_eq!(store.pending_outbox("ops", ops[1].id, 100).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .pending_outbox("ops", ops[1].id, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 /// Delivered rows leave the pending set; dead ones become dead letters; replay re-enqueues
 /// each dead letter once, as a new row.
 pub async fn dead_letters_are_replayed_once(store: Store) {
-    store.sync_subscriptions(vec![sub("all", "ops", &[], &[])]).await.unwrap();
+    store
+        .sync_subscriptions(vec![sub("all", "ops", &[], &[])])
+        .await
+        .unwrap();
     let a = event("carrier", "p1", "shipment.in_transit", "S4", 1, &[]);
     let b = event("carrier", "p2", "shipment.delivered", "S4", 2, &[]);
-    store.ingest(accepted("carrier", "p1", vec![a.clone()])).await.unwrap();
-    store.ingest(accepted("carrier", "p2", vec![b.clone()])).await.unwrap();
+    store
+        .ingest(accepted("carrier", "p1", vec![a.clone()]))
+        .await
+        .unwrap();
+    store
+        .ingest(accepted("carrier", "p2", vec![b.clone()]))
+        .await
+        .unwrap();
     let rows = store.pending_outbox("ops", 0, 10).await.unwrap();
     store
         .record_deliveries(vec![
-            DeliveryUpdate::Delivered { id: rows[0].id, attempts: 1 },
-            DeliveryUpdate::Retry { id: rows[1].id, attempts: 1, next_attempt_at_ms: 5, error: "HTTP 503".into() },
+            DeliveryUpdate::Delivered {
+                id: rows[0].id,
+                attempts: 1,
+            },
+            DeliveryUpdate::Retry {
+                id: rows[1].id,
+                attempts: 1,
+                next_attempt_at_ms: 5,
+                error: "HTTP 503".into(),
+            },
         ])
         .await
         .unwrap();
@@ -169,45 +251,107 @@ pub async fn dead_letters_are_replayed_once(store: Store) {
     assert_eq!(pending.len(), 1);
     assert_eq!((pending[0].attempts, pending[0].next_attempt_at_ms), (1, 5));
     store
-        .record_deliveries(vec![DeliveryUpdate::Dead { id: rows[1].id, attempts: 2, error: "HTTP 400".into() }])
+        .record_deliveries(vec![DeliveryUpdate::Dead {
+            id: rows[1].id,
+            attempts: 2,
+            error: "HTTP 400".into(),
+        }])
         .await
         .unwrap();
     assert!(store.pending_outbox("ops", 0, 10).await.unwrap().is_empty());
-    let dl = store.dead_letters(DeadLetterQuery { limit: 10, ..Default::default() }).await.unwrap();
+    let dl = store
+        .dead_letters(DeadLetterQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(dl.len(), 1);
-    assert_eq!((dl[0].event_id.as_str(), dl[0].error.as_str(), dl[0].attempts), (b.id.as_str(), "HTTP 400", 2));
+    assert_eq!(
+        (
+            dl[0].event_id.as_str(),
+            dl[0].error.as_str(),
+            dl[0].attempts
+        ),
+        (b.id.as_str(), "HTTP 400", 2)
+    );
     let depths = store.depths().await.unwrap();
     assert_eq!(depths.dead_letters, vec![("ops".to_string(), 1)]);
-    let replayed = store.replay_dead_letters(ReplaySelector::Ids(vec![dl[0].id])).await.unwrap();
+    let replayed = store
+        .replay_dead_letters(ReplaySelector::Ids(vec![dl[0].id]))
+        .await
+        .unwrap();
     assert_eq!(replayed.len(), 1);
     assert!(replayed[0].1 > rows[1].id);
-    let again = store.replay_dead_letters(ReplaySelector::All { sink: None }).await.unwrap();
+    let again = store
+        .replay_dead_letters(ReplaySelector::All { sink: None })
+        .await
+        .unwrap();
     assert!(again.is_empty(), "a dead letter is replayed once");
     let pending = store.pending_outbox("ops", 0, 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].event_id, b.id.as_str());
     assert_eq!(pending[0].attempts, 0);
-    assert!(store.dead_letters(DeadLetterQuery { limit: 10, ..Default::default() }).await.unwrap().is_empty());
+    assert!(store
+        .dead_letters(DeadLetterQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Cross-references are stored and shown; listing filters by state.
 pub async fn xrefs_and_state_listing(store: Store) {
-    let a = event("odoo", "p1", "order.released", "S5", 1, &[("odoo.picking", "WH/OUT/00015"), ("odoo.order", "S00025")]);
-    let b = event("carrier", "p2", "shipment.delivered", "S6", 1, &[("tracking", "1Z999")]);
+    let a = event(
+        "odoo",
+        "p1",
+        "order.released",
+        "S5",
+        1,
+        &[("odoo.picking", "WH/OUT/00015"), ("odoo.order", "S00025")],
+    );
+    let b = event(
+        "carrier",
+        "p2",
+        "shipment.delivered",
+        "S6",
+        1,
+        &[("tracking", "1Z999")],
+    );
     store.ingest(accepted("odoo", "p1", vec![a])).await.unwrap();
-    store.ingest(accepted("carrier", "p2", vec![b])).await.unwrap();
-    let v = store.shipment(&ShipmentKey("S5".into())).await.unwrap().unwrap();
+    store
+        .ingest(accepted("carrier", "p2", vec![b]))
+        .await
+        .unwrap();
+    let v = store
+        .shipment(&ShipmentKey("S5".into()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        v.xrefs.iter().map(|x| (x.kind.as_str(), x.value.as_str())).collect::<Vec<_>>(),
+        v.xrefs
+            .iter()
+            .map(|x| (x.kind.as_str(), x.value.as_str()))
+            .collect::<Vec<_>>(),
         vec![("odoo.order", "S00025"), ("odoo.picking", "WH/OUT/00015")]
     );
     let delivered = store
-        .shipments(ShipmentQuery { state: Some(Milestone::Delivered), after: None, limit: 10 })
+        .shipments(ShipmentQuery {
+            state: Some(Milestone::Delivered),
+            after: None,
+            limit: 10,
+        })
         .await
         .unwrap();
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].state.key.as_str(), "S6");
-    assert!(store.shipment(&ShipmentKey("nope".into())).await.unwrap().is_none());
+    assert!(store
+        .shipment(&ShipmentKey("nope".into()))
+        .await
+        .unwrap()
+        .is_none());
 }
 
 /// Many concurrent writers: every acknowledged payload is there afterwards.
@@ -216,16 +360,31 @@ pub async fn concurrent_ingests_are_all_durable(store: Store) {
     for i in 0..200 {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
-            let e = event("carrier", &format!("p{i}"), "shipment.in_transit", &format!("C{}", i % 17), i, &[]);
-            s.ingest(accepted("carrier", &format!("p{i}"), vec![e])).await
+            let e = event(
+                "carrier",
+                &format!("p{i}"),
+                "shipment.in_transit",
+                &format!("C{}", i % 17),
+                i,
+                &[],
+            );
+            s.ingest(accepted("carrier", &format!("p{i}"), vec![e]))
+                .await
         }));
     }
     for t in tasks {
-        assert!(matches!(t.await.unwrap().unwrap(), IngestOutcome::Accepted { .. }));
+        assert!(matches!(
+            t.await.unwrap().unwrap(),
+            IngestOutcome::Accepted { .. }
+        ));
     }
     let mut total = 0;
     for k in 0..17 {
-        let v = store.shipment(&ShipmentKey(format!("C{k}"))).await.unwrap().unwrap();
+        let v = store
+            .shipment(&ShipmentKey(format!("C{k}")))
+            .await
+            .unwrap()
+            .unwrap();
         let mut seqs: Vec<i64> = v.timeline.iter().map(|t| t.sequence).collect();
         seqs.sort();
         assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());

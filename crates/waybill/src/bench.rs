@@ -85,7 +85,8 @@ pub fn body(run_id: &str, i: usize, shipments: usize) -> Vec<u8> {
 }
 
 /// The jq mapping the bench source uses (also in waybill.example.toml).
-pub const MAPPING: &str = r#"{type: .status, subject: .shipment, time: .at, key: .id, refs: {tracking: .tracking}}"#;
+pub const MAPPING: &str =
+    r#"{type: .status, subject: .shipment, time: .at, key: .id, refs: {tracking: .tracking}}"#;
 
 /// Runs the plan and returns what it measured.
 pub async fn run(plan: &Plan) -> anyhow::Result<Report> {

@@ -135,21 +135,38 @@ fn default_level() -> String {
     "info".into()
 }
 
-const SECTIONS: [&str; 7] = ["server", "store", "delivery", "sources", "sinks", "subscriptions", "log"];
+const SECTIONS: [&str; 7] = [
+    "server",
+    "store",
+    "delivery",
+    "sources",
+    "sinks",
+    "subscriptions",
+    "log",
+];
 
 impl Config {
     /// Reads the file, applies environment overrides, deserializes. Errors name the file
     /// and the line.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         Self::parse(&text, std::env::vars()).with_context(|| format!("in {}", path.display()))
     }
 
     /// Parses TOML text with overrides from `WAYBILL_<SECTION>__<KEY>[__<KEY>…]` variables.
-    pub fn parse(text: &str, env: impl Iterator<Item = (String, String)>) -> anyhow::Result<Config> {
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| anyhow::anyhow!("{e}"))?;
+    pub fn parse(
+        text: &str,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("{e}"))?;
+        let mut overridden = false;
         for (k, v) in env {
-            let Some(rest) = k.strip_prefix("WAYBILL_") else { continue };
+            let Some(rest) = k.strip_prefix("WAYBILL_") else {
+                continue;
+            };
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
             if path.len() < 2 || !SECTIONS.contains(&path[0].as_str()) {
                 continue;
@@ -159,10 +176,36 @@ impl Config {
                 .ok()
                 .and_then(|mut t| t.remove("v"))
                 .unwrap_or(toml::Value::String(v));
-            set_path(&mut table, &path, value).with_context(|| format!("environment variable {k}"))?;
+            set_path(&mut table, &path, value)
+                .with_context(|| format!("environment variable {k}"))?;
+            overridden = true;
         }
-        let cfg: Config = table.try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{e}"))?;
-        Ok(cfg)
+        // Without overrides, deserialize the text itself so errors can carry positions.
+        let cfg: Result<Config, toml::de::Error> = if overridden {
+            table.try_into()
+        } else {
+            toml::from_str(text)
+        };
+        cfg.map_err(|e| anyhow::anyhow!("{}", with_line(text, &e.to_string())))
+    }
+}
+
+/// Adds `line N: ` when the parser's message has no position but names a key that
+/// appears in the text (e.g. an unknown field).
+fn with_line(text: &str, msg: &str) -> String {
+    if msg.contains("line ") {
+        return msg.to_owned();
+    }
+    let key = msg.split('`').nth(1).unwrap_or("");
+    let line = text.lines().position(|l| {
+        let l = l.trim_start();
+        !key.is_empty()
+            && l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('=') || rest.starts_with('.'))
+    });
+    match line {
+        Some(n) => format!("line {}: {}", n + 1, msg.trim_end()),
+        None => msg.to_owned(),
     }
 }
 
@@ -174,7 +217,9 @@ fn set_path(t: &mut toml::Table, path: &[String], v: toml::Value) -> anyhow::Res
             Ok(())
         }
         [head, rest @ ..] => {
-            let e = t.entry(head.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let e = t
+                .entry(head.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             match e {
                 toml::Value::Table(inner) => set_path(inner, rest, v),
                 _ => anyhow::bail!("`{head}` is not a table"),
@@ -200,14 +245,21 @@ impl Config {
     pub fn validate(&self) -> Result<Runtime, Vec<String>> {
         let mut errs = Vec::new();
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            errs.push(format!("server.listen: `{}` is not an address like 127.0.0.1:8080", self.server.listen));
+            errs.push(format!(
+                "server.listen: `{}` is not an address like 127.0.0.1:8080",
+                self.server.listen
+            ));
         }
         let api_keys: Vec<Secret> = self
             .server
             .api_keys
             .iter()
             .enumerate()
-            .filter_map(|(i, k)| k.resolve().map_err(|e| errs.push(format!("server.api_keys[{i}]: {e}"))).ok())
+            .filter_map(|(i, k)| {
+                k.resolve()
+                    .map_err(|e| errs.push(format!("server.api_keys[{i}]: {e}")))
+                    .ok()
+            })
             .collect();
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             errs.push("log.format: must be `pretty` or `json`".into());
@@ -235,7 +287,10 @@ impl Config {
                     outbound: Arc::clone(&outbound),
                     retry: self.delivery.retry_policy(),
                     circuit: self.delivery.circuit(),
-                    concurrency: cfg.concurrency().unwrap_or(self.delivery.concurrency).max(1),
+                    concurrency: cfg
+                        .concurrency()
+                        .unwrap_or(self.delivery.concurrency)
+                        .max(1),
                     pause_on_gone: self.delivery.pause_on_gone,
                 }),
                 Err(es) => errs.extend(es),
@@ -248,24 +303,34 @@ impl Config {
             .enumerate()
             .map(|(i, s)| {
                 if !names.insert(s.name.clone()) {
-                    errs.push(format!("subscriptions[{i}].name: `{}` is used twice", s.name));
+                    errs.push(format!(
+                        "subscriptions[{i}].name: `{}` is used twice",
+                        s.name
+                    ));
                 }
                 if !self.sinks.contains_key(&s.sink) {
-                    errs.push(format!("subscriptions[{i}].sink: no sink named `{}`", s.sink));
+                    errs.push(format!(
+                        "subscriptions[{i}].sink: no sink named `{}`",
+                        s.sink
+                    ));
                 }
                 for src in &s.sources {
                     if src != "api" && !self.sources.contains_key(src) {
-                        errs.push(format!("subscriptions[{i}].sources: no source named `{src}`"));
+                        errs.push(format!(
+                            "subscriptions[{i}].sources: no source named `{src}`"
+                        ));
                     }
                 }
                 for t in &s.types {
                     let base = t.strip_suffix(".*").unwrap_or(t);
                     let known = t == "*"
-                        || waybill_model::EventType::ALL
-                            .iter()
-                            .any(|et| et.as_str() == t || et.as_str().starts_with(&format!("{base}.")));
+                        || waybill_model::EventType::ALL.iter().any(|et| {
+                            et.as_str() == t || et.as_str().starts_with(&format!("{base}."))
+                        });
                     if !known {
-                        errs.push(format!("subscriptions[{i}].types: `{t}` matches no event type"));
+                        errs.push(format!(
+                            "subscriptions[{i}].types: `{t}` matches no event type"
+                        ));
                     }
                 }
                 Subscription {

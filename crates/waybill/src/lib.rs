@@ -62,7 +62,9 @@ pub async fn serve(
         max_body_bytes: config.server.max_body_bytes,
     }));
     tracing::info!(addr = %listener.local_addr()?, store = %config.store.path.display(), "waybill listening");
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     tracing::info!("shutting down: finishing deliveries in flight");
     let _ = stop_tx.send(true);
     for d in dispatchers {

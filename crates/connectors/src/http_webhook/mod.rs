@@ -63,9 +63,16 @@ impl HttpWebhook {
                 url,
                 key,
                 client,
-                headers: cfg.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                headers: cfg
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             }),
-            _ => Err(errs.into_iter().map(|e| format!("sinks.{name}.{e}")).collect()),
+            _ => Err(errs
+                .into_iter()
+                .map(|e| format!("sinks.{name}.{e}"))
+                .collect()),
         }
     }
 
@@ -78,7 +85,10 @@ impl HttpWebhook {
             .header("webhook-id", &item.event_id)
             .header("webhook-timestamp", ts.to_string());
         if let Some(k) = &self.key {
-            req = req.header("webhook-signature", k.sign(&item.event_id, ts, item.body.as_bytes()));
+            req = req.header(
+                "webhook-signature",
+                k.sign(&item.event_id, ts, item.body.as_bytes()),
+            );
         }
         for (k, v) in &self.headers {
             req = req.header(k, v);
@@ -88,10 +98,24 @@ impl HttpWebhook {
             .send()
             .await
             .map_err(|e| {
-                let what = if e.is_timeout() { "timed out" } else if e.is_connect() { "connection failed" } else { "request failed" };
-                DeliveryError::new(FailureKind::Retryable, format!("{what}: {}", without_url(&e)))
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                };
+                DeliveryError::new(
+                    FailureKind::Retryable,
+                    format!("{what}: {}", without_url(&e)),
+                )
             })?;
-        classify(resp.status().as_u16(), resp.headers().get("retry-after").and_then(|v| v.to_str().ok()))
+        classify(
+            resp.status().as_u16(),
+            resp.headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+        )
     }
 }
 

@@ -74,7 +74,9 @@ pub struct SqliteStore {
 fn open_conn(opts: &SqliteOptions) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         &opts.path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -192,7 +194,10 @@ impl SqliteStore {
         .map_err(|_| StoreError::Closed)?
     }
 
-    pub(crate) async fn sync_subscriptions(&self, subs: Vec<Subscription>) -> Result<(), StoreError> {
+    pub(crate) async fn sync_subscriptions(
+        &self,
+        subs: Vec<Subscription>,
+    ) -> Result<(), StoreError> {
         let cache = self.inner.subscriptions.clone();
         self.write(false, move |conn, _| {
             conn.execute("DELETE FROM subscriptions", [])?;
@@ -234,7 +239,12 @@ impl SqliteStore {
         if let Ok(mut g) = self.inner.writer.lock() {
             g.take();
         }
-        let done = self.inner.writer_done.lock().ok().and_then(|mut g| g.take());
+        let done = self
+            .inner
+            .writer_done
+            .lock()
+            .ok()
+            .and_then(|mut g| g.take());
         if let Some(done) = done {
             let _ = done.await;
         }
@@ -270,7 +280,11 @@ fn writer_loop(
             let sp = conn.execute_batch("SAVEPOINT job");
             let (reply, ok, n) = job(&conn, &current);
             if sp.is_ok() {
-                let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+                let end = if ok {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
                 if let Err(e) = conn.execute_batch(end) {
                     tracing::error!(error = %e, "savepoint release failed");
                 }
@@ -302,7 +316,8 @@ pub(crate) fn to_us(t: OffsetDateTime) -> i64 {
 
 /// A time from unix microseconds.
 pub(crate) fn from_us(us: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Unix milliseconds now.

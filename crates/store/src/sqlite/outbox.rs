@@ -40,7 +40,10 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn record_deliveries(&self, updates: Vec<DeliveryUpdate>) -> Result<(), StoreError> {
+    pub(crate) async fn record_deliveries(
+        &self,
+        updates: Vec<DeliveryUpdate>,
+    ) -> Result<(), StoreError> {
         self.write(false, move |c, _| {
             let now = to_us(OffsetDateTime::now_utc());
             for u in &updates {
@@ -81,7 +84,10 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn dead_letters(&self, q: DeadLetterQuery) -> Result<Vec<DeadLetter>, StoreError> {
+    pub(crate) async fn dead_letters(
+        &self,
+        q: DeadLetterQuery,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
         self.read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT d.id, d.outbox_id, d.subscription, d.sink, d.shipment, e.event_id, e.type, d.attempts, d.error,
@@ -110,7 +116,10 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn replay_dead_letters(&self, sel: ReplaySelector) -> Result<Vec<(i64, i64)>, StoreError> {
+    pub(crate) async fn replay_dead_letters(
+        &self,
+        sel: ReplaySelector,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
         self.write(true, move |c, _| {
             let ids: Vec<i64> = match sel {
                 ReplaySelector::Ids(ids) => ids,
@@ -134,7 +143,10 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn deliveries_of(&self, event_id: &str) -> Result<Vec<OutboxItemState>, StoreError> {
+    pub(crate) async fn deliveries_of(
+        &self,
+        event_id: &str,
+    ) -> Result<Vec<OutboxItemState>, StoreError> {
         let event_id = event_id.to_owned();
         self.read(move |c| {
             let mut st = c.prepare_cached(
@@ -172,7 +184,9 @@ fn replay_one(c: &Connection, id: i64, now: i64) -> Result<Option<i64>, StoreErr
     )?
     .execute(params![subscription, sink, event_seq, shipment, now_ms(), now])?;
     let new_id = c.last_insert_rowid();
-    c.prepare_cached("UPDATE dead_letters SET replayed_at = ?2, replay_outbox_id = ?3 WHERE id = ?1")?
-        .execute(params![id, now, new_id])?;
+    c.prepare_cached(
+        "UPDATE dead_letters SET replayed_at = ?2, replay_outbox_id = ?3 WHERE id = ?1",
+    )?
+    .execute(params![id, now, new_id])?;
     Ok(Some(new_id))
 }

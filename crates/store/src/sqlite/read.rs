@@ -10,7 +10,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use waybill_model::{CloudEvent, ShipmentKey};
 
 impl SqliteStore {
-    pub(crate) async fn shipment(&self, key: &ShipmentKey) -> Result<Option<ShipmentView>, StoreError> {
+    pub(crate) async fn shipment(
+        &self,
+        key: &ShipmentKey,
+    ) -> Result<Option<ShipmentView>, StoreError> {
         let key = key.clone();
         self.read(move |c| {
             let row = c
@@ -44,7 +47,10 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn shipments(&self, q: ShipmentQuery) -> Result<Vec<ShipmentSummary>, StoreError> {
+    pub(crate) async fn shipments(
+        &self,
+        q: ShipmentQuery,
+    ) -> Result<Vec<ShipmentSummary>, StoreError> {
         self.read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT key, state, milestone_at, milestone_event, flags, last_event_at, last_seq FROM shipments

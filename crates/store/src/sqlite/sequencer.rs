@@ -133,8 +133,10 @@ pub(crate) fn append(
         now
     ])?;
     for (kind, value) in ev.refs() {
-        conn.prepare_cached("INSERT OR IGNORE INTO xrefs (kind, value, shipment) VALUES (?1, ?2, ?3)")?
-            .execute(params![kind, value, key.as_str()])?;
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO xrefs (kind, value, shipment) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![kind, value, key.as_str()])?;
     }
     let source = ev.source_name();
     for sub in subs.iter().filter(|s| s.matches(ev.ty, source)) {
@@ -155,7 +157,11 @@ fn effect_name(a: Applied) -> &'static str {
 }
 
 pub(crate) fn flags_to_str(flags: &BTreeSet<Flag>) -> String {
-    flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(",")
+    flags
+        .iter()
+        .map(|f| f.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub(crate) fn flags_from_str(s: &str) -> Result<BTreeSet<Flag>, StoreError> {

@@ -6,7 +6,9 @@ mod sqlite {
 
     async fn open() -> Option<(Store, tempfile::TempDir)> {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(SqliteOptions::new(dir.path().join("t.db"))).await.unwrap();
+        let store = Store::open_sqlite(SqliteOptions::new(dir.path().join("t.db")))
+            .await
+            .unwrap();
         Some((store, dir))
     }
 

@@ -26,7 +26,11 @@ struct IngestArgs {
     #[arg(long, default_value = "bench")]
     source: String,
     /// Standard Webhooks secret of that source.
-    #[arg(long, env = "WAYBILL_BENCH_SECRET", default_value = "whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldA==")]
+    #[arg(
+        long,
+        env = "WAYBILL_BENCH_SECRET",
+        default_value = "whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldA=="
+    )]
     secret: String,
     /// API key, to verify afterwards that every acknowledged event is stored.
     #[arg(long, env = "WAYBILL_API_KEY", hide_env_values = true)]
@@ -72,7 +76,10 @@ fn print(label: &str, r: &Report) {
 }
 
 async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
-    let run_id = format!("b{}", time::OffsetDateTime::now_utc().unix_timestamp() % 1_000_000);
+    let run_id = format!(
+        "b{}",
+        time::OffsetDateTime::now_utc().unix_timestamp() % 1_000_000
+    );
     let mut hosted = None;
     let (base, api_key) = if a.self_host {
         let h = SelfHosted::start(&a.secret).await?;
@@ -114,7 +121,10 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
     }
     print("waybill", &hub);
     if let Some(c) = &ceiling {
-        println!("ratio      {:.3} of the ceiling", hub.rate() / c.rate().max(1e-9));
+        println!(
+            "ratio      {:.3} of the ceiling",
+            hub.rate() / c.rate().max(1e-9)
+        );
     }
     if let Some(h) = &hosted {
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -148,7 +158,11 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
     if let Some(h) = hosted {
         h.stop().await;
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Counts acknowledged events that the hub's read API does not show.
@@ -227,7 +241,11 @@ concurrency = 64
 name = "everything"
 sink = "local"
 "#,
-            db = dir.join("bench.db").display().to_string().replace('\\', "/"),
+            db = dir
+                .join("bench.db")
+                .display()
+                .to_string()
+                .replace('\\', "/"),
             mapping = bench::MAPPING,
         );
         let cfg = waybill::Config::parse(&toml, std::iter::empty())?;

@@ -13,6 +13,9 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     let (from, to) = waybill_store::migrate_file(&SqliteOptions::new(&cfg.store.path))?;
-    println!("{}: schema version {from} -> {to}", cfg.store.path.display());
+    println!(
+        "{}: schema version {from} -> {to}",
+        cfg.store.path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

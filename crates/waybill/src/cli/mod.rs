@@ -2,8 +2,10 @@
 
 mod bench;
 mod check_config;
+mod echo_sink;
 mod migrate;
 mod replay;
+mod send;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +32,10 @@ enum Command {
     Replay(replay::Args),
     /// Load generators.
     Bench(bench::Args),
+    /// Post a payload file to a source, signed as the configuration says.
+    Send(send::Args),
+    /// A local webhook receiver that prints what it gets (for trying Waybill out).
+    EchoSink(echo_sink::Args),
 }
 
 #[derive(clap::Args)]
@@ -46,5 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(a) => migrate::run(&a.config),
         Command::Replay(a) => replay::run(a).await,
         Command::Bench(a) => bench::run(a).await,
+        Command::Send(a) => send::run(a).await,
+        Command::EchoSink(a) => echo_sink::run(a).await,
     }
 }

@@ -26,7 +26,10 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         serde_json::json!({ "ids": a.ids })
     };
     let resp = reqwest::Client::new()
-        .post(format!("{}/v1/dead-letters/replay", a.hub.trim_end_matches('/')))
+        .post(format!(
+            "{}/v1/dead-letters/replay",
+            a.hub.trim_end_matches('/')
+        ))
         .bearer_auth(&a.api_key)
         .json(&body)
         .send()

@@ -29,7 +29,11 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,7 +41,11 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
     let sink = FakePartner::start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = dir.path().join("waybill.toml");
-    std::fs::write(&cfg_path, config_toml(&dir.path().join("hub.db"), &sink.url("hook"), FAST_RETRIES)).unwrap();
+    std::fs::write(
+        &cfg_path,
+        config_toml(&dir.path().join("hub.db"), &sink.url("hook"), FAST_RETRIES),
+    )
+    .unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
@@ -48,7 +56,11 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
     let mut senders = Vec::new();
     for w in 0..8 {
-        let (client, url, acked) = (client.clone(), format!("{base}/v1/ingest/carrier"), acked.clone());
+        let (client, url, acked) = (
+            client.clone(),
+            format!("{base}/v1/ingest/carrier"),
+            acked.clone(),
+        );
         senders.push(tokio::spawn(async move {
             for i in 0..100_000 {
                 let shipment = format!("K-{w}-{}", i % 5);
@@ -57,11 +69,20 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
                 let bytes = serde_json::to_vec(&ev).unwrap();
                 let ts = time::OffsetDateTime::now_utc().unix_timestamp();
                 let sig = SigningKey::parse(SECRET).unwrap().sign(&id, ts, &bytes);
-                let r = client.post(&url).header("webhook-id", &id).header("webhook-timestamp", ts.to_string())
-                    .header("webhook-signature", sig).body(bytes).send().await;
+                let r = client
+                    .post(&url)
+                    .header("webhook-id", &id)
+                    .header("webhook-timestamp", ts.to_string())
+                    .header("webhook-signature", sig)
+                    .body(bytes)
+                    .send()
+                    .await;
                 match r {
                     Ok(r) if r.status() == 202 => {
-                        let j: serde_json::Value = match r.json().await { Ok(j) => j, Err(_) => return };
+                        let j: serde_json::Value = match r.json().await {
+                            Ok(j) => j,
+                            Err(_) => return,
+                        };
                         let eid = j["event_ids"][0].as_str().unwrap().to_owned();
                         acked.lock().unwrap().push((shipment, eid));
                     }
@@ -88,19 +109,36 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
     let shipments: HashSet<&String> = acked.iter().map(|(s, _)| s).collect();
     let mut stored = HashSet::new();
     for s in shipments {
-        let v: serde_json::Value = client.get(format!("{base}/v1/shipments/{s}")).bearer_auth(API_KEY).send().await.unwrap().json().await.unwrap();
+        let v: serde_json::Value = client
+            .get(format!("{base}/v1/shipments/{s}"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         for t in v["timeline"].as_array().unwrap() {
             stored.insert(t["event"]["id"].as_str().unwrap().to_owned());
         }
     }
     let missing: Vec<_> = acked.iter().filter(|(_, e)| !stored.contains(e)).collect();
-    assert!(missing.is_empty(), "{} acknowledged events lost, e.g. {:?}", missing.len(), missing.first());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events lost, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
     // and every acknowledged event reaches the sink (at least once; webhook-id dedupes)
     let want: HashSet<String> = acked.iter().map(|(_, e)| e.clone()).collect();
-    sink.wait_until(Duration::from_secs(60), "all acknowledged events delivered", |got| {
-        let have: HashSet<&str> = got.iter().filter_map(|r| r.header("webhook-id")).collect();
-        want.iter().all(|e| have.contains(e.as_str()))
-    })
+    sink.wait_until(
+        Duration::from_secs(60),
+        "all acknowledged events delivered",
+        |got| {
+            let have: HashSet<&str> = got.iter().filter_map(|r| r.header("webhook-id")).collect();
+            want.iter().all(|e| have.contains(e.as_str()))
+        },
+    )
     .await;
     child.kill().unwrap();
     child.wait().unwrap();

@@ -34,16 +34,26 @@ fn check_exactly_once_in_order(got: &[Recorded]) -> HashMap<String, Vec<i64>> {
     for r in got {
         let id = r.header("webhook-id").unwrap().to_owned();
         let ts: i64 = r.header("webhook-timestamp").unwrap().parse().unwrap();
-        assert_eq!(r.header("webhook-signature").unwrap(), key.sign(&id, ts, &r.body), "signature");
+        assert_eq!(
+            r.header("webhook-signature").unwrap(),
+            key.sign(&id, ts, &r.body),
+            "signature"
+        );
         assert!(ids.insert(id.clone()), "event {id} delivered twice");
         let j = r.json();
         assert_eq!(j["id"], id.as_str(), "webhook-id is the CloudEvents id");
         assert_eq!(j["specversion"], "1.0");
         let seq: i64 = j["sequence"].as_str().unwrap().parse().unwrap();
-        per_shipment.entry(j["subject"].as_str().unwrap().to_owned()).or_default().push(seq);
+        per_shipment
+            .entry(j["subject"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(seq);
     }
     for (s, seqs) in &per_shipment {
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{s} delivered out of log order: {seqs:?}");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{s} delivered out of log order: {seqs:?}"
+        );
     }
     per_shipment
 }
@@ -68,7 +78,10 @@ async fn shuffled_duplicated_events_end_right_and_are_delivered_once_in_log_orde
     let mut tasks = Vec::new();
     for chunk in sends.chunks(10) {
         let chunk = chunk.to_vec();
-        let (client, url) = (hub.client.clone(), format!("{}/v1/ingest/carrier", hub.base));
+        let (client, url) = (
+            hub.client.clone(),
+            format!("{}/v1/ingest/carrier", hub.base),
+        );
         tasks.push(tokio::spawn(async move {
             let mut statuses = Vec::new();
             for (ev, id) in chunk {
@@ -83,8 +96,12 @@ async fn shuffled_duplicated_events_end_right_and_are_delivered_once_in_log_orde
             accepted += (st == 202) as usize;
         }
     }
-    assert_eq!(accepted, 40, "each event accepted once, its repeat answered as duplicate");
-    sink.wait_until(WAIT, "40 deliveries", |got| got.len() >= 40).await;
+    assert_eq!(
+        accepted, 40,
+        "each event accepted once, its repeat answered as duplicate"
+    );
+    sink.wait_until(WAIT, "40 deliveries", |got| got.len() >= 40)
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let got = sink.accepted();
     assert_eq!(got.len(), 40);
@@ -94,8 +111,19 @@ async fn shuffled_duplicated_events_end_right_and_are_delivered_once_in_log_orde
         assert_eq!(v["state"]["milestone"], "delivered");
         assert_eq!(per[&format!("E2E-{s}")].len(), 8);
     }
-    let metrics = hub.client.get(format!("{}/metrics", hub.base)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"waybill_delivery_attempts_total{sink="ops",outcome="delivered"} 40"#), "{metrics}");
+    let metrics = hub
+        .client
+        .get(format!("{}/metrics", hub.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"waybill_delivery_attempts_total{sink="ops",outcome="delivered"} 40"#),
+        "{metrics}"
+    );
     hub.stop().await;
 }
 
@@ -107,7 +135,12 @@ async fn a_sink_that_fails_for_a_while_then_recovers_gets_everything_in_order() 
     for s in 0..3 {
         for (i, status) in LIFECYCLE.iter().enumerate() {
             let shipment = format!("OUT-{s}");
-            let r = hub.send(&carrier_event(&format!("{shipment}-{i}"), &shipment, status, i as u32), &format!("{shipment}-{i}")).await;
+            let r = hub
+                .send(
+                    &carrier_event(&format!("{shipment}-{i}"), &shipment, status, i as u32),
+                    &format!("{shipment}-{i}"),
+                )
+                .await;
             assert_eq!(r.status(), 202);
         }
     }
@@ -115,11 +148,23 @@ async fn a_sink_that_fails_for_a_while_then_recovers_gets_everything_in_order() 
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(!sink.requests().is_empty());
     assert!(sink.accepted().is_empty());
-    let metrics = hub.client.get(format!("{}/metrics", hub.base)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"waybill_outbox_depth{sink="ops"} 24"#), "{metrics}");
+    let metrics = hub
+        .client
+        .get(format!("{}/metrics", hub.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"waybill_outbox_depth{sink="ops"} 24"#),
+        "{metrics}"
+    );
     // recovery
     sink.set_default(200);
-    sink.wait_until(WAIT, "24 deliveries after recovery", |got| got.len() >= 24).await;
+    sink.wait_until(WAIT, "24 deliveries after recovery", |got| got.len() >= 24)
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let got = sink.accepted();
     assert_eq!(got.len(), 24);
@@ -135,27 +180,54 @@ async fn rejected_deliveries_go_to_the_dlq_and_replay_delivers_them() {
     sink.fail_next(1, 400);
     sink.answer_next_with_retry_after(503, "0");
     let hub = TestHub::start(&sink.url("hook"), FAST_RETRIES).await;
-    let r = hub.send(&carrier_event("d1", "DLQ-1", "shipment.in_transit", 1), "d1").await;
+    let r = hub
+        .send(
+            &carrier_event("d1", "DLQ-1", "shipment.in_transit", 1),
+            "d1",
+        )
+        .await;
     assert_eq!(r.status(), 202);
-    let r = hub.send(&carrier_event("d2", "DLQ-1", "shipment.delivered", 2), "d2").await;
+    let r = hub
+        .send(&carrier_event("d2", "DLQ-1", "shipment.delivered", 2), "d2")
+        .await;
     assert_eq!(r.status(), 202);
     // d1 is rejected with 400 (permanent) → DLQ; d2 fails once with 503, then arrives
-    sink.wait_until(WAIT, "d2 delivered", |got| got.len() == 1).await;
+    sink.wait_until(WAIT, "d2 delivered", |got| got.len() == 1)
+        .await;
     let dl = hub.get("/v1/dead-letters").await;
     let dl = dl["dead_letters"].as_array().unwrap().clone();
     assert_eq!(dl.len(), 1);
     assert_eq!(dl[0]["error"], "HTTP 400");
     assert_eq!(dl[0]["event_type"], "shipment.in_transit");
     let id = dl[0]["id"].as_i64().unwrap();
-    let r = hub.client.post(format!("{}/v1/dead-letters/{id}/replay", hub.base)).bearer_auth(API_KEY).send().await.unwrap();
+    let r = hub
+        .client
+        .post(format!("{}/v1/dead-letters/{id}/replay", hub.base))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
-    sink.wait_until(WAIT, "replayed d1", |got| got.len() == 2).await;
+    sink.wait_until(WAIT, "replayed d1", |got| got.len() == 2)
+        .await;
     let got = sink.accepted();
     assert_eq!(got[1].json()["type"], "shipment.in_transit");
     // replaying again finds nothing
-    let r = hub.client.post(format!("{}/v1/dead-letters/{id}/replay", hub.base)).bearer_auth(API_KEY).send().await.unwrap();
+    let r = hub
+        .client
+        .post(format!("{}/v1/dead-letters/{id}/replay", hub.base))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let r = hub.client.post(format!("{}/v1/dead-letters/replay", hub.base)).bearer_auth(API_KEY).send().await.unwrap();
+    let r = hub
+        .client
+        .post(format!("{}/v1/dead-letters/replay", hub.base))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
     let j: serde_json::Value = r.json().await.unwrap();
     assert_eq!(j["replayed"].as_array().unwrap().len(), 0);
     hub.stop().await;
@@ -166,15 +238,21 @@ async fn pending_deliveries_resume_after_a_graceful_restart() {
     let sink = FakePartner::start().await;
     sink.set_default(503);
     let hub = TestHub::start(&sink.url("hook"), FAST_RETRIES).await;
-    for i in 0..5 {
-        let r = hub.send(&carrier_event(&format!("r{i}"), "RESTART-1", LIFECYCLE[i], i as u32), &format!("r{i}")).await;
+    for (i, status) in LIFECYCLE.iter().enumerate().take(5) {
+        let r = hub
+            .send(
+                &carrier_event(&format!("r{i}"), "RESTART-1", status, i as u32),
+                &format!("r{i}"),
+            )
+            .await;
         assert_eq!(r.status(), 202);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let dir = hub.stop().await;
     sink.set_default(200);
     let hub = TestHub::start_in(dir, &sink.url("hook"), FAST_RETRIES).await;
-    sink.wait_until(WAIT, "5 deliveries after restart", |got| got.len() >= 5).await;
+    sink.wait_until(WAIT, "5 deliveries after restart", |got| got.len() >= 5)
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     check_exactly_once_in_order(&sink.accepted());
     assert_eq!(sink.accepted().len(), 5);

@@ -45,39 +45,95 @@ async fn every_rejection_is_a_problem_and_is_kept_in_the_inbox() {
     let c = &hub.client;
 
     // bad signature
-    let r = c.post(&url).header("webhook-id", "m1").header("webhook-timestamp", time::OffsetDateTime::now_utc().unix_timestamp().to_string())
-        .header("webhook-signature", "v1,AAAA").body(r#"{"a":1}"#).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("webhook-id", "m1")
+        .header(
+            "webhook-timestamp",
+            time::OffsetDateTime::now_utc().unix_timestamp().to_string(),
+        )
+        .header("webhook-signature", "v1,AAAA")
+        .body(r#"{"a":1}"#)
+        .send()
+        .await
+        .unwrap();
     problem(r, 401, "ingest.bad_signature").await;
     // unparsable JSON, correctly signed
     let bytes = b"{\"id\": \"x\",".to_vec();
     let ts = time::OffsetDateTime::now_utc().unix_timestamp();
     let sig = SigningKey::parse(SECRET).unwrap().sign("m2", ts, &bytes);
-    let r = c.post(&url).header("webhook-id", "m2").header("webhook-timestamp", ts.to_string()).header("webhook-signature", sig).body(bytes).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("webhook-id", "m2")
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", sig)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
     let p = problem(r, 400, "ingest.bad_json").await;
     assert!(p["detail"].as_str().unwrap().contains("line 1"), "{p}");
     // mapping failure: unknown event type
-    let r = hub.send(&carrier_event("e9", "S-9", "shipment.teleported", 1), "m3").await;
+    let r = hub
+        .send(&carrier_event("e9", "S-9", "shipment.teleported", 1), "m3")
+        .await;
     let p = problem(r, 422, "mapping.bad_output").await;
-    assert!(p["detail"].as_str().unwrap().contains("shipment.teleported"), "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("shipment.teleported"),
+        "{p}"
+    );
     assert!(p["inbox_id"].is_number());
     // too large (limit 4096 for this source)
     let big = json!({"id": "big", "pad": "x".repeat(5000)});
     let r = hub.send(&big, "m4").await;
     problem(r, 413, "ingest.too_large").await;
     // unknown source
-    let r = c.post(format!("{}/v1/ingest/nope", hub.base)).body("{}").send().await.unwrap();
+    let r = c
+        .post(format!("{}/v1/ingest/nope", hub.base))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     problem(r, 404, "ingest.unknown_source").await;
     // API-key source without a key
-    let r = c.post(format!("{}/v1/ingest/wms", hub.base)).body("{}").send().await.unwrap();
+    let r = c
+        .post(format!("{}/v1/ingest/wms", hub.base))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     problem(r, 401, "ingest.unauthorized").await;
 
     let inbox = hub.get("/v1/inbox?status=rejected").await;
-    let codes: Vec<&str> = inbox["inbox"].as_array().unwrap().iter().map(|r| r["reason_code"].as_str().unwrap()).collect();
-    assert_eq!(codes, vec!["ingest.unauthorized", "ingest.unknown_source", "ingest.too_large", "mapping.bad_output", "ingest.bad_json", "ingest.bad_signature"]);
+    let codes: Vec<&str> = inbox["inbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            "ingest.unauthorized",
+            "ingest.unknown_source",
+            "ingest.too_large",
+            "mapping.bad_output",
+            "ingest.bad_json",
+            "ingest.bad_signature"
+        ]
+    );
     let bad_json = &inbox["inbox"][4];
     assert_eq!(bad_json["body"], "{\"id\": \"x\",");
     // nothing reached the event log
-    let r = c.get(format!("{}/v1/shipments/S-9", hub.base)).bearer_auth(API_KEY).send().await.unwrap();
+    let r = c
+        .get(format!("{}/v1/shipments/S-9", hub.base))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
     problem(r, 404, "api.shipment_not_found").await;
     hub.stop().await;
 }
@@ -87,27 +143,69 @@ async fn api_key_sources_and_canonical_events_are_accepted() {
     let sink = FakePartner::start().await;
     let hub = TestHub::start(&sink.url("hook"), "").await;
     let c = &hub.client;
-    let r = c.post(format!("{}/v1/ingest/wms", hub.base)).bearer_auth("wms-key")
-        .json(&carrier_event("w1", "S-2", "warehouse.packed", 1)).send().await.unwrap();
+    let r = c
+        .post(format!("{}/v1/ingest/wms", hub.base))
+        .bearer_auth("wms-key")
+        .json(&carrier_event("w1", "S-2", "warehouse.packed", 1))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     // idempotency key from the payload's `id`: a re-sent payload is a duplicate
-    let r = c.post(format!("{}/v1/ingest/wms", hub.base)).bearer_auth("wms-key")
-        .json(&carrier_event("w1", "S-2", "warehouse.packed", 1)).send().await.unwrap();
+    let r = c
+        .post(format!("{}/v1/ingest/wms", hub.base))
+        .bearer_auth("wms-key")
+        .json(&carrier_event("w1", "S-2", "warehouse.packed", 1))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     // canonical events: without the API key 401, with it 202
     let ev = json!({"specversion": "1.0", "id": "ce-1", "source": "x", "type": "shipment.delivered", "subject": "S-2", "time": "2026-11-23T12:00:00Z", "data": {"signed_by": "J DOE"}});
-    let r = c.post(format!("{}/v1/events", hub.base)).json(&ev).send().await.unwrap();
+    let r = c
+        .post(format!("{}/v1/events", hub.base))
+        .json(&ev)
+        .send()
+        .await
+        .unwrap();
     problem(r, 401, "api.unauthorized").await;
-    let r = c.post(format!("{}/v1/events", hub.base)).bearer_auth(API_KEY).header("idempotency-key", "k1").json(&ev).send().await.unwrap();
+    let r = c
+        .post(format!("{}/v1/events", hub.base))
+        .bearer_auth(API_KEY)
+        .header("idempotency-key", "k1")
+        .json(&ev)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     let s = hub.get("/v1/shipments/S-2").await;
     assert_eq!(s["state"]["milestone"], "delivered");
     assert_eq!(s["timeline"][1]["event"]["data"]["signed_by"], "J DOE");
     let list = hub.get("/v1/shipments?state=delivered").await;
     assert_eq!(list["shipments"][0]["key"], "S-2");
-    let metrics = c.get(format!("{}/metrics", hub.base)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"waybill_ingest_total{source="wms",outcome="duplicate"} 1"#), "{metrics}");
-    assert!(metrics.contains("waybill_ingest_ack_seconds_count 3"), "{metrics}");
-    assert_eq!(c.get(format!("{}/readyz", hub.base)).send().await.unwrap().status(), 200);
+    let metrics = c
+        .get(format!("{}/metrics", hub.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"waybill_ingest_total{source="wms",outcome="duplicate"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("waybill_ingest_ack_seconds_count 3"),
+        "{metrics}"
+    );
+    assert_eq!(
+        c.get(format!("{}/readyz", hub.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     hub.stop().await;
 }

@@ -2,6 +2,7 @@
 //! FakePartner as the sink, real HTTP in between.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod config;
 mod crash;
 mod delivery;
 mod ingest;
@@ -63,14 +64,24 @@ impl TestHub {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, sink_url: &str, delivery: &str) -> TestHub {
-        let cfg = waybill::Config::parse(&config_toml(&dir.path().join("hub.db"), sink_url, delivery), std::iter::empty()).unwrap();
+        let cfg = waybill::Config::parse(
+            &config_toml(&dir.path().join("hub.db"), sink_url, delivery),
+            std::iter::empty(),
+        )
+        .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(waybill::serve(cfg, listener, async move {
             let _ = rx.await;
         }));
-        TestHub { base, client: reqwest::Client::new(), stop: Some(tx), task: Some(task), dir }
+        TestHub {
+            base,
+            client: reqwest::Client::new(),
+            stop: Some(tx),
+            task: Some(task),
+            dir,
+        }
     }
 
     /// Graceful stop (like SIGTERM); returns the temp dir for a restart.
@@ -81,7 +92,13 @@ impl TestHub {
     }
 
     pub async fn send(&self, body: &serde_json::Value, webhook_id: &str) -> reqwest::Response {
-        send_signed(&self.client, &format!("{}/v1/ingest/carrier", self.base), body, webhook_id).await
+        send_signed(
+            &self.client,
+            &format!("{}/v1/ingest/carrier", self.base),
+            body,
+            webhook_id,
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> serde_json::Value {
@@ -97,10 +114,17 @@ impl TestHub {
     }
 }
 
-pub async fn send_signed(client: &reqwest::Client, url: &str, body: &serde_json::Value, webhook_id: &str) -> reqwest::Response {
+pub async fn send_signed(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    webhook_id: &str,
+) -> reqwest::Response {
     let bytes = serde_json::to_vec(body).unwrap();
     let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-    let sig = SigningKey::parse(SECRET).unwrap().sign(webhook_id, ts, &bytes);
+    let sig = SigningKey::parse(SECRET)
+        .unwrap()
+        .sign(webhook_id, ts, &bytes);
     client
         .post(url)
         .header("content-type", "application/json")

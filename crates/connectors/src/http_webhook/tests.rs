@@ -1,0 +1,140 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use std::sync::Arc;
+use waybill_engine::secret::SecretRef;
+use waybill_testkit::FakePartner;
+
+const SECRET: &str = "whsec_dGVzdC1zZWNyZXQtdGVzdC1zZWNyZXQtMTIzNA==";
+
+fn item() -> OutboxItem {
+    OutboxItem {
+        id: 1,
+        subscription: "s".into(),
+        sink: "ops".into(),
+        shipment: "S1".into(),
+        event_id: "evt-1".into(),
+        attempts: 0,
+        next_attempt_at_ms: 0,
+        body: Arc::from(r#"{"id":"evt-1","type":"shipment.delivered"}"#),
+    }
+}
+
+fn sink(url: String, timeout: Duration) -> HttpWebhook {
+    HttpWebhook::build(
+        "ops",
+        &HttpWebhookConfig {
+            url,
+            secret: Some(SecretRef(format!("plain:{SECRET}"))),
+            timeout,
+            concurrency: None,
+            headers: [("x-tenant".to_string(), "acme".to_string())].into(),
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn delivers_the_exact_body_with_standard_webhooks_headers() {
+    let fake = FakePartner::start().await;
+    let s = sink(fake.url("hook"), Duration::from_secs(2));
+    s.deliver(&item()).await.unwrap();
+    let r = &fake.requests()[0];
+    assert_eq!(r.body, item().body.as_bytes());
+    assert_eq!(r.header("webhook-id"), Some("evt-1"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/cloudevents+json")
+    );
+    assert_eq!(r.header("x-tenant"), Some("acme"));
+    let ts: i64 = r.header("webhook-timestamp").unwrap().parse().unwrap();
+    let key = SigningKey::parse(SECRET).unwrap();
+    assert_eq!(
+        waybill_engine::signature::verify(
+            &[key],
+            r.header("webhook-id"),
+            r.header("webhook-timestamp"),
+            r.header("webhook-signature"),
+            &r.body,
+            ts
+        ),
+        Ok(())
+    );
+}
+
+#[tokio::test]
+async fn answers_are_classified() {
+    let fake = FakePartner::start().await;
+    let s = sink(fake.url("hook"), Duration::from_millis(300));
+    for (status, kind) in [
+        (400, FailureKind::Permanent),
+        (401, FailureKind::Auth),
+        (403, FailureKind::Auth),
+        (404, FailureKind::Permanent),
+        (408, FailureKind::Retryable),
+        (429, FailureKind::Retryable),
+        (500, FailureKind::Retryable),
+        (503, FailureKind::Retryable),
+        (301, FailureKind::Retryable),
+    ] {
+        fake.fail_next(1, status);
+        let e = s.deliver(&item()).await.unwrap_err();
+        assert_eq!((status, e.kind, e.gone), (status, kind, false));
+    }
+    fake.fail_next(1, 410);
+    assert!(s.deliver(&item()).await.unwrap_err().gone);
+    fake.answer_next_with_retry_after(429, "120");
+    assert_eq!(
+        s.deliver(&item()).await.unwrap_err().retry_after,
+        Some(Duration::from_secs(120))
+    );
+    // a slow receiver times out: retryable
+    fake.set_delay(Duration::from_secs(1));
+    let e = s.deliver(&item()).await.unwrap_err();
+    assert_eq!(e.kind, FailureKind::Retryable);
+    assert!(e.message.contains("timed out"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retryable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = sink(
+        format!("http://127.0.0.1:{port}/hook"),
+        Duration::from_secs(1),
+    );
+    let e = s.deliver(&item()).await.unwrap_err();
+    assert_eq!(e.kind, FailureKind::Retryable);
+    assert!(
+        !e.message.contains("127.0.0.1"),
+        "no URL in messages: {}",
+        e.message
+    );
+}
+
+#[test]
+fn bad_configuration_is_reported_with_its_path() {
+    let errs = HttpWebhook::build(
+        "ops",
+        &HttpWebhookConfig {
+            url: "ftp://x".into(),
+            secret: Some(SecretRef("plain:nope".into())),
+            timeout: Duration::from_secs(1),
+            concurrency: None,
+            headers: Default::default(),
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(
+        errs.iter().any(|e| e.starts_with("sinks.ops.url")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.starts_with("sinks.ops.secret")),
+        "{errs:?}"
+    );
+}

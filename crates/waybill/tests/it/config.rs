@@ -1,0 +1,72 @@
+//! The shipped example configuration is valid, and its mapping handles the samples.
+
+use waybill::Config;
+
+fn example() -> Config {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../waybill.example.toml");
+    Config::load(std::path::Path::new(path)).unwrap()
+}
+
+#[test]
+fn the_example_configuration_validates() {
+    let rt = example().validate().unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(rt.sources.len(), 3);
+    assert_eq!(rt.sinks.len(), 1);
+}
+
+#[test]
+fn errors_are_reported_all_at_once_with_their_paths() {
+    let text = r#"
+[server]
+listen = "nowhere"
+[sources.x]
+auth = { type = "standard_webhooks", secrets = ["plain:short"] }
+mapping = "{type: .a,"
+[[subscriptions]]
+name = "s"
+sink = "missing"
+types = ["parcel.*"]
+"#;
+    let errs = Config::parse(text, std::iter::empty())
+        .unwrap()
+        .validate()
+        .err()
+        .unwrap();
+    let joined = errs.join("\n");
+    for want in [
+        "server.listen",
+        "sources.x.auth.secrets[0]",
+        "sources.x.mapping",
+        "subscriptions[0].sink",
+        "subscriptions[0].types",
+    ] {
+        assert!(joined.contains(want), "missing {want} in:\n{joined}");
+    }
+}
+
+#[test]
+fn unknown_fields_name_the_line() {
+    let e = Config::parse(
+        "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n",
+        std::iter::empty(),
+    )
+    .err()
+    .unwrap();
+    let msg = format!("{e:#}");
+    assert!(msg.contains("line 3") && msg.contains("lisen"), "{msg}");
+}
+
+#[test]
+fn environment_overrides_values() {
+    let env = vec![
+        (
+            "WAYBILL_SERVER__LISTEN".to_string(),
+            "127.0.0.1:9999".to_string(),
+        ),
+        ("WAYBILL_STORE__MAX_BATCH".to_string(), "7".to_string()),
+        ("WAYBILL_UNRELATED".to_string(), "x".to_string()),
+    ];
+    let c = Config::parse("", env.into_iter()).unwrap();
+    assert_eq!(c.server.listen, "127.0.0.1:9999");
+    assert_eq!(c.store.max_batch, 7);
+}
