@@ -30,7 +30,11 @@ pub struct EventDraft {
     /// Occurrence time, RFC 3339; defaults to the time the payload was received.
     #[serde(default)]
     pub time: Option<String>,
-    /// The partner's identity of this event inside the payload; defaults to its position.
+    /// The partner's own identity of this event, stable across payloads (an event id, or
+    /// tracker + time + status for a scan that every later webhook repeats). The event id
+    /// is derived from the source and this key, so the same scan carried by two webhooks
+    /// is one event. Without a key, the id comes from the payload's idempotency key and the
+    /// draft's position in the payload.
     #[serde(default)]
     pub key: Option<String>,
     /// Normalized reason (Karrio-style family), e.g. `consignee_refused`.
@@ -148,9 +152,12 @@ impl EventDraft {
                 serde_json::to_value(&self.refs).unwrap_or_default(),
             );
         }
-        let key = self.key.unwrap_or_else(|| index.to_string());
+        let id = match &self.key {
+            Some(k) if !k.is_empty() => EventId::derive(origin.source, "key", k),
+            _ => EventId::derive(origin.source, origin.payload_key, &index.to_string()),
+        };
         Ok(CloudEvent {
-            id: EventId::derive(origin.source, origin.payload_key, &key),
+            id,
             source: source_uri(origin.source),
             specversion: "1.0".into(),
             ty,
@@ -192,6 +199,14 @@ mod tests {
         let e = d[0].clone().into_event(0, &origin()).expect("valid event");
         let again = d[0].clone().into_event(0, &origin()).expect("valid event");
         assert_eq!(e.id, again.id);
+        // the same keyed event in another payload is the same event
+        let other = Origin { payload_key: "p2", ..origin() };
+        let d2 = EventDraft { key: Some("scan-1".into()), ..d[0].clone() };
+        assert_eq!(
+            d2.clone().into_event(0, &origin()).expect("valid").id,
+            d2.clone().into_event(3, &other).expect("valid").id
+        );
+        assert_ne!(e.id, d[0].clone().into_event(0, &other).expect("valid").id);
         assert_eq!(e.time.offset(), time::UtcOffset::UTC);
         assert_eq!(e.refs().collect::<Vec<_>>(), vec![("tracking", "1Z")]);
         assert_eq!(e.data["raw"]["code"], "D1");

@@ -39,6 +39,8 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// Reader connections.
     pub readers: usize,
+    /// WAL frames (pages) between checkpoints.
+    pub checkpoint_pages: u32,
 }
 
 impl SqliteOptions {
@@ -49,12 +51,21 @@ impl SqliteOptions {
             synchronous: Synchronous::Full,
             max_batch: 1024,
             readers: 4,
+            checkpoint_pages: 1000,
         }
     }
 }
 
 type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
 type Job = Box<dyn FnOnce(&Connection, &[Subscription]) -> (Reply, bool, bool) + Send>;
+
+/// What a write job may tell the writer besides its result.
+pub(crate) struct JobCtx<'a> {
+    /// Subscriptions to route with.
+    pub subs: &'a [Subscription],
+    /// Set when the job created outbox rows: dispatchers are woken after the commit.
+    pub created_outbox: bool,
+}
 
 struct Inner {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
@@ -89,7 +100,8 @@ fn open_conn(opts: &SqliteOptions) -> Result<Connection, StoreError> {
         },
     )?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
-    conn.pragma_update(None, "cache_size", -65536)?;
+    // Keep the page cache small: SQLite walks the whole cache hash at every commit.
+    conn.pragma_update(None, "cache_size", -8192)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -119,6 +131,10 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel::<Job>();
         let (sig_tx, sig_rx) = watch::channel(0u64);
         let (done_tx, done_rx) = oneshot::channel();
+        // The writer checkpoints the WAL itself every `checkpoint_pages` frames. A separate
+        // checkpointing connection was tried: under sustained writes it never catches up,
+        // the WAL is never restarted and grows without bound.
+        writer_conn.pragma_update(None, "wal_autocheckpoint", opts.checkpoint_pages)?;
         let subs = subscriptions.clone();
         let max_batch = opts.max_batch.max(1);
         std::thread::Builder::new()
@@ -141,16 +157,18 @@ impl SqliteStore {
     }
 
     /// Runs `f` inside the next group-committed transaction; answers after the commit.
-    /// `notify` wakes the dispatchers after the commit when the job succeeded.
-    async fn write<T, F>(&self, notify: bool, f: F) -> Result<T, StoreError>
+    /// Dispatchers are woken after the commit when the job created outbox rows.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &[Subscription]) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection, &mut JobCtx<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
         let job: Job = Box::new(move |conn, subs| {
-            let r = f(conn, subs);
+            let mut ctx = JobCtx { subs, created_outbox: false };
+            let r = f(conn, &mut ctx);
             let ok = r.is_ok();
+            let notify = ctx.created_outbox;
             let reply: Reply = Box::new(move |commit_err| {
                 let out = match (commit_err, r) {
                     (Some(e), Ok(_)) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
@@ -199,7 +217,7 @@ impl SqliteStore {
         subs: Vec<Subscription>,
     ) -> Result<(), StoreError> {
         let cache = self.inner.subscriptions.clone();
-        self.write(false, move |conn, _| {
+        self.write(move |conn, _| {
             conn.execute("DELETE FROM subscriptions", [])?;
             for s in &subs {
                 conn.execute(
@@ -222,7 +240,8 @@ impl SqliteStore {
     }
 
     pub(crate) async fn ingest(&self, rec: IngestRecord) -> Result<IngestOutcome, StoreError> {
-        self.write(true, move |conn, subs| sequencer::ingest(conn, rec, subs))
+        let prepared = sequencer::prepare(rec)?;
+        self.write(move |conn, ctx| sequencer::ingest(conn, prepared, ctx))
             .await
     }
 
@@ -260,6 +279,8 @@ fn writer_loop(
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut replies: Vec<Reply> = Vec::with_capacity(max_batch);
+    let debug = std::env::var_os("WAYBILL_DEBUG_WRITER").is_some();
+    let (mut n_batches, mut n_jobs, mut t_jobs, mut t_commit, mut last) = (0u64, 0u64, 0f64, 0f64, std::time::Instant::now());
     while let Ok(first) = rx.recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -269,6 +290,9 @@ fn writer_loop(
             }
         }
         let current = subs.read().map(|s| s.clone()).unwrap_or_default();
+        let t0 = std::time::Instant::now();
+        n_batches += 1;
+        n_jobs += batch.len() as u64;
         let mut notify = false;
         let begin = conn.execute_batch("BEGIN IMMEDIATE");
         for job in batch.drain(..) {
@@ -292,6 +316,7 @@ fn writer_loop(
             notify |= n;
             replies.push(reply);
         }
+        let t1 = std::time::Instant::now();
         let commit_err = match begin {
             Err(e) => Some(e.to_string()),
             Ok(()) => conn.execute_batch("COMMIT").err().map(|e| {
@@ -300,6 +325,14 @@ fn writer_loop(
                 e.to_string()
             }),
         };
+        if debug {
+            t_jobs += (t1 - t0).as_secs_f64();
+            t_commit += t1.elapsed().as_secs_f64();
+            if last.elapsed().as_secs() >= 1 {
+                eprintln!("writer: {n_batches} batches, {:.1} jobs/batch, jobs {:.3}s commit {:.3}s", n_jobs as f64 / n_batches as f64, t_jobs, t_commit);
+                (n_batches, n_jobs, t_jobs, t_commit, last) = (0, 0, 0.0, 0.0, std::time::Instant::now());
+            }
+        }
         for reply in replies.drain(..) {
             reply(commit_err.as_deref());
         }

@@ -44,7 +44,7 @@ impl SqliteStore {
         &self,
         updates: Vec<DeliveryUpdate>,
     ) -> Result<(), StoreError> {
-        self.write(false, move |c, _| {
+        self.write(move |c, _| {
             let now = to_us(OffsetDateTime::now_utc());
             for u in &updates {
                 match u {
@@ -120,7 +120,7 @@ impl SqliteStore {
         &self,
         sel: ReplaySelector,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
-        self.write(true, move |c, _| {
+        self.write(move |c, ctx| {
             let ids: Vec<i64> = match sel {
                 ReplaySelector::Ids(ids) => ids,
                 ReplaySelector::All { sink } => {
@@ -138,6 +138,7 @@ impl SqliteStore {
                     out.push((id, new_id));
                 }
             }
+            ctx.created_outbox = !out.is_empty();
             Ok(out)
         })
         .await

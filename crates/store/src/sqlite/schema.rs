@@ -19,7 +19,7 @@ CREATE TABLE inbox (
     event_ids       TEXT NOT NULL DEFAULT '[]'
 );
 CREATE UNIQUE INDEX inbox_accepted_key ON inbox (source, idempotency_key) WHERE status = 'accepted';
-CREATE INDEX inbox_status ON inbox (status, id);
+CREATE INDEX inbox_rejected ON inbox (id) WHERE status = 'rejected';
 
 CREATE TABLE events (
     seq_id       INTEGER PRIMARY KEY,

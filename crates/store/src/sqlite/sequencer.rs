@@ -1,19 +1,52 @@
 //! SEQUENCE inside the write transaction: record the payload, apply each new event to its
 //! shipment, append it with the next per-shipment sequence number, route it to the outbox.
 
-use super::{from_us, to_us};
-use crate::{IngestOutcome, IngestRecord, StoreError, Subscription, Verdict};
+use super::{from_us, to_us, JobCtx};
+use crate::{IngestOutcome, IngestRecord, StoreError, Verdict};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::BTreeSet;
 use waybill_model::lifecycle::Applied;
 use waybill_model::{CloudEvent, EventId, Flag, Milestone, ShipmentKey, ShipmentState};
 
+/// An ingest record with its events already serialized, so that the single writer thread
+/// does as little as possible.
+pub(crate) struct Prepared {
+    rec: IngestRecord,
+    headers: String,
+    events: Vec<(CloudEvent, String)>,
+}
+
+/// Serializes on the caller's thread what the writer will store.
+pub(crate) fn prepare(mut rec: IngestRecord) -> Result<Prepared, StoreError> {
+    let headers = serde_json::to_string(&rec.headers).unwrap_or_else(|_| "[]".into());
+    let events = match &mut rec.verdict {
+        Verdict::Accepted(evs) => std::mem::take(evs)
+            .into_iter()
+            .map(|mut e| {
+                e.sequence = None;
+                let json = serde_json::to_string(&e)
+                    .map_err(|err| StoreError::Corrupt(format!("event {} not serializable: {err}", e.id)))?;
+                Ok((e, json))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?,
+        Verdict::Rejected { .. } => Vec::new(),
+    };
+    Ok(Prepared { rec, headers, events })
+}
+
+/// The stored body: the prepared JSON with the `sequence` attribute added. The prepared
+/// JSON is a serialized object, so it ends with `}`.
+fn with_sequence(json: &str, seq: i64) -> String {
+    let body = json.strip_suffix('}').unwrap_or(json);
+    format!("{body},\"sequence\":\"{}\"}}", CloudEvent::format_sequence(seq))
+}
+
 pub(crate) fn ingest(
     conn: &Connection,
-    rec: IngestRecord,
-    subs: &[Subscription],
+    prepared: Prepared,
+    ctx: &mut JobCtx<'_>,
 ) -> Result<IngestOutcome, StoreError> {
-    let headers = serde_json::to_string(&rec.headers).unwrap_or_else(|_| "[]".into());
+    let Prepared { rec, headers, events } = prepared;
     match rec.verdict {
         Verdict::Rejected { code, reason } => {
             conn.prepare_cached(
@@ -33,7 +66,7 @@ pub(crate) fn ingest(
                 inbox_id: conn.last_insert_rowid(),
             })
         }
-        Verdict::Accepted(events) => {
+        Verdict::Accepted(_) => {
             let existing: Option<(i64, String)> = conn
                 .prepare_cached(
                     "SELECT id, event_ids FROM inbox WHERE source = ?1 AND idempotency_key = ?2 AND status = 'accepted'",
@@ -50,7 +83,7 @@ pub(crate) fn ingest(
                     event_ids,
                 });
             }
-            let event_ids: Vec<EventId> = events.iter().map(|e| e.id.clone()).collect();
+            let event_ids: Vec<EventId> = events.iter().map(|(e, _)| e.id.clone()).collect();
             conn.prepare_cached(
                 "INSERT INTO inbox (source, idempotency_key, status, received_at, headers, body, event_ids)
                  VALUES (?1, ?2, 'accepted', ?3, ?4, ?5, ?6)",
@@ -64,8 +97,8 @@ pub(crate) fn ingest(
                 serde_json::to_string(&event_ids).unwrap_or_else(|_| "[]".into())
             ])?;
             let inbox_id = conn.last_insert_rowid();
-            for ev in events {
-                append(conn, Some(inbox_id), ev, subs)?;
+            for (ev, json) in &events {
+                append(conn, Some(inbox_id), ev, json, ctx)?;
             }
             Ok(IngestOutcome::Accepted {
                 inbox_id,
@@ -79,8 +112,9 @@ pub(crate) fn ingest(
 pub(crate) fn append(
     conn: &Connection,
     inbox_id: Option<i64>,
-    mut ev: CloudEvent,
-    subs: &[Subscription],
+    ev: &CloudEvent,
+    json: &str,
+    ctx: &mut JobCtx<'_>,
 ) -> Result<bool, StoreError> {
     let seen: Option<i64> = conn
         .prepare_cached("SELECT seq_id FROM events WHERE event_id = ?1")?
@@ -93,9 +127,7 @@ pub(crate) fn append(
     let (mut state, last_seq, created_at) = load_shipment(conn, &key)?;
     let effect = state.apply(&ev.facts());
     let seq = last_seq + 1;
-    ev.sequence = Some(CloudEvent::format_sequence(seq));
-    let body = serde_json::to_string(&ev)
-        .map_err(|e| StoreError::Corrupt(format!("event {} not serializable: {e}", ev.id)))?;
+    let body = with_sequence(json, seq);
     let now = to_us(ev.recordedtime);
     conn.prepare_cached(
         "INSERT INTO events (event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, inbox_id, effect, body)
@@ -139,11 +171,12 @@ pub(crate) fn append(
         .execute(params![kind, value, key.as_str()])?;
     }
     let source = ev.source_name();
-    for sub in subs.iter().filter(|s| s.matches(ev.ty, source)) {
+    for sub in ctx.subs.iter().filter(|s| s.matches(ev.ty, source)) {
         conn.prepare_cached(
             "INSERT INTO outbox (subscription, sink, event_seq, shipment, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![sub.name, sub.sink, event_seq, key.as_str(), now])?;
+        ctx.created_outbox = true;
     }
     Ok(true)
 }
