@@ -279,8 +279,6 @@ fn writer_loop(
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut replies: Vec<Reply> = Vec::with_capacity(max_batch);
-    let debug = std::env::var_os("WAYBILL_DEBUG_WRITER").is_some();
-    let (mut n_batches, mut n_jobs, mut t_jobs, mut t_commit, mut last) = (0u64, 0u64, 0f64, 0f64, std::time::Instant::now());
     while let Ok(first) = rx.recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -290,9 +288,6 @@ fn writer_loop(
             }
         }
         let current = subs.read().map(|s| s.clone()).unwrap_or_default();
-        let t0 = std::time::Instant::now();
-        n_batches += 1;
-        n_jobs += batch.len() as u64;
         let mut notify = false;
         let begin = conn.execute_batch("BEGIN IMMEDIATE");
         for job in batch.drain(..) {
@@ -316,7 +311,6 @@ fn writer_loop(
             notify |= n;
             replies.push(reply);
         }
-        let t1 = std::time::Instant::now();
         let commit_err = match begin {
             Err(e) => Some(e.to_string()),
             Ok(()) => conn.execute_batch("COMMIT").err().map(|e| {
@@ -325,14 +319,6 @@ fn writer_loop(
                 e.to_string()
             }),
         };
-        if debug {
-            t_jobs += (t1 - t0).as_secs_f64();
-            t_commit += t1.elapsed().as_secs_f64();
-            if last.elapsed().as_secs() >= 1 {
-                eprintln!("writer: {n_batches} batches, {:.1} jobs/batch, jobs {:.3}s commit {:.3}s", n_jobs as f64 / n_batches as f64, t_jobs, t_commit);
-                (n_batches, n_jobs, t_jobs, t_commit, last) = (0, 0, 0.0, 0.0, std::time::Instant::now());
-            }
-        }
         for reply in replies.drain(..) {
             reply(commit_err.as_deref());
         }
