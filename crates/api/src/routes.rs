@@ -97,7 +97,28 @@ async fn ingest(
         received_at: OffsetDateTime::now_utc(),
     };
     let resp = match st.hub.ingest(received).await {
-        Ok(r) => reply(r),
+        Ok((r, None)) => reply(r),
+        // The source answers with its own document (an X12 997); the outcome is in the
+        // status code and the `x-waybill-outcome` header.
+        Ok((r, Some(ack))) => {
+            let (status, outcome) = match &r {
+                IngestReply::Accepted(_) => (202, "accepted".to_string()),
+                IngestReply::Duplicate(_) => (200, "duplicate".to_string()),
+                IngestReply::Rejected { status, code, .. } => (*status, code.clone()),
+            };
+            (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                [
+                    (header::CONTENT_TYPE, ack.content_type.to_string()),
+                    (
+                        header::HeaderName::from_static("x-waybill-outcome"),
+                        outcome,
+                    ),
+                ],
+                ack.body,
+            )
+                .into_response()
+        }
         Err(e) => Problem::internal(&e).into_response(),
     };
     st.hub.metrics.ack_latency.observe(started.elapsed());

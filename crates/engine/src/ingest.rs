@@ -1,6 +1,7 @@
 //! INGEST: authenticate, parse, map; then hand the payload to the store, which makes it
 //! durable before anything is acknowledged. Every rejection is stored too.
 
+use crate::partner::{Ack, Inbound, Mapped, Rejection};
 use crate::secret::{Secret, SecretRef};
 use crate::signature::{self, SigningKey};
 use crate::Hub;
@@ -54,26 +55,19 @@ fn default_max_body() -> usize {
     DEFAULT_MAX_BODY
 }
 
-enum Auth {
+/// Resolved authentication of a source.
+pub enum Auth {
+    /// Standard Webhooks with these keys (any may match: rotation).
     StandardWebhooks(Vec<SigningKey>),
+    /// Bearer API keys.
     ApiKey(Vec<Secret>),
 }
 
-/// A source ready to receive: secrets resolved, programs compiled.
-pub struct Source {
-    name: String,
-    auth: Auth,
-    mapping: Program,
-    idempotency_key: Option<Program>,
-    /// Largest accepted body.
-    pub max_body_bytes: usize,
-}
-
-impl Source {
-    /// Validates a configured source (no network); errors are `field: message`.
-    pub fn build(name: &str, cfg: &SourceConfig) -> Result<Source, Vec<String>> {
+impl Auth {
+    /// Resolves the configured secrets; errors are `auth.…: message`.
+    pub fn build(cfg: &AuthConfig) -> Result<Auth, Vec<String>> {
         let mut errs = Vec::new();
-        let auth = match &cfg.auth {
+        let auth = match cfg {
             AuthConfig::StandardWebhooks { secrets } => {
                 let keys: Vec<SigningKey> = secrets
                     .iter()
@@ -106,6 +100,61 @@ impl Source {
                 Auth::ApiKey(ks)
             }
         };
+        if errs.is_empty() {
+            Ok(auth)
+        } else {
+            Err(errs)
+        }
+    }
+
+    /// Checks a request.
+    pub fn check(&self, r: &Received) -> Result<(), Rejection> {
+        match self {
+            Auth::StandardWebhooks(keys) => signature::verify(
+                keys,
+                r.header("webhook-id"),
+                r.header("webhook-timestamp"),
+                r.header("webhook-signature"),
+                &r.body,
+                r.received_at.unix_timestamp(),
+            )
+            .map_err(|e| reject(401, "ingest.bad_signature", e.to_string())),
+            Auth::ApiKey(keys) => {
+                let given = r
+                    .header("authorization")
+                    .and_then(|h| {
+                        h.strip_prefix("Bearer ")
+                            .or_else(|| h.strip_prefix("bearer "))
+                    })
+                    .ok_or_else(|| reject(401, "ingest.unauthorized", "missing bearer API key"))?;
+                if keys
+                    .iter()
+                    .any(|k| bool::from(k.expose().as_bytes().ct_eq(given.as_bytes())))
+                {
+                    Ok(())
+                } else {
+                    Err(reject(401, "ingest.unauthorized", "unknown API key"))
+                }
+            }
+        }
+    }
+}
+
+/// A source ready to receive: secrets resolved, programs compiled.
+pub struct Source {
+    name: String,
+    auth: Auth,
+    mapping: Program,
+    idempotency_key: Option<Program>,
+    /// Largest accepted body.
+    pub max_body_bytes: usize,
+}
+
+impl Source {
+    /// Validates a configured source (no network); errors are `field: message`.
+    pub fn build(name: &str, cfg: &SourceConfig) -> Result<Source, Vec<String>> {
+        let mut errs = Vec::new();
+        let auth = Auth::build(&cfg.auth).map_err(|e| errs.extend(e)).ok();
         let mapping = Program::compile(&cfg.mapping)
             .map_err(|e| errs.push(format!("mapping: {e}")))
             .ok();
@@ -115,8 +164,8 @@ impl Source {
                 .map_err(|e| errs.push(format!("idempotency_key: {e}")))
                 .ok(),
         };
-        match mapping {
-            Some(mapping) if errs.is_empty() => Ok(Source {
+        match (mapping, auth) {
+            (Some(mapping), Some(auth)) if errs.is_empty() => Ok(Source {
                 name: name.to_owned(),
                 auth,
                 mapping,
@@ -144,7 +193,8 @@ pub struct Received {
 }
 
 impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
+    /// A header's value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -172,18 +222,8 @@ pub enum IngestReply {
     },
 }
 
-struct Rejection {
-    status: u16,
-    code: String,
-    detail: String,
-}
-
 fn reject(status: u16, code: &str, detail: impl Into<String>) -> Rejection {
-    Rejection {
-        status,
-        code: code.into(),
-        detail: detail.into(),
-    }
+    Rejection::new(status, code, detail)
 }
 
 fn mapping_rejection(e: MappingError) -> Rejection {
@@ -202,16 +242,21 @@ const HIDDEN_HEADERS: [&str; 4] = [
 
 impl Hub {
     /// Ingests one payload for a configured source.
-    pub async fn ingest(&self, r: Received) -> Result<IngestReply, StoreError> {
-        let verdict = match self.sources.get(&r.source) {
+    pub async fn ingest(&self, r: Received) -> Result<(IngestReply, Option<Ack>), StoreError> {
+        let src = self.sources.get(&r.source).cloned();
+        let verdict = match &src {
             None => Err(reject(
                 404,
                 "ingest.unknown_source",
                 format!("no source named `{}`", r.source),
             )),
-            Some(src) => evaluate(src, &r),
+            Some(src) => evaluate(src.as_ref(), &r),
         };
-        self.store_verdict(r, verdict).await
+        let ack = src
+            .as_ref()
+            .and_then(|s| s.acknowledgement(&r, verdict.as_ref().map(|_| ())));
+        let reply = self.store_verdict(r, verdict).await?;
+        Ok((reply, ack))
     }
 
     /// Ingests canonical events posted to `/v1/events` (already authenticated by API key):
@@ -280,69 +325,67 @@ impl Hub {
     }
 }
 
-fn evaluate(src: &Source, r: &Received) -> Result<(String, Vec<CloudEvent>), Rejection> {
+impl Inbound for Source {
+    fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    fn authenticate(&self, r: &Received) -> Result<(), Rejection> {
+        self.auth.check(r)
+    }
+
+    fn map(&self, r: &Received) -> Result<Mapped, Rejection> {
+        let payload = Payload::parse(&r.body).map_err(mapping_rejection)?;
+        let payload_key = match &self.idempotency_key {
+            Some(p) => {
+                let v = p
+                    .run_values(&payload, &r.headers, &self.name)
+                    .map_err(mapping_rejection)?;
+                match v.first() {
+                    Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+                    Some(serde_json::Value::Number(n)) => n.to_string(),
+                    _ => {
+                        return Err(reject(
+                            422,
+                            "ingest.no_idempotency_key",
+                            "idempotency_key expression gave no string",
+                        ))
+                    }
+                }
+            }
+            None => r
+                .header("webhook-id")
+                .or_else(|| r.header("idempotency-key"))
+                .map(str::to_owned)
+                .unwrap_or_else(|| content_hash(&r.body)),
+        };
+        let drafts = self
+            .mapping
+            .run(&payload, &r.headers, &self.name)
+            .map_err(mapping_rejection)?;
+        Ok(Mapped {
+            payload_key,
+            drafts,
+        })
+    }
+}
+
+/// Size, authentication, mapping: the verdict on one payload, before storage.
+fn evaluate(src: &dyn Inbound, r: &Received) -> Result<(String, Vec<CloudEvent>), Rejection> {
     if r.too_large {
         return Err(reject(
             413,
             "ingest.too_large",
-            format!("body exceeds {} bytes", src.max_body_bytes),
+            format!("body exceeds {} bytes", src.max_body_bytes()),
         ));
     }
-    match &src.auth {
-        Auth::StandardWebhooks(keys) => signature::verify(
-            keys,
-            r.header("webhook-id"),
-            r.header("webhook-timestamp"),
-            r.header("webhook-signature"),
-            &r.body,
-            r.received_at.unix_timestamp(),
-        )
-        .map_err(|e| reject(401, "ingest.bad_signature", e.to_string()))?,
-        Auth::ApiKey(keys) => {
-            let given = r
-                .header("authorization")
-                .and_then(|h| {
-                    h.strip_prefix("Bearer ")
-                        .or_else(|| h.strip_prefix("bearer "))
-                })
-                .ok_or_else(|| reject(401, "ingest.unauthorized", "missing bearer API key"))?;
-            if !keys
-                .iter()
-                .any(|k| bool::from(k.expose().as_bytes().ct_eq(given.as_bytes())))
-            {
-                return Err(reject(401, "ingest.unauthorized", "unknown API key"));
-            }
-        }
+    src.authenticate(r)?;
+    let mapped = src.map(r)?;
+    if mapped.drafts.is_empty() {
+        return Err(reject(422, "mapping.empty", "the payload carries no event"));
     }
-    let payload = Payload::parse(&r.body).map_err(mapping_rejection)?;
-    let key = match &src.idempotency_key {
-        Some(p) => {
-            let v = p
-                .run_values(&payload, &r.headers, &src.name)
-                .map_err(mapping_rejection)?;
-            match v.first() {
-                Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
-                Some(serde_json::Value::Number(n)) => n.to_string(),
-                _ => {
-                    return Err(reject(
-                        422,
-                        "ingest.no_idempotency_key",
-                        "idempotency_key expression gave no string",
-                    ))
-                }
-            }
-        }
-        None => r
-            .header("webhook-id")
-            .or_else(|| r.header("idempotency-key"))
-            .map(str::to_owned)
-            .unwrap_or_else(|| content_hash(&r.body)),
-    };
-    let drafts = src
-        .mapping
-        .run(&payload, &r.headers, &src.name)
-        .map_err(mapping_rejection)?;
-    Ok((key.clone(), to_events(drafts, &src.name, &key, r)?))
+    let events = to_events(mapped.drafts, &r.source, &mapped.payload_key, r)?;
+    Ok((mapped.payload_key, events))
 }
 
 fn to_events(

@@ -18,6 +18,7 @@ pub mod retry;
 pub mod secret;
 pub mod signature;
 
+use partner::Inbound;
 use std::collections::HashMap;
 use std::sync::Arc;
 use waybill_store::Store;
@@ -31,12 +32,16 @@ pub struct Hub {
     pub store: Store,
     /// Metrics shared with the API.
     pub metrics: Arc<Metrics>,
-    sources: HashMap<String, Source>,
+    sources: HashMap<String, Arc<dyn Inbound>>,
 }
 
 impl Hub {
     /// A hub over a store with these sources.
-    pub fn new(store: Store, sources: HashMap<String, Source>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        store: Store,
+        sources: HashMap<String, Arc<dyn Inbound>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Hub {
             store,
             metrics,
@@ -46,6 +51,6 @@ impl Hub {
 
     /// Largest body a source accepts (`None` for an unknown source).
     pub fn max_body(&self, source: &str) -> Option<usize> {
-        self.sources.get(source).map(|s| s.max_body_bytes)
+        self.sources.get(source).map(|s| s.max_body_bytes())
     }
 }

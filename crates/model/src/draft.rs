@@ -200,8 +200,14 @@ mod tests {
         let again = d[0].clone().into_event(0, &origin()).expect("valid event");
         assert_eq!(e.id, again.id);
         // the same keyed event in another payload is the same event
-        let other = Origin { payload_key: "p2", ..origin() };
-        let d2 = EventDraft { key: Some("scan-1".into()), ..d[0].clone() };
+        let other = Origin {
+            payload_key: "p2",
+            ..origin()
+        };
+        let d2 = EventDraft {
+            key: Some("scan-1".into()),
+            ..d[0].clone()
+        };
         assert_eq!(
             d2.clone().into_event(0, &origin()).expect("valid").id,
             d2.clone().into_event(3, &other).expect("valid").id

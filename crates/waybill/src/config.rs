@@ -6,11 +6,11 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use waybill_connectors::SinkConfig;
+use waybill_connectors::{SinkConfig, SourceConfig};
 use waybill_engine::config::{DeliveryConfig, SubscriptionConfig};
 use waybill_engine::dispatcher::SinkRuntime;
+use waybill_engine::partner::Inbound;
 use waybill_engine::secret::{Secret, SecretRef};
-use waybill_engine::{Source, SourceConfig};
 use waybill_store::{Subscription, Synchronous};
 
 /// The whole configuration file.
@@ -231,7 +231,7 @@ fn set_path(t: &mut toml::Table, path: &[String], v: toml::Value) -> anyhow::Res
 /// Everything `serve` needs, validated.
 pub struct Runtime {
     /// Sources by name.
-    pub sources: HashMap<String, Source>,
+    pub sources: HashMap<String, Arc<dyn Inbound>>,
     /// Sinks ready to dispatch.
     pub sinks: Vec<SinkRuntime>,
     /// Subscriptions for routing.
@@ -272,7 +272,7 @@ impl Config {
             if name == "api" {
                 errs.push("sources.api: `api` is reserved for /v1/events".into());
             }
-            match Source::build(name, cfg) {
+            match cfg.build(name) {
                 Ok(s) => {
                     sources.insert(name.clone(), s);
                 }

@@ -165,7 +165,10 @@ impl SqliteStore {
     {
         let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
         let job: Job = Box::new(move |conn, subs| {
-            let mut ctx = JobCtx { subs, created_outbox: false };
+            let mut ctx = JobCtx {
+                subs,
+                created_outbox: false,
+            };
             let r = f(conn, &mut ctx);
             let ok = r.is_ok();
             let notify = ctx.created_outbox;

@@ -24,21 +24,29 @@ pub(crate) fn prepare(mut rec: IngestRecord) -> Result<Prepared, StoreError> {
             .into_iter()
             .map(|mut e| {
                 e.sequence = None;
-                let json = serde_json::to_string(&e)
-                    .map_err(|err| StoreError::Corrupt(format!("event {} not serializable: {err}", e.id)))?;
+                let json = serde_json::to_string(&e).map_err(|err| {
+                    StoreError::Corrupt(format!("event {} not serializable: {err}", e.id))
+                })?;
                 Ok((e, json))
             })
             .collect::<Result<Vec<_>, StoreError>>()?,
         Verdict::Rejected { .. } => Vec::new(),
     };
-    Ok(Prepared { rec, headers, events })
+    Ok(Prepared {
+        rec,
+        headers,
+        events,
+    })
 }
 
 /// The stored body: the prepared JSON with the `sequence` attribute added. The prepared
 /// JSON is a serialized object, so it ends with `}`.
 fn with_sequence(json: &str, seq: i64) -> String {
     let body = json.strip_suffix('}').unwrap_or(json);
-    format!("{body},\"sequence\":\"{}\"}}", CloudEvent::format_sequence(seq))
+    format!(
+        "{body},\"sequence\":\"{}\"}}",
+        CloudEvent::format_sequence(seq)
+    )
 }
 
 pub(crate) fn ingest(
@@ -46,7 +54,11 @@ pub(crate) fn ingest(
     prepared: Prepared,
     ctx: &mut JobCtx<'_>,
 ) -> Result<IngestOutcome, StoreError> {
-    let Prepared { rec, headers, events } = prepared;
+    let Prepared {
+        rec,
+        headers,
+        events,
+    } = prepared;
     match rec.verdict {
         Verdict::Rejected { code, reason } => {
             conn.prepare_cached(

@@ -231,6 +231,7 @@ synchronous = "full"
 [log]
 level = "warn"
 [sources.bench]
+type = "jq"
 auth = {{ type = "standard_webhooks", secrets = ["plain:{secret}"] }}
 mapping = '{mapping}'
 [sinks.local]

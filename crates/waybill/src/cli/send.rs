@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use waybill::Config;
+use waybill_connectors::carrier_signature::hmac_sha256;
+use waybill_connectors::SourceConfig;
 use waybill_engine::ingest::AuthConfig;
+use waybill_engine::secret::SecretRef;
 use waybill_engine::signature::SigningKey;
 
 #[derive(clap::Args)]
@@ -23,6 +26,10 @@ pub struct Args {
     id: Option<String>,
     /// The payload file.
     file: PathBuf,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
@@ -45,28 +52,57 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             a.source
         ))
         .header("content-type", "application/json");
-    match &src.auth {
-        AuthConfig::StandardWebhooks { secrets } => {
-            let secret = secrets
+    let resolve = |r: &SecretRef, what: &str| {
+        r.resolve()
+            .map_err(|e| anyhow::anyhow!("sources.{}.{what}: {e}", a.source))
+    };
+    let auth = match src {
+        SourceConfig::Jq(c) => Some(&c.auth),
+        SourceConfig::X12(c) => Some(&c.auth),
+        _ => None,
+    };
+    match (auth, src) {
+        (Some(AuthConfig::StandardWebhooks { secrets }), _) => {
+            let first = secrets
                 .first()
-                .ok_or_else(|| anyhow::anyhow!("source has no secret"))?
-                .resolve()
-                .map_err(|e| anyhow::anyhow!("sources.{}.auth.secrets[0]: {e}", a.source))?;
-            let key = SigningKey::parse(secret.expose()).map_err(|e| anyhow::anyhow!(e))?;
+                .ok_or_else(|| anyhow::anyhow!("source has no secret"))?;
+            let key = SigningKey::parse(resolve(first, "auth.secrets[0]")?.expose())
+                .map_err(|e| anyhow::anyhow!(e))?;
             let ts = time::OffsetDateTime::now_utc().unix_timestamp();
             req = req
                 .header("webhook-id", &id)
                 .header("webhook-timestamp", ts.to_string())
                 .header("webhook-signature", key.sign(&id, ts, &body));
         }
-        AuthConfig::ApiKey { keys } => {
-            let key = keys
+        (Some(AuthConfig::ApiKey { keys }), _) => {
+            let first = keys
                 .first()
-                .ok_or_else(|| anyhow::anyhow!("source has no key"))?
-                .resolve()
-                .map_err(|e| anyhow::anyhow!("sources.{}.auth.keys[0]: {e}", a.source))?;
-            req = req.bearer_auth(key.expose()).header("idempotency-key", &id);
+                .ok_or_else(|| anyhow::anyhow!("source has no key"))?;
+            req = req
+                .bearer_auth(resolve(first, "auth.keys[0]")?.expose())
+                .header("idempotency-key", &id);
         }
+        (None, SourceConfig::Easypost(c)) => {
+            use unicode_normalization::UnicodeNormalization;
+            let secret: String = resolve(&c.secret, "secret")?.expose().nfkd().collect();
+            let mac = hmac_sha256(secret.as_bytes(), &body);
+            req = req.header("x-hmac-signature", format!("hmac-sha256-hex={}", hex(&mac)));
+        }
+        (None, SourceConfig::Aftership(c)) => {
+            use base64::Engine;
+            let mac = hmac_sha256(resolve(&c.secret, "secret")?.expose().as_bytes(), &body);
+            req = req.header(
+                "aftership-hmac-sha256",
+                base64::engine::general_purpose::STANDARD.encode(mac),
+            );
+        }
+        (None, SourceConfig::Karrio(c)) => {
+            req = req.header("x-event-id", resolve(&c.secret, "secret")?.expose());
+        }
+        (None, _) => anyhow::bail!(
+            "source `{}` has no authentication waybill send knows",
+            a.source
+        ),
     }
     let resp = req.body(body).send().await?;
     let status = resp.status();

@@ -20,6 +20,7 @@ fn errors_are_reported_all_at_once_with_their_paths() {
 [server]
 listen = "nowhere"
 [sources.x]
+type = "jq"
 auth = { type = "standard_webhooks", secrets = ["plain:short"] }
 mapping = "{type: .a,"
 [[subscriptions]]

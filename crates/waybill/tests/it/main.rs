@@ -29,10 +29,12 @@ level = "warn"
 [delivery]
 {delivery}
 [sources.carrier]
+type = "jq"
 auth = {{ type = "standard_webhooks", secrets = ["plain:{SECRET}"] }}
 mapping = '{MAPPING}'
 max_body_bytes = 4096
 [sources.wms]
+type = "jq"
 auth = {{ type = "api_key", keys = ["plain:wms-key"] }}
 mapping = '{MAPPING}'
 idempotency_key = ".id"

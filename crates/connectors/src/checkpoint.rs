@@ -1,0 +1,283 @@
+//! The partner-neutral shape of one tracking update (a scan in the history, the tracker's
+//! current status, or a proof of delivery), the rules that need the whole history, and how
+//! updates become `EventDraft`s.
+//!
+//! Keys: each update's key is built from the partner's tracker id, the normalized time, the
+//! partner status and the raw code (`trk_1:2024-08-01T14:42:13Z:in_transit:departed_facility`),
+//! never from a position, so the same scan gets the same key in every payload that repeats
+//! the history. Two different updates with the same key in one payload get `~2`, `~3` in
+//! payload order; exact repeats (carriers do send duplicate scans) are dropped.
+
+use crate::carrier_time::{CarrierTime, Zone};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use waybill_model::{EventDraft, EventType};
+
+/// Value of `data.time_zone` when the partner gave no zone.
+pub const ASSUMED_UTC: &str = "assumed_utc";
+
+/// One tracking update, already classified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// Canonical type.
+    pub ty: EventType,
+    /// Key of the update within the payload (see the module docs).
+    pub key: String,
+    /// Normalized reason (Karrio family), if any.
+    pub reason: Option<String>,
+    /// When it happened, if the partner said.
+    pub time: Option<CarrierTime>,
+    /// The partner's time string, kept when its zone had to be assumed.
+    pub raw_time: Option<String>,
+    /// The partner's raw code (sub-status).
+    pub code: Option<String>,
+    /// The partner's raw text (carrier message).
+    pub text: Option<String>,
+    /// Where it happened.
+    pub location: Option<Value>,
+    /// Further fields.
+    pub data: Map<String, Value>,
+}
+
+impl Update {
+    /// An update with only a type and a key.
+    pub fn new(ty: EventType, key: String) -> Self {
+        Update {
+            ty,
+            key,
+            reason: None,
+            time: None,
+            raw_time: None,
+            code: None,
+            text: None,
+            location: None,
+            data: Map::new(),
+        }
+    }
+
+    /// Sets the time from a parsed partner time and its raw string.
+    pub fn at(mut self, time: Option<CarrierTime>, raw: Option<&str>) -> Self {
+        if matches!(
+            time,
+            Some(CarrierTime {
+                zone: Zone::AssumedUtc,
+                ..
+            })
+        ) {
+            self.raw_time = raw.map(str::to_owned);
+        }
+        self.time = time;
+        self
+    }
+
+    /// Adds `data[name] = value` when the value is present and not blank.
+    pub fn with(mut self, name: &str, value: Option<&str>) -> Self {
+        if let Some(v) = non_blank(value) {
+            self.data
+                .insert(name.to_owned(), Value::String(v.to_owned()));
+        }
+        self
+    }
+}
+
+/// The key part for a time: normalized RFC 3339, or `-` when unknown.
+pub fn time_part(time: Option<&CarrierTime>) -> String {
+    time.map_or_else(|| "-".to_owned(), CarrierTime::rfc3339)
+}
+
+/// `Some(s)` unless `s` is absent or only whitespace.
+pub fn non_blank(s: Option<&str>) -> Option<&str> {
+    s.filter(|v| !v.trim().is_empty())
+}
+
+/// Builds a location object from named parts, skipping blanks; `None` when all are blank.
+pub fn location(parts: &[(&str, Option<&str>)], coords: Option<(f64, f64)>) -> Option<Value> {
+    let mut m = Map::new();
+    for (name, value) in parts {
+        if let Some(v) = non_blank(*value) {
+            m.insert((*name).to_owned(), Value::String(v.trim().to_owned()));
+        }
+    }
+    if let Some((lat, lon)) = coords {
+        if let (Some(a), Some(b)) = (
+            serde_json::Number::from_f64(lat),
+            serde_json::Number::from_f64(lon),
+        ) {
+            m.insert("latitude".into(), Value::Number(a));
+            m.insert("longitude".into(), Value::Number(b));
+        }
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
+}
+
+/// Orders scans by time (unknown times last; ties keep payload order).
+pub fn sort_chronologically(updates: &mut [Update]) {
+    updates.sort_by(|a, b| match (&a.time, &b.time) {
+        (Some(x), Some(y)) => x.utc.cmp(&y.utc),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+}
+
+/// The return leg: once a scan says the parcel is going back to the sender, a later
+/// "delivered" is the delivery back to the sender (`shipment.returned`), not to the
+/// consignee. Without this, the return leg of EasyPost's and Karrio's `return_to_sender`
+/// (which covers both returning and returned) would mark the shipment delivered and could
+/// release an invoice. `updates` must be in chronological order.
+pub fn apply_return_leg(updates: &mut [Update]) {
+    let mut returning = false;
+    for u in updates.iter_mut() {
+        match u.ty {
+            EventType::ShipmentReturnInitiated => returning = true,
+            EventType::ShipmentDelivered if returning => {
+                u.ty = EventType::ShipmentReturned;
+                u.data.insert("return_leg".into(), Value::Bool(true));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Flags updates dated more than five minutes after the payload was received: the usual
+/// sign of a carrier-local time labelled as UTC (a zone east of UTC), kept as sent but
+/// marked `data.time_after_receipt` so that consumers can tell.
+pub fn flag_after_receipt(updates: &mut [Update], received_at: time::OffsetDateTime) {
+    let limit = received_at + time::Duration::minutes(5);
+    for u in updates.iter_mut() {
+        if u.time.as_ref().is_some_and(|t| t.utc > limit) {
+            u.data
+                .insert("time_after_receipt".into(), Value::Bool(true));
+        }
+    }
+}
+
+/// Makes the drafts: every update gets the subject and refs; duplicates are resolved as
+/// described in the module docs.
+pub fn into_drafts(
+    subject: &str,
+    refs: &BTreeMap<String, String>,
+    updates: Vec<Update>,
+) -> Vec<EventDraft> {
+    let mut out: Vec<EventDraft> = Vec::with_capacity(updates.len());
+    let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
+    for u in updates {
+        let draft = to_draft(subject, refs, u);
+        let base = draft.key.clone().unwrap_or_default();
+        let earlier = seen.entry(base.clone()).or_default();
+        let same = |d: &EventDraft| {
+            EventDraft {
+                key: draft.key.clone(),
+                ..d.clone()
+            } == draft
+        };
+        if earlier.iter().any(|&i| same(&out[i])) {
+            continue;
+        }
+        let mut draft = draft;
+        if !earlier.is_empty() {
+            draft.key = Some(format!("{base}~{}", earlier.len() + 1));
+        }
+        earlier.push(out.len());
+        out.push(draft);
+    }
+    out
+}
+
+fn to_draft(subject: &str, refs: &BTreeMap<String, String>, u: Update) -> EventDraft {
+    let mut data = u.data;
+    if u.raw_time.is_some() {
+        data.insert("time_zone".into(), Value::String(ASSUMED_UTC.into()));
+        data.insert("raw_time".into(), u.raw_time.into());
+    }
+    // A signer's name is personal data: tell consumers that must honour it.
+    let classification = data
+        .contains_key("signed_by")
+        .then(|| "confidential".to_owned());
+    EventDraft {
+        ty: u.ty.as_str().to_owned(),
+        subject: subject.to_owned(),
+        time: u.time.as_ref().map(CarrierTime::rfc3339),
+        key: Some(u.key),
+        reason: u.reason,
+        code: u.code,
+        text: u.text,
+        location: u.location,
+        refs: refs.clone(),
+        data: (!data.is_empty()).then_some(Value::Object(data)),
+        correlationid: None,
+        causationid: None,
+        tenant: None,
+        dataclassification: classification,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::carrier_time::parse;
+
+    fn up(ty: EventType, key: &str, t: &str) -> Update {
+        Update::new(ty, key.into()).at(parse(t), Some(t))
+    }
+
+    #[test]
+    fn delivered_after_return_to_sender_is_a_return() {
+        let mut v = vec![
+            up(EventType::ShipmentDelivered, "d", "2024-01-05T00:00:00Z"),
+            up(
+                EventType::ShipmentReturnInitiated,
+                "r",
+                "2024-01-03T00:00:00Z",
+            ),
+            up(EventType::ShipmentInTransit, "i", "2024-01-01T00:00:00Z"),
+        ];
+        sort_chronologically(&mut v);
+        apply_return_leg(&mut v);
+        let tys: Vec<_> = v.iter().map(|u| u.ty).collect();
+        assert_eq!(
+            tys,
+            [
+                EventType::ShipmentInTransit,
+                EventType::ShipmentReturnInitiated,
+                EventType::ShipmentReturned
+            ]
+        );
+    }
+
+    #[test]
+    fn repeated_keys_are_suffixed_and_exact_repeats_dropped() {
+        let refs = BTreeMap::new();
+        let a = up(EventType::ShipmentInTransit, "k", "2024-01-01T00:00:00Z");
+        let mut b = a.clone();
+        b.text = Some("other".into());
+        let drafts = into_drafts("S", &refs, vec![a.clone(), b, a]);
+        let keys: Vec<_> = drafts.iter().filter_map(|d| d.key.clone()).collect();
+        assert_eq!(keys, ["k", "k~2"]);
+    }
+
+    #[test]
+    fn times_after_receipt_are_flagged() {
+        let received = parse("2026-03-04T12:00:00Z").map(|t| t.utc);
+        let mut v = vec![
+            up(EventType::ShipmentInTransit, "a", "2026-03-04T12:04:00Z"),
+            up(EventType::ShipmentInTransit, "b", "2026-03-04T20:00:00Z"),
+        ];
+        flag_after_receipt(&mut v, received.expect("valid"));
+        assert!(!v[0].data.contains_key("time_after_receipt"));
+        assert_eq!(v[1].data["time_after_receipt"], true);
+    }
+
+    #[test]
+    fn an_assumed_zone_is_recorded_with_the_raw_time() {
+        let d = into_drafts(
+            "S",
+            &BTreeMap::new(),
+            vec![up(EventType::ShipmentInTransit, "k", "2024-01-01T10:00:00")],
+        );
+        let data = d[0].data.clone().unwrap_or_default();
+        assert_eq!(data["time_zone"], "assumed_utc");
+        assert_eq!(data["raw_time"], "2024-01-01T10:00:00");
+        assert_eq!(d[0].time.as_deref(), Some("2024-01-01T10:00:00Z"));
+    }
+}

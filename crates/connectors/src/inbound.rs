@@ -1,0 +1,161 @@
+//! Adapters from the partner modules' pure functions (`verify`, `map`, `parse`) to the
+//! engine's [`Inbound`] contract.
+
+use crate::carrier_signature::SignatureError;
+use crate::map_error::MapError;
+use serde::Deserialize;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use waybill_engine::ingest::{Auth, AuthConfig, DEFAULT_MAX_BODY};
+use waybill_engine::partner::{Ack, Inbound, Mapped, Rejection};
+use waybill_engine::secret::{Secret, SecretRef};
+use waybill_engine::Received;
+
+/// `[sources.<name>]` of a carrier aggregator (`type = "easypost" | "aftership" | "karrio"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarrierConfig {
+    /// The webhook secret the partner signs with (or sends, for Karrio), by reference.
+    pub secret: SecretRef,
+    /// Largest accepted body in bytes (default 1 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+/// `[sources.<name>]` with `type = "x12"`: EDI interchanges over HTTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct X12Config {
+    /// How the EDI gateway authenticates (Standard Webhooks or an API key).
+    pub auth: AuthConfig,
+    /// Largest accepted interchange in bytes (default 1 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_body() -> usize {
+    DEFAULT_MAX_BODY
+}
+
+type Verify = fn(&[(String, String)], &[u8], &str) -> Result<(), SignatureError>;
+type MapFn = fn(&[u8], OffsetDateTime) -> Result<crate::mapped::Mapped, MapError>;
+
+struct Carrier {
+    secret: Secret,
+    max_body: usize,
+    verify: Verify,
+    map: MapFn,
+}
+
+pub(crate) fn carrier(
+    cfg: &CarrierConfig,
+    verify: Verify,
+    map: MapFn,
+) -> Result<Arc<dyn Inbound>, Vec<String>> {
+    let secret = cfg
+        .secret
+        .resolve()
+        .map_err(|e| vec![format!("secret: {e}")])?;
+    Ok(Arc::new(Carrier {
+        secret,
+        max_body: cfg.max_body_bytes,
+        verify,
+        map,
+    }))
+}
+
+impl Inbound for Carrier {
+    fn max_body_bytes(&self) -> usize {
+        self.max_body
+    }
+
+    fn authenticate(&self, r: &Received) -> Result<(), Rejection> {
+        (self.verify)(&r.headers, &r.body, self.secret.expose())
+            .map_err(|e| Rejection::new(401, e.code(), e.to_string()))
+    }
+
+    fn map(&self, r: &Received) -> Result<Mapped, Rejection> {
+        let m = (self.map)(&r.body, r.received_at).map_err(|e| {
+            let status = if e.code().ends_with("bad_json") {
+                400
+            } else {
+                422
+            };
+            Rejection::new(status, e.code(), e.to_string())
+        })?;
+        Ok(Mapped {
+            payload_key: m.payload_key,
+            drafts: m.drafts,
+        })
+    }
+}
+
+struct X12 {
+    auth: Auth,
+    max_body: usize,
+}
+
+pub(crate) fn x12(cfg: &X12Config) -> Result<Arc<dyn Inbound>, Vec<String>> {
+    Ok(Arc::new(X12 {
+        auth: Auth::build(&cfg.auth)?,
+        max_body: cfg.max_body_bytes,
+    }))
+}
+
+/// A 997 control number derived from the interchange, so a re-sent interchange gets the
+/// same acknowledgement.
+fn control_number(payload_key: &str) -> u32 {
+    let h = waybill_model::ids::content_hash(payload_key.as_bytes());
+    u32::from_str_radix(&h[..8], 16).unwrap_or(1) % 999_999_999
+}
+
+impl Inbound for X12 {
+    fn max_body_bytes(&self) -> usize {
+        self.max_body
+    }
+
+    fn authenticate(&self, r: &Received) -> Result<(), Rejection> {
+        self.auth.check(r)
+    }
+
+    fn map(&self, r: &Received) -> Result<Mapped, Rejection> {
+        let ic =
+            crate::x12::parse(&r.body).map_err(|e| Rejection::new(422, e.code(), e.to_string()))?;
+        let payload_key = ic.payload_key();
+        let mut drafts = crate::x12::map(&ic, r.received_at)
+            .map_err(|e| Rejection::new(422, e.code(), e.to_string()))?;
+        // Draft keys are unique inside an interchange; the interchange's identity makes
+        // them unique for the source (ids derive from source + key).
+        for d in &mut drafts {
+            d.key = Some(format!("{payload_key}:{}", d.key.as_deref().unwrap_or("")));
+        }
+        Ok(Mapped {
+            payload_key,
+            drafts,
+        })
+    }
+
+    fn acknowledgement(&self, r: &Received, outcome: Result<(), &Rejection>) -> Option<Ack> {
+        let now = r.received_at;
+        let doc = match outcome {
+            Ok(()) => {
+                let ic = crate::x12::parse(&r.body).ok()?;
+                let result = crate::x12::AckResult::check(&ic);
+                crate::x12::ack_997(&ic, &result, control_number(&ic.payload_key()), now)
+            }
+            Err(rej) if rej.code.starts_with("x12.") => {
+                let err = match crate::x12::parse(&r.body) {
+                    Err(e) => e,
+                    Ok(ic) => crate::x12::map(&ic, now).err()?,
+                };
+                crate::x12::reject_997(&r.body, &err, control_number(&rej.detail), now)?
+            }
+            // Authentication and size failures: no 997 (the sender is not trusted).
+            Err(_) => return None,
+        };
+        Some(Ack {
+            content_type: "application/edi-x12",
+            body: doc.into_bytes(),
+        })
+    }
+}

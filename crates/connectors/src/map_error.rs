@@ -1,0 +1,222 @@
+//! Why a partner payload could not be mapped, with where in the input it went wrong.
+//!
+//! Syntax errors carry serde's line and column; every other error carries a JSON path in
+//! the partner's own field names (`result.tracking_details[3].datetime`). Codes are stable
+//! (`easypost.bad_json`, `aftership.missing_field`, …) and documented per variant.
+
+use crate::json_path::path_at;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use std::fmt;
+
+/// The partner whose payload failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partner {
+    /// EasyPost.
+    EasyPost,
+    /// AfterShip.
+    AfterShip,
+    /// Karrio.
+    Karrio,
+}
+
+impl fmt::Display for Partner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Partner::EasyPost => "easypost",
+            Partner::AfterShip => "aftership",
+            Partner::Karrio => "karrio",
+        })
+    }
+}
+
+/// A payload that cannot be mapped. All of them are `FailureKind::InvalidInput`: the same
+/// bytes will fail the same way, so they are stored as rejected, never retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MapError {
+    /// `<partner>.bad_json`: the body is not JSON at all (or is truncated).
+    #[error("{partner}: body is not valid JSON at line {line}, column {column}: {message}")]
+    BadJson {
+        /// Partner.
+        partner: Partner,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// serde's message.
+        message: String,
+    },
+    /// `<partner>.bad_shape`: valid JSON, but a field has the wrong type.
+    #[error("{partner}: {path}: {message} (line {line}, column {column})")]
+    BadShape {
+        /// Partner.
+        partner: Partner,
+        /// JSON path of the offending value.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// serde's message.
+        message: String,
+    },
+    /// `<partner>.missing_field`: a field the mapping needs is absent, null or blank.
+    #[error("{partner}: {path}: required field is missing")]
+    MissingField {
+        /// Partner.
+        partner: Partner,
+        /// JSON path of the missing field.
+        path: String,
+    },
+    /// `<partner>.bad_time`: a date-time that is not one (see `carrier_time`).
+    #[error("{partner}: {path}: `{value}` is not a date-time")]
+    BadTime {
+        /// Partner.
+        partner: Partner,
+        /// JSON path.
+        path: String,
+        /// The value as sent.
+        value: String,
+    },
+    /// `<partner>.bad_value`: a value that cannot be used (e.g. no shipment key from it).
+    #[error("{partner}: {path}: {message}")]
+    BadValue {
+        /// Partner.
+        partner: Partner,
+        /// JSON path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+const CODES: [[&str; 5]; 3] = [
+    [
+        "easypost.bad_json",
+        "easypost.bad_shape",
+        "easypost.missing_field",
+        "easypost.bad_time",
+        "easypost.bad_value",
+    ],
+    [
+        "aftership.bad_json",
+        "aftership.bad_shape",
+        "aftership.missing_field",
+        "aftership.bad_time",
+        "aftership.bad_value",
+    ],
+    [
+        "karrio.bad_json",
+        "karrio.bad_shape",
+        "karrio.missing_field",
+        "karrio.bad_time",
+        "karrio.bad_value",
+    ],
+];
+
+impl MapError {
+    /// Stable code, `<partner>.<kind>`.
+    pub fn code(&self) -> &'static str {
+        let (partner, kind) = match self {
+            MapError::BadJson { partner, .. } => (partner, 0),
+            MapError::BadShape { partner, .. } => (partner, 1),
+            MapError::MissingField { partner, .. } => (partner, 2),
+            MapError::BadTime { partner, .. } => (partner, 3),
+            MapError::BadValue { partner, .. } => (partner, 4),
+        };
+        let row = match partner {
+            Partner::EasyPost => 0,
+            Partner::AfterShip => 1,
+            Partner::Karrio => 2,
+        };
+        CODES[row][kind]
+    }
+
+    /// The JSON path of the failure, when it is known (all but `bad_json`).
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            MapError::BadJson { .. } => None,
+            MapError::BadShape { path, .. }
+            | MapError::MissingField { path, .. }
+            | MapError::BadTime { path, .. }
+            | MapError::BadValue { path, .. } => Some(path),
+        }
+    }
+}
+
+/// Parses `body` as `T`: syntax errors become `bad_json`, type errors `bad_shape` with the
+/// JSON path of the offending value.
+pub fn parse_json<T: DeserializeOwned>(partner: Partner, body: &[u8]) -> Result<T, MapError> {
+    if let Err(e) = serde_json::from_slice::<IgnoredAny>(body) {
+        return Err(MapError::BadJson {
+            partner,
+            line: e.line(),
+            column: e.column(),
+            message: strip_position(&e.to_string()),
+        });
+    }
+    serde_json::from_slice::<T>(body).map_err(|e| MapError::BadShape {
+        partner,
+        path: path_at(body, e.line(), e.column()),
+        line: e.line(),
+        column: e.column(),
+        message: strip_position(&e.to_string()),
+    })
+}
+
+/// serde's message without its trailing ` at line L column C` (kept in fields instead).
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The fallback idempotency key: SHA-256 of the canonical JSON (keys sorted, no
+/// whitespace), so the same payload re-sent with other formatting keeps its key.
+pub fn content_key(body: &[u8]) -> String {
+    let canonical = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_vec(&sorted(v)).ok())
+        .unwrap_or_else(|| body.to_vec());
+    format!("sha256:{}", waybill_model::ids::content_hash(&canonical))
+}
+
+/// Sorts object keys recursively (explicitly: serde_json keeps insertion order when some
+/// crate in the build enables its `preserve_order` feature).
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut pairs: Vec<(String, Value)> = m.into_iter().collect();
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(pairs.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_content_key_ignores_formatting_and_key_order() {
+        let a = content_key(br#"{"b": [1, {"y": 2, "x": 1}], "a": null}"#);
+        let b = content_key(b"{\"a\":null,\n \"b\":[1,{\"x\":1,\"y\":2}]}");
+        assert_eq!(a, b);
+        assert_ne!(a, content_key(br#"{"a": 1}"#));
+    }
+
+    #[test]
+    fn codes_are_prefixed_by_the_partner() {
+        let e = MapError::MissingField {
+            partner: Partner::Karrio,
+            path: "data.tracking_number".into(),
+        };
+        assert_eq!(e.code(), "karrio.missing_field");
+        assert_eq!(e.path(), Some("data.tracking_number"));
+        let e = parse_json::<serde_json::Value>(Partner::AfterShip, b"{").expect_err("eof");
+        assert_eq!(e.code(), "aftership.bad_json");
+    }
+}

@@ -1,0 +1,137 @@
+//! ASC X12 EDI: shipment status (214), ship notices (856) and freight invoices (210) in,
+//! 997 functional acknowledgments out.
+//!
+//! # What X12 is
+//! ASC X12 is the North American EDI standard. A file is an *interchange*: a fixed-width
+//! `ISA` header (106 bytes: it declares the delimiters), one or more *functional groups*
+//! (`GS` … `GE`), each holding one or more *transaction sets* (`ST` … `SE`), and an `IEA`
+//! trailer. Segments are made of elements separated by the element separator (the byte
+//! after `ISA`), composite elements of components separated by ISA16, and segments end
+//! with the byte after ISA16. From version 00402 on, ISA11 is the repetition separator
+//! (before, it is the standards identifier `U`). Every trailer counts what it closes and
+//! repeats its header's control number; this parser checks all of them.
+//!
+//! # Transaction sets
+//! - **214** Transportation Carrier Shipment Status: every AT7 status → one draft, typed
+//!   per the AT7-01 column of EVENTS.md §2.2 (see `vocabulary.rs`); `status.rs`.
+//! - **856** Ship Notice/Manifest: one `warehouse.packed` per shipment level (HL `S`)
+//!   listing its packages (SSCC, tracking numbers) and orders, plus `shipment.dispatched`
+//!   when the notice is an original (BSN-01 `00`) and states a shipped date (DTM `011`):
+//!   the shipper itself says when the goods left, which is what `dispatched` means
+//!   (ownership rules still decide whether the carrier's own pick-up scan wins);
+//!   a cancellation (BSN-01 `01`) maps to nothing; `ship_notice.rs`.
+//! - **210** Motor Carrier Freight Details and Invoice: one `freight.charge_confirmed`
+//!   with `{invoice_number, currency, total, charges: [{code, amount, description}]}`,
+//!   amounts as decimal strings from N2 elements (implied two decimals, never floats),
+//!   timed when received (the invoice's arrival is the confirmation); `freight_invoice.rs`.
+//! - **997**/**999** received: parsed, map to nothing. Any other set: `x12.unsupported_set`.
+//!
+//! Public sources used (no network here; read through a stored copy of public pages):
+//! Stedi's X12 reference (<https://www.stedi.com/edi/x12-004010/214>, `/856`, `/210`,
+//! `/997`, `/segment/AT7`, `/element/1650`, `/element/1651`, `/element/623`,
+//! `/element/715`–`/element/723`), kputnam/stupidedi's 004010 segment and element
+//! definitions (`lib/stupidedi/versions/004010/`), Karrio's `TrackingIncidentReason`
+//! families, and Waybill's EVENTS.md §2.2.
+//!
+//! # Keys
+//! - Payload idempotency key: [`Interchange::payload_key`] =
+//!   `x12:<ISA06>:<ISA08>:<ISA09>:<ISA13>` (sender, receiver, interchange date,
+//!   interchange control number).
+//! - Event key inside the payload: `<GS06>:<ST02>:<rest>` — GS06 is part of it because
+//!   ST02 is only unique within its group. `<rest>` is the 1-based LX loop position for a
+//!   214 status (`.2`, `.3`… appended for a second or third AT7 in one LX loop),
+//!   `HL<id>:packed` / `HL<id>:dispatched` for an 856, `invoice` for a 210. So the
+//!   idempotency of every event rests on ISA13 + GS06 + ST02.
+//! - Subject: [`shipment_key`] = `x12:<SCAC>:<shipment id>`.
+//!
+//! # Errors
+//! Every [`X12Error`] names the segment index (1-based, ISA = 1), segment id, byte offset
+//! and element position, with a stable code: `x12.bad_isa`, `x12.truncated`,
+//! `x12.unexpected_segment`, `x12.missing_segment`, `x12.bad_element`,
+//! `x12.segment_count_mismatch` (SE01), `x12.set_count_mismatch` (GE01),
+//! `x12.group_count_mismatch` (IEA01), `x12.control_number_mismatch` (SE02/GE02/IEA02),
+//! `x12.unsupported_set`. [`ack_997`] and [`reject_997`] turn them into 997 codes (table
+//! in `ack.rs`).
+//!
+//! # Files
+//! `wire.rs` raw segments and envelope types · `parse.rs` ISA and tokenizer ·
+//! `envelope.rs` GS/ST nesting, counts, control numbers · `status.rs` (214),
+//! `ship_notice.rs` (856), `freight_invoice.rs` (210) typed extraction · `timecode.rs`
+//! dates, times, zones · `refs.rs` reference qualifiers → `refs` names · `vocabulary.rs`
+//! AT7 codes → taxonomy · `mapping.rs` drafts · `ack.rs`, `ack_write.rs` 997 ·
+//! `error.rs` · `tests.rs`, `proptests.rs`, `testdata/` (sources in its README).
+//!
+//! # Drafts
+//! - 214: `code` = AT7-01, `text` = its X12 name, `reason` per `vocabulary.rs`, `time` from
+//!   AT7-05/06/07 (the received time when AT7-05 is absent), `location` from MS1,
+//!   `refs` = `scac` (B10-03), `shipment_id` (B10-02), `pro` (B10-01, the carrier's PRO
+//!   per the standard's note on B10-01), then L11s by qualifier (`BM` → `bol`, `PO` → `po`,
+//!   … see `refs.rs`; a second different value under a name becomes `name_2`), `data` =
+//!   `lx`, `reason_code` (raw AT7-02), `appointment`, `time_code`, `time_zone`,
+//!   `equipment` (MS2), `partial` (code `PA`), `x12` (control numbers). B10-02 is optional
+//!   in the standard but required here: it is the only identifier the 214 shares with
+//!   the 856 (BSN-02) and the 210 (B3-03), so it keys the shipment.
+//! - 856: `warehouse.packed` timed at BSN-03/04 (when the notice was made, local time);
+//!   `data.packages` = `[{hl, level, parent, sscc, tracking, packaging}]` for every `T`/`P`
+//!   level under the shipment, `data.orders` = `[{hl, po}]`; the SCAC comes from TD5
+//!   (`x12.missing_segment` when no TD5 names one).
+//! - 210: `data` = `{invoice_number, invoice_date, payment_method, currency, total,
+//!   charges: [{line, code, amount, description}], x12}`.
+//!
+//! # Quirks handled
+//! - CR/LF after segment terminators (and leading whitespace, a UTF-8 BOM, trailing
+//!   whitespace) are tolerated; the 997 reuses the sender's line breaks and delimiters.
+//! - Non-UTF-8 bytes in elements (Latin-1 names) become U+FFFD instead of failing.
+//! - AT7-06 without AT7-07, or with `LT`, is local time of an unknown zone: kept as if UTC
+//!   and flagged `"time_zone": "local"` in `data` (see `timecode.rs` for every zone).
+//! - Unknown AT7-01 codes map to `shipment.in_transit` with reason `unknown`, never
+//!   rejected; an AT7 with only an appointment (AT7-03/04) is a plan, not a status, and
+//!   maps to nothing.
+//! - Control numbers compare by value when numeric (`0001` = `1`).
+//! - Mapping is all or nothing per interchange: the first set that fails rejects it, and
+//!   the 997 then reports every set rejected (only the failing one with codes).
+
+mod ack;
+mod ack_write;
+mod envelope;
+mod error;
+mod freight_invoice;
+mod mapping;
+mod parse;
+mod refs;
+mod ship_notice;
+mod status;
+mod timecode;
+mod vocabulary;
+mod wire;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+pub use ack::{ack_997, reject_997, AckResult, Rejection};
+pub use error::{ElementProblem, ErrorKind, Position, X12Error};
+pub use freight_invoice::{Amount, Charge, FreightInvoice};
+pub use mapping::{map, shipment_key};
+pub use parse::parse;
+pub use refs::Reference;
+pub use ship_notice::{Level, ShipNotice};
+pub use status::{Equipment, ShipmentStatus, StatusDetail, StatusLocation};
+pub use timecode::{Stamp, Zone};
+pub use wire::{Delimiters, FunctionalGroup, Interchange, Segment, TransactionSet};
+
+/// Reads a 214 transaction set into its typed form.
+pub fn read_214(set: &TransactionSet) -> Result<ShipmentStatus, X12Error> {
+    status::read(set)
+}
+
+/// Reads an 856 transaction set into its typed form.
+pub fn read_856(set: &TransactionSet) -> Result<ShipNotice, X12Error> {
+    ship_notice::read(set)
+}
+
+/// Reads a 210 transaction set into its typed form.
+pub fn read_210(set: &TransactionSet) -> Result<FreightInvoice, X12Error> {
+    freight_invoice::read(set)
+}
