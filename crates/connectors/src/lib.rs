@@ -6,6 +6,7 @@
 //! signatures). Never does: sequencing, retry decisions or storage — the engine does those.
 
 pub mod aftership;
+pub mod csv_drop;
 pub mod easypost;
 pub mod http_webhook;
 pub mod karrio;
@@ -47,17 +48,35 @@ pub enum SourceConfig {
     Karrio(CarrierConfig),
     /// X12 EDI interchanges (214, 856, 210), answered with a 997.
     X12(X12Config),
+    /// CSV files dropped into a directory (3PL shipment confirmations).
+    CsvDrop(csv_drop::CsvDropConfig),
+}
+
+/// A built source: reached over HTTP, or read from a directory.
+pub enum BuiltSource {
+    /// Receives `POST /v1/ingest/<name>`.
+    Http(Arc<dyn Inbound>),
+    /// Watches a directory (started by `serve`).
+    FileDrop(Arc<csv_drop::CsvDrop>),
 }
 
 impl SourceConfig {
     /// Validates the configuration (no network) and builds the source.
-    pub fn build(&self, name: &str) -> Result<Arc<dyn Inbound>, Vec<String>> {
+    pub fn build(&self, name: &str) -> Result<BuiltSource, Vec<String>> {
+        use BuiltSource::Http;
         match self {
-            SourceConfig::Jq(c) => Ok(Arc::new(waybill_engine::Source::build(name, c)?)),
-            SourceConfig::Easypost(c) => inbound::carrier(c, easypost::verify, easypost::map),
-            SourceConfig::Aftership(c) => inbound::carrier(c, aftership::verify, aftership::map),
-            SourceConfig::Karrio(c) => inbound::carrier(c, karrio::verify, karrio::map),
-            SourceConfig::X12(c) => inbound::x12(c),
+            SourceConfig::Jq(c) => Ok(Http(Arc::new(waybill_engine::Source::build(name, c)?))),
+            SourceConfig::Easypost(c) => {
+                inbound::carrier(c, easypost::verify, easypost::map).map(Http)
+            }
+            SourceConfig::Aftership(c) => {
+                inbound::carrier(c, aftership::verify, aftership::map).map(Http)
+            }
+            SourceConfig::Karrio(c) => inbound::carrier(c, karrio::verify, karrio::map).map(Http),
+            SourceConfig::X12(c) => inbound::x12(c).map(Http),
+            SourceConfig::CsvDrop(c) => Ok(BuiltSource::FileDrop(Arc::new(
+                csv_drop::CsvDrop::build(name, c)?,
+            ))),
         }
     }
 }

@@ -259,6 +259,30 @@ impl Hub {
         Ok((reply, ack))
     }
 
+    /// Stores a payload that a local reader (the file drop) already mapped.
+    pub async fn ingest_mapped(
+        &self,
+        r: Received,
+        mapped: Mapped,
+    ) -> Result<IngestReply, StoreError> {
+        let verdict = if mapped.drafts.is_empty() {
+            Err(reject(422, "mapping.empty", "the payload carries no event"))
+        } else {
+            to_events(mapped.drafts, &r.source, &mapped.payload_key, &r)
+                .map(|e| (mapped.payload_key, e))
+        };
+        self.store_verdict(r, verdict).await
+    }
+
+    /// Stores a rejected payload (or part of one, such as a bad line of a file) with its reason.
+    pub async fn ingest_rejected(
+        &self,
+        r: Received,
+        rejection: Rejection,
+    ) -> Result<IngestReply, StoreError> {
+        self.store_verdict(r, Err(rejection)).await
+    }
+
     /// Ingests canonical events posted to `/v1/events` (already authenticated by API key):
     /// event drafts or CloudEvents, one object or an array.
     pub async fn ingest_canonical(&self, r: Received) -> Result<IngestReply, StoreError> {

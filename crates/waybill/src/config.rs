@@ -6,7 +6,8 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use waybill_connectors::{SinkConfig, SourceConfig};
+use waybill_connectors::csv_drop::CsvDrop;
+use waybill_connectors::{BuiltSource, SinkConfig, SourceConfig};
 use waybill_engine::config::{DeliveryConfig, SubscriptionConfig};
 use waybill_engine::dispatcher::SinkRuntime;
 use waybill_engine::partner::Inbound;
@@ -230,8 +231,10 @@ fn set_path(t: &mut toml::Table, path: &[String], v: toml::Value) -> anyhow::Res
 
 /// Everything `serve` needs, validated.
 pub struct Runtime {
-    /// Sources by name.
+    /// HTTP sources by name.
     pub sources: HashMap<String, Arc<dyn Inbound>>,
+    /// Directory sources.
+    pub drops: Vec<Arc<CsvDrop>>,
     /// Sinks ready to dispatch.
     pub sinks: Vec<SinkRuntime>,
     /// Subscriptions for routing.
@@ -268,14 +271,16 @@ impl Config {
             errs.push("delivery.retry_schedule: must list at least one delay".into());
         }
         let mut sources = HashMap::new();
+        let mut drops = Vec::new();
         for (name, cfg) in &self.sources {
             if name == "api" {
                 errs.push("sources.api: `api` is reserved for /v1/events".into());
             }
             match cfg.build(name) {
-                Ok(s) => {
+                Ok(BuiltSource::Http(s)) => {
                     sources.insert(name.clone(), s);
                 }
+                Ok(BuiltSource::FileDrop(d)) => drops.push(d),
                 Err(es) => errs.extend(es.into_iter().map(|e| format!("sources.{name}.{e}"))),
             }
         }
@@ -344,6 +349,7 @@ impl Config {
         if errs.is_empty() {
             Ok(Runtime {
                 sources,
+                drops,
                 sinks,
                 subscriptions,
                 api_keys,

@@ -54,8 +54,13 @@ pub async fn serve(
         rt.sinks,
         metrics,
         DispatchLimits::default(),
-        stop_rx,
+        stop_rx.clone(),
     );
+    let watchers: Vec<_> = rt
+        .drops
+        .into_iter()
+        .map(|d| tokio::spawn(d.watch(hub.clone(), stop_rx.clone())))
+        .collect();
     let app = router(Arc::new(AppState {
         hub,
         api_keys: rt.api_keys,
@@ -67,6 +72,9 @@ pub async fn serve(
         .await;
     tracing::info!("shutting down: finishing deliveries in flight");
     let _ = stop_tx.send(true);
+    for w in watchers {
+        let _ = w.await;
+    }
     for d in dispatchers {
         let _ = d.await;
     }

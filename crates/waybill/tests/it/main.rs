@@ -6,6 +6,7 @@ mod config;
 mod crash;
 mod delivery;
 mod ingest;
+mod partners;
 
 use std::time::Duration;
 use waybill_engine::signature::SigningKey;
@@ -72,6 +73,14 @@ impl TestHub {
         )
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::from_parts(cfg, listener, dir)
+    }
+
+    pub fn from_parts(
+        cfg: waybill::Config,
+        listener: tokio::net::TcpListener,
+        dir: tempfile::TempDir,
+    ) -> TestHub {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(waybill::serve(cfg, listener, async move {

@@ -1,0 +1,381 @@
+//! `csv_drop`: a directory a 3PL (or anyone) drops CSV shipment confirmations into.
+//!
+//! Each `*.csv` file in `dir` is read once: every row becomes a JSON object (header →
+//! value, plus `_file` and `_line`) that the source's jq `mapping` turns into event
+//! drafts, exactly like an HTTP payload. Good rows are imported as one payload; each bad
+//! row is kept as a rejected inbox record and listed, with file and line number, in an
+//! error report. The file then moves to `done/` (at least one good row) or `failed/`
+//! (none), with the report beside it as `<file>.errors.txt`.
+//!
+//! Once across restarts: the payload's idempotency key is the SHA-256 of the file's
+//! content, so a file re-read after a crash (before it was moved) is a duplicate and
+//! imports nothing twice. Writers should create files under another name (e.g. `.tmp`)
+//! and rename them to `.csv` when complete: only `*.csv` names are read.
+//! Draft keys default to `<file hash>:<line>`, so every row's event id is stable.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use waybill_engine::duration;
+use waybill_engine::partner::{Mapped, Rejection};
+use waybill_engine::{Hub, IngestReply, Received};
+use waybill_mapping::{Payload, Program};
+use waybill_model::EventDraft;
+
+/// `[sources.<name>]` with `type = "csv_drop"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvDropConfig {
+    /// Directory to watch; `done/` and `failed/` are created inside it.
+    pub dir: PathBuf,
+    /// jq program from one row (`{"<header>": "<value>", …, "_file": …, "_line": n}`) to
+    /// event drafts.
+    pub mapping: String,
+    /// How often the directory is scanned (default 2 s).
+    #[serde(default = "default_poll", deserialize_with = "duration::de")]
+    pub poll: Duration,
+    /// Field delimiter (default `,`).
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// Largest file read, in bytes (default 64 MiB); larger files go to `failed/`.
+    #[serde(default = "default_max_file")]
+    pub max_file_bytes: u64,
+}
+
+fn default_poll() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_delimiter() -> char {
+    ','
+}
+fn default_max_file() -> u64 {
+    64 * 1024 * 1024
+}
+
+/// A validated file-drop source.
+pub struct CsvDrop {
+    name: String,
+    dir: PathBuf,
+    mapping: Program,
+    poll: Duration,
+    delimiter: u8,
+    max_file_bytes: u64,
+}
+
+/// A problem with one line of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    /// 1-based line number in the file.
+    pub line: u64,
+    /// The raw line.
+    pub raw: String,
+    /// Stable code.
+    pub code: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// What reading one file produced.
+#[derive(Debug, Clone)]
+pub struct FileBatch {
+    /// Drafts of the good rows.
+    pub drafts: Vec<EventDraft>,
+    /// The bad rows.
+    pub errors: Vec<LineError>,
+}
+
+impl CsvDrop {
+    /// Validates the configuration (no I/O).
+    pub fn build(name: &str, cfg: &CsvDropConfig) -> Result<CsvDrop, Vec<String>> {
+        let mut errs = Vec::new();
+        let mapping = Program::compile(&cfg.mapping)
+            .map_err(|e| errs.push(format!("mapping: {e}")))
+            .ok();
+        if !cfg.delimiter.is_ascii() {
+            errs.push("delimiter: must be one ASCII character".into());
+        }
+        match mapping {
+            Some(mapping) if errs.is_empty() => Ok(CsvDrop {
+                name: name.to_owned(),
+                dir: cfg.dir.clone(),
+                mapping,
+                poll: cfg.poll,
+                delimiter: cfg.delimiter as u8,
+                max_file_bytes: cfg.max_file_bytes,
+            }),
+            _ => Err(errs),
+        }
+    }
+
+    /// Parses and maps one file's content. Pure: never fails as a whole; every problem is
+    /// a line error naming the line.
+    pub fn read(&self, file_name: &str, content: &[u8], file_key: &str) -> FileBatch {
+        let mut batch = FileBatch {
+            drafts: Vec::new(),
+            errors: Vec::new(),
+        };
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(self.delimiter)
+            .flexible(false)
+            .from_reader(content);
+        let headers = match rdr.headers() {
+            Ok(h) => h.clone(),
+            Err(e) => {
+                batch.errors.push(LineError {
+                    line: 1,
+                    raw: first_line(content, 1),
+                    code: "csv.bad_header".into(),
+                    reason: e.to_string(),
+                });
+                return batch;
+            }
+        };
+        let mut record = csv::StringRecord::new();
+        loop {
+            let line = rdr.position().line();
+            match rdr.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {
+                    let line = record.position().map_or(line, |p| p.line());
+                    match self.map_row(file_name, &headers, &record, line, file_key) {
+                        Ok(d) => batch.drafts.extend(d),
+                        Err((code, reason)) => batch.errors.push(LineError {
+                            line,
+                            raw: first_line(content, line),
+                            code,
+                            reason,
+                        }),
+                    }
+                }
+                Err(e) => {
+                    let at = e.position().map_or(line, |p| p.line());
+                    batch.errors.push(LineError {
+                        line: at,
+                        raw: first_line(content, at),
+                        code: "csv.bad_row".into(),
+                        reason: e.to_string(),
+                    });
+                    // The reader resynchronises at the next line.
+                }
+            }
+        }
+        batch
+    }
+
+    fn map_row(
+        &self,
+        file: &str,
+        headers: &csv::StringRecord,
+        record: &csv::StringRecord,
+        line: u64,
+        file_key: &str,
+    ) -> Result<Vec<EventDraft>, (String, String)> {
+        let mut obj = serde_json::Map::new();
+        for (h, v) in headers.iter().zip(record.iter()) {
+            obj.insert(
+                h.trim().to_owned(),
+                serde_json::Value::String(v.trim().to_owned()),
+            );
+        }
+        obj.insert("_file".into(), file.into());
+        obj.insert("_line".into(), line.into());
+        let bytes =
+            serde_json::to_vec(&obj).map_err(|e| ("csv.bad_row".to_string(), e.to_string()))?;
+        let payload = Payload::parse(&bytes).map_err(|e| (e.code().to_string(), e.to_string()))?;
+        let drafts = self
+            .mapping
+            .run(&payload, &[], &self.name)
+            .map_err(|e| (e.code().to_string(), e.to_string()))?;
+        let n = drafts.len();
+        let mut out = Vec::with_capacity(n);
+        for (i, mut d) in drafts.into_iter().enumerate() {
+            if d.key.is_none() {
+                d.key = Some(if n == 1 {
+                    format!("{file_key}:{line}")
+                } else {
+                    format!("{file_key}:{line}:{i}")
+                });
+            }
+            // Validate now so that a bad row is reported on its line, not as a failed file.
+            d.clone()
+                .into_event(
+                    0,
+                    &waybill_model::draft::Origin {
+                        source: &self.name,
+                        payload_key: file_key,
+                        received_at: OffsetDateTime::UNIX_EPOCH,
+                        traceparent: None,
+                    },
+                )
+                .map_err(|e| ("mapping.bad_output".to_string(), e.to_string()))?;
+            out.push(d);
+        }
+        Ok(out)
+    }
+
+    /// Scans the directory every `poll` until `shutdown`, processing each file once.
+    pub async fn watch(self: Arc<Self>, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
+        for sub in ["done", "failed"] {
+            if let Err(e) = tokio::fs::create_dir_all(self.dir.join(sub)).await {
+                tracing::error!(source = %self.name, dir = %self.dir.display(), error = %e, "cannot create file-drop directories");
+            }
+        }
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.pending_files().await {
+                Ok(files) => {
+                    for f in files {
+                        if *shutdown.borrow() {
+                            return;
+                        }
+                        if let Err(e) = self.process(&hub, &f).await {
+                            tracing::warn!(source = %self.name, file = %f.display(), error = %e, "file not processed; will retry");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(source = %self.name, dir = %self.dir.display(), error = %e, "cannot list drop directory")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn pending_files(&self) -> std::io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        let mut rd = tokio::fs::read_dir(&self.dir).await?;
+        while let Some(e) = rd.next_entry().await? {
+            let p = e.path();
+            let is_csv = p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv"));
+            if is_csv && e.file_type().await?.is_file() {
+                out.push(p);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Imports one file, then moves it. Returns an error (and leaves the file in place for
+    /// the next scan) only when the store could not take it.
+    pub async fn process(&self, hub: &Hub, path: &Path) -> DropResult<()> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let meta = tokio::fs::metadata(path).await?;
+        let received_at = OffsetDateTime::now_utc();
+        let headers = vec![("x-file-name".to_string(), name.clone())];
+        let received = |body: Vec<u8>| Received {
+            source: self.name.clone(),
+            headers: headers.clone(),
+            body,
+            too_large: false,
+            received_at,
+        };
+        if meta.len() > self.max_file_bytes {
+            let rej = Rejection::new(
+                413,
+                "csv.too_large",
+                format!(
+                    "{name}: {} bytes exceeds {}",
+                    meta.len(),
+                    self.max_file_bytes
+                ),
+            );
+            hub.ingest_rejected(received(Vec::new()), rej.clone())
+                .await?;
+            return self
+                .finish(path, &name, false, &[format!("{name}: {}", rej.detail)])
+                .await;
+        }
+        let content = tokio::fs::read(path).await?;
+        let file_key = format!("file:{}", waybill_model::ids::content_hash(&content));
+        let batch = self.read(&name, &content, &file_key);
+        let mut report = Vec::new();
+        for e in &batch.errors {
+            report.push(format!("{name}:{}: {}: {}", e.line, e.code, e.reason));
+            let rej = Rejection::new(
+                422,
+                e.code.clone(),
+                format!("{name}:{}: {}", e.line, e.reason),
+            );
+            hub.ingest_rejected(received(e.raw.clone().into_bytes()), rej)
+                .await?;
+        }
+        let good = !batch.drafts.is_empty();
+        if good {
+            let reply = hub
+                .ingest_mapped(
+                    received(content.clone()),
+                    Mapped {
+                        payload_key: file_key,
+                        drafts: batch.drafts,
+                    },
+                )
+                .await?;
+            if let IngestReply::Rejected { code, detail, .. } = reply {
+                report.push(format!("{name}: {code}: {detail}"));
+                return self.finish(path, &name, false, &report).await;
+            }
+        } else if batch.errors.is_empty() {
+            report.push(format!("{name}: csv.empty: no data rows"));
+            hub.ingest_rejected(
+                received(content),
+                Rejection::new(422, "csv.empty", format!("{name}: no data rows")),
+            )
+            .await?;
+        }
+        self.finish(path, &name, good, &report).await
+    }
+
+    async fn finish(
+        &self,
+        path: &Path,
+        name: &str,
+        good: bool,
+        report: &[String],
+    ) -> DropResult<()> {
+        let dest_dir = self.dir.join(if good { "done" } else { "failed" });
+        tokio::fs::create_dir_all(&dest_dir).await?;
+        if !report.is_empty() {
+            let mut text = report.join("\n");
+            text.push('\n');
+            tokio::fs::write(dest_dir.join(format!("{name}.errors.txt")), text).await?;
+        }
+        tokio::fs::rename(path, dest_dir.join(name)).await?;
+        tracing::info!(source = %self.name, file = name, good, errors = report.len(), "file processed");
+        Ok(())
+    }
+}
+
+fn first_line(content: &[u8], line: u64) -> String {
+    String::from_utf8_lossy(content)
+        .lines()
+        .nth(line.saturating_sub(1) as usize)
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Why a file could not be processed (it stays in place for the next scan).
+#[derive(Debug, thiserror::Error)]
+pub enum DropError {
+    /// File system.
+    #[error("file system: {0}")]
+    Io(#[from] std::io::Error),
+    /// Store.
+    #[error("store: {0}")]
+    Store(#[from] waybill_store::StoreError),
+}
+
+type DropResult<T> = Result<T, DropError>;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,210 @@
+//! Partner formats over the real server: X12 with its 997, EasyPost webhooks, and a CSV
+//! file drop that joins the same shipment's timeline as an EDI 214.
+
+use crate::*;
+use std::path::Path;
+use waybill_testkit::FakePartner;
+
+const CONNECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../connectors/src");
+const EASYPOST_SECRET: &str = "easypost-webhook-secret";
+
+fn extra_sources(drop_dir: &Path) -> String {
+    format!(
+        r#"
+[sources.edi]
+type = "x12"
+auth = {{ type = "api_key", keys = ["plain:edi-key"] }}
+[sources.easypost]
+type = "easypost"
+secret = "plain:{EASYPOST_SECRET}"
+[sources.threepl]
+type = "csv_drop"
+dir = "{dir}"
+poll = "50ms"
+mapping = '''
+({{"SHIPPED": "shipment.dispatched", "PACKED": "warehouse.packed"}}[.status]
+   // error("unknown status `\(.status)`")) as $t
+| {{type: $t, subject: ("x12:" + .scac + ":" + .shipment_id), time: .shipped_at, code: .status}}
+'''
+"#,
+        dir = drop_dir.display().to_string().replace('\\', "/")
+    )
+}
+
+async fn start(sink: &FakePartner) -> (TestHub, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let drop_dir = dir.path().join("drop");
+    std::fs::create_dir_all(&drop_dir).unwrap();
+    let mut toml = config_toml(&dir.path().join("hub.db"), &sink.url("hook"), "");
+    toml.push_str(&extra_sources(&drop_dir));
+    let cfg = waybill::Config::parse(&toml, std::iter::empty()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = TestHub::from_parts(cfg, listener, dir);
+    (hub, drop_dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edi_214_and_a_3pl_csv_build_one_timeline() {
+    let sink = FakePartner::start().await;
+    let (hub, drop_dir) = start(&sink).await;
+    let edi = std::fs::read(format!("{CONNECTORS}/x12/testdata/214_shipment_status.edi")).unwrap();
+    let r = hub
+        .client
+        .post(format!("{}/v1/ingest/edi", hub.base))
+        .bearer_auth("edi-key")
+        .body(edi.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.headers()["content-type"], "application/edi-x12");
+    let ack = r.text().await.unwrap();
+    assert!(ack.contains("ST*997*"), "{ack}");
+    assert!(ack.contains("AK9*A*"), "{ack}");
+    // the same interchange again: a duplicate, acknowledged the same way
+    let r = hub
+        .client
+        .post(format!("{}/v1/ingest/edi", hub.base))
+        .bearer_auth("edi-key")
+        .body(edi)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), ack);
+
+    // the 3PL's confirmation for the same shipment, through the file drop
+    let csv = "shipment_id,scac,status,shipped_at\n\
+               SHIP-1001,ABCD,PACKED,2026-03-09T06:00:00Z\n\
+               SHIP-1001,ABCD,SHIPPED,2026-03-09T08:00:00-05:00\n\
+               SHIP-1001,ABCD,LOST_IN_SPACE,2026-03-09T09:00:00Z\n";
+    std::fs::write(drop_dir.join("confirm.tmp"), csv).unwrap();
+    std::fs::rename(drop_dir.join("confirm.tmp"), drop_dir.join("confirm.csv")).unwrap();
+    let done = drop_dir.join("done/confirm.csv");
+    for _ in 0..200 {
+        if done.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(done.exists(), "file moved to done/");
+    let report = std::fs::read_to_string(drop_dir.join("done/confirm.csv.errors.txt")).unwrap();
+    assert!(
+        report.starts_with("confirm.csv:4: mapping.runtime:"),
+        "{report}"
+    );
+
+    let s = hub.get("/v1/shipments/x12:ABCD:SHIP-1001").await;
+    assert_eq!(s["state"]["milestone"], "delivered");
+    let timeline: Vec<(String, String)> = s["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["event"]["type"].as_str().unwrap().to_owned(),
+                t["event"]["source"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let types: Vec<&str> = timeline.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types[0], "warehouse.packed", "{timeline:?}");
+    assert_eq!(
+        types.last().copied(),
+        Some("shipment.delivered"),
+        "{timeline:?}"
+    );
+    assert_eq!(
+        timeline
+            .iter()
+            .filter(|(_, s)| s == "/sources/threepl")
+            .count(),
+        2
+    );
+    assert_eq!(
+        timeline.iter().filter(|(_, s)| s == "/sources/edi").count(),
+        5
+    );
+    let times: Vec<&str> = s["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["event"]["time"].as_str().unwrap())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "timeline ordered by occurrence");
+    // the bad CSV line is kept as a rejected inbox record
+    let inbox = hub.get("/v1/inbox?status=rejected&source=threepl").await;
+    assert_eq!(
+        inbox["inbox"][0]["body"],
+        "SHIP-1001,ABCD,LOST_IN_SPACE,2026-03-09T09:00:00Z"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_partner_input_is_answered_precisely_and_kept() {
+    let sink = FakePartner::start().await;
+    let (hub, _) = start(&sink).await;
+    let bad = std::fs::read(format!("{CONNECTORS}/x12/testdata/bad_segment_count.edi")).unwrap();
+    let r = hub
+        .client
+        .post(format!("{}/v1/ingest/edi", hub.base))
+        .bearer_auth("edi-key")
+        .body(bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        r.headers()["x-waybill-outcome"],
+        "x12.segment_count_mismatch"
+    );
+    let ack = r.text().await.unwrap();
+    assert!(
+        ack.contains("ST*997*") && ack.contains("AK5*R"),
+        "a rejecting 997: {ack}"
+    );
+    // EasyPost: signed correctly → events; wrong signature → 401, kept
+    let body = std::fs::read(format!("{CONNECTORS}/easypost/testdata/delivered.json")).unwrap();
+    let mac = waybill_connectors::carrier_signature::hmac_sha256(EASYPOST_SECRET.as_bytes(), &body);
+    let hexmac: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+    let r = hub
+        .client
+        .post(format!("{}/v1/ingest/easypost", hub.base))
+        .header("x-hmac-signature", format!("hmac-sha256-hex={hexmac}"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let r = hub
+        .client
+        .post(format!("{}/v1/ingest/easypost", hub.base))
+        .header("x-hmac-signature", "hmac-sha256-hex=00")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let inbox = hub.get("/v1/inbox?status=rejected").await;
+    let codes: Vec<&str> = inbox["inbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason_code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"x12.segment_count_mismatch"), "{codes:?}");
+    assert_eq!(codes.len(), 2, "{codes:?}");
+    // the file drop is not reachable over HTTP
+    let r = hub
+        .client
+        .post(format!("{}/v1/ingest/threepl", hub.base))
+        .body("a,b\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    hub.stop().await;
+}
