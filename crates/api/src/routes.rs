@@ -276,30 +276,31 @@ async fn replay_one(
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BulkReplay {
     ids: Option<Vec<i64>>,
     sink: Option<String>,
+    all: Option<bool>,
 }
 
 async fn replay_bulk(State(st): State<Arc<AppState>>, req: Request) -> AppResult {
     authorize(&st, req.headers())?;
-    let (_, body, _) = read_body(req, 1 << 20).await;
-    let q: BulkReplay = if body.iter().all(u8::is_ascii_whitespace) {
-        BulkReplay::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| Problem::new(400, "api.bad_json", e.to_string()))?
-    };
-    let sel = match (q.ids, q.sink) {
-        (Some(ids), None) => ReplaySelector::Ids(ids),
-        (None, sink) => ReplaySelector::All { sink },
-        (Some(_), Some(_)) => {
+    let (_, body, too_large) = read_body(req, 1 << 20).await;
+    if too_large {
+        return Err(Problem::new(413, "api.too_large", "body exceeds 1 MiB"));
+    }
+    // The selection must be explicit: an empty or cut-off body never means "everything".
+    let q: BulkReplay = serde_json::from_slice(&body)
+        .map_err(|e| Problem::new(400, "api.bad_json", e.to_string()))?;
+    let sel = match (q.ids, q.sink, q.all) {
+        (Some(ids), None, None | Some(false)) => ReplaySelector::Ids(ids),
+        (None, sink, Some(true)) => ReplaySelector::All { sink },
+        _ => {
             return Err(Problem::new(
                 400,
                 "api.bad_request",
-                "give either `ids` or `sink`, not both",
+                r#"give {"ids": [..]} or {"all": true} (optionally with "sink")"#,
             ))
         }
     };

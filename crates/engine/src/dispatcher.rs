@@ -268,6 +268,9 @@ impl Dispatcher {
             Err(e) => {
                 if e.kind.should_retry() {
                     self.circuit.on_failure(now);
+                } else {
+                    // The sink answered: it is up, only this event is refused.
+                    self.circuit.on_success();
                 }
                 match self
                     .sink
@@ -319,12 +322,17 @@ impl Dispatcher {
         }
     }
 
+    /// When the loop must wake up by itself; `None` when only a delivery result (or new
+    /// rows) can make progress: all slots busy, or a circuit probe in flight.
     fn next_wake(&self) -> Option<Instant> {
-        let due = self.ready.peek().map(|Reverse((t, _, _))| *t);
-        match (due, self.circuit.reopens_at()) {
-            (Some(d), Some(r)) => Some(d.max(r)),
-            (d, None) => d,
-            (None, Some(_)) => None,
+        if self.in_flight >= self.sink.concurrency.max(1) {
+            return None;
+        }
+        let due = self.ready.peek().map(|Reverse((t, _, _))| *t)?;
+        match self.circuit.state() {
+            CircuitState::Closed(_) => Some(due),
+            CircuitState::Open(until) => Some(due.max(until)),
+            CircuitState::HalfOpen(_) => None,
         }
     }
 

@@ -184,7 +184,7 @@ pub struct Received {
     pub source: String,
     /// Headers (lower-case names).
     pub headers: Vec<(String, String)>,
-    /// Raw body (truncated to the limit when `too_large`).
+    /// Raw body (empty when `too_large`: nothing past the limit is read).
     pub body: Vec<u8>,
     /// The body exceeded the source's limit.
     pub too_large: bool,
@@ -344,7 +344,13 @@ impl Hub {
             IngestReply::Duplicate(_) => "duplicate",
             IngestReply::Rejected { code, .. } => code.as_str(),
         };
-        self.metrics.ingests.inc(&[&r.source, outcome]);
+        // Unknown sources share one label, so that arbitrary URLs cannot grow the metrics.
+        let label = if self.sources.contains_key(&r.source) || r.source == "api" {
+            r.source.as_str()
+        } else {
+            "(unknown)"
+        };
+        self.metrics.ingests.inc(&[label, outcome]);
         Ok(reply)
     }
 }
@@ -360,10 +366,16 @@ impl Inbound for Source {
 
     fn map(&self, r: &Received) -> Result<Mapped, Rejection> {
         let payload = Payload::parse(&r.body).map_err(mapping_rejection)?;
+        let headers: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| !HIDDEN_HEADERS.contains(&k.to_ascii_lowercase().as_str()))
+            .cloned()
+            .collect();
         let payload_key = match &self.idempotency_key {
             Some(p) => {
                 let v = p
-                    .run_values(&payload, &r.headers, &self.name)
+                    .run_values(&payload, &headers, &self.name)
                     .map_err(mapping_rejection)?;
                 match v.first() {
                     Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
@@ -385,7 +397,7 @@ impl Inbound for Source {
         };
         let drafts = self
             .mapping
-            .run(&payload, &r.headers, &self.name)
+            .run(&payload, &headers, &self.name)
             .map_err(mapping_rejection)?;
         Ok(Mapped {
             payload_key,
@@ -404,10 +416,9 @@ fn evaluate(src: &dyn Inbound, r: &Received) -> Result<(String, Vec<CloudEvent>)
         ));
     }
     src.authenticate(r)?;
+    // A partner payload may carry nothing to record (a non-tracking notification): it is
+    // accepted with no events, so the partner does not retry it.
     let mapped = src.map(r)?;
-    if mapped.drafts.is_empty() {
-        return Err(reject(422, "mapping.empty", "the payload carries no event"));
-    }
     let events = to_events(mapped.drafts, &r.source, &mapped.payload_key, r)?;
     Ok((mapped.payload_key, events))
 }

@@ -345,12 +345,23 @@ impl CsvDrop {
     ) -> DropResult<()> {
         let dest_dir = self.dir.join(if good { "done" } else { "failed" });
         tokio::fs::create_dir_all(&dest_dir).await?;
+        // A file of the same name processed earlier is kept: the new one gets a suffix.
+        let mut dest_name = name.to_owned();
+        if tokio::fs::try_exists(dest_dir.join(&dest_name))
+            .await
+            .unwrap_or(false)
+        {
+            dest_name = format!(
+                "{name}.{}",
+                OffsetDateTime::now_utc().unix_timestamp_nanos()
+            );
+        }
         if !report.is_empty() {
             let mut text = report.join("\n");
             text.push('\n');
-            tokio::fs::write(dest_dir.join(format!("{name}.errors.txt")), text).await?;
+            tokio::fs::write(dest_dir.join(format!("{dest_name}.errors.txt")), text).await?;
         }
-        tokio::fs::rename(path, dest_dir.join(name)).await?;
+        tokio::fs::rename(path, dest_dir.join(&dest_name)).await?;
         tracing::info!(source = %self.name, file = name, good, errors = report.len(), "file processed");
         Ok(())
     }

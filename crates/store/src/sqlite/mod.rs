@@ -57,7 +57,10 @@ impl SqliteOptions {
 }
 
 type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
-type Job = Box<dyn FnOnce(&Connection, &[Subscription]) -> (Reply, bool, bool) + Send>;
+/// A write: given the connection (or `None` when the transaction could not begin, so the
+/// job must not touch the database), returns its reply, whether it succeeded, and
+/// whether to wake the dispatchers.
+type Job = Box<dyn FnOnce(Option<&Connection>, &[Subscription]) -> (Reply, bool, bool) + Send>;
 
 /// What a write job may tell the writer besides its result.
 pub(crate) struct JobCtx<'a> {
@@ -165,6 +168,15 @@ impl SqliteStore {
     {
         let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
         let job: Job = Box::new(move |conn, subs| {
+            let Some(conn) = conn else {
+                let reply: Reply = Box::new(move |e| {
+                    let msg = e.unwrap_or("transaction did not begin").to_owned();
+                    let _ = tx.send(Err(StoreError::Corrupt(format!(
+                        "write not attempted: {msg}"
+                    ))));
+                });
+                return (reply, false, false);
+            };
             let mut ctx = JobCtx {
                 subs,
                 created_outbox: false,
@@ -295,12 +307,12 @@ fn writer_loop(
         let begin = conn.execute_batch("BEGIN IMMEDIATE");
         for job in batch.drain(..) {
             if begin.is_err() {
-                let (reply, _, _) = job(&conn, &current);
+                let (reply, _, _) = job(None, &current);
                 replies.push(reply);
                 continue;
             }
             let sp = conn.execute_batch("SAVEPOINT job");
-            let (reply, ok, n) = job(&conn, &current);
+            let (reply, ok, n) = job(Some(&conn), &current);
             if sp.is_ok() {
                 let end = if ok {
                     "RELEASE job"

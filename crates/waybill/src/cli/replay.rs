@@ -21,7 +21,7 @@ pub struct Args {
 
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let body = if a.ids.is_empty() {
-        serde_json::json!({ "sink": a.sink })
+        serde_json::json!({ "all": true, "sink": a.sink })
     } else {
         serde_json::json!({ "ids": a.ids })
     };

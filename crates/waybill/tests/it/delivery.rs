@@ -221,10 +221,20 @@ async fn rejected_deliveries_go_to_the_dlq_and_replay_delivers_them() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    let url = format!("{}/v1/dead-letters/replay", hub.base);
     let r = hub
         .client
-        .post(format!("{}/v1/dead-letters/replay", hub.base))
+        .post(&url)
         .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "an empty body never replays everything");
+    let r = hub
+        .client
+        .post(&url)
+        .bearer_auth(API_KEY)
+        .json(&serde_json::json!({"all": true}))
         .send()
         .await
         .unwrap();
