@@ -109,6 +109,53 @@ fn control_number(payload_key: &str) -> u32 {
     u32::from_str_radix(&h[..8], 16).unwrap_or(1) % 999_999_999
 }
 
+/// Parses and maps an interchange. Draft keys are unique inside an interchange; prefixed
+/// with the interchange's identity they are unique for the source (ids derive from source
+/// and key).
+pub(crate) fn x12_mapped(body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, Rejection> {
+    let ic = crate::x12::parse(body).map_err(|e| Rejection::new(422, e.code(), e.to_string()))?;
+    let payload_key = ic.payload_key();
+    let mut drafts = crate::x12::map(&ic, received_at)
+        .map_err(|e| Rejection::new(422, e.code(), e.to_string()))?;
+    for d in &mut drafts {
+        d.key = Some(format!("{payload_key}:{}", d.key.as_deref().unwrap_or("")));
+    }
+    Ok(Mapped {
+        payload_key,
+        drafts,
+    })
+}
+
+/// The 997 for an interchange: accepting it, or rejecting it with the reason when the
+/// failure was in the EDI itself. `None` for authentication and size failures (the sender
+/// is not trusted) and when not even the ISA could be read.
+pub(crate) fn x12_ack(
+    body: &[u8],
+    outcome: Result<(), &Rejection>,
+    now: OffsetDateTime,
+) -> Option<String> {
+    match outcome {
+        Ok(()) => {
+            let ic = crate::x12::parse(body).ok()?;
+            let result = crate::x12::AckResult::check(&ic);
+            Some(crate::x12::ack_997(
+                &ic,
+                &result,
+                control_number(&ic.payload_key()),
+                now,
+            ))
+        }
+        Err(rej) if rej.code.starts_with("x12.") => {
+            let err = match crate::x12::parse(body) {
+                Err(e) => e,
+                Ok(ic) => crate::x12::map(&ic, now).err()?,
+            };
+            crate::x12::reject_997(body, &err, control_number(&rej.detail), now)
+        }
+        Err(_) => None,
+    }
+}
+
 impl Inbound for X12 {
     fn max_body_bytes(&self) -> usize {
         self.max_body
@@ -119,40 +166,11 @@ impl Inbound for X12 {
     }
 
     fn map(&self, r: &Received) -> Result<Mapped, Rejection> {
-        let ic =
-            crate::x12::parse(&r.body).map_err(|e| Rejection::new(422, e.code(), e.to_string()))?;
-        let payload_key = ic.payload_key();
-        let mut drafts = crate::x12::map(&ic, r.received_at)
-            .map_err(|e| Rejection::new(422, e.code(), e.to_string()))?;
-        // Draft keys are unique inside an interchange; the interchange's identity makes
-        // them unique for the source (ids derive from source + key).
-        for d in &mut drafts {
-            d.key = Some(format!("{payload_key}:{}", d.key.as_deref().unwrap_or("")));
-        }
-        Ok(Mapped {
-            payload_key,
-            drafts,
-        })
+        x12_mapped(&r.body, r.received_at)
     }
 
     fn acknowledgement(&self, r: &Received, outcome: Result<(), &Rejection>) -> Option<Ack> {
-        let now = r.received_at;
-        let doc = match outcome {
-            Ok(()) => {
-                let ic = crate::x12::parse(&r.body).ok()?;
-                let result = crate::x12::AckResult::check(&ic);
-                crate::x12::ack_997(&ic, &result, control_number(&ic.payload_key()), now)
-            }
-            Err(rej) if rej.code.starts_with("x12.") => {
-                let err = match crate::x12::parse(&r.body) {
-                    Err(e) => e,
-                    Ok(ic) => crate::x12::map(&ic, now).err()?,
-                };
-                crate::x12::reject_997(&r.body, &err, control_number(&rej.detail), now)?
-            }
-            // Authentication and size failures: no 997 (the sender is not trusted).
-            Err(_) => return None,
-        };
+        let doc = x12_ack(&r.body, outcome, r.received_at)?;
         Some(Ack {
             content_type: "application/edi-x12",
             body: doc.into_bytes(),

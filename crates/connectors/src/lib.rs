@@ -6,8 +6,8 @@
 //! signatures). Never does: sequencing, retry decisions or storage — the engine does those.
 
 pub mod aftership;
-pub mod csv_drop;
 pub mod easypost;
+pub mod file_drop;
 pub mod http_webhook;
 pub mod karrio;
 pub mod x12;
@@ -49,7 +49,7 @@ pub enum SourceConfig {
     /// X12 EDI interchanges (214, 856, 210), answered with a 997.
     X12(X12Config),
     /// CSV files dropped into a directory (3PL shipment confirmations).
-    CsvDrop(csv_drop::CsvDropConfig),
+    FileDrop(file_drop::FileDropConfig),
 }
 
 /// A built source: reached over HTTP, or read from a directory.
@@ -57,7 +57,7 @@ pub enum BuiltSource {
     /// Receives `POST /v1/ingest/<name>`.
     Http(Arc<dyn Inbound>),
     /// Watches a directory (started by `serve`).
-    FileDrop(Arc<csv_drop::CsvDrop>),
+    FileDrop(Arc<file_drop::FileDrop>),
 }
 
 impl SourceConfig {
@@ -74,8 +74,8 @@ impl SourceConfig {
             }
             SourceConfig::Karrio(c) => inbound::carrier(c, karrio::verify, karrio::map).map(Http),
             SourceConfig::X12(c) => inbound::x12(c).map(Http),
-            SourceConfig::CsvDrop(c) => Ok(BuiltSource::FileDrop(Arc::new(
-                csv_drop::CsvDrop::build(name, c)?,
+            SourceConfig::FileDrop(c) => Ok(BuiltSource::FileDrop(Arc::new(
+                file_drop::FileDrop::build(name, c)?,
             ))),
         }
     }

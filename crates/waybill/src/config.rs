@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use waybill_connectors::csv_drop::CsvDrop;
+use waybill_connectors::file_drop::FileDrop;
 use waybill_connectors::{BuiltSource, SinkConfig, SourceConfig};
 use waybill_engine::config::{DeliveryConfig, SubscriptionConfig};
 use waybill_engine::dispatcher::SinkRuntime;
@@ -234,7 +234,7 @@ pub struct Runtime {
     /// HTTP sources by name.
     pub sources: HashMap<String, Arc<dyn Inbound>>,
     /// Directory sources.
-    pub drops: Vec<Arc<CsvDrop>>,
+    pub drops: Vec<Arc<FileDrop>>,
     /// Sinks ready to dispatch.
     pub sinks: Vec<SinkRuntime>,
     /// Subscriptions for routing.

@@ -18,8 +18,9 @@ auth = {{ type = "api_key", keys = ["plain:edi-key"] }}
 type = "easypost"
 secret = "plain:{EASYPOST_SECRET}"
 [sources.threepl]
-type = "csv_drop"
+type = "file_drop"
 dir = "{dir}"
+formats = ["csv", "x12"]
 poll = "50ms"
 mapping = '''
 ({{"SHIPPED": "shipment.dispatched", "PACKED": "warehouse.packed"}}[.status]
@@ -134,11 +135,45 @@ async fn an_edi_214_and_a_3pl_csv_build_one_timeline() {
     let mut sorted = times.clone();
     sorted.sort();
     assert_eq!(times, sorted, "timeline ordered by occurrence");
+    // EDI through the same drop: imported, moved, answered with a 997 file; a broken
+    // interchange goes to failed/ with a rejecting 997 and the reason
+    std::fs::copy(
+        format!("{CONNECTORS}/x12/testdata/214_custom_separators.edi"),
+        drop_dir.join("gw.edi"),
+    )
+    .unwrap();
+    std::fs::copy(
+        format!("{CONNECTORS}/x12/testdata/control_number_mismatch.edi"),
+        drop_dir.join("bad.x12"),
+    )
+    .unwrap();
+    let (ok_ack, bad_ack) = (
+        drop_dir.join("done/gw.edi.997"),
+        drop_dir.join("failed/bad.x12.997"),
+    );
+    for _ in 0..200 {
+        if ok_ack.exists() && bad_ack.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // the 997 answers in the interchange's own separators (`|` here)
+    let ok = std::fs::read_to_string(&ok_ack).unwrap();
+    assert!(ok.contains("AK9|A"), "{ok}");
+    assert!(std::fs::read_to_string(&bad_ack).unwrap().contains("AK5*R"));
+    let report = std::fs::read_to_string(drop_dir.join("failed/bad.x12.errors.txt")).unwrap();
+    assert!(report.contains("x12.control_number_mismatch"), "{report}");
     // the bad CSV line is kept as a rejected inbox record
     let inbox = hub.get("/v1/inbox?status=rejected&source=threepl").await;
-    assert_eq!(
-        inbox["inbox"][0]["body"],
-        "SHIP-1001,ABCD,LOST_IN_SPACE,2026-03-09T09:00:00Z"
+    let bodies: Vec<&str> = inbox["inbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["body"].as_str().unwrap())
+        .collect();
+    assert!(
+        bodies.contains(&"SHIP-1001,ABCD,LOST_IN_SPACE,2026-03-09T09:00:00Z"),
+        "{bodies:?}"
     );
     hub.stop().await;
 }

@@ -10,12 +10,13 @@ pub(crate) const MAPPING: &str = r#"
    data: {cartons: (.carton_count | tonumber)}}
 "#;
 
-fn drop_source(dir: &Path) -> CsvDrop {
-    CsvDrop::build(
+fn drop_source(dir: &Path) -> FileDrop {
+    FileDrop::build(
         "threepl",
-        &CsvDropConfig {
+        &FileDropConfig {
             dir: dir.to_path_buf(),
-            mapping: MAPPING.into(),
+            formats: vec!["csv".into()],
+            mapping: Some(MAPPING.into()),
             poll: Duration::from_millis(50),
             delimiter: ',',
             max_file_bytes: 1 << 20,
@@ -27,7 +28,7 @@ fn drop_source(dir: &Path) -> CsvDrop {
 fn sample() -> Vec<u8> {
     std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/src/csv_drop/testdata/3pl_confirmations.csv"
+        "/src/file_drop/testdata/3pl_confirmations.csv"
     ))
     .unwrap()
 }
@@ -85,11 +86,12 @@ fn a_file_without_a_header_or_rows_is_reported() {
 
 #[test]
 fn a_bad_mapping_is_a_configuration_error() {
-    let errs = CsvDrop::build(
+    let errs = FileDrop::build(
         "x",
-        &CsvDropConfig {
+        &FileDropConfig {
             dir: ".".into(),
-            mapping: "{type: ".into(),
+            formats: vec!["csv".into(), "pdf".into()],
+            mapping: Some("{type: ".into()),
             poll: Duration::from_secs(1),
             delimiter: ',',
             max_file_bytes: 1,
@@ -97,7 +99,8 @@ fn a_bad_mapping_is_a_configuration_error() {
     )
     .err()
     .unwrap();
-    assert!(errs[0].starts_with("mapping:"), "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("mapping:")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("formats:")), "{errs:?}");
 }
 
 proptest::proptest! {

@@ -1,6 +1,11 @@
-//! `csv_drop`: a directory a 3PL (or anyone) drops CSV shipment confirmations into.
+//! `file_drop`: a directory partners drop files into — CSV shipment confirmations from a
+//! 3PL, X12 interchanges from an EDI gateway (SFTP/AS2 delivering into a folder).
 //!
-//! Each `*.csv` file in `dir` is read once: every row becomes a JSON object (header →
+//! X12 (`*.edi`, `*.x12`, when `formats` has `"x12"`): the interchange is parsed and mapped
+//! as on the HTTP `x12` source; the 997 acknowledging (or rejecting) it is written beside
+//! the moved file as `<file>.997`, for the gateway to pick up.
+//!
+//! CSV (`*.csv`, when `formats` has `"csv"`, the default): each file is read once: every row becomes a JSON object (header →
 //! value, plus `_file` and `_line`) that the source's jq `mapping` turns into event
 //! drafts, exactly like an HTTP payload. Good rows are imported as one payload; each bad
 //! row is kept as a rejected inbox record and listed, with file and line number, in an
@@ -25,15 +30,19 @@ use waybill_engine::{Hub, IngestReply, Received};
 use waybill_mapping::{Payload, Program};
 use waybill_model::EventDraft;
 
-/// `[sources.<name>]` with `type = "csv_drop"`.
+/// `[sources.<name>]` with `type = "file_drop"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CsvDropConfig {
+pub struct FileDropConfig {
     /// Directory to watch; `done/` and `failed/` are created inside it.
     pub dir: PathBuf,
-    /// jq program from one row (`{"<header>": "<value>", …, "_file": …, "_line": n}`) to
-    /// event drafts.
-    pub mapping: String,
+    /// File formats to pick up: `"csv"` (`*.csv`) and/or `"x12"` (`*.edi`, `*.x12`).
+    #[serde(default = "default_formats")]
+    pub formats: Vec<String>,
+    /// jq program from one CSV row (`{"<header>": "<value>", …, "_file": …, "_line": n}`)
+    /// to event drafts; required when `formats` has `"csv"`.
+    #[serde(default)]
+    pub mapping: Option<String>,
     /// How often the directory is scanned (default 2 s).
     #[serde(default = "default_poll", deserialize_with = "duration::de")]
     pub poll: Duration,
@@ -43,6 +52,10 @@ pub struct CsvDropConfig {
     /// Largest file read, in bytes (default 64 MiB); larger files go to `failed/`.
     #[serde(default = "default_max_file")]
     pub max_file_bytes: u64,
+}
+
+fn default_formats() -> Vec<String> {
+    vec!["csv".into()]
 }
 
 fn default_poll() -> Duration {
@@ -56,10 +69,12 @@ fn default_max_file() -> u64 {
 }
 
 /// A validated file-drop source.
-pub struct CsvDrop {
+pub struct FileDrop {
     name: String,
     dir: PathBuf,
-    mapping: Program,
+    mapping: Option<Program>,
+    csv: bool,
+    x12: bool,
     poll: Duration,
     delimiter: u8,
     max_file_bytes: u64,
@@ -87,26 +102,43 @@ pub struct FileBatch {
     pub errors: Vec<LineError>,
 }
 
-impl CsvDrop {
+impl FileDrop {
     /// Validates the configuration (no I/O).
-    pub fn build(name: &str, cfg: &CsvDropConfig) -> Result<CsvDrop, Vec<String>> {
+    pub fn build(name: &str, cfg: &FileDropConfig) -> Result<FileDrop, Vec<String>> {
         let mut errs = Vec::new();
-        let mapping = Program::compile(&cfg.mapping)
-            .map_err(|e| errs.push(format!("mapping: {e}")))
-            .ok();
+        for f in &cfg.formats {
+            if f != "csv" && f != "x12" {
+                errs.push(format!(
+                    "formats: unknown format `{f}` (use \"csv\" or \"x12\")"
+                ));
+            }
+        }
+        let csv = cfg.formats.iter().any(|f| f == "csv");
+        let x12 = cfg.formats.iter().any(|f| f == "x12");
+        let mapping = match &cfg.mapping {
+            Some(m) => Program::compile(m)
+                .map_err(|e| errs.push(format!("mapping: {e}")))
+                .ok(),
+            None => None,
+        };
+        if csv && cfg.mapping.is_none() {
+            errs.push("mapping: required to read CSV files".into());
+        }
         if !cfg.delimiter.is_ascii() {
             errs.push("delimiter: must be one ASCII character".into());
         }
         match mapping {
-            Some(mapping) if errs.is_empty() => Ok(CsvDrop {
+            _ if !errs.is_empty() => Err(errs),
+            mapping => Ok(FileDrop {
                 name: name.to_owned(),
                 dir: cfg.dir.clone(),
                 mapping,
+                csv,
+                x12,
                 poll: cfg.poll,
                 delimiter: cfg.delimiter as u8,
                 max_file_bytes: cfg.max_file_bytes,
             }),
-            _ => Err(errs),
         }
     }
 
@@ -185,8 +217,13 @@ impl CsvDrop {
         let bytes =
             serde_json::to_vec(&obj).map_err(|e| ("csv.bad_row".to_string(), e.to_string()))?;
         let payload = Payload::parse(&bytes).map_err(|e| (e.code().to_string(), e.to_string()))?;
-        let drafts = self
-            .mapping
+        let mapping = self.mapping.as_ref().ok_or_else(|| {
+            (
+                "csv.no_mapping".to_string(),
+                "this source has no CSV mapping".to_string(),
+            )
+        })?;
+        let drafts = mapping
             .run(&payload, &[], &self.name)
             .map_err(|e| (e.code().to_string(), e.to_string()))?;
         let n = drafts.len();
@@ -254,13 +291,66 @@ impl CsvDrop {
         let mut rd = tokio::fs::read_dir(&self.dir).await?;
         while let Some(e) = rd.next_entry().await? {
             let p = e.path();
-            let is_csv = p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv"));
-            if is_csv && e.file_type().await?.is_file() {
+            if self.format_of(&p).is_some() && e.file_type().await?.is_file() {
                 out.push(p);
             }
         }
         out.sort();
         Ok(out)
+    }
+
+    fn format_of(&self, p: &Path) -> Option<&'static str> {
+        let ext = p.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" if self.csv => Some("csv"),
+            "edi" | "x12" if self.x12 => Some("x12"),
+            _ => None,
+        }
+    }
+
+    /// Imports one interchange file; writes its 997 beside it.
+    async fn process_x12(
+        &self,
+        hub: &Hub,
+        path: &Path,
+        name: &str,
+        content: Vec<u8>,
+    ) -> DropResult<()> {
+        let received = Received {
+            source: self.name.clone(),
+            headers: vec![("x-file-name".to_string(), name.to_owned())],
+            body: content,
+            too_large: false,
+            received_at: OffsetDateTime::now_utc(),
+        };
+        let mapped = crate::inbound::x12_mapped(&received.body, received.received_at);
+        let ack = crate::inbound::x12_ack(
+            &received.body,
+            mapped.as_ref().map(|_| ()),
+            received.received_at,
+        );
+        let (good, report) = match mapped {
+            Ok(m) => match hub.ingest_mapped(received, m).await? {
+                IngestReply::Rejected { code, detail, .. } => {
+                    (false, vec![format!("{name}: {code}: {detail}")])
+                }
+                _ => (true, Vec::new()),
+            },
+            Err(rej) => {
+                let line = format!("{name}: {}: {}", rej.code, rej.detail);
+                hub.ingest_rejected(received, rej).await?;
+                (false, vec![line])
+            }
+        };
+        let dest = self.finish(path, name, good, &report).await?;
+        if let Some(ack) = ack {
+            tokio::fs::write(
+                dest.with_file_name(format!("{}.997", file_name_of(&dest))),
+                ack,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Imports one file, then moves it. Returns an error (and leaves the file in place for
@@ -292,11 +382,14 @@ impl CsvDrop {
             );
             hub.ingest_rejected(received(Vec::new()), rej.clone())
                 .await?;
-            return self
-                .finish(path, &name, false, &[format!("{name}: {}", rej.detail)])
-                .await;
+            self.finish(path, &name, false, &[format!("{name}: {}", rej.detail)])
+                .await?;
+            return Ok(());
         }
         let content = tokio::fs::read(path).await?;
+        if self.format_of(path) == Some("x12") {
+            return self.process_x12(hub, path, &name, content).await;
+        }
         let file_key = format!("file:{}", waybill_model::ids::content_hash(&content));
         let batch = self.read(&name, &content, &file_key);
         let mut report = Vec::new();
@@ -323,7 +416,8 @@ impl CsvDrop {
                 .await?;
             if let IngestReply::Rejected { code, detail, .. } = reply {
                 report.push(format!("{name}: {code}: {detail}"));
-                return self.finish(path, &name, false, &report).await;
+                self.finish(path, &name, false, &report).await?;
+                return Ok(());
             }
         } else if batch.errors.is_empty() {
             report.push(format!("{name}: csv.empty: no data rows"));
@@ -333,7 +427,8 @@ impl CsvDrop {
             )
             .await?;
         }
-        self.finish(path, &name, good, &report).await
+        self.finish(path, &name, good, &report).await?;
+        Ok(())
     }
 
     async fn finish(
@@ -342,7 +437,7 @@ impl CsvDrop {
         name: &str,
         good: bool,
         report: &[String],
-    ) -> DropResult<()> {
+    ) -> DropResult<PathBuf> {
         let dest_dir = self.dir.join(if good { "done" } else { "failed" });
         tokio::fs::create_dir_all(&dest_dir).await?;
         // A file of the same name processed earlier is kept: the new one gets a suffix.
@@ -361,10 +456,17 @@ impl CsvDrop {
             text.push('\n');
             tokio::fs::write(dest_dir.join(format!("{dest_name}.errors.txt")), text).await?;
         }
-        tokio::fs::rename(path, dest_dir.join(&dest_name)).await?;
+        let dest = dest_dir.join(&dest_name);
+        tokio::fs::rename(path, &dest).await?;
         tracing::info!(source = %self.name, file = name, good, errors = report.len(), "file processed");
-        Ok(())
+        Ok(dest)
     }
+}
+
+fn file_name_of(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn first_line(content: &[u8], line: u64) -> String {
