@@ -233,11 +233,14 @@ fn mapping_rejection(e: MappingError) -> Rejection {
     }
 }
 
-const HIDDEN_HEADERS: [&str; 4] = [
+/// Headers never stored nor shown to mappings: they carry credentials (Karrio sends its
+/// webhook secret itself in `x-event-id`).
+pub const HIDDEN_HEADERS: [&str; 5] = [
     "authorization",
     "cookie",
     "x-api-key",
     "proxy-authorization",
+    "x-event-id",
 ];
 
 impl Hub {
@@ -345,10 +348,10 @@ impl Hub {
             IngestReply::Rejected { code, .. } => code.as_str(),
         };
         // Unknown sources share one label, so that arbitrary URLs cannot grow the metrics.
-        let label = if self.sources.contains_key(&r.source) || r.source == "api" {
-            r.source.as_str()
-        } else {
+        let label = if outcome == "ingest.unknown_source" {
             "(unknown)"
+        } else {
+            r.source.as_str()
         };
         self.metrics.ingests.inc(&[label, outcome]);
         Ok(reply)

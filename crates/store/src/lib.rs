@@ -29,6 +29,10 @@ pub enum StoreError {
     /// Stored data could not be decoded (a bug or a hand-edited database).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// The write's transaction did not commit (it could not begin, or the commit failed);
+    /// nothing of it is stored.
+    #[error("write not committed: {0}")]
+    NotCommitted(String),
     /// The store is shutting down or its writer stopped.
     #[error("store is closed")]
     Closed,

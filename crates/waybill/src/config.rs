@@ -327,11 +327,14 @@ impl Config {
                     }
                 }
                 for t in &s.types {
-                    let base = t.strip_suffix(".*").unwrap_or(t);
-                    let known = t == "*"
-                        || waybill_model::EventType::ALL.iter().any(|et| {
-                            et.as_str() == t || et.as_str().starts_with(&format!("{base}."))
-                        });
+                    let all = waybill_model::EventType::ALL;
+                    let known = match t.strip_suffix(".*") {
+                        _ if t == "*" => true,
+                        Some(prefix) => all
+                            .iter()
+                            .any(|et| et.as_str().starts_with(&format!("{prefix}."))),
+                        None => all.iter().any(|et| et.as_str() == t),
+                    };
                     if !known {
                         errs.push(format!(
                             "subscriptions[{i}].types: `{t}` matches no event type"

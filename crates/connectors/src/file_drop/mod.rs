@@ -373,7 +373,7 @@ impl FileDrop {
         if meta.len() > self.max_file_bytes {
             let rej = Rejection::new(
                 413,
-                "csv.too_large",
+                "file.too_large",
                 format!(
                     "{name}: {} bytes exceeds {}",
                     meta.len(),
@@ -382,8 +382,13 @@ impl FileDrop {
             );
             hub.ingest_rejected(received(Vec::new()), rej.clone())
                 .await?;
-            self.finish(path, &name, false, &[format!("{name}: {}", rej.detail)])
-                .await?;
+            self.finish(
+                path,
+                &name,
+                false,
+                &[format!("{}: {}", rej.code, rej.detail)],
+            )
+            .await?;
             return Ok(());
         }
         let content = tokio::fs::read(path).await?;

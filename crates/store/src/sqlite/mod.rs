@@ -56,11 +56,57 @@ impl SqliteOptions {
     }
 }
 
-type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
-/// A write: given the connection (or `None` when the transaction could not begin, so the
-/// job must not touch the database), returns its reply, whether it succeeded, and
-/// whether to wake the dispatchers.
-type Job = Box<dyn FnOnce(Option<&Connection>, &[Subscription]) -> (Reply, bool, bool) + Send>;
+/// A write queued for the writer thread. It may run twice: once in the shared
+/// transaction of its batch and, if some job of the batch failed and the batch was rolled
+/// back, once more in a transaction of its own.
+trait WriteJob: Send {
+    /// Runs inside the open transaction; returns whether it succeeded.
+    fn run(&mut self, conn: &Connection, subs: &[Subscription]) -> bool;
+    /// Whether its last run created outbox rows.
+    fn created_outbox(&self) -> bool;
+    /// Answers the caller: its own result, or `err` when its transaction did not commit.
+    fn finish(self: Box<Self>, err: Option<&str>);
+}
+
+type Job = Box<dyn WriteJob>;
+
+struct Pending<T, F> {
+    f: F,
+    result: Option<Result<T, StoreError>>,
+    created_outbox: bool,
+    tx: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> WriteJob for Pending<T, F>
+where
+    T: Send,
+    F: FnMut(&Connection, &mut JobCtx<'_>) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection, subs: &[Subscription]) -> bool {
+        let mut ctx = JobCtx {
+            subs,
+            created_outbox: false,
+        };
+        let r = (self.f)(conn, &mut ctx);
+        self.created_outbox = ctx.created_outbox;
+        let ok = r.is_ok();
+        self.result = Some(r);
+        ok
+    }
+
+    fn created_outbox(&self) -> bool {
+        self.created_outbox
+    }
+
+    fn finish(self: Box<Self>, err: Option<&str>) {
+        let out = match (err, self.result) {
+            (Some(e), _) => Err(StoreError::NotCommitted(e.to_owned())),
+            (None, Some(r)) => r,
+            (None, None) => Err(StoreError::NotCommitted("the write was not run".into())),
+        };
+        let _ = self.tx.send(out);
+    }
+}
 
 /// What a write job may tell the writer besides its result.
 pub(crate) struct JobCtx<'a> {
@@ -160,38 +206,19 @@ impl SqliteStore {
     }
 
     /// Runs `f` inside the next group-committed transaction; answers after the commit.
-    /// Dispatchers are woken after the commit when the job created outbox rows.
+    /// Dispatchers are woken after the commit when the job created outbox rows. `f` may
+    /// run twice (see [`WriteJob`]), so it must not consume what it writes.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut JobCtx<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection, &mut JobCtx<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
-        let job: Job = Box::new(move |conn, subs| {
-            let Some(conn) = conn else {
-                let reply: Reply = Box::new(move |e| {
-                    let msg = e.unwrap_or("transaction did not begin").to_owned();
-                    let _ = tx.send(Err(StoreError::Corrupt(format!(
-                        "write not attempted: {msg}"
-                    ))));
-                });
-                return (reply, false, false);
-            };
-            let mut ctx = JobCtx {
-                subs,
-                created_outbox: false,
-            };
-            let r = f(conn, &mut ctx);
-            let ok = r.is_ok();
-            let notify = ctx.created_outbox;
-            let reply: Reply = Box::new(move |commit_err| {
-                let out = match (commit_err, r) {
-                    (Some(e), Ok(_)) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
-                    (_, r) => r,
-                };
-                let _ = tx.send(out);
-            });
-            (reply, ok, notify && ok)
+        let job: Job = Box::new(Pending {
+            f,
+            result: None,
+            created_outbox: false,
+            tx,
         });
         {
             let guard = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
@@ -248,7 +275,7 @@ impl SqliteStore {
             let mut w = cache
                 .write()
                 .map_err(|_| StoreError::Corrupt("subscription lock poisoned".into()))?;
-            *w = Arc::new(subs);
+            *w = Arc::new(subs.clone());
             Ok(())
         })
         .await
@@ -256,7 +283,7 @@ impl SqliteStore {
 
     pub(crate) async fn ingest(&self, rec: IngestRecord) -> Result<IngestOutcome, StoreError> {
         let prepared = sequencer::prepare(rec)?;
-        self.write(move |conn, ctx| sequencer::ingest(conn, prepared, ctx))
+        self.write(move |conn, ctx| sequencer::ingest(conn, &prepared, ctx))
             .await
     }
 
@@ -293,7 +320,6 @@ fn writer_loop(
     max_batch: usize,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
-    let mut replies: Vec<Reply> = Vec::with_capacity(max_batch);
     while let Ok(first) = rx.recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -303,44 +329,70 @@ fn writer_loop(
             }
         }
         let current = subs.read().map(|s| s.clone()).unwrap_or_default();
-        let mut notify = false;
-        let begin = conn.execute_batch("BEGIN IMMEDIATE");
-        for job in batch.drain(..) {
-            if begin.is_err() {
-                let (reply, _, _) = job(None, &current);
-                replies.push(reply);
-                continue;
-            }
-            let sp = conn.execute_batch("SAVEPOINT job");
-            let (reply, ok, n) = job(Some(&conn), &current);
-            if sp.is_ok() {
-                let end = if ok {
-                    "RELEASE job"
-                } else {
-                    "ROLLBACK TO job; RELEASE job"
-                };
-                if let Err(e) = conn.execute_batch(end) {
-                    tracing::error!(error = %e, "savepoint release failed");
-                }
-            }
-            notify |= n;
-            replies.push(reply);
-        }
-        let commit_err = match begin {
-            Err(e) => Some(e.to_string()),
-            Ok(()) => conn.execute_batch("COMMIT").err().map(|e| {
-                tracing::error!(error = %e, "commit failed; the batch is not acknowledged");
-                let _ = conn.execute_batch("ROLLBACK");
-                e.to_string()
-            }),
-        };
-        for reply in replies.drain(..) {
-            reply(commit_err.as_deref());
-        }
-        if notify && commit_err.is_none() {
+        let notify = commit_batch(&conn, &mut batch, &current);
+        if notify {
             signal.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
+}
+
+/// Runs a batch in one transaction and answers every job; returns whether outbox rows
+/// were committed. When a job fails, the batch is rolled back and each job is run again
+/// in a transaction of its own, so that one bad write never fails the others.
+fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, subs: &[Subscription]) -> bool {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let e = e.to_string();
+        for job in batch.drain(..) {
+            job.finish(Some(&e));
+        }
+        return false;
+    }
+    let all_ok = batch.iter_mut().all(|job| job.run(conn, subs));
+    if all_ok {
+        return match conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                let notify = batch.iter().any(|j| j.created_outbox());
+                for job in batch.drain(..) {
+                    job.finish(None);
+                }
+                notify
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; the batch is not acknowledged");
+                let _ = conn.execute_batch("ROLLBACK");
+                let e = e.to_string();
+                for job in batch.drain(..) {
+                    job.finish(Some(&e));
+                }
+                false
+            }
+        };
+    }
+    let _ = conn.execute_batch("ROLLBACK");
+    let mut notify = false;
+    for mut job in batch.drain(..) {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            job.finish(Some(&e.to_string()));
+            continue;
+        }
+        if job.run(conn, subs) {
+            match conn.execute_batch("COMMIT") {
+                Ok(()) => {
+                    notify |= job.created_outbox();
+                    job.finish(None);
+                }
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    job.finish(Some(&e.to_string()));
+                }
+            }
+        } else {
+            let _ = conn.execute_batch("ROLLBACK");
+            // The job's own error is its answer.
+            job.finish(None);
+        }
+    }
+    notify
 }
 
 /// Unix microseconds of a time.

@@ -121,7 +121,7 @@ impl SqliteStore {
         sel: ReplaySelector,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         self.write(move |c, ctx| {
-            let ids: Vec<i64> = match sel {
+            let ids: Vec<i64> = match sel.clone() {
                 ReplaySelector::Ids(ids) => ids,
                 ReplaySelector::All { sink } => {
                     let mut st = c.prepare_cached(

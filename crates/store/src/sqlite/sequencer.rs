@@ -51,7 +51,7 @@ fn with_sequence(json: &str, seq: i64) -> String {
 
 pub(crate) fn ingest(
     conn: &Connection,
-    prepared: Prepared,
+    prepared: &Prepared,
     ctx: &mut JobCtx<'_>,
 ) -> Result<IngestOutcome, StoreError> {
     let Prepared {
@@ -59,7 +59,7 @@ pub(crate) fn ingest(
         headers,
         events,
     } = prepared;
-    match rec.verdict {
+    match &rec.verdict {
         Verdict::Rejected { code, reason } => {
             conn.prepare_cached(
                 "INSERT INTO inbox (source, idempotency_key, status, reason_code, reason, received_at, headers, body)
@@ -79,28 +79,16 @@ pub(crate) fn ingest(
             })
         }
         Verdict::Accepted(_) => {
-            let existing: Option<(i64, String)> = conn
-                .prepare_cached(
-                    "SELECT id, event_ids FROM inbox WHERE source = ?1 AND idempotency_key = ?2 AND status = 'accepted'",
-                )?
-                .query_row(params![rec.source, rec.idempotency_key], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()?;
-            if let Some((inbox_id, ids)) = existing {
-                let event_ids: Vec<EventId> = serde_json::from_str(&ids)
-                    .map_err(|e| StoreError::Corrupt(format!("inbox {inbox_id} event_ids: {e}")))?;
-                return Ok(IngestOutcome::Duplicate {
-                    inbox_id,
-                    event_ids,
-                });
-            }
             let event_ids: Vec<EventId> = events.iter().map(|(e, _)| e.id.clone()).collect();
-            conn.prepare_cached(
-                "INSERT INTO inbox (source, idempotency_key, status, received_at, headers, body, event_ids)
-                 VALUES (?1, ?2, 'accepted', ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
+            // The unique index on accepted (source, key) is the duplicate test: one
+            // statement in the common case, a lookup only for a duplicate.
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO inbox (source, idempotency_key, status, received_at, headers, body, event_ids)
+                     VALUES (?1, ?2, 'accepted', ?3, ?4, ?5, ?6)
+                     ON CONFLICT (source, idempotency_key) WHERE status = 'accepted' DO NOTHING",
+                )?
+                .execute(params![
                 rec.source,
                 rec.idempotency_key,
                 to_us(rec.received_at),
@@ -108,8 +96,23 @@ pub(crate) fn ingest(
                 rec.body,
                 serde_json::to_string(&event_ids).unwrap_or_else(|_| "[]".into())
             ])?;
+            if inserted == 0 {
+                let (inbox_id, ids): (i64, String) = conn
+                    .prepare_cached(
+                        "SELECT id, event_ids FROM inbox WHERE source = ?1 AND idempotency_key = ?2 AND status = 'accepted'",
+                    )?
+                    .query_row(params![rec.source, rec.idempotency_key], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+                let event_ids: Vec<EventId> = serde_json::from_str(&ids)
+                    .map_err(|e| StoreError::Corrupt(format!("inbox {inbox_id} event_ids: {e}")))?;
+                return Ok(IngestOutcome::Duplicate {
+                    inbox_id,
+                    event_ids,
+                });
+            }
             let inbox_id = conn.last_insert_rowid();
-            for (ev, json) in &events {
+            for (ev, json) in events {
                 append(conn, Some(inbox_id), ev, json, ctx)?;
             }
             Ok(IngestOutcome::Accepted {
@@ -128,24 +131,20 @@ pub(crate) fn append(
     json: &str,
     ctx: &mut JobCtx<'_>,
 ) -> Result<bool, StoreError> {
-    let seen: Option<i64> = conn
-        .prepare_cached("SELECT seq_id FROM events WHERE event_id = ?1")?
-        .query_row([ev.id.as_str()], |r| r.get(0))
-        .optional()?;
-    if seen.is_some() {
-        return Ok(false);
-    }
     let key = ev.subject.clone();
     let (mut state, last_seq, created_at) = load_shipment(conn, &key)?;
     let effect = state.apply(&ev.facts());
     let seq = last_seq + 1;
     let body = with_sequence(json, seq);
     let now = to_us(ev.recordedtime);
-    conn.prepare_cached(
-        "INSERT INTO events (event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, inbox_id, effect, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
+    // An event id already in the log (carried by another payload) is ignored: the unique
+    // index is the duplicate test, and nothing else is written for it.
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO events (event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, inbox_id, effect, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (event_id) DO NOTHING",
+        )?
+        .execute(params![
         ev.id.as_str(),
         key.as_str(),
         seq,
@@ -157,6 +156,9 @@ pub(crate) fn append(
         effect_name(effect),
         body
     ])?;
+    if inserted == 0 {
+        return Ok(false);
+    }
     let event_seq = conn.last_insert_rowid();
     conn.prepare_cached(
         "INSERT INTO shipments (key, state, milestone_at, milestone_event, flags, last_event_at, last_seq, created_at, updated_at)

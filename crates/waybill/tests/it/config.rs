@@ -26,7 +26,7 @@ mapping = "{type: .a,"
 [[subscriptions]]
 name = "s"
 sink = "missing"
-types = ["parcel.*"]
+types = ["parcel.*", "shipment"]
 "#;
     let errs = Config::parse(text, std::iter::empty())
         .unwrap()
@@ -39,7 +39,8 @@ types = ["parcel.*"]
         "sources.x.auth.secrets[0]",
         "sources.x.mapping",
         "subscriptions[0].sink",
-        "subscriptions[0].types",
+        "subscriptions[0].types: `parcel.*`",
+        "subscriptions[0].types: `shipment`",
     ] {
         assert!(joined.contains(want), "missing {want} in:\n{joined}");
     }
