@@ -268,12 +268,9 @@ impl Hub {
         r: Received,
         mapped: Mapped,
     ) -> Result<IngestReply, StoreError> {
-        let verdict = if mapped.drafts.is_empty() {
-            Err(reject(422, "mapping.empty", "the payload carries no event"))
-        } else {
-            to_events(mapped.drafts, &r.source, &mapped.payload_key, &r)
-                .map(|e| (mapped.payload_key, e))
-        };
+        // Like an HTTP partner payload, a file with nothing to record is accepted as such.
+        let verdict = to_events(mapped.drafts, &r.source, &mapped.payload_key, &r)
+            .map(|e| (mapped.payload_key, e));
         self.store_verdict(r, verdict).await
     }
 

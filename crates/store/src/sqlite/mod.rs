@@ -1,10 +1,11 @@
 //! SQLite backend: one writer thread doing group commit, a small pool of readers.
 //!
 //! Durability per event comes from group commit: every write is a job sent to the writer
-//! thread, which takes all jobs queued at that moment, runs each inside its own savepoint
-//! of one transaction, commits (fsync with `synchronous=FULL`), and only then answers each
-//! job. Many concurrent requests therefore share one fsync, and none is answered before
-//! its data is on disk.
+//! thread, which takes all jobs queued at that moment, runs them in one transaction,
+//! commits (fsync with `synchronous=FULL`), and only then answers each job. Many
+//! concurrent requests therefore share one fsync, and none is answered before its data is
+//! on disk. If one job fails, the batch is rolled back and each job runs again in a
+//! transaction of its own, so one bad write never fails the others.
 
 mod outbox;
 mod read;
