@@ -10,6 +10,7 @@ pub mod easypost;
 pub mod file_drop;
 pub mod http_webhook;
 pub mod karrio;
+pub mod odoo;
 pub mod x12;
 
 pub mod carrier_signature;

@@ -1,0 +1,260 @@
+//! The Odoo client: one connection pool, a concurrency limit, two protocols.
+
+use super::{OdooConfig, OdooError};
+use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{OnceCell, Semaphore};
+use waybill_engine::secret::Secret;
+
+/// Wire protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `/jsonrpc` + `execute_kw` (Odoo 17, 18, 19).
+    JsonRpc,
+    /// `/json/2/<model>/<method>` (Odoo 19+).
+    Json2,
+}
+
+/// A client for one Odoo database.
+pub struct OdooClient {
+    http: reqwest::Client,
+    base: String,
+    database: String,
+    login: String,
+    key: Secret,
+    configured: Option<Protocol>,
+    protocol: OnceCell<Protocol>,
+    uid: OnceCell<i64>,
+    limit: Semaphore,
+    next_id: AtomicU64,
+}
+
+impl OdooClient {
+    /// Validates the configuration (no network) and builds the client.
+    pub fn build(cfg: &OdooConfig) -> Result<OdooClient, Vec<String>> {
+        let mut errs = Vec::new();
+        let configured = match cfg.protocol.as_str() {
+            "auto" => None,
+            "jsonrpc" => Some(Protocol::JsonRpc),
+            "json2" => Some(Protocol::Json2),
+            other => {
+                errs.push(format!("protocol: `{other}` (use auto, jsonrpc or json2)"));
+                None
+            }
+        };
+        if !(cfg.url.starts_with("http://") || cfg.url.starts_with("https://")) {
+            errs.push("url: must start with http:// or https://".into());
+        }
+        let key = cfg
+            .api_key
+            .resolve()
+            .map_err(|e| errs.push(format!("api_key: {e}")))
+            .ok();
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .pool_max_idle_per_host(cfg.max_concurrency.max(1))
+            .build()
+            .map_err(|e| errs.push(format!("http client: {e}")))
+            .ok();
+        match (key, http) {
+            (Some(key), Some(http)) if errs.is_empty() => Ok(OdooClient {
+                http,
+                base: cfg.url.trim_end_matches('/').to_owned(),
+                database: cfg.database.clone(),
+                login: cfg.login.clone(),
+                key,
+                configured,
+                protocol: OnceCell::new(),
+                uid: OnceCell::new(),
+                limit: Semaphore::new(cfg.max_concurrency.max(1)),
+                next_id: AtomicU64::new(1),
+            }),
+            _ => Err(errs),
+        }
+    }
+
+    async fn post(&self, url: &str, body: &Value, json2: bool) -> Result<(u16, Value), OdooError> {
+        let _permit = self
+            .limit
+            .acquire()
+            .await
+            .map_err(|_| OdooError::Transport("client closed".into()))?;
+        let mut req = self.http.post(url).json(body);
+        if json2 {
+            req = req
+                .header("authorization", format!("bearer {}", self.key.expose()))
+                .header("x-odoo-database", &self.database);
+        }
+        let resp = req.send().await.map_err(|e| {
+            let what = if e.is_timeout() {
+                "timed out"
+            } else {
+                "request failed"
+            };
+            OdooError::Transport(format!("{what}: {}", e.without_url()))
+        })?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| OdooError::Transport(e.without_url().to_string()))?;
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            match serde_json::from_slice(&bytes) {
+                Ok(v) => v,
+                Err(_) if !(200..300).contains(&status) => return Err(OdooError::Http { status }),
+                Err(e) => return Err(OdooError::Protocol(format!("not JSON: {e}"))),
+            }
+        };
+        Ok((status, v))
+    }
+
+    /// One JSON-RPC call; `result` absent means `null` (a method returning None).
+    async fn jsonrpc(&self, service: &str, method: &str, args: Value) -> Result<Value, OdooError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = json!({"jsonrpc": "2.0", "method": "call", "id": id,
+                          "params": {"service": service, "method": method, "args": args}});
+        let (status, v) = self
+            .post(&format!("{}/jsonrpc", self.base), &body, false)
+            .await?;
+        if let Some(err) = v.get("error") {
+            return Err(server_error(err));
+        }
+        if !(200..300).contains(&status) {
+            return Err(OdooError::Http { status });
+        }
+        Ok(v.get("result").cloned().unwrap_or(Value::Null))
+    }
+
+    /// `common.version`: server version info.
+    pub async fn version(&self) -> Result<Value, OdooError> {
+        self.jsonrpc("common", "version", json!([])).await
+    }
+
+    /// The protocol in use (detected once from `common.version` when `auto`).
+    pub async fn protocol(&self) -> Result<Protocol, OdooError> {
+        if let Some(p) = self.configured {
+            return Ok(p);
+        }
+        self.protocol
+            .get_or_try_init(|| async {
+                let v = self.version().await?;
+                let major = v["server_version_info"][0].as_i64().unwrap_or(0);
+                Ok(if major >= 19 {
+                    Protocol::Json2
+                } else {
+                    Protocol::JsonRpc
+                })
+            })
+            .await
+            .copied()
+    }
+
+    /// The API user's id (`common.authenticate`, once).
+    pub async fn uid(&self) -> Result<i64, OdooError> {
+        self.uid
+            .get_or_try_init(|| async {
+                let v = self
+                    .jsonrpc(
+                        "common",
+                        "authenticate",
+                        json!([self.database, self.login, self.key.expose(), {}]),
+                    )
+                    .await?;
+                v.as_i64()
+                    .ok_or_else(|| OdooError::LoginRefused(self.login.clone()))
+            })
+            .await
+            .copied()
+    }
+
+    /// Calls `model.method` on `ids` (None for model methods) with named arguments.
+    pub async fn call(
+        &self,
+        model: &str,
+        method: &str,
+        ids: Option<&[i64]>,
+        kwargs: Map<String, Value>,
+    ) -> Result<Value, OdooError> {
+        match self.protocol().await? {
+            Protocol::JsonRpc => {
+                let uid = self.uid().await?;
+                let args = match ids {
+                    Some(ids) => json!([ids]),
+                    None => json!([]),
+                };
+                self.jsonrpc(
+                    "object",
+                    "execute_kw",
+                    json!([
+                        self.database,
+                        uid,
+                        self.key.expose(),
+                        model,
+                        method,
+                        args,
+                        kwargs
+                    ]),
+                )
+                .await
+            }
+            Protocol::Json2 => {
+                let mut body = kwargs;
+                if let Some(ids) = ids {
+                    body.insert("ids".into(), json!(ids));
+                }
+                let url = format!("{}/json/2/{model}/{method}", self.base);
+                let (status, v) = self.post(&url, &Value::Object(body), true).await?;
+                if (200..300).contains(&status) {
+                    Ok(v)
+                } else if v.get("name").is_some() {
+                    Err(server_error(&json!({"data": v})))
+                } else {
+                    Err(OdooError::Http { status })
+                }
+            }
+        }
+    }
+
+    /// `search_read` with an explicit field list, ordered and paged.
+    pub async fn search_read(
+        &self,
+        model: &str,
+        domain: Value,
+        fields: &[&str],
+        order: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Value>, OdooError> {
+        let mut kw = Map::new();
+        kw.insert("domain".into(), domain);
+        kw.insert("fields".into(), json!(fields));
+        kw.insert("order".into(), json!(order));
+        kw.insert("limit".into(), json!(limit));
+        kw.insert("offset".into(), json!(offset));
+        match self.call(model, "search_read", None, kw).await? {
+            Value::Array(rows) => Ok(rows),
+            other => Err(OdooError::Protocol(format!("search_read returned {other}"))),
+        }
+    }
+
+    /// `write` of values on records.
+    pub async fn write(&self, model: &str, ids: &[i64], vals: Value) -> Result<Value, OdooError> {
+        let mut kw = Map::new();
+        kw.insert("vals".into(), vals);
+        self.call(model, "write", Some(ids), kw).await
+    }
+}
+
+fn server_error(err: &Value) -> OdooError {
+    let data = &err["data"];
+    OdooError::Server {
+        name: data["name"].as_str().unwrap_or("unknown").to_owned(),
+        message: data["message"]
+            .as_str()
+            .or_else(|| err["message"].as_str())
+            .unwrap_or("")
+            .to_owned(),
+    }
+}

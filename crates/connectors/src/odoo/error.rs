@@ -1,0 +1,97 @@
+//! Odoo errors, classified from Odoo's own error object.
+
+use waybill_model::FailureKind;
+
+/// A failed Odoo call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OdooError {
+    /// Odoo answered with an error object (`data.name` is the Python exception class).
+    #[error("odoo {name}: {message}")]
+    Server {
+        /// Exception class, e.g. `odoo.exceptions.UserError`.
+        name: String,
+        /// Odoo's message, kept for the operator.
+        message: String,
+    },
+    /// HTTP status outside 2xx without an Odoo error object.
+    #[error("odoo answered HTTP {status}")]
+    Http {
+        /// Status code.
+        status: u16,
+    },
+    /// Timeout, refused or broken connection.
+    #[error("odoo unreachable: {0}")]
+    Transport(String),
+    /// The answer is not what the protocol promises.
+    #[error("odoo answer not understood: {0}")]
+    Protocol(String),
+    /// Login refused (`common.authenticate` returned false).
+    #[error("odoo refused the login for `{0}` (check login and API key)")]
+    LoginRefused(String),
+}
+
+impl OdooError {
+    /// How to treat it. Decided by exception name, exhaustively for the kinds we know.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            OdooError::Server { name, message } => classify(name, message),
+            OdooError::Http { status } => match status {
+                401 | 403 => FailureKind::Auth,
+                408 | 429 | 500..=599 => FailureKind::Retryable,
+                _ => FailureKind::Permanent,
+            },
+            OdooError::Transport(_) => FailureKind::Retryable,
+            OdooError::Protocol(_) => FailureKind::Permanent,
+            OdooError::LoginRefused(_) => FailureKind::Auth,
+        }
+    }
+
+    /// Stable code for operators (`odoo.access_denied`, …).
+    pub fn code(&self) -> &'static str {
+        match self {
+            OdooError::Server { name, .. } => match short(name) {
+                "AccessDenied" => "odoo.access_denied",
+                "AccessError" => "odoo.access_error",
+                "ValidationError" => "odoo.validation_error",
+                "UserError" => "odoo.user_error",
+                "MissingError" => "odoo.missing_record",
+                _ if is_concurrency(name) => "odoo.serialization_failure",
+                _ => "odoo.server_error",
+            },
+            OdooError::Http { .. } => "odoo.http_error",
+            OdooError::Transport(_) => "odoo.unreachable",
+            OdooError::Protocol(_) => "odoo.protocol_error",
+            OdooError::LoginRefused(_) => "odoo.login_refused",
+        }
+    }
+}
+
+fn short(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
+}
+
+fn is_concurrency(name: &str) -> bool {
+    let n = short(name);
+    matches!(
+        n,
+        "SerializationFailure"
+            | "TransactionRollbackError"
+            | "LockNotAvailable"
+            | "DeadlockDetected"
+            | "ConcurrentUpdate"
+    )
+}
+
+fn classify(name: &str, message: &str) -> FailureKind {
+    match short(name) {
+        "AccessDenied" | "AccessError" | "Unauthorized" | "Forbidden" => FailureKind::Auth,
+        "ValidationError" | "UserError" | "MissingError" | "RedirectWarning" => {
+            FailureKind::Permanent
+        }
+        // Login throttling ("Too many login failures"): wait and retry.
+        _ if message.contains("Too many login failures") => FailureKind::Retryable,
+        _ if is_concurrency(name) => FailureKind::Retryable,
+        // Anything else is a server-side bug or a bad call: retrying the same call repeats it.
+        _ => FailureKind::Permanent,
+    }
+}
