@@ -51,6 +51,8 @@ pub enum SourceConfig {
     X12(X12Config),
     /// CSV files dropped into a directory (3PL shipment confirmations).
     FileDrop(file_drop::FileDropConfig),
+    /// Odoo pickings and sale orders, polled on `write_date`.
+    Odoo(odoo::OdooSourceConfig),
 }
 
 /// A built source: reached over HTTP, or read from a directory.
@@ -59,6 +61,8 @@ pub enum BuiltSource {
     Http(Arc<dyn Inbound>),
     /// Watches a directory (started by `serve`).
     FileDrop(Arc<file_drop::FileDrop>),
+    /// Polls Odoo (started by `serve`).
+    OdooPoller(Arc<odoo::OdooPoller>),
 }
 
 impl SourceConfig {
@@ -75,6 +79,9 @@ impl SourceConfig {
             }
             SourceConfig::Karrio(c) => inbound::carrier(c, karrio::verify, karrio::map).map(Http),
             SourceConfig::X12(c) => inbound::x12(c).map(Http),
+            SourceConfig::Odoo(c) => Ok(BuiltSource::OdooPoller(Arc::new(
+                odoo::OdooPoller::build(name, c)?,
+            ))),
             SourceConfig::FileDrop(c) => Ok(BuiltSource::FileDrop(Arc::new(
                 file_drop::FileDrop::build(name, c)?,
             ))),

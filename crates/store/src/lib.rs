@@ -137,6 +137,16 @@ impl Store {
         dispatch!(self, s => s.deliveries_of(event_id).await)
     }
 
+    /// A poller's saved position (e.g. the last `write_date` read from Odoo).
+    pub async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, s => s.cursor(name).await)
+    }
+
+    /// Saves a poller's position (durably, before the call returns).
+    pub async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.set_cursor(name, value).await)
+    }
+
     /// Ready for traffic: the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.ping().await)

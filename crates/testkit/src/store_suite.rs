@@ -393,6 +393,23 @@ pub async fn concurrent_ingests_are_all_durable(store: Store) {
     assert_eq!(total, 200);
 }
 
+/// Poller cursors persist and update.
+pub async fn cursors_persist(store: Store) {
+    assert_eq!(store.cursor("odoo:stock.picking").await.unwrap(), None);
+    store
+        .set_cursor("odoo:stock.picking", "2026-11-23 07:00:00")
+        .await
+        .unwrap();
+    store
+        .set_cursor("odoo:stock.picking", "2026-11-23 08:00:00")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cursor("odoo:stock.picking").await.unwrap().as_deref(),
+        Some("2026-11-23 08:00:00")
+    );
+}
+
 /// Generates one `#[tokio::test]` per suite function for a backend. `$open` is an async
 /// expression giving a fresh `(Store, guard)`; the guard lives until the test ends.
 #[macro_export]
@@ -405,7 +422,8 @@ macro_rules! store_tests {
             events_are_routed_to_matching_subscriptions,
             dead_letters_are_replayed_once,
             xrefs_and_state_listing,
-            concurrent_ingests_are_all_durable
+            concurrent_ingests_are_all_durable,
+            cursors_persist
         );
     };
     (@each $open:expr; $($name:ident),*) => {

@@ -235,6 +235,8 @@ pub struct Runtime {
     pub sources: HashMap<String, Arc<dyn Inbound>>,
     /// Directory sources.
     pub drops: Vec<Arc<FileDrop>>,
+    /// Odoo pollers.
+    pub pollers: Vec<Arc<waybill_connectors::odoo::OdooPoller>>,
     /// Sinks ready to dispatch.
     pub sinks: Vec<SinkRuntime>,
     /// Subscriptions for routing.
@@ -272,6 +274,7 @@ impl Config {
         }
         let mut sources = HashMap::new();
         let mut drops = Vec::new();
+        let mut pollers = Vec::new();
         for (name, cfg) in &self.sources {
             if name == "api" {
                 errs.push("sources.api: `api` is reserved for /v1/events".into());
@@ -281,6 +284,7 @@ impl Config {
                     sources.insert(name.clone(), s);
                 }
                 Ok(BuiltSource::FileDrop(d)) => drops.push(d),
+                Ok(BuiltSource::OdooPoller(p)) => pollers.push(p),
                 Err(es) => errs.extend(es.into_iter().map(|e| format!("sources.{name}.{e}"))),
             }
         }
@@ -353,6 +357,7 @@ impl Config {
             Ok(Runtime {
                 sources,
                 drops,
+                pollers,
                 sinks,
                 subscriptions,
                 api_keys,

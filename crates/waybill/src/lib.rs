@@ -56,11 +56,16 @@ pub async fn serve(
         DispatchLimits::default(),
         stop_rx.clone(),
     );
-    let watchers: Vec<_> = rt
+    let mut watchers: Vec<_> = rt
         .drops
         .into_iter()
         .map(|d| tokio::spawn(d.watch(hub.clone(), stop_rx.clone())))
         .collect();
+    watchers.extend(
+        rt.pollers
+            .into_iter()
+            .map(|p| tokio::spawn(p.run(hub.clone(), stop_rx.clone()))),
+    );
     let app = router(Arc::new(AppState {
         hub,
         api_keys: rt.api_keys,

@@ -22,10 +22,13 @@
 mod client;
 mod config;
 mod error;
+pub mod mapping;
+mod poller;
 
 pub use client::{OdooClient, Protocol};
 pub use config::OdooConfig;
 pub use error::OdooError;
+pub use poller::{OdooPoller, OdooSourceConfig, PollError};
 
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,28 @@ struct Fake {
     major: i64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// When set, `stock.picking` / `sale.order` `search_read` serve these records,
+    /// filtered on `write_date >=` the domain's first term, ordered and paged like Odoo.
+    records: std::sync::Mutex<Option<Vec<Value>>>,
+}
+
+fn serve_records(all: &[Value], model: &str, kw: &Value) -> Value {
+    let since = kw["domain"][0][2].as_str().unwrap_or("").to_owned();
+    let mut rows: Vec<&Value> = all
+        .iter()
+        .filter(|r| {
+            r["_model"] == model && r["write_date"].as_str().unwrap_or("") >= since.as_str()
+        })
+        .collect();
+    rows.sort_by_key(|r| {
+        (
+            r["write_date"].as_str().unwrap_or("").to_owned(),
+            r["id"].as_i64(),
+        )
+    });
+    let offset = kw["offset"].as_u64().unwrap_or(0) as usize;
+    let limit = kw["limit"].as_u64().unwrap_or(80) as usize;
+    Value::Array(rows.into_iter().skip(offset).take(limit).cloned().collect())
 }
 
 fn error(name: &str, message: &str) -> Value {
@@ -78,8 +100,15 @@ async fn jsonrpc(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Json<Va
             json!(false)
         })),
         (Some("object"), Some("execute_kw")) => {
+            let records = f.records.lock().unwrap().clone();
             if args[2] != KEY {
                 Err(error("odoo.exceptions.AccessDenied", "Access Denied"))
+            } else if let (Some(all), Some("search_read")) = (&records, args[4].as_str()) {
+                Ok(Some(serve_records(
+                    all,
+                    args[3].as_str().unwrap_or(""),
+                    &args[6],
+                )))
             } else {
                 object(
                     args[3].as_str().unwrap_or(""),
@@ -324,4 +353,103 @@ fn bad_configuration_is_reported() {
     .err()
     .unwrap();
     assert_eq!(errs.len(), 3, "{errs:?}");
+}
+
+fn picking(id: i64, state: &str, write_date: &str) -> Value {
+    json!({"_model": "stock.picking", "id": id, "name": format!("WH/OUT/{id:05}"), "state": state,
+           "origin": "S00025 - EXT-1", "sale_id": [25, "S00025"], "partner_id": [46, "ACME"],
+           "carrier_id": [1, "Standard delivery"], "carrier_tracking_ref": false,
+           "company_id": [1, "YourCompany"], "picking_type_code": "outgoing",
+           "scheduled_date": write_date, "date_done": false, "write_date": write_date})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_skips_nothing_and_emits_nothing_twice() {
+    let (url, fake) = start(18).await;
+    *fake.records.lock().unwrap() = Some(vec![
+        picking(20, "assigned", "2026-11-23 07:00:00"),
+        picking(21, "draft", "2026-11-23 07:00:00"),
+        picking(22, "cancel", "2026-11-23 07:02:00"),
+        json!({"_model": "sale.order", "id": 30, "name": "S00030", "state": "cancel", "picking_ids": [31, 32],
+               "company_id": [1, "YourCompany"], "client_order_ref": false, "write_date": "2026-11-23 07:03:00"}),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = waybill_store::Store::open_sqlite(waybill_store::SqliteOptions::new(
+        dir.path().join("t.db"),
+    ))
+    .await
+    .unwrap();
+    let hub = waybill_engine::Hub::new(store.clone(), Default::default(), Default::default());
+    let poller = OdooPoller::build(
+        "odoo",
+        &OdooSourceConfig {
+            connection: OdooConfig {
+                url: url.clone(),
+                database: "logistics".into(),
+                login: "middleware".into(),
+                api_key: SecretRef(format!("plain:{KEY}")),
+                protocol: "jsonrpc".into(),
+                timeout: Duration::from_secs(2),
+                max_concurrency: 2,
+            },
+            poll: Duration::from_secs(1),
+            overlap: Duration::from_secs(600),
+            page_size: 2,
+        },
+    )
+    .unwrap();
+    let milestone = |id: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .shipment(&waybill_model::ShipmentKey(mapping::picking_key(
+                    "logistics",
+                    id,
+                )))
+                .await
+                .unwrap()
+                .map(|v| (v.state.milestone.as_str().to_owned(), v.timeline.len()))
+        }
+    };
+    assert_eq!(
+        poller.poll_model(&hub, "stock.picking").await.unwrap(),
+        3,
+        "three pages of two"
+    );
+    poller.poll_model(&hub, "sale.order").await.unwrap();
+    assert_eq!(milestone(20).await, Some(("released".into(), 1)));
+    assert_eq!(milestone(21).await, None, "a draft picking emits nothing");
+    assert_eq!(milestone(22).await, Some(("cancelled".into(), 1)));
+    assert_eq!(milestone(31).await, Some(("cancelled".into(), 1)));
+    assert_eq!(
+        store.cursor("odoo:stock.picking").await.unwrap().as_deref(),
+        Some("2026-11-23 07:02:00")
+    );
+    {
+        let mut recs = fake.records.lock().unwrap();
+        let all = recs.as_mut().unwrap();
+        // picking 20 shipped later
+        all[0] = picking(20, "done", "2026-11-23 07:05:00");
+        // a long transaction commits a picking with a write_date older than the cursor
+        all.push(picking(23, "assigned", "2026-11-23 07:01:30"));
+    }
+    for _ in 0..3 {
+        poller.poll_model(&hub, "stock.picking").await.unwrap();
+    }
+    assert_eq!(milestone(20).await, Some(("dispatched".into(), 2)));
+    assert_eq!(
+        milestone(23).await,
+        Some(("released".into(), 1)),
+        "caught by the overlap"
+    );
+    assert_eq!(
+        milestone(22).await,
+        Some(("cancelled".into(), 1)),
+        "re-read, not re-emitted"
+    );
+    assert_eq!(
+        store.cursor("odoo:stock.picking").await.unwrap().as_deref(),
+        Some("2026-11-23 07:05:00")
+    );
+    store.close().await;
 }

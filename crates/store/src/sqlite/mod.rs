@@ -13,7 +13,7 @@ pub(crate) mod schema;
 mod sequencer;
 
 use crate::{IngestOutcome, IngestRecord, StoreError, Subscription};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use time::OffsetDateTime;
@@ -286,6 +286,31 @@ impl SqliteStore {
         let prepared = sequencer::prepare(rec)?;
         self.write(move |conn, ctx| sequencer::ingest(conn, &prepared, ctx))
             .await
+    }
+
+    pub(crate) async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT value FROM cursors WHERE name = ?1")?
+                    .query_row([name], |r| r.get(0))
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    pub(crate) async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.write(move |c, _| {
+            c.prepare_cached(
+                "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )?
+            .execute(rusqlite::params![name, value, to_us(OffsetDateTime::now_utc())])?;
+            Ok(())
+        })
+        .await
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {

@@ -5,7 +5,8 @@ use rusqlite::Connection;
 
 /// Each entry moves the schema from version `index` to `index + 1`. Never edit a shipped
 /// entry; add a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE inbox (
     id              INTEGER PRIMARY KEY,
     source          TEXT NOT NULL,
@@ -93,7 +94,15 @@ CREATE TABLE dead_letters (
     replay_outbox_id INTEGER
 );
 CREATE INDEX dead_letters_open ON dead_letters (sink, id) WHERE replayed_at IS NULL;
-"#];
+"#,
+    r#"
+CREATE TABLE cursors (
+    name       TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
+];
 
 /// The schema version this build expects.
 pub const LATEST: u32 = MIGRATIONS.len() as u32;
