@@ -22,6 +22,7 @@ type AppResult = Result<Response, Problem>;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/ingest/{source}", post(ingest))
+        .route("/v1/ingest/{source}/{token}", post(ingest_token))
         .route("/v1/events", post(post_events))
         .route("/v1/shipments", get(list_shipments))
         .route("/v1/shipments/{key}", get(get_shipment))
@@ -86,6 +87,24 @@ async fn ingest(
     Path(source): Path<String>,
     req: Request,
 ) -> Response {
+    ingest_with(st, source, None, req).await
+}
+
+/// `/v1/ingest/{source}/{token}`: for partners that can only put a secret in the URL.
+async fn ingest_token(
+    State(st): State<Arc<AppState>>,
+    Path((source, token)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    ingest_with(st, source, Some(token), req).await
+}
+
+async fn ingest_with(
+    st: Arc<AppState>,
+    source: String,
+    url_token: Option<String>,
+    req: Request,
+) -> Response {
     let started = Instant::now();
     let limit = st.hub.max_body(&source).unwrap_or(st.max_body_bytes);
     let (headers, body, too_large) = read_body(req, limit).await;
@@ -94,6 +113,7 @@ async fn ingest(
         headers,
         body,
         too_large,
+        url_token,
         received_at: OffsetDateTime::now_utc(),
     };
     let resp = match st.hub.ingest(received).await {
@@ -156,6 +176,7 @@ async fn post_events(State(st): State<Arc<AppState>>, req: Request) -> AppResult
             headers,
             body,
             too_large,
+            url_token: None,
             received_at: OffsetDateTime::now_utc(),
         })
         .await

@@ -61,8 +61,13 @@ pub enum BuiltSource {
     Http(Arc<dyn Inbound>),
     /// Watches a directory (started by `serve`).
     FileDrop(Arc<file_drop::FileDrop>),
-    /// Polls Odoo (started by `serve`).
-    OdooPoller(Arc<odoo::OdooPoller>),
+    /// Polls Odoo (started by `serve`), and receives its webhooks when tokens are set.
+    Odoo {
+        /// The poller.
+        poller: Arc<odoo::OdooPoller>,
+        /// The webhook receiver.
+        webhook: Option<Arc<dyn Inbound>>,
+    },
 }
 
 impl SourceConfig {
@@ -79,14 +84,33 @@ impl SourceConfig {
             }
             SourceConfig::Karrio(c) => inbound::carrier(c, karrio::verify, karrio::map).map(Http),
             SourceConfig::X12(c) => inbound::x12(c).map(Http),
-            SourceConfig::Odoo(c) => Ok(BuiltSource::OdooPoller(Arc::new(
-                odoo::OdooPoller::build(name, c)?,
-            ))),
+            SourceConfig::Odoo(c) => odoo_source(name, c),
             SourceConfig::FileDrop(c) => Ok(BuiltSource::FileDrop(Arc::new(
                 file_drop::FileDrop::build(name, c)?,
             ))),
         }
     }
+}
+
+fn odoo_source(name: &str, c: &odoo::OdooSourceConfig) -> Result<BuiltSource, Vec<String>> {
+    let poller = Arc::new(odoo::OdooPoller::build(name, c)?);
+    let webhook: Option<Arc<dyn Inbound>> = if c.webhook_tokens.is_empty() {
+        None
+    } else {
+        let cfg = waybill_engine::ingest::AuthConfig::UrlToken {
+            tokens: c.webhook_tokens.clone(),
+        };
+        let auth = waybill_engine::ingest::Auth::build(&cfg).map_err(|es| {
+            es.into_iter()
+                .map(|e| e.replace("auth.tokens", "webhook_tokens"))
+                .collect::<Vec<_>>()
+        })?;
+        Some(Arc::new(odoo::OdooWebhook {
+            auth,
+            poller: poller.clone(),
+        }))
+    };
+    Ok(BuiltSource::Odoo { poller, webhook })
 }
 
 /// A sink as configured under `[sinks.<name>]`, tagged by `type`.

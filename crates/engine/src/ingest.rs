@@ -32,6 +32,12 @@ pub enum AuthConfig {
         /// Accepted keys, by reference.
         keys: Vec<SecretRef>,
     },
+    /// A secret token in the URL path: `/v1/ingest/<source>/<token>`, for partners that
+    /// can neither sign nor add headers. Weaker: URLs end up in logs; use HTTPS.
+    UrlToken {
+        /// Accepted tokens, by reference.
+        tokens: Vec<SecretRef>,
+    },
 }
 
 /// One inbound source, as configured under `[sources.<name>]`.
@@ -61,6 +67,8 @@ pub enum Auth {
     StandardWebhooks(Vec<SigningKey>),
     /// Bearer API keys.
     ApiKey(Vec<Secret>),
+    /// Tokens in the URL path.
+    UrlToken(Vec<Secret>),
 }
 
 impl Auth {
@@ -83,6 +91,24 @@ impl Auth {
                     errs.push("auth.secrets: at least one secret is required".into());
                 }
                 Auth::StandardWebhooks(keys)
+            }
+            AuthConfig::UrlToken { tokens } => {
+                let ts: Vec<Secret> = tokens
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| {
+                        s.resolve()
+                            .map_err(|e| errs.push(format!("auth.tokens[{i}]: {e}")))
+                            .ok()
+                    })
+                    .collect();
+                if tokens.is_empty() {
+                    errs.push("auth.tokens: at least one token is required".into());
+                }
+                if ts.iter().any(|t| t.expose().len() < 16) {
+                    errs.push("auth.tokens: a URL token must be at least 16 characters".into());
+                }
+                Auth::UrlToken(ts)
             }
             AuthConfig::ApiKey { keys } => {
                 let ks: Vec<Secret> = keys
@@ -134,6 +160,20 @@ impl Auth {
                     Ok(())
                 } else {
                     Err(reject(401, "ingest.unauthorized", "unknown API key"))
+                }
+            }
+            Auth::UrlToken(tokens) => {
+                let given = r
+                    .url_token
+                    .as_deref()
+                    .ok_or_else(|| reject(401, "ingest.unauthorized", "missing URL token"))?;
+                if tokens
+                    .iter()
+                    .any(|t| bool::from(t.expose().as_bytes().ct_eq(given.as_bytes())))
+                {
+                    Ok(())
+                } else {
+                    Err(reject(401, "ingest.unauthorized", "unknown URL token"))
                 }
             }
         }
@@ -190,6 +230,9 @@ pub struct Received {
     pub too_large: bool,
     /// Arrival time.
     pub received_at: OffsetDateTime,
+    /// Secret token from the URL (`/v1/ingest/<source>/<token>`), for partners that
+    /// cannot sign or send headers (Odoo automation-rule webhooks).
+    pub url_token: Option<String>,
 }
 
 impl Received {

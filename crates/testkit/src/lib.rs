@@ -3,6 +3,7 @@
 //! suite ([`store_suite`]) that every store backend must pass.
 #![allow(clippy::unwrap_used)]
 
+pub mod fake_odoo;
 pub mod fake_partner;
 pub mod store_suite;
 

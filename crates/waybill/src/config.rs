@@ -284,7 +284,12 @@ impl Config {
                     sources.insert(name.clone(), s);
                 }
                 Ok(BuiltSource::FileDrop(d)) => drops.push(d),
-                Ok(BuiltSource::OdooPoller(p)) => pollers.push(p),
+                Ok(BuiltSource::Odoo { poller, webhook }) => {
+                    pollers.push(poller);
+                    if let Some(w) = webhook {
+                        sources.insert(name.clone(), w);
+                    }
+                }
                 Err(es) => errs.extend(es.into_iter().map(|e| format!("sources.{name}.{e}"))),
             }
         }

@@ -321,6 +321,7 @@ impl FileDrop {
             headers: vec![("x-file-name".to_string(), name.to_owned())],
             body: content,
             too_large: false,
+            url_token: None,
             received_at: OffsetDateTime::now_utc(),
         };
         let mapped = crate::inbound::x12_mapped(&received.body, received.received_at);
@@ -368,6 +369,7 @@ impl FileDrop {
             headers: headers.clone(),
             body,
             too_large: false,
+            url_token: None,
             received_at,
         };
         if meta.len() > self.max_file_bytes {

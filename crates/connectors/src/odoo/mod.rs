@@ -1,5 +1,5 @@
-//! `odoo`: the Odoo client (first part of the Odoo connector; the poller, the webhook
-//! receiver and the sink actions build on it).
+//! `odoo`: the Odoo connector — the client, the `write_date` poller and the automation-rule
+//! webhook receiver (Odoo → Waybill). Still to come: the sink actions (Waybill → Odoo).
 //!
 //! Protocols, behind one client:
 //! - JSON-RPC (Odoo 17, 18; still served by 19): `POST /jsonrpc`, `common.version`,
@@ -24,11 +24,13 @@ mod config;
 mod error;
 pub mod mapping;
 mod poller;
+mod webhook;
 
 pub use client::{OdooClient, Protocol};
 pub use config::OdooConfig;
 pub use error::OdooError;
 pub use poller::{OdooPoller, OdooSourceConfig, PollError};
+pub use webhook::OdooWebhook;
 
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use waybill_engine::duration;
 use waybill_engine::partner::Mapped;
 use waybill_engine::{Hub, Received};
@@ -37,6 +37,18 @@ pub struct OdooSourceConfig {
     /// Records per `search_read` page (default 200).
     #[serde(default = "default_page")]
     pub page_size: usize,
+    /// Tokens for Odoo automation-rule webhooks posted to `/v1/ingest/<name>/<token>`
+    /// (Odoo cannot sign them); empty: no webhook receiver.
+    #[serde(default)]
+    pub webhook_tokens: Vec<waybill_engine::secret::SecretRef>,
+    /// How long after a webhook the record is re-read over RPC (default 2 s): Odoo posts
+    /// the webhook before its transaction commits.
+    #[serde(default = "default_hint_delay", deserialize_with = "duration::de")]
+    pub hint_delay: Duration,
+}
+
+fn default_hint_delay() -> Duration {
+    Duration::from_secs(2)
 }
 
 fn default_poll() -> Duration {
@@ -68,6 +80,9 @@ pub struct OdooPoller {
     poll: Duration,
     overlap: Duration,
     page: usize,
+    hint_delay: Duration,
+    hints: mpsc::UnboundedSender<(String, i64)>,
+    hints_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<(String, i64)>>>,
 }
 
 const ODOO_TIME: &[time::format_description::BorrowedFormatItem<'static>] =
@@ -92,6 +107,7 @@ impl OdooPoller {
         if cfg.page_size == 0 {
             return Err(vec!["page_size: must be at least 1".into()]);
         }
+        let (hints, hints_rx) = mpsc::unbounded_channel();
         Ok(OdooPoller {
             name: name.to_owned(),
             database: cfg.connection.database.clone(),
@@ -99,25 +115,124 @@ impl OdooPoller {
             poll: cfg.poll,
             overlap: cfg.overlap,
             page: cfg.page_size,
+            hint_delay: cfg.hint_delay,
+            hints,
+            hints_rx: std::sync::Mutex::new(Some(hints_rx)),
         })
     }
 
-    /// Polls every `poll` until `shutdown`.
+    /// Asks for one record to be re-read soon (a webhook said it changed).
+    pub fn hint(&self, model: &str, id: i64) {
+        let _ = self.hints.send((model.to_owned(), id));
+    }
+
+    /// Polls every `poll` until `shutdown`; re-reads hinted records `hint_delay` after
+    /// their webhook.
     pub async fn run(self: Arc<Self>, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
+        let mut hints = self.hints_rx.lock().ok().and_then(|mut g| g.take());
+        let mut next_poll = tokio::time::Instant::now();
         loop {
-            for model in ["stock.picking", "sale.order"] {
-                if *shutdown.borrow() {
-                    return;
+            if *shutdown.borrow() {
+                return;
+            }
+            if tokio::time::Instant::now() >= next_poll {
+                for model in ["stock.picking", "sale.order"] {
+                    if let Err(e) = self.poll_model(&hub, model).await {
+                        tracing::warn!(source = %self.name, model, error = %e, "odoo poll failed; will retry");
+                    }
                 }
-                if let Err(e) = self.poll_model(&hub, model).await {
-                    tracing::warn!(source = %self.name, model, error = %e, "odoo poll failed; will retry");
-                }
+                next_poll = tokio::time::Instant::now() + self.poll;
             }
             tokio::select! {
-                _ = tokio::time::sleep(self.poll) => {}
+                _ = tokio::time::sleep_until(next_poll) => {}
                 _ = shutdown.changed() => {}
+                Some(first) = async { match hints.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    // Let Odoo commit, and gather the hints that arrive meanwhile.
+                    tokio::time::sleep(self.hint_delay).await;
+                    let mut batch = vec![first];
+                    if let Some(h) = hints.as_mut() {
+                        while let Ok(more) = h.try_recv() {
+                            batch.push(more);
+                        }
+                    }
+                    if let Err(e) = self.reread(&hub, batch).await {
+                        tracing::warn!(source = %self.name, error = %e, "odoo re-read after webhook failed; the poller will catch up");
+                    }
+                }
             }
         }
+    }
+
+    /// Reads hinted records by id and ingests them like a poll would.
+    pub async fn reread(&self, hub: &Hub, hints: Vec<(String, i64)>) -> Result<(), PollError> {
+        for model in ["stock.picking", "sale.order"] {
+            let mut ids: Vec<i64> = hints
+                .iter()
+                .filter(|(m, _)| m == model)
+                .map(|(_, id)| *id)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.is_empty() {
+                continue;
+            }
+            let fields = if model == "stock.picking" {
+                PICKING_FIELDS
+            } else {
+                ORDER_FIELDS
+            };
+            let rows = self
+                .client
+                .search_read(
+                    model,
+                    json!([["id", "in", ids]]),
+                    fields,
+                    "id asc",
+                    ids.len(),
+                    0,
+                )
+                .await?;
+            for rec in &rows {
+                self.ingest_record(hub, model, rec).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn ingest_record(
+        &self,
+        hub: &Hub,
+        model: &str,
+        rec: &serde_json::Value,
+    ) -> Result<(), PollError> {
+        if model == "stock.picking"
+            && rec.get("picking_type_code").and_then(|v| v.as_str()) != Some("outgoing")
+        {
+            return Ok(());
+        }
+        let write_date = rec["write_date"].as_str().unwrap_or("");
+        let drafts = match model {
+            "stock.picking" => mapping::picking(&self.database, rec),
+            _ => mapping::order(&self.database, rec),
+        };
+        let received = Received {
+            source: self.name.clone(),
+            headers: vec![("x-odoo-model".into(), model.to_owned())],
+            body: serde_json::to_vec(rec).unwrap_or_default(),
+            too_large: false,
+            url_token: None,
+            received_at: OffsetDateTime::now_utc(),
+        };
+        let payload_key = format!("{model}:{}:{write_date}", rec["id"]);
+        hub.ingest_mapped(
+            received,
+            Mapped {
+                payload_key,
+                drafts,
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     /// One pass over one model; returns the number of records read.
@@ -154,29 +269,10 @@ impl OdooPoller {
                 )
                 .await?;
             for rec in &rows {
-                let write_date = rec["write_date"].as_str().unwrap_or("").to_owned();
-                let drafts = match model {
-                    "stock.picking" => mapping::picking(&self.database, rec),
-                    _ => mapping::order(&self.database, rec),
-                };
-                let received = Received {
-                    source: self.name.clone(),
-                    headers: vec![("x-odoo-model".into(), model.to_owned())],
-                    body: serde_json::to_vec(rec).unwrap_or_default(),
-                    too_large: false,
-                    received_at: OffsetDateTime::now_utc(),
-                };
-                let payload_key = format!("{model}:{}:{write_date}", rec["id"]);
-                hub.ingest_mapped(
-                    received,
-                    Mapped {
-                        payload_key,
-                        drafts,
-                    },
-                )
-                .await?;
-                if write_date > newest {
-                    newest = write_date;
+                self.ingest_record(hub, model, rec).await?;
+                let write_date = rec["write_date"].as_str().unwrap_or("");
+                if write_date > newest.as_str() {
+                    newest = write_date.to_owned();
                 }
             }
             read += rows.len();

@@ -5,165 +5,13 @@
 //! many2one as `[id, name]`).
 
 use super::*;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use waybill_engine::secret::SecretRef;
 use waybill_model::FailureKind;
-
-const KEY: &str = "0123456789abcdef0123456789abcdef01234567";
-
-#[derive(Default)]
-struct Fake {
-    major: i64,
-    in_flight: AtomicUsize,
-    max_in_flight: AtomicUsize,
-    /// When set, `stock.picking` / `sale.order` `search_read` serve these records,
-    /// filtered on `write_date >=` the domain's first term, ordered and paged like Odoo.
-    records: std::sync::Mutex<Option<Vec<Value>>>,
-}
-
-fn serve_records(all: &[Value], model: &str, kw: &Value) -> Value {
-    let since = kw["domain"][0][2].as_str().unwrap_or("").to_owned();
-    let mut rows: Vec<&Value> = all
-        .iter()
-        .filter(|r| {
-            r["_model"] == model && r["write_date"].as_str().unwrap_or("") >= since.as_str()
-        })
-        .collect();
-    rows.sort_by_key(|r| {
-        (
-            r["write_date"].as_str().unwrap_or("").to_owned(),
-            r["id"].as_i64(),
-        )
-    });
-    let offset = kw["offset"].as_u64().unwrap_or(0) as usize;
-    let limit = kw["limit"].as_u64().unwrap_or(80) as usize;
-    Value::Array(rows.into_iter().skip(offset).take(limit).cloned().collect())
-}
-
-fn error(name: &str, message: &str) -> Value {
-    json!({"code": 200, "message": "Odoo Server Error",
-           "data": {"name": name, "message": message, "arguments": [message], "context": {}, "debug": "Traceback (most recent call last): ..."}})
-}
-
-/// What the fake answers for `model.method(ids, kwargs)`: Ok(Some(v)) → result, Ok(None) →
-/// no result key, Err(e) → error object.
-fn object(model: &str, method: &str, kwargs: &Value) -> Result<Option<Value>, Value> {
-    match (model, method) {
-        ("stock.picking", "search_read") => {
-            assert!(kwargs["fields"].is_array(), "explicit field list");
-            Ok(Some(json!([
-                {"id": 20, "name": "WH/OUT/00015", "state": "assigned", "carrier_id": [1, "Standard delivery"],
-                 "carrier_tracking_ref": false, "write_date": "2026-11-23 07:09:02"}
-            ])))
-        }
-        ("stock.picking", "write") => Ok(Some(json!(true))),
-        ("stock.quant", "action_apply_inventory") => Ok(None),
-        ("stock.picking", "button_validate") => Err(error(
-            "odoo.exceptions.UserError",
-            "You cannot validate a transfer if no quantities are reserved.",
-        )),
-        ("res.partner", "write") => Err(error(
-            "psycopg2.errors.SerializationFailure",
-            "could not serialize access due to concurrent update",
-        )),
-        (m, _) => Err(error(
-            "odoo.exceptions.UserError",
-            &format!("Object {m} doesn't exist"),
-        )),
-    }
-}
-
-async fn jsonrpc(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Json<Value> {
-    let n = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    f.max_in_flight.fetch_max(n, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    f.in_flight.fetch_sub(1, Ordering::SeqCst);
-    let id = body["id"].clone();
-    let p = &body["params"];
-    let args = &p["args"];
-    let out = match (p["service"].as_str(), p["method"].as_str()) {
-        (Some("common"), Some("version")) => {
-            Ok(Some(json!({"server_version": format!("{}.0", f.major),
-            "server_version_info": [f.major, 0, 0, "final", 0, ""], "server_serie": format!("{}.0", f.major), "protocol_version": 1})))
-        }
-        (Some("common"), Some("authenticate")) => Ok(Some(if args[2] == KEY {
-            json!(2)
-        } else {
-            json!(false)
-        })),
-        (Some("object"), Some("execute_kw")) => {
-            let records = f.records.lock().unwrap().clone();
-            if args[2] != KEY {
-                Err(error("odoo.exceptions.AccessDenied", "Access Denied"))
-            } else if let (Some(all), Some("search_read")) = (&records, args[4].as_str()) {
-                Ok(Some(serve_records(
-                    all,
-                    args[3].as_str().unwrap_or(""),
-                    &args[6],
-                )))
-            } else {
-                object(
-                    args[3].as_str().unwrap_or(""),
-                    args[4].as_str().unwrap_or(""),
-                    &args[6],
-                )
-            }
-        }
-        _ => Err(error("builtins.KeyError", "unknown service")),
-    };
-    Json(match out {
-        Ok(Some(r)) => json!({"jsonrpc": "2.0", "id": id, "result": r}),
-        Ok(None) => json!({"jsonrpc": "2.0", "id": id}),
-        Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": e}),
-    })
-}
-
-async fn json2(
-    Path((model, method)): Path<(String, String)>,
-    h: HeaderMap,
-    Json(body): Json<Value>,
-) -> impl IntoResponse {
-    if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("bearer {KEY}")) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"name": "werkzeug.exceptions.Unauthorized", "message": "Invalid apikey"})),
-        );
-    }
-    assert_eq!(
-        h.get("x-odoo-database").and_then(|v| v.to_str().ok()),
-        Some("logistics")
-    );
-    match object(&model, &method, &body) {
-        Ok(v) => (StatusCode::OK, Json(v.unwrap_or(Value::Null))),
-        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, Json(e["data"].clone())),
-    }
-}
-
-async fn start(major: i64) -> (String, Arc<Fake>) {
-    let fake = Arc::new(Fake {
-        major,
-        ..Default::default()
-    });
-    let app = Router::new()
-        .route("/jsonrpc", post(jsonrpc))
-        .route("/json/2/{model}/{method}", post(json2))
-        .route("/bad/jsonrpc", post(|| async { StatusCode::BAD_GATEWAY }))
-        .with_state(fake.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    (format!("http://{addr}"), fake)
-}
+use waybill_testkit::fake_odoo::{picking, start, KEY};
 
 fn client(url: &str, key: &str, protocol: &str, concurrency: usize) -> OdooClient {
     OdooClient::build(&OdooConfig {
@@ -355,14 +203,6 @@ fn bad_configuration_is_reported() {
     assert_eq!(errs.len(), 3, "{errs:?}");
 }
 
-fn picking(id: i64, state: &str, write_date: &str) -> Value {
-    json!({"_model": "stock.picking", "id": id, "name": format!("WH/OUT/{id:05}"), "state": state,
-           "origin": "S00025 - EXT-1", "sale_id": [25, "S00025"], "partner_id": [46, "ACME"],
-           "carrier_id": [1, "Standard delivery"], "carrier_tracking_ref": false,
-           "company_id": [1, "YourCompany"], "picking_type_code": "outgoing",
-           "scheduled_date": write_date, "date_done": false, "write_date": write_date})
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_poller_skips_nothing_and_emits_nothing_twice() {
     let (url, fake) = start(18).await;
@@ -395,6 +235,8 @@ async fn the_poller_skips_nothing_and_emits_nothing_twice() {
             poll: Duration::from_secs(1),
             overlap: Duration::from_secs(600),
             page_size: 2,
+            webhook_tokens: Vec::new(),
+            hint_delay: Duration::from_millis(10),
         },
     )
     .unwrap();

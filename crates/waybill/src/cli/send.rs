@@ -45,12 +45,23 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| format!("http://{}", cfg.server.listen));
     let id =
         a.id.unwrap_or_else(|| format!("msg_{}", &waybill_model::ids::content_hash(&body)[..24]));
+    let mut url = format!("{}/v1/ingest/{}", hub.trim_end_matches('/'), a.source);
+    let auth_of = |src: &SourceConfig| match src {
+        SourceConfig::Jq(c) => Some(c.auth.clone()),
+        SourceConfig::X12(c) => Some(c.auth.clone()),
+        _ => None,
+    };
+    if let Some(AuthConfig::UrlToken { tokens }) = auth_of(src) {
+        let first = tokens
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("source has no token"))?;
+        let token = first
+            .resolve()
+            .map_err(|e| anyhow::anyhow!("sources.{}.auth.tokens[0]: {e}", a.source))?;
+        url = format!("{url}/{}", token.expose());
+    }
     let mut req = reqwest::Client::new()
-        .post(format!(
-            "{}/v1/ingest/{}",
-            hub.trim_end_matches('/'),
-            a.source
-        ))
+        .post(url)
         .header("content-type", "application/json");
     let resolve = |r: &SecretRef, what: &str| {
         r.resolve()
@@ -99,6 +110,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         (None, SourceConfig::Karrio(c)) => {
             req = req.header("x-event-id", resolve(&c.secret, "secret")?.expose());
         }
+        (Some(AuthConfig::UrlToken { .. }), _) => {}
         (None, _) => anyhow::bail!(
             "source `{}` has no authentication waybill send knows",
             a.source

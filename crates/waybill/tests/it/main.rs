@@ -6,6 +6,7 @@ mod config;
 mod crash;
 mod delivery;
 mod ingest;
+mod odoo;
 mod partners;
 
 use std::time::Duration;

@@ -1,0 +1,176 @@
+//! A protocol-faithful fake Odoo: JSON-RPC (`/jsonrpc`) and JSON-2 (`/json/2/...`) with
+//! the request and answer shapes recorded from a real Odoo 18 in
+//! ../shared/design/ODOO.md §3 — errors with HTTP 200 and `error.data.name`, no `result`
+//! key for a method returning None, `false` for empty fields, many2one as `[id, name]`.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The API key the fake accepts.
+pub const KEY: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// State of the fake.
+#[derive(Default)]
+pub struct Fake {
+    /// Major version it reports.
+    pub major: i64,
+    in_flight: AtomicUsize,
+    /// Most requests seen in flight at once.
+    pub max_in_flight: AtomicUsize,
+    /// When set, `stock.picking` / `sale.order` `search_read` serve these records,
+    /// filtered on `write_date >=` the domain's first term, ordered and paged like Odoo.
+    pub records: std::sync::Mutex<Option<Vec<Value>>>,
+}
+
+fn serve_records(all: &[Value], model: &str, kw: &Value) -> Value {
+    let since = kw["domain"][0][2].as_str().unwrap_or("").to_owned();
+    let mut rows: Vec<&Value> = all
+        .iter()
+        .filter(|r| {
+            r["_model"] == model && r["write_date"].as_str().unwrap_or("") >= since.as_str()
+        })
+        .collect();
+    rows.sort_by_key(|r| {
+        (
+            r["write_date"].as_str().unwrap_or("").to_owned(),
+            r["id"].as_i64(),
+        )
+    });
+    let offset = kw["offset"].as_u64().unwrap_or(0) as usize;
+    let limit = kw["limit"].as_u64().unwrap_or(80) as usize;
+    Value::Array(rows.into_iter().skip(offset).take(limit).cloned().collect())
+}
+
+fn error(name: &str, message: &str) -> Value {
+    json!({"code": 200, "message": "Odoo Server Error",
+           "data": {"name": name, "message": message, "arguments": [message], "context": {}, "debug": "Traceback (most recent call last): ..."}})
+}
+
+/// What the fake answers for `model.method(ids, kwargs)`: Ok(Some(v)) → result, Ok(None) →
+/// no result key, Err(e) → error object.
+fn object(model: &str, method: &str, kwargs: &Value) -> Result<Option<Value>, Value> {
+    match (model, method) {
+        ("stock.picking", "search_read") => {
+            assert!(kwargs["fields"].is_array(), "explicit field list");
+            Ok(Some(json!([
+                {"id": 20, "name": "WH/OUT/00015", "state": "assigned", "carrier_id": [1, "Standard delivery"],
+                 "carrier_tracking_ref": false, "write_date": "2026-11-23 07:09:02"}
+            ])))
+        }
+        ("stock.picking", "write") => Ok(Some(json!(true))),
+        ("stock.quant", "action_apply_inventory") => Ok(None),
+        ("stock.picking", "button_validate") => Err(error(
+            "odoo.exceptions.UserError",
+            "You cannot validate a transfer if no quantities are reserved.",
+        )),
+        ("res.partner", "write") => Err(error(
+            "psycopg2.errors.SerializationFailure",
+            "could not serialize access due to concurrent update",
+        )),
+        (m, _) => Err(error(
+            "odoo.exceptions.UserError",
+            &format!("Object {m} doesn't exist"),
+        )),
+    }
+}
+
+async fn jsonrpc(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Json<Value> {
+    let n = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    f.max_in_flight.fetch_max(n, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    f.in_flight.fetch_sub(1, Ordering::SeqCst);
+    let id = body["id"].clone();
+    let p = &body["params"];
+    let args = &p["args"];
+    let out = match (p["service"].as_str(), p["method"].as_str()) {
+        (Some("common"), Some("version")) => {
+            Ok(Some(json!({"server_version": format!("{}.0", f.major),
+            "server_version_info": [f.major, 0, 0, "final", 0, ""], "server_serie": format!("{}.0", f.major), "protocol_version": 1})))
+        }
+        (Some("common"), Some("authenticate")) => Ok(Some(if args[2] == KEY {
+            json!(2)
+        } else {
+            json!(false)
+        })),
+        (Some("object"), Some("execute_kw")) => {
+            let records = f.records.lock().unwrap().clone();
+            if args[2] != KEY {
+                Err(error("odoo.exceptions.AccessDenied", "Access Denied"))
+            } else if let (Some(all), Some("search_read")) = (&records, args[4].as_str()) {
+                Ok(Some(serve_records(
+                    all,
+                    args[3].as_str().unwrap_or(""),
+                    &args[6],
+                )))
+            } else {
+                object(
+                    args[3].as_str().unwrap_or(""),
+                    args[4].as_str().unwrap_or(""),
+                    &args[6],
+                )
+            }
+        }
+        _ => Err(error("builtins.KeyError", "unknown service")),
+    };
+    Json(match out {
+        Ok(Some(r)) => json!({"jsonrpc": "2.0", "id": id, "result": r}),
+        Ok(None) => json!({"jsonrpc": "2.0", "id": id}),
+        Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": e}),
+    })
+}
+
+async fn json2(
+    Path((model, method)): Path<(String, String)>,
+    h: HeaderMap,
+    Json(body): Json<Value>,
+) -> impl IntoResponse {
+    if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("bearer {KEY}")) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"name": "werkzeug.exceptions.Unauthorized", "message": "Invalid apikey"})),
+        );
+    }
+    assert_eq!(
+        h.get("x-odoo-database").and_then(|v| v.to_str().ok()),
+        Some("logistics")
+    );
+    match object(&model, &method, &body) {
+        Ok(v) => (StatusCode::OK, Json(v.unwrap_or(Value::Null))),
+        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, Json(e["data"].clone())),
+    }
+}
+
+/// Starts the fake on 127.0.0.1:0; returns its base URL and state.
+pub async fn start(major: i64) -> (String, Arc<Fake>) {
+    let fake = Arc::new(Fake {
+        major,
+        ..Default::default()
+    });
+    let app = Router::new()
+        .route("/jsonrpc", post(jsonrpc))
+        .route("/json/2/{model}/{method}", post(json2))
+        .route("/bad/jsonrpc", post(|| async { StatusCode::BAD_GATEWAY }))
+        .with_state(fake.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (format!("http://{addr}"), fake)
+}
+
+/// A `stock.picking` record as `search_read` returns it (`_model` marks the fake's table).
+pub fn picking(id: i64, state: &str, write_date: &str) -> Value {
+    json!({"_model": "stock.picking", "id": id, "name": format!("WH/OUT/{id:05}"), "state": state,
+           "origin": "S00025 - EXT-1", "sale_id": [25, "S00025"], "partner_id": [46, "ACME"],
+           "carrier_id": [1, "Standard delivery"], "carrier_tracking_ref": false,
+           "company_id": [1, "YourCompany"], "picking_type_code": "outgoing",
+           "scheduled_date": write_date, "date_done": false, "write_date": write_date})
+}

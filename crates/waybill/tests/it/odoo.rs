@@ -1,0 +1,89 @@
+//! Odoo → Waybill through the real server: the poller emits `order.released`, a webhook
+//! (a hint) makes the hub re-read the record at once, and neither duplicates the other.
+
+use crate::*;
+use waybill_testkit::fake_odoo::{picking, start, KEY};
+use waybill_testkit::FakePartner;
+
+const TOKEN: &str = "odoo-webhook-token-0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poller_and_webhook_together_emit_each_state_once() {
+    let (odoo_url, fake) = start(18).await;
+    *fake.records.lock().unwrap() = Some(vec![picking(20, "assigned", "2026-11-23 07:00:00")]);
+    let sink = FakePartner::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut toml = config_toml(&dir.path().join("hub.db"), &sink.url("hook"), "");
+    toml.push_str(&format!(
+        r#"
+[sources.odoo]
+type = "odoo"
+poll = "1h"
+hint_delay = "50ms"
+webhook_tokens = ["plain:{TOKEN}"]
+[sources.odoo.connection]
+url = "{odoo_url}"
+database = "logistics"
+login = "middleware"
+api_key = "plain:{KEY}"
+"#
+    ));
+    let cfg = waybill::Config::parse(&toml, std::iter::empty()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = TestHub::from_parts(cfg, listener, dir);
+    let key = "/v1/shipments/odoo:logistics:picking:20";
+    // the first poll (at start) emits order.released
+    sink.wait_until(WAIT, "order.released delivered", |got| {
+        got.iter().any(|r| r.json()["type"] == "order.released")
+    })
+    .await;
+    assert_eq!(hub.get(key).await["state"]["milestone"], "released");
+
+    // Odoo validates the picking; its automation rule posts (twice, as Odoo may), before
+    // committing: the payload says done, the hub re-reads and only then emits.
+    fake.records.lock().unwrap().as_mut().unwrap()[0] = picking(20, "done", "2026-11-23 07:09:02");
+    let hook = serde_json::json!({"_action": "Send Webhook Notification(#452)", "_id": 20, "_model": "stock.picking",
+        "id": 20, "state": "done", "write_date": "2026-11-23 07:09:02.806215"});
+    let url = format!("{}/v1/ingest/odoo/{TOKEN}", hub.base);
+    let r = hub.client.post(&url).json(&hook).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let r = hub.client.post(&url).json(&hook).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the same webhook again is a duplicate");
+    let r = hub
+        .client
+        .post(format!(
+            "{}/v1/ingest/odoo/wrong-token-0000000000",
+            hub.base
+        ))
+        .json(&hook)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    sink.wait_until(WAIT, "shipment.dispatched delivered", |got| {
+        got.iter()
+            .any(|r| r.json()["type"] == "shipment.dispatched")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = hub.get(key).await;
+    assert_eq!(v["state"]["milestone"], "dispatched");
+    let types: Vec<&str> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["event"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, vec!["order.released", "shipment.dispatched"]);
+    assert_eq!(
+        v["xrefs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["kind"] == "odoo.picking")
+            .count(),
+        1
+    );
+    assert_eq!(sink.accepted().len(), 2, "each state delivered once");
+    hub.stop().await;
+}
