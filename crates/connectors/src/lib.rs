@@ -119,6 +119,8 @@ fn odoo_source(name: &str, c: &odoo::OdooSourceConfig) -> Result<BuiltSource, Ve
 pub enum SinkConfig {
     /// Signed HTTP webhook (Standard Webhooks + CloudEvents JSON).
     HttpWebhook(http_webhook::HttpWebhookConfig),
+    /// Odoo: tracking refs, validation, chatter and activities on pickings.
+    Odoo(odoo::OdooSinkConfig),
 }
 
 impl SinkConfig {
@@ -126,6 +128,7 @@ impl SinkConfig {
     pub fn build(&self, name: &str) -> Result<Arc<dyn Outbound>, Vec<String>> {
         match self {
             SinkConfig::HttpWebhook(c) => Ok(Arc::new(http_webhook::HttpWebhook::build(name, c)?)),
+            SinkConfig::Odoo(c) => Ok(Arc::new(odoo::OdooSink::build(name, c)?)),
         }
     }
 
@@ -133,6 +136,7 @@ impl SinkConfig {
     pub fn concurrency(&self) -> Option<usize> {
         match self {
             SinkConfig::HttpWebhook(c) => c.concurrency,
+            SinkConfig::Odoo(c) => Some(c.connection.max_concurrency),
         }
     }
 }

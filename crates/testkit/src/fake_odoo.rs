@@ -103,12 +103,16 @@ async fn jsonrpc(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Json<Va
             let records = f.records.lock().unwrap().clone();
             if args[2] != KEY {
                 Err(error("odoo.exceptions.AccessDenied", "Access Denied"))
-            } else if let (Some(all), Some("search_read")) = (&records, args[4].as_str()) {
-                Ok(Some(serve_records(
+            } else if records.is_some() {
+                let mut guard = f.records.lock().unwrap();
+                let all = guard.get_or_insert_with(Vec::new);
+                orm(
                     all,
                     args[3].as_str().unwrap_or(""),
+                    args[4].as_str().unwrap_or(""),
+                    &args[5],
                     &args[6],
-                )))
+                )
             } else {
                 object(
                     args[3].as_str().unwrap_or(""),
@@ -173,4 +177,169 @@ pub fn picking(id: i64, state: &str, write_date: &str) -> Value {
            "carrier_id": [1, "Standard delivery"], "carrier_tracking_ref": false,
            "company_id": [1, "YourCompany"], "picking_type_code": "outgoing",
            "scheduled_date": write_date, "date_done": false, "write_date": write_date})
+}
+
+fn matches(rec: &Value, domain: &Value) -> bool {
+    domain.as_array().into_iter().flatten().all(|term| {
+        let (f, op, v) = (
+            term[0].as_str().unwrap_or(""),
+            term[1].as_str().unwrap_or(""),
+            &term[2],
+        );
+        let got = &rec[f];
+        let as_cmp = |x: &Value| {
+            x.as_str()
+                .map(str::to_owned)
+                .or_else(|| x.as_i64().map(|n| format!("{n:020}")))
+        };
+        match op {
+            "=" => got == v || got.get(0) == Some(v),
+            "!=" => got != v,
+            ">=" => as_cmp(got) >= as_cmp(v),
+            "in" => v.as_array().is_some_and(|a| a.contains(got)),
+            "not in" => !v.as_array().is_some_and(|a| a.contains(got)),
+            "ilike" => got
+                .as_str()
+                .zip(v.as_str())
+                .is_some_and(|(g, n)| g.to_lowercase().contains(&n.to_lowercase())),
+            _ => false,
+        }
+    })
+}
+
+/// A tiny in-memory ORM over `records` (each tagged with `_model`): enough of Odoo's
+/// behaviour for the connector's calls, with Odoo's answer shapes.
+fn orm(
+    all: &mut Vec<Value>,
+    model: &str,
+    method: &str,
+    pos: &Value,
+    kw: &Value,
+) -> Result<Option<Value>, Value> {
+    let ids: Vec<i64> = pos[0]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default();
+    let next_id = |all: &Vec<Value>| {
+        all.iter()
+            .filter_map(|r| r["id"].as_i64())
+            .max()
+            .unwrap_or(0)
+            + 1
+    };
+    match method {
+        "search_read" => Ok(Some(serve_records_domain(all, model, kw))),
+        "search_count" => Ok(Some(json!(all
+            .iter()
+            .filter(|r| r["_model"] == model && matches(r, &kw["domain"]))
+            .count()))),
+        "write" => {
+            for r in all
+                .iter_mut()
+                .filter(|r| r["_model"] == model && ids.contains(&r["id"].as_i64().unwrap_or(-1)))
+            {
+                if let (Some(o), Some(vals)) = (r.as_object_mut(), kw["vals"].as_object()) {
+                    for (k, v) in vals {
+                        o.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            Ok(Some(json!(true)))
+        }
+        "button_validate" => {
+            let mut wizard = None;
+            for r in all
+                .iter_mut()
+                .filter(|r| r["_model"] == model && ids.contains(&r["id"].as_i64().unwrap_or(-1)))
+            {
+                if r["state"] == "done" {
+                    return Err(error(
+                        "odoo.exceptions.UserError",
+                        "You cannot validate a transfer if no quantities are reserved.",
+                    ));
+                }
+                if r["_partial"] == json!(true) {
+                    wizard = Some(
+                        json!({"name": "Create Backorder?", "type": "ir.actions.act_window",
+                        "res_model": "stock.backorder.confirmation", "target": "new", "views": [[898, "form"]],
+                        "context": {"button_validate_picking_ids": ids, "default_show_transfers": false,
+                                    "default_pick_ids": ids.iter().map(|i| json!([4, i])).collect::<Vec<_>>()}}),
+                    );
+                } else {
+                    r["state"] = json!("done");
+                }
+            }
+            Ok(Some(wizard.unwrap_or(json!(true))))
+        }
+        "create" if model == "stock.backorder.confirmation" => Ok(Some(json!(1))),
+        "process" | "process_cancel_backorder" if model == "stock.backorder.confirmation" => {
+            // Without the action's context the wizard validates nothing (as in Odoo).
+            let targets: Vec<i64> = kw["context"]["button_validate_picking_ids"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_i64).collect())
+                .unwrap_or_default();
+            let mut backorders = Vec::new();
+            for r in all.iter_mut().filter(|r| {
+                r["_model"] == "stock.picking" && targets.contains(&r["id"].as_i64().unwrap_or(-1))
+            }) {
+                r["state"] = json!("done");
+                if method == "process" {
+                    backorders.push(r["id"].as_i64().unwrap_or(0));
+                }
+            }
+            for b in backorders {
+                let id = next_id(all);
+                all.push(json!({"_model": "stock.picking", "id": id, "state": "assigned", "backorder_id": [b, "backorder"],
+                                "picking_type_code": "outgoing", "carrier_tracking_ref": false, "write_date": "2026-11-23 08:00:00"}));
+            }
+            Ok(Some(json!(true)))
+        }
+        "message_post" => {
+            let id = next_id(all);
+            let body = kw["body"].as_str().unwrap_or("");
+            let escaped = body
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            all.push(json!({"_model": "mail.message", "id": id, "model": model, "res_id": ids.first(),
+                            "body": format!("<p>{escaped}</p>"), "message_type": kw["message_type"]}));
+            Ok(Some(json!(id)))
+        }
+        "activity_schedule" => {
+            let id = next_id(all);
+            all.push(json!({"_model": "mail.activity", "id": id, "res_model": model, "res_id": ids.first(),
+                            "summary": kw["summary"], "note": kw["note"], "user_id": kw["user_id"]}));
+            Ok(Some(json!(format!("mail.activity({id},)"))))
+        }
+        _ => Err(error(
+            "odoo.exceptions.UserError",
+            &format!("fake Odoo has no {model}.{method}"),
+        )),
+    }
+}
+
+fn serve_records_domain(all: &[Value], model: &str, kw: &Value) -> Value {
+    let domain = &kw["domain"];
+    if domain[0][0] == "write_date" {
+        return serve_records(all, model, kw);
+    }
+    let rows: Vec<Value> = all
+        .iter()
+        .filter(|r| r["_model"] == model && matches(r, domain))
+        .cloned()
+        .collect();
+    let limit = kw["limit"].as_u64().unwrap_or(80) as usize;
+    Value::Array(rows.into_iter().take(limit).collect())
+}
+
+/// The records of one model, for assertions.
+pub fn records_of(fake: &Fake, model: &str) -> Vec<Value> {
+    fake.records
+        .lock()
+        .unwrap()
+        .iter()
+        .flatten()
+        .filter(|r| r["_model"] == model)
+        .cloned()
+        .collect()
 }

@@ -1,5 +1,6 @@
 //! `odoo`: the Odoo connector — the client, the `write_date` poller and the automation-rule
-//! webhook receiver (Odoo → Waybill). Still to come: the sink actions (Waybill → Odoo).
+//! webhook receiver (Odoo → Waybill), and the sink (Waybill → Odoo: tracking, validation,
+//! chatter, activities).
 //!
 //! Protocols, behind one client:
 //! - JSON-RPC (Odoo 17, 18; still served by 19): `POST /jsonrpc`, `common.version`,
@@ -24,12 +25,14 @@ mod config;
 mod error;
 pub mod mapping;
 mod poller;
+mod sink;
 mod webhook;
 
 pub use client::{OdooClient, Protocol};
 pub use config::OdooConfig;
 pub use error::OdooError;
 pub use poller::{OdooPoller, OdooSourceConfig, PollError};
+pub use sink::{default_actions, Action, OdooSink, OdooSinkConfig};
 pub use webhook::OdooWebhook;
 
 #[cfg(test)]

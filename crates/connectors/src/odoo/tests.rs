@@ -295,3 +295,121 @@ async fn the_poller_skips_nothing_and_emits_nothing_twice() {
     );
     store.close().await;
 }
+
+fn outbox_item(ty: &str, key: &str, refs: Value, minute: u32) -> waybill_store::OutboxItem {
+    let draft: waybill_model::EventDraft = serde_json::from_value(json!({
+        "type": ty, "subject": "trk:ups:1Z999", "key": key, "refs": refs,
+        "time": format!("2026-11-23T10:{minute:02}:00Z"), "code": "X", "text": "status text",
+        "location": {"city": "Springfield"}
+    }))
+    .unwrap();
+    let ev = draft
+        .into_event(
+            0,
+            &waybill_model::draft::Origin {
+                source: "carrier",
+                payload_key: "p",
+                received_at: time::OffsetDateTime::UNIX_EPOCH,
+                traceparent: None,
+            },
+        )
+        .unwrap();
+    waybill_store::OutboxItem {
+        id: 1,
+        subscription: "odoo".into(),
+        sink: "odoo".into(),
+        shipment: ev.subject.0.clone(),
+        event_id: ev.id.0.clone(),
+        attempts: 0,
+        next_attempt_at_ms: 0,
+        body: Arc::from(serde_json::to_string(&ev).unwrap()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_actions_are_applied_once_even_when_replayed() {
+    use waybill_engine::partner::Outbound;
+    use waybill_testkit::fake_odoo::records_of;
+    let (url, fake) = start(18).await;
+    let mut partial = picking(40, "assigned", "2026-11-23 07:00:00");
+    partial["origin"] = json!("S00040 - EXT-9");
+    partial["_partial"] = json!(true);
+    let mut p20 = picking(20, "assigned", "2026-11-23 07:00:00");
+    p20["origin"] = json!("S00025 - EXT-1");
+    *fake.records.lock().unwrap() = Some(vec![p20, partial]);
+    let sink = OdooSink::build(
+        "odoo",
+        &OdooSinkConfig {
+            connection: OdooConfig {
+                url,
+                database: "logistics".into(),
+                login: "middleware".into(),
+                api_key: SecretRef(format!("plain:{KEY}")),
+                protocol: "jsonrpc".into(),
+                timeout: Duration::from_secs(2),
+                max_concurrency: 2,
+            },
+            actions: Default::default(),
+            carriers: [("UPS".to_string(), 7)].into(),
+            activity_user_id: Some(2),
+        },
+    )
+    .unwrap();
+    let refs = json!({"tracking": "1Z999", "carrier": "UPS", "odoo.order": "S00025"});
+    let items = vec![
+        outbox_item("shipment.label_created", "e1", refs.clone(), 1),
+        outbox_item("shipment.dispatched", "e2", refs.clone(), 2),
+        outbox_item(
+            "shipment.delivery_attempted",
+            "e3",
+            json!({"tracking": "1Z999"}),
+            3,
+        ),
+        outbox_item("shipment.delivered", "e4", json!({"tracking": "1Z999"}), 4),
+        outbox_item(
+            "shipment.dispatched",
+            "e5",
+            json!({"odoo.order": "S00040"}),
+            5,
+        ),
+    ];
+    for round in 0..2 {
+        for it in &items {
+            sink.deliver(it)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        }
+    }
+    let pickings = records_of(&fake, "stock.picking");
+    let p = pickings.iter().find(|r| r["id"] == 20).unwrap();
+    assert_eq!(p["carrier_tracking_ref"], "1Z999");
+    assert_eq!(p["carrier_id"], json!(7));
+    assert_eq!(p["state"], "done");
+    let partial = pickings.iter().find(|r| r["id"] == 40).unwrap();
+    assert_eq!(
+        partial["state"], "done",
+        "validated through the backorder wizard with its context"
+    );
+    assert!(
+        pickings.iter().any(|r| r["backorder_id"][0] == 40),
+        "a backorder was created"
+    );
+    let notes = records_of(&fake, "mail.message");
+    assert_eq!(
+        notes.len(),
+        5,
+        "one note per event, none on replay: {notes:#?}"
+    );
+    assert!(notes
+        .iter()
+        .all(|m| m["body"].as_str().unwrap().contains("[waybill ")));
+    let acts = records_of(&fake, "mail.activity");
+    assert_eq!(acts.len(), 1);
+    assert_eq!(acts[0]["user_id"], json!(2));
+    // an event for a shipment Odoo does not know (yet) is retried, not dropped
+    let unknown = outbox_item("shipment.dispatched", "e6", json!({"tracking": "NOPE"}), 6);
+    assert_eq!(
+        sink.deliver(&unknown).await.unwrap_err().kind,
+        FailureKind::Retryable
+    );
+}
