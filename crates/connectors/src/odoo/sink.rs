@@ -293,7 +293,6 @@ impl OdooSink {
                     .await
                     .map_err(err)?
                     .as_i64()
-                    .or_else(|| None)
                     .ok_or_else(|| {
                         DeliveryError::new(
                             FailureKind::Permanent,
