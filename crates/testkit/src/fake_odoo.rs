@@ -294,6 +294,43 @@ fn orm(
             }
             Ok(Some(json!(true)))
         }
+        "create" if model == "sale.advance.payment.inv" => {
+            let id = next_id(all);
+            let so = kw["vals_list"][0]["sale_order_ids"][0][2][0].clone();
+            all.push(json!({"_model": model, "id": id, "order": so}));
+            Ok(Some(json!(id)))
+        }
+        "create_invoices" => {
+            let wiz = all
+                .iter()
+                .find(|r| r["_model"] == model && ids.contains(&r["id"].as_i64().unwrap_or(-1)))
+                .cloned();
+            let so = wiz.map(|w| w["order"].clone()).unwrap_or(Value::Null);
+            let inv = next_id(all);
+            all.push(json!({"_model": "account.move", "id": inv, "state": "draft", "name": "/", "move_type": "out_invoice"}));
+            for r in all
+                .iter_mut()
+                .filter(|r| r["_model"] == "sale.order" && r["id"] == so)
+            {
+                if let Some(a) = r["invoice_ids"].as_array_mut() {
+                    a.push(json!(inv));
+                }
+                r["invoice_status"] = json!("invoiced");
+            }
+            Ok(Some(
+                json!({"type": "ir.actions.act_window", "res_model": "account.move", "res_id": inv}),
+            ))
+        }
+        "action_post" if model == "account.move" => {
+            for r in all
+                .iter_mut()
+                .filter(|r| r["_model"] == model && ids.contains(&r["id"].as_i64().unwrap_or(-1)))
+            {
+                r["state"] = json!("posted");
+                r["name"] = json!(format!("INV/2026/{:05}", r["id"].as_i64().unwrap_or(0)));
+            }
+            Ok(Some(json!(false)))
+        }
         "message_post" => {
             let id = next_id(all);
             let body = kw["body"].as_str().unwrap_or("");

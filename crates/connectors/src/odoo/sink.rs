@@ -34,6 +34,9 @@ pub enum Action {
     Chatter,
     /// Schedule an exception activity on the picking.
     Activity,
+    /// Invoice the picking's sale order through Odoo's public flow
+    /// (`sale.advance.payment.inv` → `create_invoices`, then `account.move.action_post`).
+    Invoice,
 }
 
 /// `[sinks.<name>]` with `type = "odoo"`.
@@ -232,6 +235,7 @@ impl OdooSink {
                 Action::Validate => self.validate(pid).await?,
                 Action::Chatter => self.chatter(pid, &ev, &marker).await?,
                 Action::Activity => self.activity(pid, &ev, &marker).await?,
+                Action::Invoice => self.invoice(pid).await?,
             }
         }
         Ok(())
@@ -393,6 +397,105 @@ impl OdooSink {
             .call("stock.picking", "activity_schedule", Some(&[pid]), args)
             .await
             .map_err(err)?;
+        Ok(())
+    }
+}
+
+impl OdooSink {
+    async fn draft_invoices(&self, so: i64) -> Result<(Value, Vec<i64>), DeliveryError> {
+        let rows = self
+            .client
+            .search_read(
+                "sale.order",
+                json!([["id", "=", so]]),
+                &["invoice_status", "invoice_ids"],
+                "id asc",
+                1,
+                0,
+            )
+            .await
+            .map_err(err)?;
+        let order = rows.into_iter().next().unwrap_or(Value::Null);
+        let ids: Vec<i64> = order["invoice_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_i64)
+            .collect();
+        let drafts = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.client
+                .search_read(
+                    "account.move",
+                    json!([["id", "in", ids], ["state", "=", "draft"]]),
+                    &["state"],
+                    "id asc",
+                    ids.len(),
+                    0,
+                )
+                .await
+                .map_err(err)?
+                .iter()
+                .filter_map(|r| r["id"].as_i64())
+                .collect()
+        };
+        Ok((order, drafts))
+    }
+
+    /// Invoices the sale order of the picking, once: nothing when it is already fully
+    /// invoiced; posts draft invoices left by an earlier attempt; otherwise creates the
+    /// invoice with the "delivered quantities" wizard and posts it.
+    async fn invoice(&self, pid: i64) -> Result<(), DeliveryError> {
+        let p = self.read_picking(pid).await?;
+        let Some(so) = p["sale_id"].get(0).and_then(Value::as_i64) else {
+            return Err(DeliveryError::new(
+                FailureKind::Permanent,
+                format!("odoo.no_sale_order: picking {pid} has no sale order"),
+            ));
+        };
+        let (order, mut drafts) = self.draft_invoices(so).await?;
+        if order["invoice_status"] == "invoiced" && drafts.is_empty() {
+            return Ok(());
+        }
+        if drafts.is_empty() {
+            let wiz = self
+                .client
+                .call(
+                    "sale.advance.payment.inv",
+                    "create",
+                    None,
+                    kw(&[("vals_list", json!([{"advance_payment_method": "delivered", "sale_order_ids": [[6, 0, [so]]]}]))]),
+                )
+                .await
+                .map_err(err)?;
+            let wiz = wiz
+                .as_i64()
+                .or_else(|| wiz.get(0).and_then(Value::as_i64))
+                .ok_or_else(|| {
+                    DeliveryError::new(
+                        FailureKind::Permanent,
+                        "sale.advance.payment.inv.create returned no id",
+                    )
+                })?;
+            self.client
+                .call(
+                    "sale.advance.payment.inv",
+                    "create_invoices",
+                    Some(&[wiz]),
+                    Map::new(),
+                )
+                .await
+                .map_err(err)?;
+            drafts = self.draft_invoices(so).await?.1;
+        }
+        if !drafts.is_empty() {
+            // `action_post` returns false normally: only errors matter.
+            self.client
+                .call("account.move", "action_post", Some(&drafts), Map::new())
+                .await
+                .map_err(err)?;
+        }
         Ok(())
     }
 }

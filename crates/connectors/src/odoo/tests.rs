@@ -336,7 +336,11 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
     partial["_partial"] = json!(true);
     let mut p20 = picking(20, "assigned", "2026-11-23 07:00:00");
     p20["origin"] = json!("S00025 - EXT-1");
-    *fake.records.lock().unwrap() = Some(vec![p20, partial]);
+    *fake.records.lock().unwrap() = Some(vec![
+        p20,
+        partial,
+        json!({"_model": "sale.order", "id": 25, "name": "S00025", "state": "sale", "invoice_status": "to invoice", "invoice_ids": []}),
+    ]);
     let sink = OdooSink::build(
         "odoo",
         &OdooSinkConfig {
@@ -349,7 +353,11 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
                 timeout: Duration::from_secs(2),
                 max_concurrency: 2,
             },
-            actions: Default::default(),
+            actions: [(
+                "pod.captured".to_string(),
+                vec![Action::Invoice, Action::Chatter],
+            )]
+            .into(),
             carriers: [("UPS".to_string(), 7)].into(),
             activity_user_id: Some(2),
         },
