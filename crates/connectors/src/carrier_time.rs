@@ -122,7 +122,9 @@ fn parse_clock(raw: &str) -> Option<Time> {
 }
 
 fn finish(t: OffsetDateTime, zone: Zone) -> Option<CarrierTime> {
-    let utc = t.to_offset(UtcOffset::UTC);
+    // `to_offset` panics when the result leaves the supported range (year 9999 with a
+    // negative offset, found by fuzzing); the checked form says so instead.
+    let utc = t.checked_to_offset(UtcOffset::UTC)?;
     (0..=9999)
         .contains(&utc.year())
         .then_some(CarrierTime { utc, zone })

@@ -127,7 +127,8 @@ impl EventDraft {
             None => origin.received_at,
             Some(t) => OffsetDateTime::parse(t, &Rfc3339)
                 .map_err(|e| err("time", format!("`{t}` is not RFC 3339: {e}")))?
-                .to_offset(time::UtcOffset::UTC),
+                .checked_to_offset(time::UtcOffset::UTC)
+                .ok_or_else(|| err("time", format!("`{t}` is out of range in UTC")))?,
         };
         let mut data = match self.data {
             None | Some(serde_json::Value::Null) => serde_json::Map::new(),
@@ -216,6 +217,20 @@ mod tests {
         assert_eq!(e.time.offset(), time::UtcOffset::UTC);
         assert_eq!(e.refs().collect::<Vec<_>>(), vec![("tracking", "1Z")]);
         assert_eq!(e.data["raw"]["code"], "D1");
+    }
+
+    #[test]
+    fn a_time_out_of_range_in_utc_is_an_error_not_a_panic() {
+        // found by the event_draft fuzz target
+        let d = EventDraft::many_from_json(
+            json!({"type": "shipment.delivered", "subject": "S1", "time": "9999-12-31T23:59:59-01:00"}),
+        )
+        .expect("shape ok");
+        let e = d[0]
+            .clone()
+            .into_event(0, &origin())
+            .expect_err("out of range");
+        assert_eq!(e.field, "time");
     }
 
     #[test]

@@ -183,7 +183,7 @@ pub(crate) fn write<'s>(
     now: OffsetDateTime,
     lookup: &dyn Fn(usize) -> Option<&'s Segment>,
 ) -> String {
-    let now = now.to_offset(time::UtcOffset::UTC);
+    let now = now.checked_to_offset(time::UtcOffset::UTC).unwrap_or(now);
     let ascii = |b: u8| b.is_ascii().then_some(char::from(b));
     let version = isa.trimmed(12).unwrap_or("00401");
     let received = (ascii(d.element), ascii(d.component), ascii(d.segment));
