@@ -271,7 +271,11 @@ fn orm(
             }
             Ok(Some(wizard.unwrap_or(json!(true))))
         }
-        "create" if model == "stock.backorder.confirmation" => Ok(Some(json!(1))),
+        // Odoo's call_kw for `create` reads args[0]: values passed as keywords fail so.
+        "create" if pos.as_array().is_none_or(|a| a.is_empty()) => {
+            Err(error("builtins.IndexError", "tuple index out of range"))
+        }
+        "create" if model == "stock.backorder.confirmation" => Ok(Some(json!([1]))),
         "process" | "process_cancel_backorder" if model == "stock.backorder.confirmation" => {
             // Without the action's context the wizard validates nothing (as in Odoo).
             let targets: Vec<i64> = kw["context"]["button_validate_picking_ids"]
@@ -296,9 +300,9 @@ fn orm(
         }
         "create" if model == "sale.advance.payment.inv" => {
             let id = next_id(all);
-            let so = kw["vals_list"][0]["sale_order_ids"][0][2][0].clone();
+            let so = pos[0][0]["sale_order_ids"][0][2][0].clone();
             all.push(json!({"_model": model, "id": id, "order": so}));
-            Ok(Some(json!(id)))
+            Ok(Some(json!([id])))
         }
         "create_invoices" => {
             let wiz = all

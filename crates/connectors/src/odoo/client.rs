@@ -239,6 +239,54 @@ impl OdooClient {
         }
     }
 
+    /// `create` of records; returns their ids. Over JSON-RPC the values must be the first
+    /// positional argument: Odoo's `call_kw` for `create` reads `args[0]` and fails with
+    /// `IndexError: tuple index out of range` when they come as keyword arguments (seen on
+    /// a real Odoo 18).
+    pub async fn create(
+        &self,
+        model: &str,
+        vals_list: Value,
+        context: Option<Value>,
+    ) -> Result<Vec<i64>, OdooError> {
+        let v = match self.protocol().await? {
+            Protocol::JsonRpc => {
+                let uid = self.uid().await?;
+                let mut kw = Map::new();
+                if let Some(c) = context {
+                    kw.insert("context".into(), c);
+                }
+                self.jsonrpc(
+                    "object",
+                    "execute_kw",
+                    json!([
+                        self.database,
+                        uid,
+                        self.key.expose(),
+                        model,
+                        "create",
+                        [vals_list],
+                        kw
+                    ]),
+                )
+                .await?
+            }
+            Protocol::Json2 => {
+                let mut kw = Map::new();
+                kw.insert("vals_list".into(), vals_list);
+                if let Some(c) = context {
+                    kw.insert("context".into(), c);
+                }
+                self.call(model, "create", None, kw).await?
+            }
+        };
+        match v {
+            Value::Array(a) => Ok(a.iter().filter_map(Value::as_i64).collect()),
+            Value::Number(n) => Ok(n.as_i64().into_iter().collect()),
+            other => Err(OdooError::Protocol(format!("create returned {other}"))),
+        }
+    }
+
     /// `write` of values on records.
     pub async fn write(&self, model: &str, ids: &[i64], vals: Value) -> Result<Value, OdooError> {
         let mut kw = Map::new();

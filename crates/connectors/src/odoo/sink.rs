@@ -199,7 +199,13 @@ impl OdooSink {
             .search_read(
                 "stock.picking",
                 json!([["id", "=", id]]),
-                &["name", "state", "carrier_tracking_ref", "carrier_id"],
+                &[
+                    "name",
+                    "state",
+                    "carrier_tracking_ref",
+                    "carrier_id",
+                    "sale_id",
+                ],
                 "id asc",
                 1,
                 0,
@@ -288,15 +294,11 @@ impl OdooSink {
                 Some(id) => id,
                 None => self
                     .client
-                    .call(
-                        model,
-                        "create",
-                        None,
-                        kw(&[("vals_list", json!([{}])), ("context", ctx.clone())]),
-                    )
+                    .create(model, json!([{}]), Some(ctx.clone()))
                     .await
                     .map_err(err)?
-                    .as_i64()
+                    .first()
+                    .copied()
                     .ok_or_else(|| {
                         DeliveryError::new(
                             FailureKind::Permanent,
@@ -461,22 +463,17 @@ impl OdooSink {
         if drafts.is_empty() {
             let wiz = self
                 .client
-                .call(
+                .create(
                     "sale.advance.payment.inv",
-                    "create",
+                    json!([{"advance_payment_method": "delivered", "sale_order_ids": [[6, 0, [so]]]}]),
                     None,
-                    kw(&[("vals_list", json!([{"advance_payment_method": "delivered", "sale_order_ids": [[6, 0, [so]]]}]))]),
                 )
                 .await
-                .map_err(err)?;
-            let wiz = wiz
-                .as_i64()
-                .or_else(|| wiz.get(0).and_then(Value::as_i64))
+                .map_err(err)?
+                .first()
+                .copied()
                 .ok_or_else(|| {
-                    DeliveryError::new(
-                        FailureKind::Permanent,
-                        "sale.advance.payment.inv.create returned no id",
-                    )
+                    DeliveryError::new(FailureKind::Permanent, "sale.advance.payment.inv.create returned no id")
                 })?;
             self.client
                 .call(
