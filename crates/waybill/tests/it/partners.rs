@@ -17,6 +17,12 @@ auth = {{ type = "api_key", keys = ["plain:edi-key"] }}
 [sources.easypost]
 type = "easypost"
 secret = "plain:{EASYPOST_SECRET}"
+[sources.aftership]
+type = "aftership"
+secret = "plain:{EASYPOST_SECRET}"
+[sources.karrio]
+type = "karrio"
+secret = "plain:{EASYPOST_SECRET}"
 [sources.threepl]
 type = "file_drop"
 dir = "{dir}"
@@ -241,5 +247,83 @@ async fn malformed_partner_input_is_answered_precisely_and_kept() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_carrier_format_maps_its_samples_and_keeps_malformed_ones() {
+    use base64::Engine;
+    let sink = FakePartner::start().await;
+    let (hub, _) = start(&sink).await;
+    let sign = |partner: &str, body: &[u8]| -> (&'static str, String) {
+        let mac =
+            waybill_connectors::carrier_signature::hmac_sha256(EASYPOST_SECRET.as_bytes(), body);
+        match partner {
+            "easypost" => (
+                "x-hmac-signature",
+                format!(
+                    "hmac-sha256-hex={}",
+                    mac.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                ),
+            ),
+            "aftership" => (
+                "aftership-hmac-sha256",
+                base64::engine::general_purpose::STANDARD.encode(mac),
+            ),
+            _ => ("x-event-id", EASYPOST_SECRET.to_string()),
+        }
+    };
+    for partner in ["easypost", "aftership", "karrio"] {
+        let dir = format!("{CONNECTORS}/{partner}/testdata");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json") && !n.ends_with(".expected.json"))
+            .collect();
+        names.sort();
+        let (mut ok, mut bad) = (0, 0);
+        for name in names {
+            let body = std::fs::read(format!("{dir}/{name}")).unwrap();
+            let (h, v) = sign(partner, &body);
+            let r = hub
+                .client
+                .post(format!("{}/v1/ingest/{partner}", hub.base))
+                .header(h, v)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            if name.starts_with("malformed") {
+                assert!(status == 400 || status == 422, "{partner}/{name}: {status}");
+                let p: serde_json::Value = r.json().await.unwrap();
+                assert!(
+                    p["code"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("{partner}.")),
+                    "{partner}/{name}: {p}"
+                );
+                assert!(!p["detail"].as_str().unwrap().is_empty());
+                bad += 1;
+            } else {
+                assert!(
+                    status == 202 || status == 200,
+                    "{partner}/{name}: {status} {}",
+                    r.text().await.unwrap()
+                );
+                ok += 1;
+            }
+        }
+        let inbox = hub
+            .get(&format!("/v1/inbox?status=rejected&source={partner}"))
+            .await;
+        assert_eq!(
+            inbox["inbox"].as_array().unwrap().len(),
+            bad,
+            "{partner}: every malformed sample kept"
+        );
+        assert!(ok > 0 && bad > 0, "{partner}: {ok} ok, {bad} malformed");
+    }
     hub.stop().await;
 }
