@@ -134,12 +134,23 @@ impl Metrics {
                     let _ = writeln!(out, "{name}{{{label}=\"{k}\"}} {v}");
                 }
             };
+        // Every running sink appears, with 0 when nothing waits (the store only reports
+        // sinks that have pending rows).
+        let mut outbox = depths.outbox.clone();
+        if let Ok(c) = self.circuit.lock() {
+            for sink in c.keys() {
+                if !outbox.iter().any(|(s, _)| s == sink) {
+                    outbox.push((sink.clone(), 0));
+                }
+            }
+        }
+        outbox.sort();
         gauge(
             &mut out,
             "waybill_outbox_depth",
             "Pending deliveries per sink.",
             "sink",
-            &depths.outbox,
+            &outbox,
         );
         gauge(
             &mut out,

@@ -169,6 +169,19 @@ async fn a_sink_that_fails_for_a_while_then_recovers_gets_everything_in_order() 
     let got = sink.accepted();
     assert_eq!(got.len(), 24);
     check_exactly_once_in_order(&got);
+    let metrics = hub
+        .client
+        .get(format!("{}/metrics", hub.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"waybill_outbox_depth{sink="ops"} 0"#),
+        "drained: {metrics}"
+    );
     let dl = hub.get("/v1/dead-letters").await;
     assert_eq!(dl["dead_letters"].as_array().unwrap().len(), 0);
     hub.stop().await;
