@@ -114,6 +114,33 @@ const CODES: [[&str; 5]; 3] = [
 ];
 
 impl MapError {
+    /// A required field is absent at `path`.
+    pub fn missing(partner: Partner, path: &str) -> Self {
+        MapError::MissingField {
+            partner,
+            path: path.to_owned(),
+        }
+    }
+
+    /// The tracking key could not be built; names the carrier or the tracking field.
+    pub fn bad_tracking_key(
+        partner: Partner,
+        e: &crate::tracking_key::TrackingKeyError,
+        carrier_path: &str,
+        tracking_path: &str,
+    ) -> Self {
+        use crate::tracking_key::TrackingKeyError as K;
+        let path = match e {
+            K::EmptyCarrier => carrier_path,
+            K::EmptyTracking | K::TooLong => tracking_path,
+        };
+        MapError::BadValue {
+            partner,
+            path: path.to_owned(),
+            message: e.to_string(),
+        }
+    }
+
     /// Stable code, `<partner>.<kind>`.
     pub fn code(&self) -> &'static str {
         let (partner, kind) = match self {

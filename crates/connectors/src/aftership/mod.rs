@@ -62,7 +62,7 @@ pub use crate::mapped::Mapped;
 use crate::carrier_signature::{digest_matches, hmac_sha256, single_header};
 use crate::checkpoint::{into_drafts, non_blank};
 use crate::map_error::{content_key, parse_json, Partner};
-use crate::tracking_key::{normalize_carrier, tracking_key, TrackingKeyError};
+use crate::tracking_key::{normalize_carrier, tracking_key};
 use base64::Engine;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -113,17 +113,20 @@ pub fn map(body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, MapError>
     let Some(t) = hook.msg else {
         // No tracking in it: nothing to record (unknown future event types included).
         return match non_blank(hook.event.as_deref()) {
-            Some(e) if e.starts_with("tracking_") || e == "edd_revise" => Err(missing("msg")),
+            Some(e) if e.starts_with("tracking_") || e == "edd_revise" => {
+                Err(MapError::missing(P, "msg"))
+            }
             _ => Ok(Mapped {
                 payload_key,
                 drafts: Vec::new(),
             }),
         };
     };
-    let slug = non_blank(t.slug.as_deref()).ok_or_else(|| missing("msg.slug"))?;
-    let tracking =
-        non_blank(t.tracking_number.as_deref()).ok_or_else(|| missing("msg.tracking_number"))?;
-    let subject = tracking_key(slug, tracking).map_err(|e| bad_key(&e))?;
+    let slug = non_blank(t.slug.as_deref()).ok_or_else(|| MapError::missing(P, "msg.slug"))?;
+    let tracking = non_blank(t.tracking_number.as_deref())
+        .ok_or_else(|| MapError::missing(P, "msg.tracking_number"))?;
+    let subject = tracking_key(slug, tracking)
+        .map_err(|e| MapError::bad_tracking_key(P, &e, "msg.slug", "msg.tracking_number"))?;
     let mut refs = BTreeMap::new();
     refs.insert("tracking".to_owned(), tracking.trim().to_owned());
     refs.insert("carrier".to_owned(), normalize_carrier(slug));
@@ -143,25 +146,6 @@ pub fn map(body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, MapError>
         payload_key,
         drafts: into_drafts(&subject, &refs, updates),
     })
-}
-
-fn missing(path: &str) -> MapError {
-    MapError::MissingField {
-        partner: P,
-        path: path.to_owned(),
-    }
-}
-
-fn bad_key(e: &TrackingKeyError) -> MapError {
-    let path = match e {
-        TrackingKeyError::EmptyCarrier => "msg.slug",
-        TrackingKeyError::EmptyTracking | TrackingKeyError::TooLong => "msg.tracking_number",
-    };
-    MapError::BadValue {
-        partner: P,
-        path: path.to_owned(),
-        message: e.to_string(),
-    }
 }
 
 #[cfg(test)]

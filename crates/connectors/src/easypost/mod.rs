@@ -64,7 +64,7 @@ pub use crate::mapped::Mapped;
 use crate::carrier_signature::{digest_matches, hmac_sha256, single_header};
 use crate::checkpoint::{into_drafts, non_blank};
 use crate::map_error::{content_key, parse_json, Partner};
-use crate::tracking_key::{normalize_carrier, tracking_key, TrackingKeyError};
+use crate::tracking_key::{normalize_carrier, tracking_key};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use unicode_normalization::UnicodeNormalization;
@@ -133,11 +133,13 @@ pub fn map(body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, MapError>
         });
     }
     let event: wire::TrackerEvent = parse_json(P, body)?;
-    let t = event.result.ok_or_else(|| missing("result"))?;
-    let carrier = non_blank(t.carrier.as_deref()).ok_or_else(|| missing("result.carrier"))?;
-    let tracking =
-        non_blank(t.tracking_code.as_deref()).ok_or_else(|| missing("result.tracking_code"))?;
-    let subject = tracking_key(carrier, tracking).map_err(|e| bad_key(&e))?;
+    let t = event.result.ok_or_else(|| MapError::missing(P, "result"))?;
+    let carrier =
+        non_blank(t.carrier.as_deref()).ok_or_else(|| MapError::missing(P, "result.carrier"))?;
+    let tracking = non_blank(t.tracking_code.as_deref())
+        .ok_or_else(|| MapError::missing(P, "result.tracking_code"))?;
+    let subject = tracking_key(carrier, tracking)
+        .map_err(|e| MapError::bad_tracking_key(P, &e, "result.carrier", "result.tracking_code"))?;
     let mut refs = BTreeMap::new();
     refs.insert("tracking".to_owned(), tracking.trim().to_owned());
     refs.insert("carrier".to_owned(), normalize_carrier(carrier));
@@ -154,25 +156,6 @@ pub fn map(body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, MapError>
         payload_key,
         drafts: into_drafts(&subject, &refs, updates),
     })
-}
-
-fn missing(path: &str) -> MapError {
-    MapError::MissingField {
-        partner: P,
-        path: path.to_owned(),
-    }
-}
-
-fn bad_key(e: &TrackingKeyError) -> MapError {
-    let path = match e {
-        TrackingKeyError::EmptyCarrier => "result.carrier",
-        TrackingKeyError::EmptyTracking | TrackingKeyError::TooLong => "result.tracking_code",
-    };
-    MapError::BadValue {
-        partner: P,
-        path: path.to_owned(),
-        message: e.to_string(),
-    }
 }
 
 #[cfg(test)]

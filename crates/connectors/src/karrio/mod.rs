@@ -64,7 +64,7 @@ pub use crate::mapped::Mapped;
 use crate::carrier_signature::{secrets_match, single_header};
 use crate::checkpoint::{into_drafts, non_blank};
 use crate::map_error::{content_key, parse_json, Partner};
-use crate::tracking_key::{normalize_carrier, tracking_key, TrackingKeyError};
+use crate::tracking_key::{normalize_carrier, tracking_key};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
@@ -110,7 +110,7 @@ pub fn verify(
 pub fn map(body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, MapError> {
     let head: wire::WebhookHead = parse_json(P, body)?;
     let payload_key = content_key(body);
-    let event = non_blank(head.event.as_deref()).ok_or_else(|| missing("event"))?;
+    let event = non_blank(head.event.as_deref()).ok_or_else(|| MapError::missing(P, "event"))?;
     if !TRACKER_EVENTS.contains(&event) {
         return Ok(Mapped {
             payload_key,
@@ -118,12 +118,14 @@ pub fn map(body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, MapError>
         });
     }
     let hook: wire::TrackerWebhook = parse_json(P, body)?;
-    let t = hook.data.ok_or_else(|| missing("data"))?;
-    let carrier =
-        non_blank(t.carrier_name.as_deref()).ok_or_else(|| missing("data.carrier_name"))?;
-    let tracking =
-        non_blank(t.tracking_number.as_deref()).ok_or_else(|| missing("data.tracking_number"))?;
-    let subject = tracking_key(carrier, tracking).map_err(|e| bad_key(&e))?;
+    let t = hook.data.ok_or_else(|| MapError::missing(P, "data"))?;
+    let carrier = non_blank(t.carrier_name.as_deref())
+        .ok_or_else(|| MapError::missing(P, "data.carrier_name"))?;
+    let tracking = non_blank(t.tracking_number.as_deref())
+        .ok_or_else(|| MapError::missing(P, "data.tracking_number"))?;
+    let subject = tracking_key(carrier, tracking).map_err(|e| {
+        MapError::bad_tracking_key(P, &e, "data.carrier_name", "data.tracking_number")
+    })?;
     let mut refs = BTreeMap::new();
     refs.insert("tracking".to_owned(), tracking.trim().to_owned());
     refs.insert("carrier".to_owned(), normalize_carrier(carrier));
@@ -139,25 +141,6 @@ pub fn map(body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, MapError>
         payload_key,
         drafts: into_drafts(&subject, &refs, updates),
     })
-}
-
-fn missing(path: &str) -> MapError {
-    MapError::MissingField {
-        partner: P,
-        path: path.to_owned(),
-    }
-}
-
-fn bad_key(e: &TrackingKeyError) -> MapError {
-    let path = match e {
-        TrackingKeyError::EmptyCarrier => "data.carrier_name",
-        TrackingKeyError::EmptyTracking | TrackingKeyError::TooLong => "data.tracking_number",
-    };
-    MapError::BadValue {
-        partner: P,
-        path: path.to_owned(),
-        message: e.to_string(),
-    }
 }
 
 #[cfg(test)]
