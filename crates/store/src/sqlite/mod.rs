@@ -124,6 +124,7 @@ struct Inner {
     next_reader: std::sync::atomic::AtomicUsize,
     subscriptions: Arc<RwLock<Arc<Vec<Subscription>>>>,
     signal: watch::Receiver<u64>,
+    checkpoint_stop: Mutex<Option<mpsc::Sender<()>>>,
 }
 
 /// The SQLite store.
@@ -181,10 +182,25 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel::<Job>();
         let (sig_tx, sig_rx) = watch::channel(0u64);
         let (done_tx, done_rx) = oneshot::channel();
-        // The writer checkpoints the WAL itself every `checkpoint_pages` frames. A separate
-        // checkpointing connection was tried: under sustained writes it never catches up,
-        // the WAL is never restarted and grows without bound.
+        // The writer checkpoints the WAL itself every `checkpoint_pages` frames: only a
+        // writer can restart the WAL, so without that, under sustained writes, the WAL
+        // grows without bound (a helper connection alone never catches up).
         writer_conn.pragma_update(None, "wal_autocheckpoint", opts.checkpoint_pages)?;
+        // A helper connection copies WAL frames into the database in between (PASSIVE: it
+        // never blocks the writer), so the writer's own checkpoints find little left to do.
+        let helper = open_conn(&opts)?;
+        let (cp_tx, cp_rx) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("waybill-sqlite-checkpoint".into())
+            .spawn(move || loop {
+                match cp_rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        let _ = helper.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    }
+                    _ => break,
+                }
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start checkpoint thread: {e}")))?;
         let subs = subscriptions.clone();
         let max_batch = opts.max_batch.max(1);
         std::thread::Builder::new()
@@ -202,6 +218,7 @@ impl SqliteStore {
                 next_reader: Default::default(),
                 subscriptions,
                 signal: sig_rx,
+                checkpoint_stop: Mutex::new(Some(cp_tx)),
             }),
         })
     }
@@ -324,6 +341,9 @@ impl SqliteStore {
 
     pub(crate) async fn close(&self) {
         if let Ok(mut g) = self.inner.writer.lock() {
+            g.take();
+        }
+        if let Ok(mut g) = self.inner.checkpoint_stop.lock() {
             g.take();
         }
         let done = self
