@@ -192,12 +192,12 @@ impl SqliteStore {
         let (cp_tx, cp_rx) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("waybill-sqlite-checkpoint".into())
-            .spawn(move || loop {
-                match cp_rx.recv_timeout(std::time::Duration::from_millis(50)) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        let _ = helper.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                    }
-                    _ => break,
+            .spawn(move || {
+                // Until the store closes (the sender is dropped).
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    cp_rx.recv_timeout(std::time::Duration::from_millis(50))
+                {
+                    let _ = helper.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
                 }
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start checkpoint thread: {e}")))?;
