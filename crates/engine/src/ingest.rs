@@ -1,12 +1,10 @@
 //! INGEST: authenticate, parse, map; then hand the payload to the store, which makes it
 //! durable before anything is acknowledged. Every rejection is stored too.
 
+pub use crate::auth::{Auth, AuthConfig};
 use crate::partner::{Ack, Inbound, Mapped, Rejection};
-use crate::secret::{Secret, SecretRef};
-use crate::signature::{self, SigningKey};
 use crate::Hub;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use waybill_mapping::{MappingError, Payload, Program};
 use waybill_model::draft::Origin;
@@ -16,29 +14,6 @@ use waybill_store::{IngestOutcome, IngestRecord, StoreError, Verdict};
 
 /// Default body limit of a source: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
-
-/// How a source authenticates its requests.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum AuthConfig {
-    /// Standard Webhooks HMAC-SHA256 (`webhook-id`, `webhook-timestamp`, `webhook-signature`);
-    /// several secrets allow rotation.
-    StandardWebhooks {
-        /// `whsec_…` secrets, by reference.
-        secrets: Vec<SecretRef>,
-    },
-    /// `Authorization: Bearer <key>` with one of these keys.
-    ApiKey {
-        /// Accepted keys, by reference.
-        keys: Vec<SecretRef>,
-    },
-    /// A secret token in the URL path: `/v1/ingest/<source>/<token>`, for partners that
-    /// can neither sign nor add headers. Weaker: URLs end up in logs; use HTTPS.
-    UrlToken {
-        /// Accepted tokens, by reference.
-        tokens: Vec<SecretRef>,
-    },
-}
 
 /// One inbound source, as configured under `[sources.<name>]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -59,125 +34,6 @@ pub struct SourceConfig {
 
 fn default_max_body() -> usize {
     DEFAULT_MAX_BODY
-}
-
-/// Resolved authentication of a source.
-pub enum Auth {
-    /// Standard Webhooks with these keys (any may match: rotation).
-    StandardWebhooks(Vec<SigningKey>),
-    /// Bearer API keys.
-    ApiKey(Vec<Secret>),
-    /// Tokens in the URL path.
-    UrlToken(Vec<Secret>),
-}
-
-impl Auth {
-    /// Resolves the configured secrets; errors are `auth.…: message`.
-    pub fn build(cfg: &AuthConfig) -> Result<Auth, Vec<String>> {
-        let mut errs = Vec::new();
-        let auth = match cfg {
-            AuthConfig::StandardWebhooks { secrets } => {
-                let keys: Vec<SigningKey> = secrets
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, s)| {
-                        s.resolve()
-                            .and_then(|v| SigningKey::parse(v.expose()))
-                            .map_err(|e| errs.push(format!("auth.secrets[{i}]: {e}")))
-                            .ok()
-                    })
-                    .collect();
-                if secrets.is_empty() {
-                    errs.push("auth.secrets: at least one secret is required".into());
-                }
-                Auth::StandardWebhooks(keys)
-            }
-            AuthConfig::UrlToken { tokens } => {
-                let ts: Vec<Secret> = tokens
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, s)| {
-                        s.resolve()
-                            .map_err(|e| errs.push(format!("auth.tokens[{i}]: {e}")))
-                            .ok()
-                    })
-                    .collect();
-                if tokens.is_empty() {
-                    errs.push("auth.tokens: at least one token is required".into());
-                }
-                if ts.iter().any(|t| t.expose().len() < 16) {
-                    errs.push("auth.tokens: a URL token must be at least 16 characters".into());
-                }
-                Auth::UrlToken(ts)
-            }
-            AuthConfig::ApiKey { keys } => {
-                let ks: Vec<Secret> = keys
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, s)| {
-                        s.resolve()
-                            .map_err(|e| errs.push(format!("auth.keys[{i}]: {e}")))
-                            .ok()
-                    })
-                    .collect();
-                if keys.is_empty() {
-                    errs.push("auth.keys: at least one key is required".into());
-                }
-                Auth::ApiKey(ks)
-            }
-        };
-        if errs.is_empty() {
-            Ok(auth)
-        } else {
-            Err(errs)
-        }
-    }
-
-    /// Checks a request.
-    pub fn check(&self, r: &Received) -> Result<(), Rejection> {
-        match self {
-            Auth::StandardWebhooks(keys) => signature::verify(
-                keys,
-                r.header("webhook-id"),
-                r.header("webhook-timestamp"),
-                r.header("webhook-signature"),
-                &r.body,
-                r.received_at.unix_timestamp(),
-            )
-            .map_err(|e| reject(401, "ingest.bad_signature", e.to_string())),
-            Auth::ApiKey(keys) => {
-                let given = r
-                    .header("authorization")
-                    .and_then(|h| {
-                        h.strip_prefix("Bearer ")
-                            .or_else(|| h.strip_prefix("bearer "))
-                    })
-                    .ok_or_else(|| reject(401, "ingest.unauthorized", "missing bearer API key"))?;
-                if keys
-                    .iter()
-                    .any(|k| bool::from(k.expose().as_bytes().ct_eq(given.as_bytes())))
-                {
-                    Ok(())
-                } else {
-                    Err(reject(401, "ingest.unauthorized", "unknown API key"))
-                }
-            }
-            Auth::UrlToken(tokens) => {
-                let given = r
-                    .url_token
-                    .as_deref()
-                    .ok_or_else(|| reject(401, "ingest.unauthorized", "missing URL token"))?;
-                if tokens
-                    .iter()
-                    .any(|t| bool::from(t.expose().as_bytes().ct_eq(given.as_bytes())))
-                {
-                    Ok(())
-                } else {
-                    Err(reject(401, "ingest.unauthorized", "unknown URL token"))
-                }
-            }
-        }
-    }
 }
 
 /// A source ready to receive: secrets resolved, programs compiled.

@@ -7,6 +7,7 @@
 //! Never does: speak a particular partner's format or protocol; acknowledge a payload
 //! before the store says it is durable; drop a rejected payload.
 
+pub mod auth;
 pub mod circuit;
 pub mod config;
 pub mod dispatcher;
