@@ -195,15 +195,11 @@ pub(crate) fn updates(t: &Tracking, base: &str) -> Result<Vec<Update>, MapError>
 }
 
 fn checkpoint_time(c: &Checkpoint, path: &str) -> Result<CarrierTime, MapError> {
-    let raw = non_blank(c.checkpoint_time.as_deref()).ok_or_else(|| MapError::MissingField {
-        partner: P,
-        path: format!("{path}.checkpoint_time"),
-    })?;
-    carrier_time::parse(raw).ok_or_else(|| MapError::BadTime {
-        partner: P,
-        path: format!("{path}.checkpoint_time"),
-        value: raw.to_owned(),
-    })
+    carrier_time::required(
+        P,
+        c.checkpoint_time.as_deref(),
+        &format!("{path}.checkpoint_time"),
+    )
 }
 
 fn code_of(tag: &Tag, subtag: Option<&Subtag>) -> String {

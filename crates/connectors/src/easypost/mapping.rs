@@ -167,15 +167,7 @@ pub(crate) fn updates(t: &Tracker, base: &str) -> Result<Vec<Update>, MapError> 
 }
 
 fn scan_time(d: &TrackingDetail, path: &str) -> Result<CarrierTime, MapError> {
-    let raw = non_blank(d.datetime.as_deref()).ok_or_else(|| MapError::MissingField {
-        partner: P,
-        path: format!("{path}.datetime"),
-    })?;
-    carrier_time::parse(raw).ok_or_else(|| MapError::BadTime {
-        partner: P,
-        path: format!("{path}.datetime"),
-        value: raw.to_owned(),
-    })
+    carrier_time::required(P, d.datetime.as_deref(), &format!("{path}.datetime"))
 }
 
 fn scan(
