@@ -136,7 +136,7 @@ impl SinkConfig {
     pub fn concurrency(&self) -> Option<usize> {
         match self {
             SinkConfig::HttpWebhook(c) => c.concurrency,
-            SinkConfig::Odoo(c) => Some(c.connection.max_concurrency),
+            SinkConfig::Odoo(c) => Some(c.pickings_in_flight),
         }
     }
 }

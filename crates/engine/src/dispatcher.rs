@@ -12,7 +12,7 @@
 
 use crate::circuit::{Circuit, CircuitConfig, CircuitState};
 use crate::metrics::Metrics;
-use crate::partner::{DeliveryError, Outbound};
+use crate::partner::{BatchOutcome, Batching, Outbound};
 use crate::retry::{Decision, RetryPolicy};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -79,13 +79,15 @@ struct Lane {
     queue: VecDeque<OutboxItem>,
 }
 
-type Outcome = (i64, String, Result<(), DeliveryError>);
+/// (id of the lane's head when sent, shipment, what the delivery achieved).
+type Outcome = (i64, String, BatchOutcome);
 
 struct Dispatcher {
     store: Store,
     sink: SinkRuntime,
     metrics: Arc<Metrics>,
     limits: DispatchLimits,
+    batching: Batching,
     circuit: Circuit,
     lanes: HashMap<String, Lane>,
     ready: BinaryHeap<Reverse<(Instant, i64, String)>>,
@@ -108,7 +110,9 @@ fn due_at(item: &OutboxItem, now: Instant) -> Instant {
 impl Dispatcher {
     fn new(store: Store, sink: SinkRuntime, metrics: Arc<Metrics>, limits: DispatchLimits) -> Self {
         let circuit = Circuit::new(sink.circuit);
+        let batching = sink.outbound.batching();
         Dispatcher {
+            batching,
             store,
             sink,
             metrics,
@@ -195,8 +199,9 @@ impl Dispatcher {
                     queue: VecDeque::new(),
                 });
             if lane.queue.is_empty() {
+                // A new lane waits the sink's coalescing window for its followers.
                 self.ready.push(Reverse((
-                    due_at(&item, now),
+                    due_at(&item, now).max(now + self.batching.window),
                     item.id,
                     item.shipment.clone(),
                 )));
@@ -218,54 +223,82 @@ impl Dispatcher {
             let Some(Reverse((_, id, shipment))) = self.ready.pop() else {
                 break;
             };
-            let Some(item) = self
-                .lanes
-                .get(&shipment)
-                .and_then(|l| l.queue.front())
-                .cloned()
-            else {
+            let Some(lane) = self.lanes.get(&shipment) else {
                 continue;
             };
+            // The head, and behind it (for a coalescing sink) the events already due.
+            let batch: Vec<OutboxItem> = lane
+                .queue
+                .iter()
+                .enumerate()
+                .take_while(|(i, it)| *i == 0 || due_at(it, now) <= now)
+                .take(self.batching.max.max(1))
+                .map(|(_, it)| it.clone())
+                .collect();
+            if batch.is_empty() {
+                continue;
+            }
             self.in_flight += 1;
             let out = self.sink.outbound.clone();
             let tx = res_tx.clone();
             tokio::spawn(async move {
-                let r = out.deliver(&item).await;
+                let r = if batch.len() == 1 {
+                    match out.deliver(&batch[0]).await {
+                        Ok(()) => BatchOutcome {
+                            delivered: 1,
+                            error: None,
+                        },
+                        Err(e) => BatchOutcome {
+                            delivered: 0,
+                            error: Some(e),
+                        },
+                    }
+                } else {
+                    out.deliver_batch(&batch).await
+                };
                 let _ = tx.send((id, shipment, r));
             });
         }
     }
 
-    fn complete(&mut self, (id, shipment, result): Outcome) {
+    fn complete(&mut self, (id, shipment, outcome): Outcome) {
         self.in_flight = self.in_flight.saturating_sub(1);
         let now = Instant::now();
+        let name = self.sink.name.clone();
         let Some(lane) = self.lanes.get_mut(&shipment) else {
             return;
         };
-        let Some(head) = lane.queue.front_mut() else {
-            return;
-        };
-        if head.id != id {
+        if lane.queue.front().map(|h| h.id) != Some(id) {
             return;
         }
-        let attempts = head.attempts + 1;
-        let name = self.sink.name.as_str();
-        let finished = match result {
-            Ok(()) => {
-                self.circuit.on_success();
-                self.metrics.deliveries.inc(&[name, "delivered"]);
-                self.updates
-                    .push(DeliveryUpdate::Delivered { id, attempts });
-                true
-            }
-            Err(e) if e.gone => {
+        // The delivered prefix.
+        for _ in 0..outcome.delivered {
+            let Some(done) = lane.queue.pop_front() else {
+                break;
+            };
+            self.buffered = self.buffered.saturating_sub(1);
+            self.circuit.on_success();
+            self.metrics.deliveries.inc(&[&name, "delivered"]);
+            self.updates.push(DeliveryUpdate::Delivered {
+                id: done.id,
+                attempts: done.attempts + 1,
+            });
+        }
+        let mut finished = true;
+        if let Some(e) = outcome.error {
+            let Some(head) = lane.queue.front_mut() else {
+                return;
+            };
+            let id = head.id;
+            let attempts = head.attempts + 1;
+            let name = name.as_str();
+            if e.gone {
                 tracing::error!(sink = name, error = %e.message, "sink answered 410 Gone: paused, events wait");
                 self.metrics.deliveries.inc(&[name, "gone"]);
                 self.circuit.trip(now, self.sink.pause_on_gone);
                 self.ready.push(Reverse((now, id, shipment.clone())));
-                false
-            }
-            Err(e) => {
+                finished = false;
+            } else {
                 if e.kind.should_retry() {
                     self.circuit.on_failure(now);
                 } else {
@@ -293,7 +326,7 @@ impl Dispatcher {
                         });
                         self.ready
                             .push(Reverse((now + delay, id, shipment.clone())));
-                        false
+                        finished = false;
                     }
                     Decision::GiveUp => {
                         self.metrics.deliveries.inc(&[name, "dead"]);
@@ -303,14 +336,13 @@ impl Dispatcher {
                             attempts,
                             error: e.message,
                         });
-                        true
+                        lane.queue.pop_front();
+                        self.buffered = self.buffered.saturating_sub(1);
                     }
                 }
             }
-        };
+        }
         if finished {
-            lane.queue.pop_front();
-            self.buffered = self.buffered.saturating_sub(1);
             match lane.queue.front() {
                 Some(next) => self
                     .ready

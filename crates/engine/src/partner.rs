@@ -35,11 +35,68 @@ impl DeliveryError {
 /// A boxed future returned by [`Outbound::deliver`].
 pub type DeliverFuture<'a> = Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
 
+/// What a batch delivery achieved: the first `delivered` items are done; when some are
+/// not, `error` says why the item at index `delivered` failed (the rest were not tried or
+/// will be tried again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// How many items, from the front, were delivered.
+    pub delivered: usize,
+    /// Why the next one was not (None when all were delivered).
+    pub error: Option<DeliveryError>,
+}
+
+/// A boxed future returned by [`Outbound::deliver_batch`].
+pub type BatchFuture<'a> = Pin<Box<dyn Future<Output = BatchOutcome> + Send + 'a>>;
+
+/// How a sink wants consecutive events of one shipment grouped (coalescing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Most events of one shipment handed over in one delivery (1: no batching).
+    pub max: usize,
+    /// How long a shipment's first pending event waits for the next ones before it is
+    /// sent (zero: send at once; events that pile up meanwhile still go together).
+    pub window: Duration,
+}
+
+impl Batching {
+    /// One event at a time, sent at once.
+    pub const NONE: Batching = Batching {
+        max: 1,
+        window: Duration::ZERO,
+    };
+}
+
 /// A sink: something events are delivered to.
 pub trait Outbound: Send + Sync + 'static {
     /// Delivers one event (the outbox item's body). Must be idempotent on the receiver's
     /// side given the event id; must not retry by itself (the dispatcher does).
     fn deliver<'a>(&'a self, item: &'a OutboxItem) -> DeliverFuture<'a>;
+
+    /// How this sink wants events grouped; default: one at a time.
+    fn batching(&self) -> Batching {
+        Batching::NONE
+    }
+
+    /// Delivers consecutive events of one shipment, in log order, as one unit (a sink that
+    /// coalesces them into fewer partner calls overrides this). Default: one by one,
+    /// stopping at the first failure.
+    fn deliver_batch<'a>(&'a self, items: &'a [OutboxItem]) -> BatchFuture<'a> {
+        Box::pin(async move {
+            for (i, item) in items.iter().enumerate() {
+                if let Err(e) = self.deliver(item).await {
+                    return BatchOutcome {
+                        delivered: i,
+                        error: Some(e),
+                    };
+                }
+            }
+            BatchOutcome {
+                delivered: items.len(),
+                error: None,
+            }
+        })
+    }
 }
 
 /// Why an inbound request is refused; it is stored as a rejected inbox record.

@@ -27,6 +27,12 @@ pub struct Fake {
     /// When set, `stock.picking` / `sale.order` `search_read` serve these records,
     /// filtered on `write_date >=` the domain's first term, ordered and paged like Odoo.
     pub records: std::sync::Mutex<Option<Vec<Value>>>,
+    /// Requests answered (both protocols).
+    pub requests: AtomicUsize,
+    /// Every ORM call made while `records` is set: (model, method, context).
+    pub calls: std::sync::Mutex<Vec<(String, String, Value)>>,
+    /// Answer time of every request (default 20 ms when zero).
+    pub latency_ms: std::sync::atomic::AtomicU64,
 }
 
 fn serve_records(all: &[Value], model: &str, kw: &Value) -> Value {
@@ -81,11 +87,36 @@ fn object(model: &str, method: &str, kwargs: &Value) -> Result<Option<Value>, Va
     }
 }
 
-async fn jsonrpc(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Json<Value> {
+async fn answer_time(f: &Fake) {
+    f.requests.fetch_add(1, Ordering::SeqCst);
     let n = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     f.max_in_flight.fetch_max(n, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let ms = match f.latency_ms.load(Ordering::Relaxed) {
+        0 => 20,
+        ms => ms,
+    };
+    tokio::time::sleep(Duration::from_millis(ms)).await;
     f.in_flight.fetch_sub(1, Ordering::SeqCst);
+}
+
+fn run_orm(
+    f: &Fake,
+    model: &str,
+    method: &str,
+    pos: &Value,
+    kw: &Value,
+) -> Result<Option<Value>, Value> {
+    f.calls
+        .lock()
+        .unwrap()
+        .push((model.to_owned(), method.to_owned(), kw["context"].clone()));
+    let mut guard = f.records.lock().unwrap();
+    let all = guard.get_or_insert_with(Vec::new);
+    orm(all, model, method, pos, kw)
+}
+
+async fn jsonrpc(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Json<Value> {
+    answer_time(&f).await;
     let id = body["id"].clone();
     let p = &body["params"];
     let args = &p["args"];
@@ -100,14 +131,12 @@ async fn jsonrpc(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Json<Va
             json!(false)
         })),
         (Some("object"), Some("execute_kw")) => {
-            let records = f.records.lock().unwrap().clone();
+            let has_records = f.records.lock().unwrap().is_some();
             if args[2] != KEY {
                 Err(error("odoo.exceptions.AccessDenied", "Access Denied"))
-            } else if records.is_some() {
-                let mut guard = f.records.lock().unwrap();
-                let all = guard.get_or_insert_with(Vec::new);
-                orm(
-                    all,
+            } else if has_records {
+                run_orm(
+                    &f,
                     args[3].as_str().unwrap_or(""),
                     args[4].as_str().unwrap_or(""),
                     &args[5],
@@ -131,10 +160,12 @@ async fn jsonrpc(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Json<Va
 }
 
 async fn json2(
+    State(f): State<Arc<Fake>>,
     Path((model, method)): Path<(String, String)>,
     h: HeaderMap,
     Json(body): Json<Value>,
 ) -> impl IntoResponse {
+    answer_time(&f).await;
     if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("bearer {KEY}")) {
         return (
             StatusCode::UNAUTHORIZED,
@@ -145,7 +176,20 @@ async fn json2(
         h.get("x-odoo-database").and_then(|v| v.to_str().ok()),
         Some("logistics")
     );
-    match object(&model, &method, &body) {
+    let has_records = f.records.lock().unwrap().is_some();
+    let out = if has_records {
+        // JSON-2 takes keyword arguments only: `ids` for the records, `vals_list` for
+        // `create`; the ORM here reads them as JSON-RPC's positional arguments.
+        let pos = if method == "create" {
+            json!([body["vals_list"].clone()])
+        } else {
+            json!([body["ids"].clone()])
+        };
+        run_orm(&f, &model, &method, &pos, &body)
+    } else {
+        object(&model, &method, &body)
+    };
+    match out {
         Ok(v) => (StatusCode::OK, Json(v.unwrap_or(Value::Null))),
         Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, Json(e["data"].clone())),
     }
@@ -196,7 +240,9 @@ fn matches(rec: &Value, domain: &Value) -> bool {
             "=" => got == v || got.get(0) == Some(v),
             "!=" => got != v,
             ">=" => as_cmp(got) >= as_cmp(v),
-            "in" => v.as_array().is_some_and(|a| a.contains(got)),
+            "in" => v
+                .as_array()
+                .is_some_and(|a| a.contains(got) || got.get(0).is_some_and(|g| a.contains(g))),
             "not in" => !v.as_array().is_some_and(|a| a.contains(got)),
             "ilike" => got
                 .as_str()
@@ -338,12 +384,20 @@ fn orm(
         "message_post" => {
             let id = next_id(all);
             let body = kw["body"].as_str().unwrap_or("");
-            let escaped = body
-                .replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;");
-            all.push(json!({"_model": "mail.message", "id": id, "model": model, "res_id": ids.first(),
-                            "body": format!("<p>{escaped}</p>"), "message_type": kw["message_type"]}));
+            // A str body is escaped; `body_is_html` keeps it as (sanitised) HTML.
+            let stored = if kw["body_is_html"] == json!(true) {
+                body.to_owned()
+            } else {
+                let escaped = body
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;");
+                format!("<p>{escaped}</p>")
+            };
+            all.push(
+                json!({"_model": "mail.message", "id": id, "model": model, "res_id": ids.first(),
+                            "body": stored, "message_type": kw["message_type"]}),
+            );
             Ok(Some(json!(id)))
         }
         "activity_schedule" => {
@@ -369,7 +423,11 @@ fn serve_records_domain(all: &[Value], model: &str, kw: &Value) -> Value {
         .filter(|r| r["_model"] == model && matches(r, domain))
         .cloned()
         .collect();
-    let limit = kw["limit"].as_u64().unwrap_or(80) as usize;
+    // Odoo: a limit of 0 (or none) reads every match.
+    let limit = match kw["limit"].as_u64() {
+        Some(0) | None => usize::MAX,
+        Some(n) => n as usize,
+    };
     Value::Array(rows.into_iter().take(limit).collect())
 }
 

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod odoo_burst;
 
 use anyhow::Context;
 use std::future::Future;

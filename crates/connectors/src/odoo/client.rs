@@ -3,7 +3,10 @@
 use super::{OdooConfig, OdooError};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{OnceCell, Semaphore};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
+use tokio::time::Instant;
 use waybill_engine::secret::Secret;
 
 /// Wire protocol.
@@ -26,8 +29,27 @@ pub struct OdooClient {
     protocol: OnceCell<Protocol>,
     uid: OnceCell<i64>,
     limit: Semaphore,
+    /// Time between request starts (rate limit), and when the next one may start.
+    spacing: Option<Duration>,
+    next_start: Mutex<Option<Instant>>,
     next_id: AtomicU64,
+    requests: AtomicU64,
 }
+
+/// Order and page of a `search_read`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page<'a> {
+    /// `order`, e.g. `id asc`.
+    pub order: &'a str,
+    /// Most rows (0: all).
+    pub limit: usize,
+    /// Rows skipped.
+    pub offset: usize,
+}
+
+/// A request slot: a place under the concurrency limit, taken after the rate limit's
+/// wait. Held by a batched reader while it gathers the keys it will ask for.
+pub struct Ticket<'a>(#[allow(dead_code)] SemaphorePermit<'a>);
 
 impl OdooClient {
     /// Validates the configuration (no network) and builds the client.
@@ -42,6 +64,9 @@ impl OdooClient {
                 None
             }
         };
+        if !(cfg.max_requests_per_second >= 0.0 && cfg.max_requests_per_second.is_finite()) {
+            errs.push("max_requests_per_second: must be a number ≥ 0".into());
+        }
         if !(cfg.url.starts_with("http://") || cfg.url.starts_with("https://")) {
             errs.push("url: must start with http:// or https://".into());
         }
@@ -67,18 +92,65 @@ impl OdooClient {
                 protocol: OnceCell::new(),
                 uid: OnceCell::new(),
                 limit: Semaphore::new(cfg.max_concurrency.max(1)),
+                spacing: (cfg.max_requests_per_second > 0.0)
+                    .then(|| Duration::from_secs_f64(1.0 / cfg.max_requests_per_second)),
+                next_start: Mutex::new(None),
                 next_id: AtomicU64::new(1),
+                requests: AtomicU64::new(0),
             }),
             _ => Err(errs),
         }
     }
 
-    async fn post(&self, url: &str, body: &Value, json2: bool) -> Result<(u16, Value), OdooError> {
-        let _permit = self
+    /// Requests sent so far (for RPCs-per-event figures).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Waits for a request slot: a place under the concurrency limit, then the rate
+    /// limit's turn. Authentication and protocol detection happen first, so a request
+    /// made with the ticket needs no other slot.
+    pub async fn ticket(&self) -> Result<Ticket<'_>, OdooError> {
+        if self.protocol().await? == Protocol::JsonRpc {
+            self.uid().await?;
+        }
+        self.slot().await
+    }
+
+    async fn slot(&self) -> Result<Ticket<'_>, OdooError> {
+        let permit = self
             .limit
             .acquire()
             .await
             .map_err(|_| OdooError::Transport("client closed".into()))?;
+        if let Some(gap) = self.spacing {
+            let now = Instant::now();
+            let start = {
+                let mut next = match self.next_start.lock() {
+                    Ok(n) => n,
+                    Err(p) => p.into_inner(),
+                };
+                let start = next.map_or(now, |t| t.max(now));
+                *next = Some(start + gap);
+                start
+            };
+            tokio::time::sleep_until(start).await;
+        }
+        Ok(Ticket(permit))
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        body: &Value,
+        json2: bool,
+        ticket: Option<Ticket<'_>>,
+    ) -> Result<(u16, Value), OdooError> {
+        let _ticket = match ticket {
+            Some(t) => t,
+            None => self.slot().await?,
+        };
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let mut req = self.http.post(url).json(body);
         if json2 {
             req = req
@@ -111,12 +183,18 @@ impl OdooClient {
     }
 
     /// One JSON-RPC call; `result` absent means `null` (a method returning None).
-    async fn jsonrpc(&self, service: &str, method: &str, args: Value) -> Result<Value, OdooError> {
+    async fn jsonrpc(
+        &self,
+        service: &str,
+        method: &str,
+        args: Value,
+        ticket: Option<Ticket<'_>>,
+    ) -> Result<Value, OdooError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({"jsonrpc": "2.0", "method": "call", "id": id,
                           "params": {"service": service, "method": method, "args": args}});
         let (status, v) = self
-            .post(&format!("{}/jsonrpc", self.base), &body, false)
+            .post(&format!("{}/jsonrpc", self.base), &body, false, ticket)
             .await?;
         if let Some(err) = v.get("error") {
             return Err(server_error(err));
@@ -129,7 +207,7 @@ impl OdooClient {
 
     /// `common.version`: server version info.
     pub async fn version(&self) -> Result<Value, OdooError> {
-        self.jsonrpc("common", "version", json!([])).await
+        self.jsonrpc("common", "version", json!([]), None).await
     }
 
     /// The protocol in use (detected once from `common.version` when `auto`).
@@ -160,6 +238,7 @@ impl OdooClient {
                         "common",
                         "authenticate",
                         json!([self.database, self.login, self.key.expose(), {}]),
+                        None,
                     )
                     .await?;
                 v.as_i64()
@@ -172,6 +251,18 @@ impl OdooClient {
     /// Calls `model.method` on `ids` (None for model methods) with named arguments.
     pub async fn call(
         &self,
+        model: &str,
+        method: &str,
+        ids: Option<&[i64]>,
+        kwargs: Map<String, Value>,
+    ) -> Result<Value, OdooError> {
+        self.call_with(None, model, method, ids, kwargs).await
+    }
+
+    /// [`call`](Self::call) in a slot already taken with [`ticket`](Self::ticket).
+    pub async fn call_with(
+        &self,
+        ticket: Option<Ticket<'_>>,
         model: &str,
         method: &str,
         ids: Option<&[i64]>,
@@ -196,6 +287,7 @@ impl OdooClient {
                         args,
                         kwargs
                     ]),
+                    ticket,
                 )
                 .await
             }
@@ -205,7 +297,7 @@ impl OdooClient {
                     body.insert("ids".into(), json!(ids));
                 }
                 let url = format!("{}/json/2/{model}/{method}", self.base);
-                let (status, v) = self.post(&url, &Value::Object(body), true).await?;
+                let (status, v) = self.post(&url, &Value::Object(body), true, ticket).await?;
                 if (200..300).contains(&status) {
                     Ok(v)
                 } else if v.get("name").is_some() {
@@ -227,13 +319,39 @@ impl OdooClient {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<Value>, OdooError> {
+        let page = Page {
+            order,
+            limit,
+            offset,
+        };
+        self.search_read_with(None, model, domain, fields, page, None)
+            .await
+    }
+
+    /// [`search_read`](Self::search_read) in a slot already taken, with a context
+    /// (`allowed_company_ids`, …). A limit of 0 reads every match.
+    pub async fn search_read_with(
+        &self,
+        ticket: Option<Ticket<'_>>,
+        model: &str,
+        domain: Value,
+        fields: &[&str],
+        page: Page<'_>,
+        context: Option<&Value>,
+    ) -> Result<Vec<Value>, OdooError> {
         let mut kw = Map::new();
         kw.insert("domain".into(), domain);
         kw.insert("fields".into(), json!(fields));
-        kw.insert("order".into(), json!(order));
-        kw.insert("limit".into(), json!(limit));
-        kw.insert("offset".into(), json!(offset));
-        match self.call(model, "search_read", None, kw).await? {
+        kw.insert("order".into(), json!(page.order));
+        kw.insert("limit".into(), json!(page.limit));
+        kw.insert("offset".into(), json!(page.offset));
+        if let Some(c) = context {
+            kw.insert("context".into(), c.clone());
+        }
+        match self
+            .call_with(ticket, model, "search_read", None, kw)
+            .await?
+        {
             Value::Array(rows) => Ok(rows),
             other => Err(OdooError::Protocol(format!("search_read returned {other}"))),
         }
@@ -268,6 +386,7 @@ impl OdooClient {
                         [vals_list],
                         kw
                     ]),
+                    None,
                 )
                 .await?
             }

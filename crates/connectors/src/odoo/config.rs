@@ -26,6 +26,10 @@ pub struct OdooConfig {
     /// Requests in flight at once (default 4; one Odoo worker answered ~40 writes/s).
     #[serde(default = "default_concurrency")]
     pub max_concurrency: usize,
+    /// Most requests started per second (default 20; 0 = no limit). Odoo is the slow
+    /// party: one Odoo 18 worker answered ~40 writes/s.
+    #[serde(default = "default_rate")]
+    pub max_requests_per_second: f64,
 }
 
 fn default_protocol() -> String {
@@ -36,4 +40,7 @@ fn default_timeout() -> Duration {
 }
 fn default_concurrency() -> usize {
     4
+}
+fn default_rate() -> f64 {
+    20.0
 }

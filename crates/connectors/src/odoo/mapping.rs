@@ -88,6 +88,13 @@ pub fn picking(database: &str, rec: &Value) -> Vec<EventDraft> {
         ("odoo.order", m2o_name(&rec["sale_id"])),
         ("odoo.partner", m2o_name(&rec["partner_id"])),
         ("odoo.company", m2o_name(&rec["company_id"])),
+        (
+            "odoo.company_id",
+            rec["company_id"]
+                .get(0)
+                .and_then(Value::as_i64)
+                .map(|c| c.to_string()),
+        ),
         ("carrier", m2o_name(&rec["carrier_id"])),
         ("tracking", text(&rec["carrier_tracking_ref"])),
     ];
@@ -134,6 +141,9 @@ pub fn order(database: &str, rec: &Value) -> Vec<EventDraft> {
             refs.insert("odoo.picking_id".to_string(), pid.to_string());
             if let Some(n) = &name {
                 refs.insert("odoo.order".to_string(), n.clone());
+            }
+            if let Some(c) = rec["company_id"].get(0).and_then(Value::as_i64) {
+                refs.insert("odoo.company_id".to_string(), c.to_string());
             }
             EventDraft {
                 ty: "order.cancelled".into(),

@@ -20,6 +20,7 @@
 //! Errors are classified into [`FailureKind`](waybill_model::FailureKind) from Odoo's
 //! error object, keeping Odoo's message for the operator.
 
+mod batch;
 mod client;
 mod config;
 mod error;
@@ -28,7 +29,8 @@ mod poller;
 mod sink;
 mod webhook;
 
-pub use client::{OdooClient, Protocol};
+pub use batch::BatchedRead;
+pub use client::{OdooClient, Page, Protocol, Ticket};
 pub use config::OdooConfig;
 pub use error::OdooError;
 pub use poller::{OdooPoller, OdooSourceConfig, PollError};

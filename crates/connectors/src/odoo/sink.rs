@@ -1,24 +1,41 @@
 //! Waybill → Odoo: canonical events become actions on the outgoing picking — tracking
 //! reference and carrier, validation (completing the wizards `button_validate` returns),
-//! chatter notes, and exception activities.
+//! freight cost, chatter notes, exception activities and the invoice on delivery.
 //!
 //! Every action reads before it writes, so replaying an event changes nothing: a tracking
 //! ref already set is not written again; a picking already done is not validated again;
-//! chatter notes and activities carry the event id as a marker (`[waybill <id>]`) and are
-//! not posted when a note or activity with that marker exists. Calls for one picking are
-//! serialised (concurrent writes to one record make Odoo retry serialization failures).
+//! chatter notes and activities carry the event id as a marker (`[waybill <id>]`) and an
+//! event whose marker is already there is not posted again.
+//!
+//! Odoo is the slow party, so the sink coalesces and batches:
+//! - the dispatcher hands it the pending events of one shipment together (after a
+//!   `coalesce_window` for the first one); they become one write of the tracking ref,
+//!   at most one validation, one chatter note listing every event and one activity;
+//! - the reads of concurrent deliveries (pickings by id or tracking number, existing
+//!   notes and activities) share one `search_read` ([`BatchedRead`]);
+//! - calls for one picking are serialised (concurrent writes to one record make Odoo
+//!   retry serialization failures), and the client keeps Odoo under a request rate.
+//!
+//! Multi-company: every write runs with `allowed_company_ids` set to the picking's
+//! company, so Odoo does it in that company (backorders, invoices, activities); a sink
+//! limited to `companies` never touches a picking of another company, and an event that
+//! names its Odoo company (`odoo.company_id`) only matches pickings of that company.
 //!
 //! The picking is found by the event's `odoo.picking_id` reference, else by its tracking
 //! number (`carrier_tracking_ref`), else by its sale order name (`odoo.order`, matched on
 //! the picking's `origin`). Not found yet (Odoo may not have it): retryable.
-//! Not yet done here: invoicing on proof of delivery, freight charges, coalescing bursts.
 
+use super::batch::BatchedRead;
 use super::{OdooClient, OdooConfig, OdooError};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use waybill_engine::partner::{DeliverFuture, DeliveryError, Outbound};
+use std::time::Duration;
+use waybill_engine::duration;
+use waybill_engine::partner::{
+    BatchFuture, BatchOutcome, Batching, DeliverFuture, DeliveryError, Outbound,
+};
 use waybill_model::{CloudEvent, EventType, FailureKind};
 use waybill_store::OutboxItem;
 
@@ -37,6 +54,9 @@ pub enum Action {
     /// Invoice the picking's sale order through Odoo's public flow
     /// (`sale.advance.payment.inv` → `create_invoices`, then `account.move.action_post`).
     Invoice,
+    /// Write a confirmed freight charge's total into the picking's `carrier_price`
+    /// ("Shipping Cost", from `stock_delivery`) when it is in the company's currency.
+    RecordFreight,
 }
 
 /// `[sinks.<name>]` with `type = "odoo"`.
@@ -54,6 +74,29 @@ pub struct OdooSinkConfig {
     /// User who gets exception activities (default: Odoo's default, the API user).
     #[serde(default)]
     pub activity_user_id: Option<i64>,
+    /// Odoo companies (ids) this sink acts for; empty: every company the API user has.
+    #[serde(default)]
+    pub companies: Vec<i64>,
+    /// How long a shipment's first pending event waits for the next ones (default 1s).
+    #[serde(default = "default_window", deserialize_with = "duration::de")]
+    pub coalesce_window: Duration,
+    /// Most events of one shipment coalesced into one set of writes (default 50).
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Shipments handled at once; their reads share requests (default 32). Requests in
+    /// flight stay under `connection.max_concurrency`.
+    #[serde(default = "default_in_flight")]
+    pub pickings_in_flight: usize,
+}
+
+fn default_window() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_batch() -> usize {
+    50
+}
+fn default_in_flight() -> usize {
+    32
 }
 
 /// The default action table.
@@ -75,17 +118,23 @@ pub fn default_actions(ty: EventType) -> Vec<Action> {
         | ShipmentDelayed
         | ShipmentOnHold
         | ShipmentBookingRejected => vec![Activity, Chatter],
-        OrderReleased
-        | OrderCancelled
-        | WarehousePicked
-        | WarehousePacked
-        | ShipmentCancelled
-        | ShipmentCorrected
-        | FreightChargeConfirmed
-        | InvoicePosted
-        | PaymentReceived => vec![],
+        FreightChargeConfirmed => vec![RecordFreight, Chatter],
+        OrderReleased | OrderCancelled | WarehousePicked | WarehousePacked | ShipmentCancelled
+        | ShipmentCorrected | InvoicePosted | PaymentReceived => vec![],
     }
 }
+
+/// The fields of a picking the sink reads.
+const PICKING_FIELDS: &[&str] = &[
+    "name",
+    "state",
+    "origin",
+    "carrier_tracking_ref",
+    "carrier_id",
+    "carrier_price",
+    "sale_id",
+    "company_id",
+];
 
 /// The Odoo sink.
 pub struct OdooSink {
@@ -93,7 +142,14 @@ pub struct OdooSink {
     actions: HashMap<EventType, Vec<Action>>,
     carriers: BTreeMap<String, i64>,
     activity_user_id: Option<i64>,
+    companies: Vec<i64>,
+    batching: Batching,
     locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    by_id: BatchedRead,
+    by_tracking: BatchedRead,
+    notes: BatchedRead,
+    activities: BatchedRead,
+    currencies: Mutex<HashMap<i64, String>>,
 }
 
 fn err(e: OdooError) -> DeliveryError {
@@ -105,6 +161,19 @@ fn kw(pairs: &[(&str, Value)]) -> Map<String, Value> {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect()
+}
+
+fn permanent(msg: String) -> DeliveryError {
+    DeliveryError::new(FailureKind::Permanent, msg)
+}
+
+/// The many2one id of a field (`[id, name]` or `false`).
+fn m2o(v: &Value) -> Option<i64> {
+    v.get(0).and_then(Value::as_i64)
+}
+
+fn refs_of(ev: &CloudEvent) -> BTreeMap<&str, &str> {
+    ev.refs().collect()
 }
 
 impl OdooSink {
@@ -131,16 +200,59 @@ impl OdooSink {
                 Err(e) => errs.push(format!("sinks.{name}.actions: {e}")),
             }
         }
+        if cfg.max_batch == 0 {
+            errs.push(format!("sinks.{name}.max_batch: must be at least 1"));
+        }
+        let keys = cfg.pickings_in_flight.clamp(1, 500);
         match client {
             Some(client) if errs.is_empty() => Ok(OdooSink {
                 client,
                 actions,
                 carriers: cfg.carriers.clone(),
                 activity_user_id: cfg.activity_user_id,
+                companies: cfg.companies.clone(),
+                batching: Batching {
+                    max: cfg.max_batch,
+                    window: cfg.coalesce_window,
+                },
                 locks: Mutex::new(HashMap::new()),
+                by_id: BatchedRead::new("stock.picking", "id", vec![], PICKING_FIELDS, keys),
+                by_tracking: BatchedRead::new(
+                    "stock.picking",
+                    "carrier_tracking_ref",
+                    vec![json!(["picking_type_code", "=", "outgoing"])],
+                    PICKING_FIELDS,
+                    keys,
+                ),
+                notes: BatchedRead::new(
+                    "mail.message",
+                    "res_id",
+                    vec![
+                        json!(["model", "=", "stock.picking"]),
+                        json!(["body", "ilike", "[waybill "]),
+                    ],
+                    &["res_id", "body"],
+                    keys,
+                ),
+                activities: BatchedRead::new(
+                    "mail.activity",
+                    "res_id",
+                    vec![
+                        json!(["res_model", "=", "stock.picking"]),
+                        json!(["note", "ilike", "[waybill "]),
+                    ],
+                    &["res_id", "summary", "note"],
+                    keys,
+                ),
+                currencies: Mutex::new(HashMap::new()),
             }),
             _ => Err(errs),
         }
+    }
+
+    /// Requests sent to Odoo so far.
+    pub fn requests(&self) -> u64 {
+        self.client.requests()
     }
 
     fn lock_for(&self, picking: i64) -> Arc<tokio::sync::Mutex<()>> {
@@ -151,134 +263,328 @@ impl OdooSink {
         m.entry(picking).or_default().clone()
     }
 
-    async fn find_picking(&self, ev: &CloudEvent) -> Result<i64, DeliveryError> {
-        let refs: BTreeMap<&str, &str> = ev.refs().collect();
-        if let Some(id) = refs
-            .get("odoo.picking_id")
-            .and_then(|s| s.parse::<i64>().ok())
-        {
+    /// Whether a picking record may be acted on for these events: in the sink's
+    /// companies, and in the company the events name (if they name one).
+    fn company_allows(&self, rec: &Value, evs: &[&CloudEvent]) -> bool {
+        let company = m2o(&rec["company_id"]);
+        if !self.companies.is_empty() && !company.is_some_and(|c| self.companies.contains(&c)) {
+            return false;
+        }
+        evs.iter().all(|ev| {
+            refs_of(ev)
+                .get("odoo.company_id")
+                .and_then(|c| c.parse::<i64>().ok())
+                .is_none_or(|want| company == Some(want))
+        })
+    }
+
+    /// The picking's id, from the first event that locates one: by id, else by
+    /// tracking number, else by sale order name.
+    async fn find_picking(&self, evs: &[&CloudEvent]) -> Result<i64, DeliveryError> {
+        let first = |key: &str| {
+            evs.iter()
+                .find_map(|ev| refs_of(ev).get(key).map(|v| (*v).to_owned()))
+        };
+        if let Some(id) = first("odoo.picking_id").and_then(|s| s.parse::<i64>().ok()) {
             return Ok(id);
         }
-        let fields = ["state"];
-        let mut domains = Vec::new();
-        if let Some(t) = refs.get("tracking") {
-            domains.push(json!([
-                ["carrier_tracking_ref", "=", t],
-                ["picking_type_code", "=", "outgoing"]
-            ]));
-        }
-        if let Some(o) = refs.get("odoo.order") {
-            domains.push(json!([
-                ["origin", "ilike", o],
-                ["picking_type_code", "=", "outgoing"],
-                ["state", "not in", ["cancel"]]
-            ]));
-        }
-        for d in domains {
-            let rows = self
-                .client
-                .search_read("stock.picking", d, &fields, "id asc", 1, 0)
+        let mut candidates = Vec::new();
+        if let Some(t) = first("tracking") {
+            candidates = self
+                .by_tracking
+                .get(&self.client, json!(t))
                 .await
                 .map_err(err)?;
-            if let Some(id) = rows.first().and_then(|r| r["id"].as_i64()) {
-                return Ok(id);
+        }
+        if !candidates.iter().any(|r| self.company_allows(r, evs)) {
+            if let Some(o) = first("odoo.order") {
+                let mut domain = vec![
+                    json!(["origin", "ilike", o]),
+                    json!(["picking_type_code", "=", "outgoing"]),
+                    json!(["state", "not in", ["cancel"]]),
+                ];
+                if !self.companies.is_empty() {
+                    domain.push(json!(["company_id", "in", self.companies]));
+                }
+                candidates = self
+                    .client
+                    .search_read(
+                        "stock.picking",
+                        Value::Array(domain),
+                        PICKING_FIELDS,
+                        "id asc",
+                        20,
+                        0,
+                    )
+                    .await
+                    .map_err(err)?;
             }
         }
-        Err(DeliveryError::new(
-            FailureKind::Retryable,
-            format!(
-                "odoo.picking_not_found: no outgoing picking for shipment {}",
-                ev.subject
-            ),
-        ))
+        candidates
+            .iter()
+            .find(|r| self.company_allows(r, evs))
+            .and_then(|r| r["id"].as_i64())
+            .ok_or_else(|| {
+                DeliveryError::new(
+                    FailureKind::Retryable,
+                    format!(
+                        "odoo.picking_not_found: no outgoing picking for shipment {}",
+                        evs.first().map(|e| e.subject.0.as_str()).unwrap_or("")
+                    ),
+                )
+            })
     }
 
     async fn read_picking(&self, id: i64) -> Result<Value, DeliveryError> {
+        let rows = self.by_id.get(&self.client, json!(id)).await.map_err(err)?;
+        rows.into_iter().next().ok_or_else(|| {
+            permanent(format!(
+                "odoo.missing_record: stock.picking {id} does not exist"
+            ))
+        })
+    }
+
+    fn parse(item: &OutboxItem) -> Result<CloudEvent, DeliveryError> {
+        serde_json::from_str(&item.body).map_err(|e| {
+            DeliveryError::new(
+                FailureKind::InvalidInput,
+                format!("not a canonical event: {e}"),
+            )
+        })
+    }
+
+    /// Delivers consecutive events of one shipment as one set of Odoo calls. Should that
+    /// fail for a reason retrying cannot fix, the events go one by one so that only the
+    /// event at fault is refused.
+    async fn apply_batch(&self, items: &[OutboxItem]) -> BatchOutcome {
+        let mut evs = Vec::with_capacity(items.len());
+        let mut bad = None;
+        for it in items {
+            match Self::parse(it) {
+                Ok(ev) => evs.push(ev),
+                Err(e) => {
+                    bad = Some(e);
+                    break;
+                }
+            }
+        }
+        let refs: Vec<&CloudEvent> = evs.iter().collect();
+        let n = refs.len();
+        match self.apply(&refs).await {
+            Ok(()) => BatchOutcome {
+                delivered: n,
+                error: bad,
+            },
+            Err(e) if n > 1 && !e.kind.should_retry() && !e.gone => {
+                for (i, ev) in refs.iter().enumerate() {
+                    if let Err(e) = self.apply(std::slice::from_ref(ev)).await {
+                        return BatchOutcome {
+                            delivered: i,
+                            error: Some(e),
+                        };
+                    }
+                }
+                BatchOutcome {
+                    delivered: n,
+                    error: bad,
+                }
+            }
+            Err(e) => BatchOutcome {
+                delivered: 0,
+                error: Some(e),
+            },
+        }
+    }
+
+    async fn apply(&self, evs: &[&CloudEvent]) -> Result<(), DeliveryError> {
+        let plan: Vec<(&CloudEvent, &[Action])> = evs
+            .iter()
+            .filter_map(|ev| {
+                self.actions
+                    .get(&ev.ty)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| (*ev, a.as_slice()))
+            })
+            .collect();
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let acting: Vec<&CloudEvent> = plan.iter().map(|(e, _)| *e).collect();
+        let pid = self.find_picking(&acting).await?;
+        let lock = self.lock_for(pid);
+        let _guard = lock.lock().await;
+        let mut p = self.read_picking(pid).await?;
+        if !self.company_allows(&p, &acting) {
+            return Err(permanent(format!(
+                "odoo.foreign_company: picking {pid} belongs to company {} which this sink does not act for or the event does not name",
+                p["company_id"]
+            )));
+        }
+        let ctx = m2o(&p["company_id"]).map(|c| json!({"allowed_company_ids": [c]}));
+        let with = |a: Action| {
+            plan.iter()
+                .filter(move |(_, acts)| acts.contains(&a))
+                .map(|(e, _)| *e)
+        };
+        if let Some(ev) = with(Action::SetTracking).rfind(|e| refs_of(e).contains_key("tracking")) {
+            self.set_tracking(&p, ev, &ctx).await?;
+        }
+        if let Some(ev) = with(Action::RecordFreight).next_back() {
+            self.record_freight(&p, ev, &ctx).await?;
+        }
+        if with(Action::Validate).next().is_some() {
+            p = self.validate(&p, &ctx).await?;
+        }
+        let chatter: Vec<&CloudEvent> = with(Action::Chatter).collect();
+        if !chatter.is_empty() {
+            self.chatter(pid, &chatter, &ctx).await?;
+        }
+        let activity: Vec<&CloudEvent> = with(Action::Activity).collect();
+        if !activity.is_empty() {
+            self.activity(pid, &activity, &ctx).await?;
+        }
+        if with(Action::Invoice).next().is_some() {
+            self.invoice(&p, &ctx).await?;
+        }
+        Ok(())
+    }
+
+    fn ctx_kw(ctx: &Option<Value>, mut k: Map<String, Value>) -> Map<String, Value> {
+        if let Some(c) = ctx {
+            k.insert("context".into(), c.clone());
+        }
+        k
+    }
+
+    async fn write_picking(
+        &self,
+        pid: i64,
+        vals: Map<String, Value>,
+        ctx: &Option<Value>,
+    ) -> Result<(), DeliveryError> {
+        let k = Self::ctx_kw(ctx, kw(&[("vals", Value::Object(vals))]));
+        self.client
+            .call("stock.picking", "write", Some(&[pid]), k)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn set_tracking(
+        &self,
+        p: &Value,
+        ev: &CloudEvent,
+        ctx: &Option<Value>,
+    ) -> Result<(), DeliveryError> {
+        let refs = refs_of(ev);
+        let Some(tracking) = refs.get("tracking") else {
+            return Ok(());
+        };
+        let mut vals = Map::new();
+        if p["carrier_tracking_ref"].as_str() != Some(tracking) {
+            vals.insert("carrier_tracking_ref".into(), json!(tracking));
+        }
+        if let Some(cid) = refs.get("carrier").and_then(|c| self.carriers.get(*c)) {
+            if m2o(&p["carrier_id"]) != Some(*cid) {
+                vals.insert("carrier_id".into(), json!(cid));
+            }
+        }
+        match (vals.is_empty(), p["id"].as_i64()) {
+            (false, Some(pid)) => self.write_picking(pid, vals, ctx).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The currency code of a company (read once, then kept).
+    async fn company_currency(&self, company: i64) -> Result<Option<String>, DeliveryError> {
+        if let Some(c) = self
+            .currencies
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&company).cloned())
+        {
+            return Ok(Some(c));
+        }
         let rows = self
             .client
             .search_read(
-                "stock.picking",
-                json!([["id", "=", id]]),
-                &[
-                    "name",
-                    "state",
-                    "carrier_tracking_ref",
-                    "carrier_id",
-                    "sale_id",
-                ],
+                "res.company",
+                json!([["id", "=", company]]),
+                &["currency_id"],
                 "id asc",
                 1,
                 0,
             )
             .await
             .map_err(err)?;
-        rows.into_iter().next().ok_or_else(|| {
-            DeliveryError::new(
-                FailureKind::Permanent,
-                format!("odoo.missing_record: stock.picking {id} does not exist"),
-            )
-        })
+        let code = rows
+            .first()
+            .and_then(|r| r["currency_id"].get(1))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let (Some(c), Ok(mut m)) = (&code, self.currencies.lock()) {
+            m.insert(company, c.clone());
+        }
+        Ok(code)
     }
 
-    async fn apply(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
-        let ev: CloudEvent = serde_json::from_str(&item.body).map_err(|e| {
-            DeliveryError::new(
+    /// Writes the freight total into `carrier_price` when it is in the company's currency
+    /// (or names none); otherwise only the chatter note carries it.
+    async fn record_freight(
+        &self,
+        p: &Value,
+        ev: &CloudEvent,
+        ctx: &Option<Value>,
+    ) -> Result<(), DeliveryError> {
+        let Some(total) = ev.data["total"]
+            .as_str()
+            .and_then(|t| t.parse::<f64>().ok())
+            .or_else(|| ev.data["total"].as_f64())
+        else {
+            return Err(DeliveryError::new(
                 FailureKind::InvalidInput,
-                format!("not a canonical event: {e}"),
-            )
-        })?;
-        let actions = self.actions.get(&ev.ty).cloned().unwrap_or_default();
-        if actions.is_empty() {
-            return Ok(());
-        }
-        let pid = self.find_picking(&ev).await?;
-        let lock = self.lock_for(pid);
-        let _guard = lock.lock().await;
-        let marker = format!("[waybill {}]", ev.id);
-        for a in actions {
-            match a {
-                Action::SetTracking => self.set_tracking(pid, &ev).await?,
-                Action::Validate => self.validate(pid).await?,
-                Action::Chatter => self.chatter(pid, &ev, &marker).await?,
-                Action::Activity => self.activity(pid, &ev, &marker).await?,
-                Action::Invoice => self.invoice(pid).await?,
-            }
-        }
-        Ok(())
-    }
-
-    async fn set_tracking(&self, pid: i64, ev: &CloudEvent) -> Result<(), DeliveryError> {
-        let refs: BTreeMap<&str, &str> = ev.refs().collect();
-        let Some(tracking) = refs.get("tracking") else {
-            return Ok(());
+                format!(
+                    "freight.no_total: event {} has no numeric data.total",
+                    ev.id
+                ),
+            ));
         };
-        let p = self.read_picking(pid).await?;
-        let mut vals = Map::new();
-        if p["carrier_tracking_ref"].as_str() != Some(tracking) {
-            vals.insert("carrier_tracking_ref".into(), json!(tracking));
-        }
-        if let Some(cid) = refs.get("carrier").and_then(|c| self.carriers.get(*c)) {
-            if p["carrier_id"].get(0).and_then(Value::as_i64) != Some(*cid) {
-                vals.insert("carrier_id".into(), json!(cid));
+        if let Some(cur) = ev.data["currency"].as_str().filter(|c| !c.is_empty()) {
+            let company = m2o(&p["company_id"]);
+            let theirs = match company {
+                Some(c) => self.company_currency(c).await?,
+                None => None,
+            };
+            if theirs.as_deref() != Some(cur) {
+                return Ok(());
             }
         }
-        if !vals.is_empty() {
-            self.client
-                .write("stock.picking", &[pid], Value::Object(vals))
-                .await
-                .map_err(err)?;
+        let current = p["carrier_price"].as_f64().unwrap_or(0.0);
+        match p["id"].as_i64() {
+            Some(pid) if (current - total).abs() >= 0.005 => {
+                self.write_picking(pid, kw(&[("carrier_price", json!(total))]), ctx)
+                    .await
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
-    async fn validate(&self, pid: i64) -> Result<(), DeliveryError> {
-        let p = self.read_picking(pid).await?;
+    /// Validates the picking unless it is done or cancelled; returns it re-read.
+    async fn validate(&self, p: &Value, ctx: &Option<Value>) -> Result<Value, DeliveryError> {
+        let Some(pid) = p["id"].as_i64() else {
+            return Ok(p.clone());
+        };
         if matches!(p["state"].as_str(), Some("done") | Some("cancel")) {
-            return Ok(());
+            return Ok(p.clone());
         }
         let mut r = self
             .client
-            .call("stock.picking", "button_validate", Some(&[pid]), Map::new())
+            .call(
+                "stock.picking",
+                "button_validate",
+                Some(&[pid]),
+                Self::ctx_kw(ctx, Map::new()),
+            )
             .await
             .map_err(err)?;
         // Each wizard step must be called with the returned action's context, or it
@@ -289,131 +595,177 @@ impl OdooSink {
                 Some("confirm.stock.sms") => ("confirm.stock.sms", "send_sms"),
                 _ => break,
             };
-            let ctx = r["context"].clone();
+            let mut wctx = r["context"].clone();
+            if let (Some(o), Some(Value::Object(c))) = (wctx.as_object_mut(), ctx) {
+                for (k, v) in c {
+                    o.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
             let wiz = match r["res_id"].as_i64() {
                 Some(id) => id,
                 None => self
                     .client
-                    .create(model, json!([{}]), Some(ctx.clone()))
+                    .create(model, json!([{}]), Some(wctx.clone()))
                     .await
                     .map_err(err)?
                     .first()
                     .copied()
-                    .ok_or_else(|| {
-                        DeliveryError::new(
-                            FailureKind::Permanent,
-                            format!("{model}.create returned no id"),
-                        )
-                    })?,
+                    .ok_or_else(|| permanent(format!("{model}.create returned no id")))?,
             };
             r = self
                 .client
-                .call(model, method, Some(&[wiz]), kw(&[("context", ctx)]))
+                .call(model, method, Some(&[wiz]), kw(&[("context", wctx)]))
                 .await
                 .map_err(err)?;
         }
         let after = self.read_picking(pid).await?;
         if after["state"] != "done" {
-            return Err(DeliveryError::new(
-                FailureKind::Permanent,
-                format!(
-                    "odoo.not_validated: picking {pid} is `{}` after button_validate",
-                    after["state"]
-                ),
-            ));
+            return Err(permanent(format!(
+                "odoo.not_validated: picking {pid} is `{}` after button_validate",
+                after["state"]
+            )));
         }
-        Ok(())
+        Ok(after)
     }
 
-    async fn exists(&self, model: &str, domain: Value) -> Result<bool, DeliveryError> {
-        let n = self
-            .client
-            .call(model, "search_count", None, kw(&[("domain", domain)]))
-            .await
-            .map_err(err)?;
-        Ok(n.as_i64().unwrap_or(0) > 0)
+    /// The events whose marker is in none of the records `reader` finds for the picking
+    /// (its notes, or its activities), looking in `fields`.
+    async fn unmarked<'e>(
+        &self,
+        reader: &BatchedRead,
+        fields: &[&str],
+        pid: i64,
+        evs: &[&'e CloudEvent],
+    ) -> Result<Vec<&'e CloudEvent>, DeliveryError> {
+        let existing = reader.get(&self.client, json!(pid)).await.map_err(err)?;
+        let seen = |m: &str| {
+            existing.iter().any(|r| {
+                fields
+                    .iter()
+                    .any(|f| r[*f].as_str().is_some_and(|b| b.contains(m)))
+            })
+        };
+        Ok(evs
+            .iter()
+            .copied()
+            .filter(|ev| !seen(&marker(ev)))
+            .collect())
     }
 
-    async fn chatter(&self, pid: i64, ev: &CloudEvent, marker: &str) -> Result<(), DeliveryError> {
-        if self
-            .exists(
-                "mail.message",
-                json!([
-                    ["model", "=", "stock.picking"],
-                    ["res_id", "=", pid],
-                    ["body", "ilike", marker]
-                ]),
-            )
-            .await?
-        {
-            return Ok(());
-        }
-        let body = format!("{} {marker}", describe(ev));
+    /// Calls a method of the picking in its company.
+    async fn picking_call(
+        &self,
+        pid: i64,
+        method: &str,
+        k: Map<String, Value>,
+        ctx: &Option<Value>,
+    ) -> Result<(), DeliveryError> {
         self.client
-            .call(
-                "stock.picking",
-                "message_post",
-                Some(&[pid]),
-                kw(&[
-                    ("body", json!(body)),
-                    ("message_type", json!("comment")),
-                    ("subtype_xmlid", json!("mail.mt_note")),
-                ]),
-            )
+            .call("stock.picking", method, Some(&[pid]), Self::ctx_kw(ctx, k))
             .await
             .map_err(err)?;
         Ok(())
     }
 
-    async fn activity(&self, pid: i64, ev: &CloudEvent, marker: &str) -> Result<(), DeliveryError> {
-        if self
-            .exists(
-                "mail.activity",
-                json!([
-                    ["res_model", "=", "stock.picking"],
-                    ["res_id", "=", pid],
-                    ["summary", "ilike", marker]
-                ]),
-            )
-            .await?
-        {
+    /// One chatter note for every event whose marker is not on the picking yet.
+    async fn chatter(
+        &self,
+        pid: i64,
+        evs: &[&CloudEvent],
+        ctx: &Option<Value>,
+    ) -> Result<(), DeliveryError> {
+        let new = self.unmarked(&self.notes, &["body"], pid, evs).await?;
+        if new.is_empty() {
             return Ok(());
         }
+        let body: String = new
+            .iter()
+            .map(|ev| format!("<p>{} {}</p>", html(&describe(ev)), html(&marker(ev))))
+            .collect();
+        let k = kw(&[
+            ("body", json!(body)),
+            ("body_is_html", json!(true)),
+            ("message_type", json!("comment")),
+            ("subtype_xmlid", json!("mail.mt_note")),
+        ]);
+        self.picking_call(pid, "message_post", k, ctx).await
+    }
+
+    /// One exception activity for the events whose marker no activity carries yet.
+    async fn activity(
+        &self,
+        pid: i64,
+        evs: &[&CloudEvent],
+        ctx: &Option<Value>,
+    ) -> Result<(), DeliveryError> {
+        let new = self
+            .unmarked(&self.activities, &["note", "summary"], pid, evs)
+            .await?;
+        let Some(last) = new.last() else {
+            return Ok(());
+        };
+        let note: String = new
+            .iter()
+            .map(|ev| {
+                format!(
+                    "<p>{} — shipment {} (source {}) {}</p>",
+                    html(&describe(ev)),
+                    html(&ev.subject.0),
+                    html(ev.source_name()),
+                    html(&marker(ev))
+                )
+            })
+            .collect();
+        let summary = if new.len() == 1 {
+            last.ty.to_string()
+        } else {
+            format!("{} (+{} more)", last.ty, new.len() - 1)
+        };
         let mut args = kw(&[
             ("act_type_xmlid", json!("mail.mail_activity_data_warning")),
-            ("summary", json!(format!("{} {marker}", ev.ty))),
-            (
-                "note",
-                json!(format!(
-                    "{}\nShipment {} (source {}).",
-                    describe(ev),
-                    ev.subject,
-                    ev.source_name()
-                )),
-            ),
+            ("summary", json!(summary)),
+            ("note", json!(note)),
         ]);
         if let Some(u) = self.activity_user_id {
             args.insert("user_id".into(), json!(u));
         }
-        self.client
-            .call("stock.picking", "activity_schedule", Some(&[pid]), args)
-            .await
-            .map_err(err)?;
-        Ok(())
+        self.picking_call(pid, "activity_schedule", args, ctx).await
     }
 }
 
+/// The marker that makes a note or activity idempotent.
+fn marker(ev: &CloudEvent) -> String {
+    format!("[waybill {}]", ev.id)
+}
+
+/// Escapes text for an HTML body.
+fn html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 impl OdooSink {
-    async fn draft_invoices(&self, so: i64) -> Result<(Value, Vec<i64>), DeliveryError> {
+    async fn draft_invoices(
+        &self,
+        so: i64,
+        ctx: &Option<Value>,
+    ) -> Result<(Value, Vec<i64>), DeliveryError> {
+        let page = super::client::Page {
+            order: "id asc",
+            limit: 1,
+            offset: 0,
+        };
         let rows = self
             .client
-            .search_read(
+            .search_read_with(
+                None,
                 "sale.order",
                 json!([["id", "=", so]]),
                 &["invoice_status", "invoice_ids"],
-                "id asc",
-                1,
-                0,
+                page,
+                ctx.as_ref(),
             )
             .await
             .map_err(err)?;
@@ -427,14 +779,19 @@ impl OdooSink {
         let drafts = if ids.is_empty() {
             Vec::new()
         } else {
+            let page = super::client::Page {
+                order: "id asc",
+                limit: ids.len(),
+                offset: 0,
+            };
             self.client
-                .search_read(
+                .search_read_with(
+                    None,
                     "account.move",
                     json!([["id", "in", ids], ["state", "=", "draft"]]),
                     &["state"],
-                    "id asc",
-                    ids.len(),
-                    0,
+                    page,
+                    ctx.as_ref(),
                 )
                 .await
                 .map_err(err)?
@@ -447,16 +804,16 @@ impl OdooSink {
 
     /// Invoices the sale order of the picking, once: nothing when it is already fully
     /// invoiced; posts draft invoices left by an earlier attempt; otherwise creates the
-    /// invoice with the "delivered quantities" wizard and posts it.
-    async fn invoice(&self, pid: i64) -> Result<(), DeliveryError> {
-        let p = self.read_picking(pid).await?;
-        let Some(so) = p["sale_id"].get(0).and_then(Value::as_i64) else {
-            return Err(DeliveryError::new(
-                FailureKind::Permanent,
-                format!("odoo.no_sale_order: picking {pid} has no sale order"),
-            ));
+    /// invoice with the "delivered quantities" wizard and posts it — in the picking's
+    /// company.
+    async fn invoice(&self, p: &Value, ctx: &Option<Value>) -> Result<(), DeliveryError> {
+        let pid = &p["id"];
+        let Some(so) = m2o(&p["sale_id"]) else {
+            return Err(permanent(format!(
+                "odoo.no_sale_order: picking {pid} has no sale order"
+            )));
         };
-        let (order, mut drafts) = self.draft_invoices(so).await?;
+        let (order, mut drafts) = self.draft_invoices(so, ctx).await?;
         if order["invoice_status"] == "invoiced" && drafts.is_empty() {
             return Ok(());
         }
@@ -466,30 +823,33 @@ impl OdooSink {
                 .create(
                     "sale.advance.payment.inv",
                     json!([{"advance_payment_method": "delivered", "sale_order_ids": [[6, 0, [so]]]}]),
-                    None,
+                    ctx.clone(),
                 )
                 .await
                 .map_err(err)?
                 .first()
                 .copied()
-                .ok_or_else(|| {
-                    DeliveryError::new(FailureKind::Permanent, "sale.advance.payment.inv.create returned no id")
-                })?;
+                .ok_or_else(|| permanent("sale.advance.payment.inv.create returned no id".into()))?;
             self.client
                 .call(
                     "sale.advance.payment.inv",
                     "create_invoices",
                     Some(&[wiz]),
-                    Map::new(),
+                    Self::ctx_kw(ctx, Map::new()),
                 )
                 .await
                 .map_err(err)?;
-            drafts = self.draft_invoices(so).await?.1;
+            drafts = self.draft_invoices(so, ctx).await?.1;
         }
         if !drafts.is_empty() {
             // `action_post` returns false normally: only errors matter.
             self.client
-                .call("account.move", "action_post", Some(&drafts), Map::new())
+                .call(
+                    "account.move",
+                    "action_post",
+                    Some(&drafts),
+                    Self::ctx_kw(ctx, Map::new()),
+                )
                 .await
                 .map_err(err)?;
         }
@@ -513,11 +873,40 @@ fn describe(ev: &CloudEvent) -> String {
     if let Some(c) = d["location"]["city"].as_str() {
         s.push_str(&format!(", {c}"));
     }
+    if ev.ty == EventType::FreightChargeConfirmed {
+        if let Some(t) = d["total"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| d["total"].as_f64().map(|f| f.to_string()))
+        {
+            s.push_str(&format!(
+                ": freight {t} {}",
+                d["currency"].as_str().unwrap_or("")
+            ));
+        }
+        if let Some(i) = d["invoice_number"].as_str() {
+            s.push_str(&format!(", carrier invoice {i}"));
+        }
+    }
     s
 }
 
 impl Outbound for OdooSink {
     fn deliver<'a>(&'a self, item: &'a OutboxItem) -> DeliverFuture<'a> {
-        Box::pin(self.apply(item))
+        Box::pin(async move {
+            let o = self.apply_batch(std::slice::from_ref(item)).await;
+            match o.error {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn batching(&self) -> Batching {
+        self.batching
+    }
+
+    fn deliver_batch<'a>(&'a self, items: &'a [OutboxItem]) -> BatchFuture<'a> {
+        Box::pin(self.apply_batch(items))
     }
 }

@@ -22,6 +22,7 @@ fn client(url: &str, key: &str, protocol: &str, concurrency: usize) -> OdooClien
         protocol: protocol.into(),
         timeout: Duration::from_secs(2),
         max_concurrency: concurrency,
+        max_requests_per_second: 0.0,
     })
     .unwrap()
 }
@@ -197,6 +198,7 @@ fn bad_configuration_is_reported() {
         protocol: "xmlrpc".into(),
         timeout: Duration::from_secs(1),
         max_concurrency: 1,
+        max_requests_per_second: 0.0,
     })
     .err()
     .unwrap();
@@ -231,6 +233,7 @@ async fn the_poller_skips_nothing_and_emits_nothing_twice() {
                 protocol: "jsonrpc".into(),
                 timeout: Duration::from_secs(2),
                 max_concurrency: 2,
+                max_requests_per_second: 0.0,
             },
             poll: Duration::from_secs(1),
             overlap: Duration::from_secs(600),
@@ -352,6 +355,7 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
                 protocol: "jsonrpc".into(),
                 timeout: Duration::from_secs(2),
                 max_concurrency: 2,
+                max_requests_per_second: 0.0,
             },
             actions: [(
                 "pod.captured".to_string(),
@@ -360,6 +364,10 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
             .into(),
             carriers: [("UPS".to_string(), 7)].into(),
             activity_user_id: Some(2),
+            companies: vec![],
+            coalesce_window: Duration::ZERO,
+            max_batch: 50,
+            pickings_in_flight: 8,
         },
     )
     .unwrap();
@@ -420,4 +428,186 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
         sink.deliver(&unknown).await.unwrap_err().kind,
         FailureKind::Retryable
     );
+}
+
+fn sink_config(url: &str, companies: Vec<i64>, rate: f64) -> OdooSinkConfig {
+    OdooSinkConfig {
+        connection: OdooConfig {
+            url: url.into(),
+            database: "logistics".into(),
+            login: "middleware".into(),
+            api_key: SecretRef(format!("plain:{KEY}")),
+            protocol: "jsonrpc".into(),
+            timeout: Duration::from_secs(2),
+            max_concurrency: 4,
+            max_requests_per_second: rate,
+        },
+        actions: Default::default(),
+        carriers: Default::default(),
+        activity_user_id: None,
+        companies,
+        coalesce_window: Duration::ZERO,
+        max_batch: 50,
+        pickings_in_flight: 8,
+    }
+}
+
+fn with_data(mut item: waybill_store::OutboxItem, data: Value) -> waybill_store::OutboxItem {
+    let mut ev: Value = serde_json::from_str(&item.body).unwrap();
+    for (k, v) in data.as_object().unwrap() {
+        ev["data"][k] = v.clone();
+    }
+    item.body = Arc::from(serde_json::to_string(&ev).unwrap());
+    item
+}
+
+#[tokio::test]
+async fn requests_are_spaced_to_the_configured_rate() {
+    let (url, fake) = start(18).await;
+    fake.latency_ms.store(1, Ordering::Relaxed);
+    let mut cfg = sink_config(&url, vec![], 50.0).connection;
+    cfg.max_concurrency = 8;
+    let c = Arc::new(OdooClient::build(&cfg).unwrap());
+    c.uid().await.unwrap();
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..11)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.write("stock.picking", &[20], json!({})).await })
+        })
+        .collect();
+    for h in calls {
+        h.await.unwrap().unwrap();
+    }
+    // 11 requests at 50/s: the last starts 10 × 20 ms after the first, whatever the
+    // concurrency allows.
+    assert!(
+        started.elapsed() >= Duration::from_millis(195),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(c.requests(), 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_run_in_the_company_of_the_picking_and_other_companies_are_left_alone() {
+    use waybill_engine::partner::Outbound;
+    use waybill_testkit::fake_odoo::records_of;
+    let (url, fake) = start(18).await;
+    // Order names are per company: both companies have an S00025.
+    let mut a = picking(30, "assigned", "2026-11-23 07:00:00");
+    a["origin"] = json!("S00025");
+    let mut b = picking(31, "assigned", "2026-11-23 07:00:00");
+    b["origin"] = json!("S00025");
+    b["company_id"] = json!([2, "Company B"]);
+    *fake.records.lock().unwrap() = Some(vec![a, b]);
+    let sink = OdooSink::build("odoo", &sink_config(&url, vec![], 0.0)).unwrap();
+    let ev = outbox_item(
+        "shipment.label_created",
+        "m1",
+        json!({"tracking": "1ZB", "odoo.order": "S00025", "odoo.company_id": "2"}),
+        1,
+    );
+    sink.deliver(&ev).await.unwrap();
+    let pickings = records_of(&fake, "stock.picking");
+    assert_eq!(pickings[0]["carrier_tracking_ref"], json!(false));
+    assert_eq!(pickings[1]["carrier_tracking_ref"], "1ZB");
+    let calls = fake.calls.lock().unwrap().clone();
+    let writes: Vec<_> = calls
+        .iter()
+        .filter(|(_, m, _)| m == "write" || m == "message_post")
+        .collect();
+    assert_eq!(writes.len(), 2, "{calls:?}");
+    assert!(writes
+        .iter()
+        .all(|(_, _, ctx)| ctx["allowed_company_ids"] == json!([2])));
+    // A sink for company 1 only refuses to touch company 2's picking.
+    let only1 = OdooSink::build("odoo", &sink_config(&url, vec![1], 0.0)).unwrap();
+    let ev = outbox_item(
+        "shipment.in_transit",
+        "m2",
+        json!({"odoo.picking_id": "31"}),
+        2,
+    );
+    let e = only1.deliver(&ev).await.unwrap_err();
+    assert_eq!(e.kind, FailureKind::Permanent);
+    assert!(e.message.contains("odoo.foreign_company"), "{}", e.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_freight_charge_is_recorded_as_the_shipping_cost_once() {
+    use waybill_engine::partner::Outbound;
+    use waybill_testkit::fake_odoo::records_of;
+    let (url, fake) = start(18).await;
+    *fake.records.lock().unwrap() = Some(vec![
+        picking(20, "done", "2026-11-23 07:00:00"),
+        json!({"_model": "res.company", "id": 1, "name": "YourCompany", "currency_id": [1, "USD"]}),
+    ]);
+    let sink = OdooSink::build("odoo", &sink_config(&url, vec![], 0.0)).unwrap();
+    let refs = json!({"odoo.picking_id": "20", "invoice": "INV-210-77"});
+    let usd = with_data(
+        outbox_item("freight.charge_confirmed", "f1", refs.clone(), 1),
+        json!({"invoice_number": "INV-210-77", "currency": "USD", "total": "123.45"}),
+    );
+    let eur = with_data(
+        outbox_item("freight.charge_confirmed", "f2", refs, 2),
+        json!({"invoice_number": "INV-210-78", "currency": "EUR", "total": "99.00"}),
+    );
+    for _ in 0..2 {
+        sink.deliver(&usd).await.unwrap();
+        sink.deliver(&eur).await.unwrap();
+    }
+    let p = &records_of(&fake, "stock.picking")[0];
+    assert_eq!(
+        p["carrier_price"],
+        json!(123.45),
+        "EUR is not the company's currency"
+    );
+    let notes = records_of(&fake, "mail.message");
+    assert_eq!(notes.len(), 2, "{notes:#?}");
+    assert!(notes[0]["body"]
+        .as_str()
+        .unwrap()
+        .contains("freight 123.45 USD, carrier invoice INV-210-77"));
+    assert!(notes[1]["body"].as_str().unwrap().contains("99.00 EUR"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_event_in_a_batch_does_not_take_the_others_with_it() {
+    use waybill_engine::partner::Outbound;
+    use waybill_testkit::fake_odoo::records_of;
+    let (url, fake) = start(18).await;
+    let mut p = picking(20, "assigned", "2026-11-23 07:00:00");
+    p["sale_id"] = json!(false);
+    *fake.records.lock().unwrap() = Some(vec![p]);
+    let mut cfg = sink_config(&url, vec![], 0.0);
+    cfg.actions = [("pod.captured".to_string(), vec![Action::Invoice])].into();
+    let sink = OdooSink::build("odoo", &cfg).unwrap();
+    let refs = json!({"odoo.picking_id": "20", "tracking": "1Z1"});
+    let mut batch = vec![
+        outbox_item("shipment.label_created", "b1", refs.clone(), 1),
+        outbox_item("pod.captured", "b2", refs.clone(), 2),
+        outbox_item("shipment.delivered", "b3", refs, 3),
+    ];
+    for (i, it) in batch.iter_mut().enumerate() {
+        it.id = i as i64 + 1;
+    }
+    let out = sink.deliver_batch(&batch).await;
+    // The batch failed as a whole (after its note was posted), then went one by one.
+    assert_eq!(out.delivered, 1, "{out:?}");
+    let e = out.error.unwrap();
+    assert_eq!(e.kind, FailureKind::Permanent);
+    assert!(e.message.contains("odoo.no_sale_order"), "{}", e.message);
+    assert_eq!(
+        records_of(&fake, "stock.picking")[0]["carrier_tracking_ref"],
+        "1Z1"
+    );
+    // The rest of the batch goes on once the refused event is out of the way.
+    let out = sink.deliver_batch(&batch[2..]).await;
+    assert_eq!((out.delivered, out.error), (1, None));
+    let bodies: String = records_of(&fake, "mail.message")
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(bodies.matches("[waybill ").count(), 2, "{bodies}");
 }

@@ -15,6 +15,27 @@ pub struct Args {
 enum What {
     /// Send signed events to a hub's ingest endpoint.
     Ingest(IngestArgs),
+    /// Drain a burst of carrier events for many pickings into an Odoo through the Odoo
+    /// sink of a config file; report drain time and requests per event. It writes to that
+    /// Odoo (tracking refs, validations, chatter): use a test database.
+    Odoo(OdooArgs),
+}
+
+#[derive(clap::Args)]
+struct OdooArgs {
+    /// Config file holding the Odoo sink.
+    #[arg(long)]
+    config: std::path::PathBuf,
+    /// Name of the Odoo sink in it.
+    #[arg(long, default_value = "odoo")]
+    sink: String,
+    /// Ready (`assigned`) outgoing pickings to use, lowest ids first.
+    #[arg(long, default_value_t = 2_000)]
+    pickings: usize,
+    /// Events per picking (label created, dispatched, in transit…, out for delivery,
+    /// delivered).
+    #[arg(long, default_value_t = 5)]
+    events_per_picking: usize,
 }
 
 #[derive(clap::Args)]
@@ -59,7 +80,79 @@ struct IngestArgs {
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     match a.what {
         What::Ingest(i) => ingest(i).await,
+        What::Odoo(o) => odoo(o).await,
     }
+}
+
+async fn odoo(a: OdooArgs) -> anyhow::Result<ExitCode> {
+    use waybill_connectors::odoo::OdooClient;
+    use waybill_connectors::SinkConfig;
+    let config = waybill::Config::load(&a.config)?;
+    let Some(SinkConfig::Odoo(cfg)) = config.sinks.get(&a.sink) else {
+        anyhow::bail!(
+            "{}: no sink `{}` of type \"odoo\"",
+            a.config.display(),
+            a.sink
+        );
+    };
+    let client = OdooClient::build(&cfg.connection)
+        .map_err(|e| anyhow::anyhow!("sinks.{}.connection: {}", a.sink, e.join("; ")))?;
+    let rows = client
+        .search_read(
+            "stock.picking",
+            serde_json::json!([
+                ["picking_type_code", "=", "outgoing"],
+                ["state", "=", "assigned"]
+            ]),
+            &["name"],
+            "id asc",
+            a.pickings,
+            0,
+        )
+        .await?;
+    let targets: Vec<waybill::odoo_burst::Target> = rows
+        .iter()
+        .filter_map(|r| r["id"].as_i64())
+        .map(|id| waybill::odoo_burst::Target { id })
+        .collect();
+    if targets.len() < a.pickings {
+        eprintln!(
+            "bench: only {} ready outgoing pickings in Odoo (asked for {})",
+            targets.len(),
+            a.pickings
+        );
+    }
+    let events = targets.len() * a.events_per_picking;
+    eprintln!(
+        "bench: {events} events for {} pickings into {} (max_concurrency {}, max_requests_per_second {}, coalesce_window {:?}, pickings_in_flight {})",
+        targets.len(),
+        cfg.connection.url,
+        cfg.connection.max_concurrency,
+        cfg.connection.max_requests_per_second,
+        cfg.coalesce_window,
+        cfg.pickings_in_flight
+    );
+    let dir = tempdir::Dir(
+        std::env::temp_dir().join(format!("waybill-bench-odoo-{}", std::process::id())),
+    );
+    std::fs::create_dir_all(&dir.0)?;
+    let r = waybill::odoo_burst::run(cfg, &targets, a.events_per_picking, &dir.0).await?;
+    println!(
+        "odoo       {} events for {} pickings drained in {:.1} s ({:.0} events/s): {} requests, {:.3} per event; delivered {}, dead-lettered {}",
+        r.events,
+        r.pickings,
+        r.drain.as_secs_f64(),
+        r.events as f64 / r.drain.as_secs_f64().max(1e-9),
+        r.requests,
+        r.per_event(),
+        r.delivered,
+        r.dead
+    );
+    Ok(if r.dead == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn print(label: &str, r: &Report) {
