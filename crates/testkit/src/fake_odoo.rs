@@ -442,3 +442,19 @@ pub fn records_of(fake: &Fake, model: &str) -> Vec<Value> {
         .cloned()
         .collect()
 }
+
+/// The `[connection]` table of an Odoo source or sink pointed at this fake (4 requests in
+/// flight, no rate limit), for tests and benches that build their config from TOML.
+pub fn connection_toml(url: &str, protocol: &str) -> String {
+    format!(
+        r#"[connection]
+url = "{url}"
+database = "logistics"
+login = "middleware"
+api_key = "plain:{KEY}"
+protocol = "{protocol}"
+max_concurrency = 4
+max_requests_per_second = 0
+"#
+    )
+}

@@ -219,11 +219,13 @@ impl OdooClient {
             .get_or_try_init(|| async {
                 let v = self.version().await?;
                 let major = v["server_version_info"][0].as_i64().unwrap_or(0);
-                Ok(if major >= 19 {
+                let p = if major >= 19 {
                     Protocol::Json2
                 } else {
                     Protocol::JsonRpc
-                })
+                };
+                tracing::info!(url = %self.base, database = %self.database, server_version = %v["server_version"], protocol = ?p, "odoo: protocol chosen from common.version");
+                Ok(p)
             })
             .await
             .copied()
@@ -242,6 +244,32 @@ impl OdooClient {
                     )
                     .await?;
                 v.as_i64()
+                    .ok_or_else(|| OdooError::LoginRefused(self.login.clone()))
+            })
+            .await
+            .copied()
+    }
+
+    /// The API user's id: `common.authenticate` over JSON-RPC; over JSON-2 (which has no
+    /// login step) the `res.users` record with the configured login. Read once.
+    pub async fn api_user_id(&self) -> Result<i64, OdooError> {
+        if self.protocol().await? == Protocol::JsonRpc {
+            return self.uid().await;
+        }
+        self.uid
+            .get_or_try_init(|| async {
+                let rows = self
+                    .search_read(
+                        "res.users",
+                        json!([["login", "=", self.login]]),
+                        &["id"],
+                        "id asc",
+                        1,
+                        0,
+                    )
+                    .await?;
+                rows.first()
+                    .and_then(|r| r["id"].as_i64())
                     .ok_or_else(|| OdooError::LoginRefused(self.login.clone()))
             })
             .await
@@ -268,6 +296,7 @@ impl OdooClient {
         ids: Option<&[i64]>,
         kwargs: Map<String, Value>,
     ) -> Result<Value, OdooError> {
+        tracing::debug!(model, method, ids = ?ids, "odoo call");
         match self.protocol().await? {
             Protocol::JsonRpc => {
                 let uid = self.uid().await?;

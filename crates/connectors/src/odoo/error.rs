@@ -79,6 +79,11 @@ fn is_concurrency(name: &str) -> bool {
             | "LockNotAvailable"
             | "DeadlockDetected"
             | "ConcurrentUpdate"
+            // Odoo 19's name for a row lock it could not take (JSON-2 answers 409).
+            | "LockError"
+            // What a real Odoo 18 answered when two validations raced on one company
+            // record: the first statement failed, the rest of its transaction was refused.
+            | "InFailedSqlTransaction"
     )
 }
 
@@ -93,5 +98,42 @@ fn classify(name: &str, message: &str) -> FailureKind {
         _ if is_concurrency(name) => FailureKind::Retryable,
         // Anything else is a server-side bug or a bad call: retrying the same call repeats it.
         _ => FailureKind::Permanent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(name: &str, message: &str) -> OdooError {
+        OdooError::Server {
+            name: name.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn transaction_conflicts_are_retried_and_business_refusals_are_not() {
+        for n in [
+            "psycopg2.errors.SerializationFailure",
+            "psycopg2.errors.InFailedSqlTransaction",
+            "odoo.exceptions.LockError",
+        ] {
+            let e = server(n, "x");
+            assert_eq!(e.kind(), FailureKind::Retryable, "{n}");
+            assert_eq!(e.code(), "odoo.serialization_failure", "{n}");
+        }
+        assert_eq!(
+            server("odoo.exceptions.UserError", "x").kind(),
+            FailureKind::Permanent
+        );
+        assert_eq!(
+            server("odoo.exceptions.AccessError", "x").kind(),
+            FailureKind::Auth
+        );
+        assert_eq!(
+            server("builtins.ValueError", "Wrong value for stock.picking.state").kind(),
+            FailureKind::Permanent
+        );
     }
 }

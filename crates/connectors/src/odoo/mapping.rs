@@ -2,7 +2,7 @@
 //!
 //! Shipment key: `odoo:<database>:picking:<id>` (picking names such as `WH/OUT/00015`
 //! contain `/`, which keys may not). One event per state reached: the draft key is
-//! `<model>:<id>:<state>`, so every later read of the same state — by the poller again,
+//! `<database>:<model>:<id>:<state>`, so every later read of the same state — by the poller again,
 //! or after a webhook hint — is the same event and is stored once.
 //!
 //! | record | state | canonical event |
@@ -107,7 +107,7 @@ pub fn picking(database: &str, rec: &Value) -> Vec<EventDraft> {
         ty: ty.into(),
         subject: picking_key(database, id),
         time,
-        key: Some(format!("stock.picking:{id}:{state}")),
+        key: Some(format!("{database}:stock.picking:{id}:{state}")),
         reason: None,
         code: Some(state.to_owned()),
         text: None,
@@ -149,7 +149,7 @@ pub fn order(database: &str, rec: &Value) -> Vec<EventDraft> {
                 ty: "order.cancelled".into(),
                 subject: picking_key(database, pid),
                 time: odoo_time(&rec["write_date"]),
-                key: Some(format!("sale.order:{id}:cancel:{pid}")),
+                key: Some(format!("{database}:sale.order:{id}:cancel:{pid}")),
                 reason: Some("retailer_cancelled".into()),
                 code: Some("cancel".into()),
                 text: None,

@@ -34,7 +34,7 @@ pub use client::{OdooClient, Page, Protocol, Ticket};
 pub use config::OdooConfig;
 pub use error::OdooError;
 pub use poller::{OdooPoller, OdooSourceConfig, PollError};
-pub use sink::{default_actions, Action, OdooSink, OdooSinkConfig};
+pub use sink::{default_actions, Action, OdooSink, OdooSinkConfig, ValidateSms};
 pub use webhook::OdooWebhook;
 
 #[cfg(test)]

@@ -71,9 +71,15 @@ pub struct OdooSinkConfig {
     /// Carrier name or code in events → `delivery.carrier` id in Odoo.
     #[serde(default)]
     pub carriers: BTreeMap<String, i64>,
-    /// User who gets exception activities (default: Odoo's default, the API user).
+    /// User who gets exception activities (default: the API user).
     #[serde(default)]
     pub activity_user_id: Option<i64>,
+    /// Customer SMS when Waybill validates a picking: `skip` (default: none, and Odoo's
+    /// one-time "send SMS on validation?" question is left for a person to answer) or
+    /// `company` (as the company's setting says; the one-time question is answered "send",
+    /// which leaves that setting as it is).
+    #[serde(default)]
+    pub validate_sms: ValidateSms,
     /// Odoo companies (ids) this sink acts for; empty: every company the API user has.
     #[serde(default)]
     pub companies: Vec<i64>,
@@ -87,6 +93,17 @@ pub struct OdooSinkConfig {
     /// flight stay under `connection.max_concurrency`.
     #[serde(default = "default_in_flight")]
     pub pickings_in_flight: usize,
+}
+
+/// See [`OdooSinkConfig::validate_sms`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidateSms {
+    /// `skip_sms` in the validation's context.
+    #[default]
+    Skip,
+    /// Follow the company's setting.
+    Company,
 }
 
 fn default_window() -> Duration {
@@ -142,6 +159,7 @@ pub struct OdooSink {
     actions: HashMap<EventType, Vec<Action>>,
     carriers: BTreeMap<String, i64>,
     activity_user_id: Option<i64>,
+    validate_sms: ValidateSms,
     companies: Vec<i64>,
     batching: Batching,
     locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
@@ -210,6 +228,7 @@ impl OdooSink {
                 actions,
                 carriers: cfg.carriers.clone(),
                 activity_user_id: cfg.activity_user_id,
+                validate_sms: cfg.validate_sms,
                 companies: cfg.companies.clone(),
                 batching: Batching {
                     max: cfg.max_batch,
@@ -376,6 +395,7 @@ impl OdooSink {
                 error: bad,
             },
             Err(e) if n > 1 && !e.kind.should_retry() && !e.gone => {
+                tracing::warn!(events = n, error = %e.message, "odoo: a coalesced batch was refused; delivering its events one by one");
                 for (i, ev) in refs.iter().enumerate() {
                     if let Err(e) = self.apply(std::slice::from_ref(ev)).await {
                         return BatchOutcome {
@@ -577,13 +597,17 @@ impl OdooSink {
         if matches!(p["state"].as_str(), Some("done") | Some("cancel")) {
             return Ok(p.clone());
         }
+        let mut vctx = ctx.clone().unwrap_or_else(|| json!({}));
+        if self.validate_sms == ValidateSms::Skip {
+            vctx["skip_sms"] = json!(true);
+        }
         let mut r = self
             .client
             .call(
                 "stock.picking",
                 "button_validate",
                 Some(&[pid]),
-                Self::ctx_kw(ctx, Map::new()),
+                kw(&[("context", vctx.clone())]),
             )
             .await
             .map_err(err)?;
@@ -596,7 +620,7 @@ impl OdooSink {
                 _ => break,
             };
             let mut wctx = r["context"].clone();
-            if let (Some(o), Some(Value::Object(c))) = (wctx.as_object_mut(), ctx) {
+            if let (Some(o), Value::Object(c)) = (wctx.as_object_mut(), &vctx) {
                 for (k, v) in c {
                     o.entry(k.clone()).or_insert_with(|| v.clone());
                 }
@@ -726,9 +750,12 @@ impl OdooSink {
             ("summary", json!(summary)),
             ("note", json!(note)),
         ]);
-        if let Some(u) = self.activity_user_id {
-            args.insert("user_id".into(), json!(u));
-        }
+        // Odoo 19 no longer fills in the calling user: name one always.
+        let user = match self.activity_user_id {
+            Some(u) => u,
+            None => self.client.api_user_id().await.map_err(err)?,
+        };
+        args.insert("user_id".into(), json!(user));
         self.picking_call(pid, "activity_schedule", args, ctx).await
     }
 }

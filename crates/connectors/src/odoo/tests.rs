@@ -363,7 +363,8 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
             )]
             .into(),
             carriers: [("UPS".to_string(), 7)].into(),
-            activity_user_id: Some(2),
+            activity_user_id: None,
+            validate_sms: ValidateSms::Skip,
             companies: vec![],
             coalesce_window: Duration::ZERO,
             max_batch: 50,
@@ -421,7 +422,22 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
         .all(|m| m["body"].as_str().unwrap().contains("[waybill ")));
     let acts = records_of(&fake, "mail.activity");
     assert_eq!(acts.len(), 1);
-    assert_eq!(acts[0]["user_id"], json!(2));
+    assert_eq!(
+        acts[0]["user_id"],
+        json!(2),
+        "the API user when none is configured"
+    );
+    // Validations run with skip_sms: no customer SMS, no company-wide SMS question.
+    let calls = fake.calls.lock().unwrap().clone();
+    let validations: Vec<_> = calls
+        .iter()
+        .filter(|(_, m, _)| m == "button_validate")
+        .collect();
+    assert!(!validations.is_empty());
+    assert!(validations
+        .iter()
+        .all(|(_, _, ctx)| ctx["skip_sms"] == json!(true)
+            && ctx["allowed_company_ids"] == json!([1])));
     // an event for a shipment Odoo does not know (yet) is retried, not dropped
     let unknown = outbox_item("shipment.dispatched", "e6", json!({"tracking": "NOPE"}), 6);
     assert_eq!(
@@ -445,6 +461,7 @@ fn sink_config(url: &str, companies: Vec<i64>, rate: f64) -> OdooSinkConfig {
         actions: Default::default(),
         carriers: Default::default(),
         activity_user_id: None,
+        validate_sms: ValidateSms::Skip,
         companies,
         coalesce_window: Duration::ZERO,
         max_batch: 50,
@@ -610,4 +627,15 @@ async fn a_refused_event_in_a_batch_does_not_take_the_others_with_it() {
         .map(|m| m["body"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(bodies.matches("[waybill ").count(), 2, "{bodies}");
+}
+
+#[tokio::test]
+async fn the_api_user_is_found_by_login_over_json2() {
+    let (url, fake) = start(19).await;
+    *fake.records.lock().unwrap() = Some(vec![
+        json!({"_model": "res.users", "id": 2, "login": "admin"}),
+        json!({"_model": "res.users", "id": 7, "login": "middleware"}),
+    ]);
+    let c = client(&url, KEY, "auto", 2);
+    assert_eq!(c.api_user_id().await.unwrap(), 7);
 }

@@ -1,7 +1,10 @@
 //! Receiver for Odoo automation-rule webhooks ("Send Webhook Notification", Odoo 17+).
 //!
-//! Odoo posts them inside its transaction, before the commit, once, with a 1 s timeout, no
-//! signature and no event id; the same payload can arrive twice (ODOO.md §4.1). So a
+//! Odoo 18 posts them inside its transaction, before the commit (Odoo 19 after it), once,
+//! with a 1 s timeout, no signature and no event id; the same payload can arrive twice
+//! (ODOO.md §4.1), and its `write_date` is the record's *previous* one (seen on real Odoo
+//! 18 and 19: a picking posted as `done` with the write_date of its last change before).
+//! So a
 //! webhook is a hint, never an event: it is authenticated by a token in the URL, kept in
 //! the inbox (accepted, with no events), answered at once, and the record is re-read over
 //! RPC `hint_delay` later by the poller — which is also the safety net for webhooks that
@@ -47,10 +50,9 @@ impl Inbound for OdooWebhook {
             ));
         };
         self.poller.hint(model, id);
-        let version = v["write_date"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| waybill_model::ids::content_hash(&r.body));
+        // The payload's write_date is stale, so it cannot tell two changes apart: the
+        // whole body does (a repeat of the same payload is a duplicate, a new state is not).
+        let version = waybill_model::ids::content_hash(&r.body);
         Ok(Mapped {
             payload_key: format!("hint:{model}:{id}:{version}"),
             drafts: Vec::new(),

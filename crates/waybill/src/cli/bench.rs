@@ -88,6 +88,12 @@ async fn odoo(a: OdooArgs) -> anyhow::Result<ExitCode> {
     use waybill_connectors::odoo::OdooClient;
     use waybill_connectors::SinkConfig;
     let config = waybill::Config::load(&a.config)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WAYBILL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let Some(SinkConfig::Odoo(cfg)) = config.sinks.get(&a.sink) else {
         anyhow::bail!(
             "{}: no sink `{}` of type \"odoo\"",
