@@ -80,6 +80,14 @@ fn object(model: &str, method: &str, kwargs: &Value) -> Result<Option<Value>, Va
             "psycopg2.errors.SerializationFailure",
             "could not serialize access due to concurrent update",
         )),
+        ("res.company", "write") => Err(error(
+            "odoo.exceptions.LockError",
+            "Cannot acquire a lock on the record, another transaction holds it",
+        )),
+        ("stock.picking", "_action_done") => Err(error(
+            "odoo.exceptions.AccessError",
+            "Private methods (such as 'stock.picking._action_done') cannot be called remotely.",
+        )),
         (m, _) => Err(error(
             "odoo.exceptions.UserError",
             &format!("Object {m} doesn't exist"),
@@ -166,16 +174,27 @@ async fn json2(
     Json(body): Json<Value>,
 ) -> impl IntoResponse {
     answer_time(&f).await;
+    // Shapes and statuses as a real Odoo 19 answered (recorded): the error object is the
+    // whole body, the status follows the exception class.
     if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("bearer {KEY}")) {
+        let mut e = error("werkzeug.exceptions.Unauthorized", "Invalid apikey")["data"].clone();
+        e["arguments"] = json!(["Invalid apikey", 401]);
         return (
             StatusCode::UNAUTHORIZED,
-            Json(json!({"name": "werkzeug.exceptions.Unauthorized", "message": "Invalid apikey"})),
-        );
+            [("www-authenticate", "Bearer")],
+            Json(e),
+        )
+            .into_response();
     }
-    assert_eq!(
-        h.get("x-odoo-database").and_then(|v| v.to_str().ok()),
-        Some("logistics")
-    );
+    if h.get("x-odoo-database").and_then(|v| v.to_str().ok()) != Some("logistics") {
+        // An unknown or missing database: an HTML page, not JSON.
+        return (
+            StatusCode::NOT_FOUND,
+            [("content-type", "text/html; charset=utf-8")],
+            "<!doctype html>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>No database is selected.</p>",
+        )
+            .into_response();
+    }
     let has_records = f.records.lock().unwrap().is_some();
     let out = if has_records {
         // JSON-2 takes keyword arguments only: `ids` for the records, `vals_list` for
@@ -190,8 +209,18 @@ async fn json2(
         object(&model, &method, &body)
     };
     match out {
-        Ok(v) => (StatusCode::OK, Json(v.unwrap_or(Value::Null))),
-        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, Json(e["data"].clone())),
+        Ok(v) => (StatusCode::OK, Json(v.unwrap_or(Value::Null))).into_response(),
+        Err(e) => {
+            let name = e["data"]["name"].as_str().unwrap_or("");
+            let status = match name.rsplit('.').next().unwrap_or("") {
+                "UserError" | "ValidationError" => StatusCode::UNPROCESSABLE_ENTITY,
+                "AccessError" | "AccessDenied" => StatusCode::FORBIDDEN,
+                "MissingError" => StatusCode::NOT_FOUND,
+                "LockError" => StatusCode::CONFLICT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, Json(e["data"].clone())).into_response()
+        }
     }
 }
 

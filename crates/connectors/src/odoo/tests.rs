@@ -167,6 +167,42 @@ async fn json2_calls_use_named_arguments_and_bearer_keys() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), FailureKind::Auth, "{e:?}");
+    // JSON-2 statuses as a real Odoo 19 answered: the exception name decides.
+    let e = c
+        .call("stock.picking", "_action_done", Some(&[20]), Map::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.kind(), e.code()),
+        (FailureKind::Auth, "odoo.access_error")
+    );
+    let e = c
+        .write("res.company", &[1], json!({"name": "x"}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), FailureKind::Retryable, "{e:?}");
+    // A database the server does not serve: an HTML 404, reported as such.
+    let mut cfg = OdooConfig {
+        url: url.clone(),
+        database: "nope".into(),
+        login: "middleware".into(),
+        api_key: SecretRef(format!("plain:{KEY}")),
+        protocol: "json2".into(),
+        timeout: Duration::from_secs(2),
+        max_concurrency: 2,
+        max_requests_per_second: 0.0,
+    };
+    let e = OdooClient::build(&cfg)
+        .unwrap()
+        .write("stock.picking", &[20], json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.kind(), e.code()),
+        (FailureKind::Permanent, "odoo.http_error")
+    );
+    cfg.database = "logistics".into();
+    assert!(OdooClient::build(&cfg).is_ok());
 }
 
 #[tokio::test]
