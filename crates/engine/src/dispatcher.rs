@@ -299,10 +299,10 @@ impl Dispatcher {
                 self.ready.push(Reverse((now, id, shipment.clone())));
                 finished = false;
             } else {
-                if e.kind.should_retry() {
+                if e.kind.should_retry() && !e.sink_up {
                     self.circuit.on_failure(now);
                 } else {
-                    // The sink answered: it is up, only this event is refused.
+                    // The sink answered: it is up, only this event is refused or early.
                     self.circuit.on_success();
                 }
                 match self
@@ -410,5 +410,133 @@ async fn flush(store: Store, sink: String, mut rx: mpsc::UnboundedReceiver<Vec<D
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::circuit::CircuitConfig;
+    use crate::partner::{DeliverFuture, DeliveryError};
+    use crate::retry::{Jitter, RetryPolicy};
+    use std::sync::Mutex;
+    use waybill_model::draft::Origin;
+    use waybill_model::EventDraft;
+    use waybill_store::{IngestRecord, SqliteOptions, Subscription, Verdict};
+
+    /// Refuses shipment `EARLY` with a "not yet" (the partner is up, the record is not
+    /// there yet) or with an outage, and takes everything else.
+    struct Picky {
+        sink_up: bool,
+        got: Mutex<Vec<String>>,
+    }
+
+    impl Outbound for Picky {
+        fn deliver<'a>(&'a self, item: &'a OutboxItem) -> DeliverFuture<'a> {
+            Box::pin(async move {
+                if item.shipment == "EARLY" {
+                    return Err(if self.sink_up {
+                        DeliveryError::not_yet("not there yet")
+                    } else {
+                        DeliveryError::new(waybill_model::FailureKind::Retryable, "down")
+                    });
+                }
+                self.got.lock().unwrap().push(item.shipment.clone());
+                Ok(())
+            })
+        }
+    }
+
+    async fn ingest(store: &Store, shipment: &str, n: usize) {
+        let draft: EventDraft = serde_json::from_value(serde_json::json!({
+            "type": "shipment.in_transit", "subject": shipment,
+            "time": "2026-11-23T10:00:00Z", "key": format!("{shipment}-{n}")
+        }))
+        .unwrap();
+        let key = format!("{shipment}-{n}");
+        let origin = Origin {
+            source: "t",
+            payload_key: &key,
+            received_at: time::OffsetDateTime::now_utc(),
+            traceparent: None,
+        };
+        store
+            .ingest(IngestRecord {
+                source: "t".into(),
+                idempotency_key: key.clone(),
+                received_at: time::OffsetDateTime::now_utc(),
+                headers: vec![],
+                body: key.clone().into_bytes(),
+                verdict: Verdict::Accepted(vec![draft.into_event(0, &origin).unwrap()]),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// How many events of other shipments got through within 1.5 s while one shipment
+    /// kept failing (threshold 2, circuit open for 30 s).
+    async fn delivered_beside_a_failing_shipment(sink_up: bool) -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(SqliteOptions::new(dir.path().join("t.db")))
+            .await
+            .unwrap();
+        store
+            .sync_subscriptions(vec![Subscription {
+                name: "s".into(),
+                sink: "k".into(),
+                types: vec![],
+                sources: vec![],
+            }])
+            .await
+            .unwrap();
+        for i in 0..3 {
+            ingest(&store, "EARLY", i).await;
+        }
+        let sink = Arc::new(Picky {
+            sink_up,
+            got: Mutex::new(Vec::new()),
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let handles = spawn_dispatchers(
+            store.clone(),
+            vec![SinkRuntime {
+                name: "k".into(),
+                outbound: sink.clone(),
+                retry: RetryPolicy {
+                    schedule: vec![Duration::from_millis(10); 50],
+                    jitter: Jitter::None,
+                    max_retry_after: Duration::from_secs(1),
+                },
+                circuit: CircuitConfig {
+                    failure_threshold: 2,
+                    open_for: Duration::from_secs(30),
+                },
+                concurrency: 4,
+                pause_on_gone: Duration::from_secs(60),
+            }],
+            Arc::new(Metrics::default()),
+            DispatchLimits::default(),
+            stop_rx,
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for i in 0..5 {
+            ingest(&store, &format!("OTHER{i}"), 0).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let _ = stop_tx.send(true);
+        for h in handles {
+            h.await.unwrap();
+        }
+        store.close().await;
+        let n = sink.got.lock().unwrap().len();
+        n
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_event_that_is_early_does_not_open_the_circuit_for_everyone() {
+        assert_eq!(delivered_beside_a_failing_shipment(true).await, 5);
+        // The same failures from a sink that is down do open it: the others wait.
+        assert_eq!(delivered_beside_a_failing_shipment(false).await, 0);
     }
 }

@@ -16,6 +16,10 @@ pub struct DeliveryError {
     pub retry_after: Option<Duration>,
     /// The partner said the endpoint is gone (HTTP 410): pause the sink.
     pub gone: bool,
+    /// The partner answered and is healthy; only this event cannot go yet (say, the
+    /// record it is about does not exist there yet). Retried, but not counted against
+    /// the sink's circuit breaker.
+    pub sink_up: bool,
     /// What happened, for the operator (no payload, no secrets).
     pub message: String,
 }
@@ -27,7 +31,16 @@ impl DeliveryError {
             kind,
             retry_after: None,
             gone: false,
+            sink_up: false,
             message: message.into(),
+        }
+    }
+
+    /// A retryable failure of this event alone, while the partner itself is up.
+    pub fn not_yet(message: impl Into<String>) -> Self {
+        DeliveryError {
+            sink_up: true,
+            ..DeliveryError::new(FailureKind::Retryable, message)
         }
     }
 }

@@ -145,6 +145,7 @@ pub fn classify(status: u16, retry_after: Option<&str>) -> Result<(), DeliveryEr
         kind,
         retry_after,
         gone,
+        sink_up: false,
         message: format!("HTTP {status}"),
     })
 }

@@ -339,19 +339,27 @@ impl OdooSink {
                     .map_err(err)?;
             }
         }
-        candidates
+        if let Some(id) = candidates
             .iter()
             .find(|r| self.company_allows(r, evs))
             .and_then(|r| r["id"].as_i64())
-            .ok_or_else(|| {
-                DeliveryError::new(
-                    FailureKind::Retryable,
-                    format!(
-                        "odoo.picking_not_found: no outgoing picking for shipment {}",
-                        evs.first().map(|e| e.subject.0.as_str()).unwrap_or("")
-                    ),
-                )
-            })
+        {
+            return Ok(id);
+        }
+        let shipment = evs.first().map(|e| e.subject.0.as_str()).unwrap_or("");
+        match candidates.first() {
+            // Only pickings of companies this sink does not act for (or the event does
+            // not name) match: waiting will not change that.
+            Some(other) => Err(permanent(format!(
+                "odoo.foreign_company: shipment {shipment} matches picking {} of company {}, which this sink does not act for or the event does not name",
+                other["id"], other["company_id"]
+            ))),
+            // Odoo is up but does not have the picking yet: retried, and not held
+            // against Odoo's circuit breaker.
+            None => Err(DeliveryError::not_yet(format!(
+                "odoo.picking_not_found: no outgoing picking for shipment {shipment}"
+            ))),
+        }
     }
 
     async fn read_picking(&self, id: i64) -> Result<Value, DeliveryError> {

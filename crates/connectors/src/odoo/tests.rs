@@ -476,9 +476,11 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
             && ctx["allowed_company_ids"] == json!([1])));
     // an event for a shipment Odoo does not know (yet) is retried, not dropped
     let unknown = outbox_item("shipment.dispatched", "e6", json!({"tracking": "NOPE"}), 6);
-    assert_eq!(
-        sink.deliver(&unknown).await.unwrap_err().kind,
-        FailureKind::Retryable
+    let e = sink.deliver(&unknown).await.unwrap_err();
+    assert_eq!(e.kind, FailureKind::Retryable);
+    assert!(
+        e.sink_up,
+        "Odoo is up: not held against its circuit breaker"
     );
 }
 
@@ -585,6 +587,15 @@ async fn writes_run_in_the_company_of_the_picking_and_other_companies_are_left_a
     let e = only1.deliver(&ev).await.unwrap_err();
     assert_eq!(e.kind, FailureKind::Permanent);
     assert!(e.message.contains("odoo.foreign_company"), "{}", e.message);
+    // Found only by its tracking number: refused at once too, naming what matched.
+    let ev = outbox_item("shipment.in_transit", "m3", json!({"tracking": "1ZB"}), 3);
+    let e = only1.deliver(&ev).await.unwrap_err();
+    assert_eq!(e.kind, FailureKind::Permanent);
+    assert!(
+        e.message.contains("odoo.foreign_company") && e.message.contains("picking 31"),
+        "{}",
+        e.message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
