@@ -303,6 +303,14 @@ fn orm(
             + 1
     };
     match method {
+        // The XML id of the Note subtype, as in a fresh Odoo (mail.mt_note is id 2).
+        "search_read" if model == "ir.model.data" => Ok(Some(
+            if matches(&json!({"module": "mail", "name": "mt_note"}), &kw["domain"]) {
+                json!([{"id": 11964, "res_id": 2}])
+            } else {
+                json!([])
+            },
+        )),
         "search_read" => Ok(Some(serve_records_domain(all, model, kw))),
         "search_count" => Ok(Some(json!(all
             .iter()
@@ -351,6 +359,18 @@ fn orm(
             Err(error("builtins.IndexError", "tuple index out of range"))
         }
         "create" if model == "stock.backorder.confirmation" => Ok(Some(json!([1]))),
+        "create" if model == "mail.message" => {
+            let mut ids = Vec::new();
+            for v in pos[0].as_array().cloned().unwrap_or_default() {
+                let id = next_id(all);
+                let mut rec = v.clone();
+                rec["_model"] = json!("mail.message");
+                rec["id"] = json!(id);
+                all.push(rec);
+                ids.push(id);
+            }
+            Ok(Some(json!(ids)))
+        }
         "process" | "process_cancel_backorder" if model == "stock.backorder.confirmation" => {
             // Without the action's context the wizard validates nothing (as in Odoo).
             let targets: Vec<i64> = kw["context"]["button_validate_picking_ids"]

@@ -150,3 +150,129 @@ impl Drop for LeadGuard<'_> {
         }
     }
 }
+
+type CreateWaiter = (Value, oneshot::Sender<Result<i64, OdooError>>);
+
+/// Batched creates: records of one model that concurrent callers want created go into
+/// one `create` with a list of values (Odoo answers the ids in order). Should that fail,
+/// each is created on its own, so one refused record does not fail the others.
+pub struct BatchedCreate {
+    model: &'static str,
+    max: usize,
+    pending: Mutex<Vec<CreateWaiter>>,
+}
+
+impl BatchedCreate {
+    /// At most `max` records per request.
+    pub fn new(model: &'static str, max: usize) -> Self {
+        BatchedCreate {
+            model,
+            max: max.max(1),
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CreateWaiter>> {
+        match self.pending.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Creates the records (in one request with others' when they are waiting too);
+    /// returns their ids in order.
+    pub async fn create(
+        &self,
+        client: &OdooClient,
+        vals: Vec<Value>,
+    ) -> Result<Vec<i64>, OdooError> {
+        let mut rxs = Vec::with_capacity(vals.len());
+        let leader = {
+            let mut p = self.lock();
+            let was_empty = p.is_empty();
+            for v in vals {
+                let (tx, rx) = oneshot::channel();
+                p.push((v, tx));
+                rxs.push(rx);
+            }
+            was_empty && !p.is_empty()
+        };
+        if leader {
+            self.lead(client).await;
+        }
+        let mut ids = Vec::with_capacity(rxs.len());
+        for rx in rxs {
+            ids.push(rx.await.unwrap_or_else(|_| {
+                Err(OdooError::Transport("batched create abandoned".into()))
+            })?);
+        }
+        Ok(ids)
+    }
+
+    async fn lead(&self, client: &OdooClient) {
+        loop {
+            // Wait for a request slot first: what piles up meanwhile goes along.
+            let ticket = client.ticket().await;
+            let (batch, more) = {
+                let mut p = self.lock();
+                let n = p.len().min(self.max);
+                let batch: Vec<CreateWaiter> = p.drain(..n).collect();
+                (batch, !p.is_empty())
+            };
+            if batch.is_empty() {
+                return;
+            }
+            let vals: Vec<Value> = batch.iter().map(|(v, _)| v.clone()).collect();
+            let created = match ticket {
+                Ok(t) => {
+                    client
+                        .create_with(Some(t), self.model, Value::Array(vals), None)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match created {
+                Ok(ids) if ids.len() == batch.len() => {
+                    for ((_, tx), id) in batch.into_iter().zip(ids) {
+                        let _ = tx.send(Ok(id));
+                    }
+                }
+                Ok(ids) => {
+                    let e = OdooError::Protocol(format!(
+                        "{}.create of {} records answered {} ids",
+                        self.model,
+                        batch.len(),
+                        ids.len()
+                    ));
+                    for (_, tx) in batch {
+                        let _ = tx.send(Err(e.clone()));
+                    }
+                }
+                Err(e) if batch.len() == 1 => {
+                    for (_, tx) in batch {
+                        let _ = tx.send(Err(e.clone()));
+                    }
+                }
+                Err(_) => {
+                    for (v, tx) in batch {
+                        let one = client
+                            .create(self.model, Value::Array(vec![v]), None)
+                            .await
+                            .and_then(|ids| {
+                                ids.first().copied().ok_or_else(|| {
+                                    OdooError::Protocol(format!(
+                                        "{}.create answered no id",
+                                        self.model
+                                    ))
+                                })
+                            });
+                        let _ = tx.send(one);
+                    }
+                }
+            }
+            if !more {
+                return;
+            }
+        }
+    }
+}

@@ -396,6 +396,17 @@ impl OdooClient {
         vals_list: Value,
         context: Option<Value>,
     ) -> Result<Vec<i64>, OdooError> {
+        self.create_with(None, model, vals_list, context).await
+    }
+
+    /// [`create`](Self::create) in a slot already taken with [`ticket`](Self::ticket).
+    pub async fn create_with(
+        &self,
+        ticket: Option<Ticket<'_>>,
+        model: &str,
+        vals_list: Value,
+        context: Option<Value>,
+    ) -> Result<Vec<i64>, OdooError> {
         let v = match self.protocol().await? {
             Protocol::JsonRpc => {
                 let uid = self.uid().await?;
@@ -415,7 +426,7 @@ impl OdooClient {
                         [vals_list],
                         kw
                     ]),
-                    None,
+                    ticket,
                 )
                 .await?
             }
@@ -425,7 +436,7 @@ impl OdooClient {
                 if let Some(c) = context {
                     kw.insert("context".into(), c);
                 }
-                self.call(model, "create", None, kw).await?
+                self.call_with(ticket, model, "create", None, kw).await?
             }
         };
         match v {

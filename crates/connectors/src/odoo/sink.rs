@@ -25,7 +25,7 @@
 //! number (`carrier_tracking_ref`), else by its sale order name (`odoo.order`, matched on
 //! the picking's `origin`). Not found yet (Odoo may not have it): retryable.
 
-use super::batch::BatchedRead;
+use super::batch::{BatchedCreate, BatchedRead};
 use super::{OdooClient, OdooConfig, OdooError};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -80,6 +80,9 @@ pub struct OdooSinkConfig {
     /// which leaves that setting as it is).
     #[serde(default)]
     pub validate_sms: ValidateSms,
+    /// Post the chatter notes on the picking's sale order too (default true).
+    #[serde(default = "default_true")]
+    pub chatter_on_order: bool,
     /// Odoo companies (ids) this sink acts for; empty: every company the API user has.
     #[serde(default)]
     pub companies: Vec<i64>,
@@ -106,6 +109,9 @@ pub enum ValidateSms {
     Company,
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_window() -> Duration {
     Duration::from_secs(1)
 }
@@ -160,13 +166,17 @@ pub struct OdooSink {
     carriers: BTreeMap<String, i64>,
     activity_user_id: Option<i64>,
     validate_sms: ValidateSms,
+    chatter_on_order: bool,
     companies: Vec<i64>,
     batching: Batching,
     locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     by_id: BatchedRead,
     by_tracking: BatchedRead,
     notes: BatchedRead,
+    order_notes: BatchedRead,
     activities: BatchedRead,
+    new_notes: BatchedCreate,
+    note_subtype: tokio::sync::OnceCell<i64>,
     currencies: Mutex<HashMap<i64, String>>,
 }
 
@@ -229,6 +239,7 @@ impl OdooSink {
                 carriers: cfg.carriers.clone(),
                 activity_user_id: cfg.activity_user_id,
                 validate_sms: cfg.validate_sms,
+                chatter_on_order: cfg.chatter_on_order,
                 companies: cfg.companies.clone(),
                 batching: Batching {
                     max: cfg.max_batch,
@@ -253,6 +264,16 @@ impl OdooSink {
                     &["res_id", "body"],
                     keys,
                 ),
+                order_notes: BatchedRead::new(
+                    "mail.message",
+                    "res_id",
+                    vec![
+                        json!(["model", "=", "sale.order"]),
+                        json!(["body", "ilike", "[waybill "]),
+                    ],
+                    &["res_id", "body"],
+                    keys,
+                ),
                 activities: BatchedRead::new(
                     "mail.activity",
                     "res_id",
@@ -263,6 +284,8 @@ impl OdooSink {
                     &["res_id", "summary", "note"],
                     keys,
                 ),
+                new_notes: BatchedCreate::new("mail.message", keys * 2),
+                note_subtype: tokio::sync::OnceCell::new(),
                 currencies: Mutex::new(HashMap::new()),
             }),
             _ => Err(errs),
@@ -465,7 +488,24 @@ impl OdooSink {
         }
         let chatter: Vec<&CloudEvent> = with(Action::Chatter).collect();
         if !chatter.is_empty() {
-            self.chatter(pid, &chatter, &ctx).await?;
+            let mut notes: Vec<Value> = self
+                .note("stock.picking", pid, &self.notes, "", &chatter)
+                .await?
+                .into_iter()
+                .collect();
+            if let Some(so) = m2o(&p["sale_id"]).filter(|_| self.chatter_on_order) {
+                let prefix = format!("{}: ", p["name"].as_str().unwrap_or(""));
+                notes.extend(
+                    self.note("sale.order", so, &self.order_notes, &prefix, &chatter)
+                        .await?,
+                );
+            }
+            if !notes.is_empty() {
+                self.new_notes
+                    .create(&self.client, notes)
+                    .await
+                    .map_err(err)?;
+            }
         }
         let activity: Vec<&CloudEvent> = with(Action::Activity).collect();
         if !activity.is_empty() {
@@ -684,43 +724,81 @@ impl OdooSink {
             .collect())
     }
 
-    /// Calls a method of the picking in its company.
-    async fn picking_call(
+    /// Calls a method of a record in the picking's company.
+    async fn record_call(
         &self,
-        pid: i64,
+        model: &str,
+        id: i64,
         method: &str,
         k: Map<String, Value>,
         ctx: &Option<Value>,
     ) -> Result<(), DeliveryError> {
         self.client
-            .call("stock.picking", method, Some(&[pid]), Self::ctx_kw(ctx, k))
+            .call(model, method, Some(&[id]), Self::ctx_kw(ctx, k))
             .await
             .map_err(err)?;
         Ok(())
     }
 
-    /// One chatter note for every event whose marker is not on the picking yet.
-    async fn chatter(
+    /// The id of the *Note* subtype (`mail.mt_note`), read once.
+    async fn note_subtype(&self) -> Result<i64, DeliveryError> {
+        self.note_subtype
+            .get_or_try_init(|| async {
+                let rows = self
+                    .client
+                    .search_read(
+                        "ir.model.data",
+                        json!([["module", "=", "mail"], ["name", "=", "mt_note"]]),
+                        &["res_id"],
+                        "id asc",
+                        1,
+                        0,
+                    )
+                    .await
+                    .map_err(err)?;
+                rows.first()
+                    .and_then(|r| r["res_id"].as_i64())
+                    .ok_or_else(|| permanent("odoo.no_note_subtype: mail.mt_note not found".into()))
+            })
+            .await
+            .copied()
+    }
+
+    /// The values of one chatter note on the record (the picking, or its sale order) for
+    /// every event whose marker is not on it yet; none when every marker is there. Notes
+    /// are created as `mail.message` records (an internal note: type `comment`, subtype
+    /// *Note*, author the API user, what `message_post` of a note stores), so that the
+    /// notes of many pickings go to Odoo in one `create`.
+    async fn note(
         &self,
-        pid: i64,
+        model: &str,
+        id: i64,
+        notes: &BatchedRead,
+        prefix: &str,
         evs: &[&CloudEvent],
-        ctx: &Option<Value>,
-    ) -> Result<(), DeliveryError> {
-        let new = self.unmarked(&self.notes, &["body"], pid, evs).await?;
+    ) -> Result<Option<Value>, DeliveryError> {
+        let new = self.unmarked(notes, &["body"], id, evs).await?;
         if new.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let body: String = new
             .iter()
-            .map(|ev| format!("<p>{} {}</p>", html(&describe(ev)), html(&marker(ev))))
+            .map(|ev| {
+                format!(
+                    "<p>{}{} {}</p>",
+                    html(prefix),
+                    html(&describe(ev)),
+                    html(&marker(ev))
+                )
+            })
             .collect();
-        let k = kw(&[
-            ("body", json!(body)),
-            ("body_is_html", json!(true)),
-            ("message_type", json!("comment")),
-            ("subtype_xmlid", json!("mail.mt_note")),
-        ]);
-        self.picking_call(pid, "message_post", k, ctx).await
+        Ok(Some(json!({
+            "model": model,
+            "res_id": id,
+            "body": body,
+            "message_type": "comment",
+            "subtype_id": self.note_subtype().await?,
+        })))
     }
 
     /// One exception activity for the events whose marker no activity carries yet.
@@ -764,7 +842,8 @@ impl OdooSink {
             None => self.client.api_user_id().await.map_err(err)?,
         };
         args.insert("user_id".into(), json!(user));
-        self.picking_call(pid, "activity_schedule", args, ctx).await
+        self.record_call("stock.picking", pid, "activity_schedule", args, ctx)
+            .await
     }
 }
 

@@ -401,6 +401,7 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
             carriers: [("UPS".to_string(), 7)].into(),
             activity_user_id: None,
             validate_sms: ValidateSms::Skip,
+            chatter_on_order: true,
             companies: vec![],
             coalesce_window: Duration::ZERO,
             max_batch: 50,
@@ -448,14 +449,19 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
         "a backorder was created"
     );
     let notes = records_of(&fake, "mail.message");
+    let on = |model: &str| notes.iter().filter(|m| m["model"] == model).count();
     assert_eq!(
-        notes.len(),
-        5,
-        "one note per event, none on replay: {notes:#?}"
+        (on("stock.picking"), on("sale.order")),
+        (5, 5),
+        "one note per event on the picking and on its sale order, none on replay: {notes:#?}"
     );
     assert!(notes
         .iter()
         .all(|m| m["body"].as_str().unwrap().contains("[waybill ")));
+    assert!(notes
+        .iter()
+        .filter(|m| m["model"] == "sale.order")
+        .all(|m| m["res_id"] == 25 && m["body"].as_str().unwrap().contains("WH/OUT/")));
     let acts = records_of(&fake, "mail.activity");
     assert_eq!(acts.len(), 1);
     assert_eq!(
@@ -500,6 +506,7 @@ fn sink_config(url: &str, companies: Vec<i64>, rate: f64) -> OdooSinkConfig {
         carriers: Default::default(),
         activity_user_id: None,
         validate_sms: ValidateSms::Skip,
+        chatter_on_order: true,
         companies,
         coalesce_window: Duration::ZERO,
         max_batch: 50,
@@ -568,14 +575,25 @@ async fn writes_run_in_the_company_of_the_picking_and_other_companies_are_left_a
     assert_eq!(pickings[0]["carrier_tracking_ref"], json!(false));
     assert_eq!(pickings[1]["carrier_tracking_ref"], "1ZB");
     let calls = fake.calls.lock().unwrap().clone();
-    let writes: Vec<_> = calls
-        .iter()
-        .filter(|(_, m, _)| m == "write" || m == "message_post")
-        .collect();
-    assert_eq!(writes.len(), 2, "{calls:?}");
+    let writes: Vec<_> = calls.iter().filter(|(_, m, _)| m == "write").collect();
+    assert_eq!(writes.len(), 1, "{calls:?}");
     assert!(writes
         .iter()
         .all(|(_, _, ctx)| ctx["allowed_company_ids"] == json!([2])));
+    // The notes (on the picking and its order) went in one create.
+    let creates = calls
+        .iter()
+        .filter(|(m, f, _)| m == "mail.message" && f == "create")
+        .count();
+    assert_eq!(creates, 1, "{calls:?}");
+    let notes = records_of(&fake, "mail.message");
+    assert_eq!(notes.len(), 2);
+    assert_eq!(
+        (notes[0]["model"].as_str(), notes[0]["res_id"].as_i64()),
+        (Some("stock.picking"), Some(31))
+    );
+    assert_eq!(notes[1]["model"], "sale.order");
+    assert_eq!(notes[0]["subtype_id"], 2, "the Note subtype");
     // A sink for company 1 only refuses to touch company 2's picking.
     let only1 = OdooSink::build("odoo", &sink_config(&url, vec![1], 0.0)).unwrap();
     let ev = outbox_item(
@@ -627,7 +645,10 @@ async fn a_confirmed_freight_charge_is_recorded_as_the_shipping_cost_once() {
         json!(123.45),
         "EUR is not the company's currency"
     );
-    let notes = records_of(&fake, "mail.message");
+    let notes: Vec<Value> = records_of(&fake, "mail.message")
+        .into_iter()
+        .filter(|m| m["model"] == "stock.picking")
+        .collect();
     assert_eq!(notes.len(), 2, "{notes:#?}");
     assert!(notes[0]["body"]
         .as_str()
@@ -671,6 +692,7 @@ async fn a_refused_event_in_a_batch_does_not_take_the_others_with_it() {
     assert_eq!((out.delivered, out.error), (1, None));
     let bodies: String = records_of(&fake, "mail.message")
         .iter()
+        .filter(|m| m["model"] == "stock.picking")
         .map(|m| m["body"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(bodies.matches("[waybill ").count(), 2, "{bodies}");
