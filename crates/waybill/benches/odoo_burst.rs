@@ -36,7 +36,12 @@ async fn main() {
             fake.latency_ms.store(5, Ordering::Relaxed);
             *fake.records.lock().unwrap() = Some(
                 (1..=pickings)
-                    .map(|i| picking(i, "assigned", "2026-11-23 07:00:00"))
+                    .map(|i| {
+                        // One sale order per picking, as in practice.
+                        let mut p = picking(i, "assigned", "2026-11-23 07:00:00");
+                        p["sale_id"] = serde_json::json!([100_000 + i, format!("S{i:05}")]);
+                        p
+                    })
                     .collect(),
             );
             let targets: Vec<Target> = (1..=pickings).map(|id| Target { id }).collect();
