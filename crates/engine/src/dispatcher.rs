@@ -12,7 +12,7 @@
 
 use crate::circuit::{Circuit, CircuitConfig, CircuitState};
 use crate::metrics::Metrics;
-use crate::partner::{BatchOutcome, Batching, Outbound};
+use crate::partner::{BatchOutcome, Batching, DeliveryError, Outbound};
 use crate::retry::{Decision, RetryPolicy};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -241,8 +241,9 @@ impl Dispatcher {
             self.in_flight += 1;
             let out = self.sink.outbound.clone();
             let tx = res_tx.clone();
-            tokio::spawn(async move {
-                let r = if batch.len() == 1 {
+            let sent = batch.len();
+            let delivery = tokio::spawn(async move {
+                if batch.len() == 1 {
                     match out.deliver(&batch[0]).await {
                         Ok(()) => BatchOutcome {
                             delivered: 1,
@@ -255,7 +256,18 @@ impl Dispatcher {
                     }
                 } else {
                     out.deliver_batch(&batch).await
-                };
+                }
+            });
+            tokio::spawn(async move {
+                // A connector that panics fails this attempt; the lane goes on.
+                let mut r = delivery.await.unwrap_or_else(|e| BatchOutcome {
+                    delivered: 0,
+                    error: Some(DeliveryError::new(
+                        waybill_model::FailureKind::Retryable,
+                        format!("delivery task failed: {e}"),
+                    )),
+                });
+                r.delivered = r.delivered.min(sent);
                 let _ = tx.send((id, shipment, r));
             });
         }

@@ -259,7 +259,11 @@ fn matches(rec: &Value, domain: &Value) -> bool {
             term[1].as_str().unwrap_or(""),
             &term[2],
         );
-        let got = &rec[f];
+        // A many2one's name through a dotted path (`sale_id.name`).
+        let got = match f.strip_suffix(".name") {
+            Some(base) => rec[base].get(1).unwrap_or(&Value::Null),
+            None => &rec[f],
+        };
         let as_cmp = |x: &Value| {
             x.as_str()
                 .map(str::to_owned)

@@ -12,6 +12,7 @@ use super::{OdooClient, OdooError};
 use serde_json::{json, Value};
 use std::sync::Mutex;
 use tokio::sync::oneshot;
+use waybill_model::FailureKind;
 
 type Waiter = (Value, oneshot::Sender<Result<Vec<Value>, OdooError>>);
 
@@ -76,7 +77,7 @@ impl BatchedRead {
     }
 
     async fn lead(&self, client: &OdooClient) {
-        let mut guard = LeadGuard(self, true);
+        let mut guard = LeadGuard(&self.pending, true);
         loop {
             let ticket = client.ticket().await;
             let (batch, more) = {
@@ -132,21 +133,6 @@ impl BatchedRead {
                 guard.1 = false;
                 return;
             }
-        }
-    }
-}
-
-/// Should a leader be dropped mid-way (its task cancelled), the callers it left waiting
-/// get an error instead of waiting for a leader that will never come.
-struct LeadGuard<'a>(&'a BatchedRead, bool);
-
-impl Drop for LeadGuard<'_> {
-    fn drop(&mut self) {
-        if !self.1 {
-            return;
-        }
-        for (_, tx) in self.0.lock().drain(..) {
-            let _ = tx.send(Err(OdooError::Transport("batched read abandoned".into())));
         }
     }
 }
@@ -210,6 +196,7 @@ impl BatchedCreate {
     }
 
     async fn lead(&self, client: &OdooClient) {
+        let mut guard = LeadGuard(&self.pending, true);
         loop {
             // Wait for a request slot first: what piles up meanwhile goes along.
             let ticket = client.ticket().await;
@@ -220,6 +207,7 @@ impl BatchedCreate {
                 (batch, !p.is_empty())
             };
             if batch.is_empty() {
+                guard.1 = false;
                 return;
             }
             let vals: Vec<Value> = batch.iter().map(|(v, _)| v.clone()).collect();
@@ -248,7 +236,10 @@ impl BatchedCreate {
                         let _ = tx.send(Err(e.clone()));
                     }
                 }
-                Err(e) if batch.len() == 1 => {
+                // Only a refusal is retried record by record: after a timeout or a 5xx
+                // the batch may have been created, and the callers' retries re-read
+                // their markers before creating again.
+                Err(e) if batch.len() == 1 || e.kind() != FailureKind::Permanent => {
                     for (_, tx) in batch {
                         let _ = tx.send(Err(e.clone()));
                     }
@@ -271,8 +262,34 @@ impl BatchedCreate {
                 }
             }
             if !more {
+                guard.1 = false;
                 return;
             }
+        }
+    }
+}
+
+/// Should a leader be dropped mid-way (its task cancelled), the callers it left waiting
+/// get an error instead of waiting for a leader that will never come. Disarmed (`.1 =
+/// false`) when the leader ends normally.
+struct LeadGuard<'a, V, T>(&'a Mutex<Vec<Pending<V, T>>>, bool);
+
+/// A caller's entry: what it asks for, and where its answer goes.
+type Pending<V, T> = (V, oneshot::Sender<Result<T, OdooError>>);
+
+impl<V, T> Drop for LeadGuard<'_, V, T> {
+    fn drop(&mut self) {
+        if !self.1 {
+            return;
+        }
+        let mut pending = match self.0.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        for (_, tx) in pending.drain(..) {
+            let _ = tx.send(Err(OdooError::Transport(
+                "batched request abandoned".into(),
+            )));
         }
     }
 }

@@ -159,6 +159,9 @@ const PICKING_FIELDS: &[&str] = &[
     "company_id",
 ];
 
+/// A record: (model, id).
+type RecordKey = (&'static str, i64);
+
 /// The Odoo sink.
 pub struct OdooSink {
     client: OdooClient,
@@ -169,7 +172,7 @@ pub struct OdooSink {
     chatter_on_order: bool,
     companies: Vec<i64>,
     batching: Batching,
-    locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<RecordKey, Arc<tokio::sync::Mutex<()>>>>,
     by_id: BatchedRead,
     by_tracking: BatchedRead,
     notes: BatchedRead,
@@ -250,7 +253,10 @@ impl OdooSink {
                 by_tracking: BatchedRead::new(
                     "stock.picking",
                     "carrier_tracking_ref",
-                    vec![json!(["picking_type_code", "=", "outgoing"])],
+                    vec![
+                        json!(["picking_type_code", "=", "outgoing"]),
+                        json!(["state", "!=", "cancel"]),
+                    ],
                     PICKING_FIELDS,
                     keys,
                 ),
@@ -297,12 +303,17 @@ impl OdooSink {
         self.client.requests()
     }
 
-    fn lock_for(&self, picking: i64) -> Arc<tokio::sync::Mutex<()>> {
+    /// Serialises the calls for one record (a picking; a sale order while invoicing).
+    /// Locks nobody holds or waits for are dropped from the map as new ones are taken.
+    fn lock_for(&self, model: &'static str, id: i64) -> Arc<tokio::sync::Mutex<()>> {
         let mut m = match self.locks.lock() {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        m.entry(picking).or_default().clone()
+        if m.len() > 4096 {
+            m.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        m.entry((model, id)).or_default().clone()
     }
 
     /// Whether a picking record may be acted on for these events: in the sink's
@@ -341,14 +352,14 @@ impl OdooSink {
         if !candidates.iter().any(|r| self.company_allows(r, evs)) {
             if let Some(o) = first("odoo.order") {
                 let mut domain = vec![
-                    json!(["origin", "ilike", o]),
+                    json!(["sale_id.name", "=", o]),
                     json!(["picking_type_code", "=", "outgoing"]),
-                    json!(["state", "not in", ["cancel"]]),
+                    json!(["state", "!=", "cancel"]),
                 ];
                 if !self.companies.is_empty() {
                     domain.push(json!(["company_id", "in", self.companies]));
                 }
-                candidates = self
+                let mut by_order = self
                     .client
                     .search_read(
                         "stock.picking",
@@ -360,6 +371,26 @@ impl OdooSink {
                     )
                     .await
                     .map_err(err)?;
+                // A sale order can have several deliveries (backorders): the one this
+                // shipment is about is still open and carries no other tracking number;
+                // a done one only if it carries this shipment's.
+                // An event without a tracking number takes the open delivery first.
+                let tracking = first("tracking");
+                if tracking.is_some() {
+                    by_order.retain(|r| {
+                        let theirs = r["carrier_tracking_ref"].as_str();
+                        theirs == tracking.as_deref() || (r["state"] != "done" && theirs.is_none())
+                    });
+                }
+                by_order.sort_by_key(|r| {
+                    (
+                        r["carrier_tracking_ref"].as_str() != tracking.as_deref(),
+                        r["state"] == "done",
+                    )
+                });
+                if !by_order.is_empty() {
+                    candidates = by_order;
+                }
             }
         }
         if let Some(id) = candidates
@@ -462,7 +493,7 @@ impl OdooSink {
         }
         let acting: Vec<&CloudEvent> = plan.iter().map(|(e, _)| *e).collect();
         let pid = self.find_picking(&acting).await?;
-        let lock = self.lock_for(pid);
+        let lock = self.lock_for("stock.picking", pid);
         let _guard = lock.lock().await;
         let mut p = self.read_picking(pid).await?;
         if !self.company_allows(&p, &acting) {
@@ -512,6 +543,12 @@ impl OdooSink {
             self.activity(pid, &activity, &ctx).await?;
         }
         if with(Action::Invoice).next().is_some() {
+            // Invoicing is per sale order: two pickings of one order must not both invoice.
+            let so_lock = m2o(&p["sale_id"]).map(|so| self.lock_for("sale.order", so));
+            let _so_guard = match &so_lock {
+                Some(l) => Some(l.lock().await),
+                None => None,
+            };
             self.invoice(&p, &ctx).await?;
         }
         Ok(())
@@ -667,7 +704,10 @@ impl OdooSink {
                 Some("confirm.stock.sms") => ("confirm.stock.sms", "send_sms"),
                 _ => break,
             };
-            let mut wctx = r["context"].clone();
+            let mut wctx = match &r["context"] {
+                Value::Object(_) => r["context"].clone(),
+                _ => vctx.clone(),
+            };
             if let (Some(o), Value::Object(c)) = (wctx.as_object_mut(), &vctx) {
                 for (k, v) in c {
                     o.entry(k.clone()).or_insert_with(|| v.clone());

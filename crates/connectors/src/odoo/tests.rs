@@ -372,6 +372,7 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
     let (url, fake) = start(18).await;
     let mut partial = picking(40, "assigned", "2026-11-23 07:00:00");
     partial["origin"] = json!("S00040 - EXT-9");
+    partial["sale_id"] = json!([40, "S00040"]);
     partial["_partial"] = json!(true);
     let mut p20 = picking(20, "assigned", "2026-11-23 07:00:00");
     p20["origin"] = json!("S00025 - EXT-1");
@@ -461,7 +462,8 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
     assert!(notes
         .iter()
         .filter(|m| m["model"] == "sale.order")
-        .all(|m| m["res_id"] == 25 && m["body"].as_str().unwrap().contains("WH/OUT/")));
+        .all(|m| [25, 40].contains(&m["res_id"].as_i64().unwrap())
+            && m["body"].as_str().unwrap().contains("WH/OUT/")));
     let acts = records_of(&fake, "mail.activity");
     assert_eq!(acts.len(), 1);
     assert_eq!(
@@ -707,4 +709,40 @@ async fn the_api_user_is_found_by_login_over_json2() {
     ]);
     let c = client(&url, KEY, "auto", 2);
     assert_eq!(c.api_user_id().await.unwrap(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_shipment_of_an_order_goes_to_its_open_backorder() {
+    use waybill_engine::partner::Outbound;
+    use waybill_testkit::fake_odoo::records_of;
+    let (url, fake) = start(18).await;
+    // S00025 shipped once already (done, tracking T1); its backorder is still open. An
+    // order S000250 exists too (a name that contains the other).
+    let mut first = picking(50, "done", "2026-11-23 07:00:00");
+    first["carrier_tracking_ref"] = json!("T1");
+    let backorder = picking(51, "assigned", "2026-11-23 07:00:00");
+    let mut other = picking(52, "assigned", "2026-11-23 07:00:00");
+    other["sale_id"] = json!([250, "S000250"]);
+    *fake.records.lock().unwrap() = Some(vec![first, backorder, other]);
+    let sink = OdooSink::build("odoo", &sink_config(&url, vec![], 0.0)).unwrap();
+    let refs = json!({"tracking": "T2", "odoo.order": "S00025"});
+    sink.deliver(&outbox_item("shipment.dispatched", "bo1", refs, 1))
+        .await
+        .unwrap();
+    let p = records_of(&fake, "stock.picking");
+    assert_eq!(
+        p[0]["carrier_tracking_ref"], "T1",
+        "the done one keeps its tracking"
+    );
+    assert_eq!(
+        (
+            p[1]["carrier_tracking_ref"].as_str(),
+            p[1]["state"].as_str()
+        ),
+        (Some("T2"), Some("done"))
+    );
+    assert_eq!(
+        p[2]["state"], "assigned",
+        "another order's picking is left alone"
+    );
 }
