@@ -14,16 +14,13 @@ use std::sync::Mutex;
 use tokio::sync::oneshot;
 use waybill_model::FailureKind;
 
-type Waiter = (Value, oneshot::Sender<Result<Vec<Value>, OdooError>>);
-
 /// One kind of batched read.
 pub struct BatchedRead {
     model: &'static str,
     field: &'static str,
     extra: Vec<Value>,
     fields: &'static [&'static str],
-    max_keys: usize,
-    pending: Mutex<Vec<Waiter>>,
+    queue: Queue<Value, Vec<Value>>,
 }
 
 /// The key a row answers to: the field's value, or a many2one's id.
@@ -49,43 +46,27 @@ impl BatchedRead {
             field,
             extra,
             fields,
-            max_keys: max_keys.max(1),
-            pending: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Waiter>> {
-        match self.pending.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
+            queue: Queue::new(max_keys),
         }
     }
 
     /// The rows whose `field` equals `key`, in id order.
     pub async fn get(&self, client: &OdooClient, key: Value) -> Result<Vec<Value>, OdooError> {
-        let (tx, rx) = oneshot::channel();
-        let leader = {
-            let mut p = self.lock();
-            p.push((key, tx));
-            p.len() == 1
-        };
+        let (mut rxs, leader) = self.queue.push(vec![key]);
         if leader {
             self.lead(client).await;
         }
-        rx.await
-            .unwrap_or_else(|_| Err(OdooError::Transport("batched read abandoned".into())))
+        match rxs.pop() {
+            Some(rx) => Queue::<Value, Vec<Value>>::answer(rx).await,
+            None => Err(OdooError::Transport("batched read abandoned".into())),
+        }
     }
 
     async fn lead(&self, client: &OdooClient) {
-        let mut guard = LeadGuard(&self.pending, true);
+        let mut guard = LeadGuard(&self.queue, true);
         loop {
             let ticket = client.ticket().await;
-            let (batch, more) = {
-                let mut p = self.lock();
-                let n = p.len().min(self.max_keys);
-                let batch: Vec<Waiter> = p.drain(..n).collect();
-                (batch, !p.is_empty())
-            };
+            let (batch, more) = self.queue.take();
             if batch.is_empty() {
                 guard.1 = false;
                 return;
@@ -137,15 +118,12 @@ impl BatchedRead {
     }
 }
 
-type CreateWaiter = (Value, oneshot::Sender<Result<i64, OdooError>>);
-
 /// Batched creates: records of one model that concurrent callers want created go into
 /// one `create` with a list of values (Odoo answers the ids in order). Should that fail,
 /// each is created on its own, so one refused record does not fail the others.
 pub struct BatchedCreate {
     model: &'static str,
-    max: usize,
-    pending: Mutex<Vec<CreateWaiter>>,
+    queue: Queue<Value, i64>,
 }
 
 impl BatchedCreate {
@@ -153,15 +131,7 @@ impl BatchedCreate {
     pub fn new(model: &'static str, max: usize) -> Self {
         BatchedCreate {
             model,
-            max: max.max(1),
-            pending: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CreateWaiter>> {
-        match self.pending.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
+            queue: Queue::new(max),
         }
     }
 
@@ -172,40 +142,23 @@ impl BatchedCreate {
         client: &OdooClient,
         vals: Vec<Value>,
     ) -> Result<Vec<i64>, OdooError> {
-        let mut rxs = Vec::with_capacity(vals.len());
-        let leader = {
-            let mut p = self.lock();
-            let was_empty = p.is_empty();
-            for v in vals {
-                let (tx, rx) = oneshot::channel();
-                p.push((v, tx));
-                rxs.push(rx);
-            }
-            was_empty && !p.is_empty()
-        };
+        let (rxs, leader) = self.queue.push(vals);
         if leader {
             self.lead(client).await;
         }
         let mut ids = Vec::with_capacity(rxs.len());
         for rx in rxs {
-            ids.push(rx.await.unwrap_or_else(|_| {
-                Err(OdooError::Transport("batched create abandoned".into()))
-            })?);
+            ids.push(Queue::<Value, i64>::answer(rx).await?);
         }
         Ok(ids)
     }
 
     async fn lead(&self, client: &OdooClient) {
-        let mut guard = LeadGuard(&self.pending, true);
+        let mut guard = LeadGuard(&self.queue, true);
         loop {
             // Wait for a request slot first: what piles up meanwhile goes along.
             let ticket = client.ticket().await;
-            let (batch, more) = {
-                let mut p = self.lock();
-                let n = p.len().min(self.max);
-                let batch: Vec<CreateWaiter> = p.drain(..n).collect();
-                (batch, !p.is_empty())
-            };
+            let (batch, more) = self.queue.take();
             if batch.is_empty() {
                 guard.1 = false;
                 return;
@@ -269,24 +222,71 @@ impl BatchedCreate {
     }
 }
 
+/// A caller's entry: what it asks for, and where its answer goes.
+type Pending<V, T> = (V, oneshot::Sender<Result<T, OdooError>>);
+
+/// What callers wait on, shared by [`BatchedRead`] and [`BatchedCreate`]: the caller
+/// that finds it empty leads, and each leader takes up to `max` entries at a time.
+struct Queue<V, T> {
+    max: usize,
+    pending: Mutex<Vec<Pending<V, T>>>,
+}
+
+impl<V, T> Queue<V, T> {
+    fn new(max: usize) -> Self {
+        Queue {
+            max: max.max(1),
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Pending<V, T>>> {
+        match self.pending.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Queues the entries; returns where their answers come and whether the caller leads.
+    fn push(&self, vals: Vec<V>) -> (Vec<oneshot::Receiver<Result<T, OdooError>>>, bool) {
+        let mut p = self.lock();
+        let was_empty = p.is_empty();
+        let rxs = vals
+            .into_iter()
+            .map(|v| {
+                let (tx, rx) = oneshot::channel();
+                p.push((v, tx));
+                rx
+            })
+            .collect();
+        (rxs, was_empty && !p.is_empty())
+    }
+
+    /// The next batch, and whether entries remain after it.
+    fn take(&self) -> (Vec<Pending<V, T>>, bool) {
+        let mut p = self.lock();
+        let n = p.len().min(self.max);
+        let batch = p.drain(..n).collect();
+        (batch, !p.is_empty())
+    }
+
+    async fn answer(rx: oneshot::Receiver<Result<T, OdooError>>) -> Result<T, OdooError> {
+        rx.await
+            .unwrap_or_else(|_| Err(OdooError::Transport("batched request abandoned".into())))
+    }
+}
+
 /// Should a leader be dropped mid-way (its task cancelled), the callers it left waiting
 /// get an error instead of waiting for a leader that will never come. Disarmed (`.1 =
 /// false`) when the leader ends normally.
-struct LeadGuard<'a, V, T>(&'a Mutex<Vec<Pending<V, T>>>, bool);
-
-/// A caller's entry: what it asks for, and where its answer goes.
-type Pending<V, T> = (V, oneshot::Sender<Result<T, OdooError>>);
+struct LeadGuard<'a, V, T>(&'a Queue<V, T>, bool);
 
 impl<V, T> Drop for LeadGuard<'_, V, T> {
     fn drop(&mut self) {
         if !self.1 {
             return;
         }
-        let mut pending = match self.0.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        for (_, tx) in pending.drain(..) {
+        for (_, tx) in self.0.lock().drain(..) {
             let _ = tx.send(Err(OdooError::Transport(
                 "batched request abandoned".into(),
             )));

@@ -299,26 +299,11 @@ impl OdooClient {
         tracing::debug!(model, method, ids = ?ids, "odoo call");
         match self.protocol().await? {
             Protocol::JsonRpc => {
-                let uid = self.uid().await?;
                 let args = match ids {
                     Some(ids) => json!([ids]),
                     None => json!([]),
                 };
-                self.jsonrpc(
-                    "object",
-                    "execute_kw",
-                    json!([
-                        self.database,
-                        uid,
-                        self.key.expose(),
-                        model,
-                        method,
-                        args,
-                        kwargs
-                    ]),
-                    ticket,
-                )
-                .await
+                self.execute_kw(ticket, model, method, args, kwargs).await
             }
             Protocol::Json2 => {
                 let mut body = kwargs;
@@ -336,6 +321,28 @@ impl OdooClient {
                 }
             }
         }
+    }
+
+    /// `object.execute_kw` over JSON-RPC with positional `args` and keyword `kwargs`.
+    async fn execute_kw(
+        &self,
+        ticket: Option<Ticket<'_>>,
+        model: &str,
+        method: &str,
+        args: Value,
+        kwargs: Map<String, Value>,
+    ) -> Result<Value, OdooError> {
+        let uid = self.uid().await?;
+        let params = json!([
+            self.database,
+            uid,
+            self.key.expose(),
+            model,
+            method,
+            args,
+            kwargs
+        ]);
+        self.jsonrpc("object", "execute_kw", params, ticket).await
     }
 
     /// `search_read` with an explicit field list, ordered and paged.
@@ -409,26 +416,12 @@ impl OdooClient {
     ) -> Result<Vec<i64>, OdooError> {
         let v = match self.protocol().await? {
             Protocol::JsonRpc => {
-                let uid = self.uid().await?;
                 let mut kw = Map::new();
                 if let Some(c) = context {
                     kw.insert("context".into(), c);
                 }
-                self.jsonrpc(
-                    "object",
-                    "execute_kw",
-                    json!([
-                        self.database,
-                        uid,
-                        self.key.expose(),
-                        model,
-                        "create",
-                        [vals_list],
-                        kw
-                    ]),
-                    ticket,
-                )
-                .await?
+                self.execute_kw(ticket, model, "create", json!([vals_list]), kw)
+                    .await?
             }
             Protocol::Json2 => {
                 let mut kw = Map::new();
