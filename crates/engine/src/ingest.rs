@@ -142,6 +142,11 @@ pub const HIDDEN_HEADERS: [&str; 5] = [
     "x-event-id",
 ];
 
+/// Whether a header is one of [`HIDDEN_HEADERS`] (any case).
+pub fn is_hidden(name: &str) -> bool {
+    HIDDEN_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
 impl Hub {
     /// Ingests one payload for a configured source.
     pub async fn ingest(&self, r: Received) -> Result<(IngestReply, Option<Ack>), StoreError> {
@@ -201,7 +206,7 @@ impl Hub {
         let headers: Vec<(String, String)> = r
             .headers
             .into_iter()
-            .filter(|(k, _)| !HIDDEN_HEADERS.contains(&k.to_ascii_lowercase().as_str()))
+            .filter(|(k, _)| !is_hidden(k))
             .collect();
         let (key, v, rejection) = match verdict {
             Ok((key, events)) => (key, Verdict::Accepted(events), None),
@@ -265,12 +270,21 @@ impl Inbound for Source {
 
     fn map(&self, r: &Received) -> Result<Mapped, Rejection> {
         let payload = Payload::parse(&r.body).map_err(mapping_rejection)?;
-        let headers: Vec<(String, String)> = r
-            .headers
-            .iter()
-            .filter(|(k, _)| !HIDDEN_HEADERS.contains(&k.to_ascii_lowercase().as_str()))
-            .cloned()
-            .collect();
+        // Only a program that names `$headers` is shown them (without the hidden ones).
+        let shown = self.mapping.uses_headers()
+            || self
+                .idempotency_key
+                .as_ref()
+                .is_some_and(Program::uses_headers);
+        let headers: Vec<(String, String)> = if shown {
+            r.headers
+                .iter()
+                .filter(|(k, _)| !is_hidden(k))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         let payload_key = match &self.idempotency_key {
             Some(p) => {
                 let v = p

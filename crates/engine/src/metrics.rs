@@ -62,8 +62,17 @@ impl Counter {
     /// Adds one for these label values.
     pub fn inc(&self, labels: &[&str]) {
         if let Ok(mut m) = self.0.lock() {
-            let key: Vec<String> = labels.iter().map(|s| (*s).to_owned()).collect();
-            *m.entry(key).or_default() += 1;
+            // Series are few (sources × outcomes): find an existing one without allocating
+            // a key; allocate only for a new series.
+            let found = m
+                .iter_mut()
+                .find(|(k, _)| k.iter().map(String::as_str).eq(labels.iter().copied()));
+            match found {
+                Some((_, n)) => *n += 1,
+                None => {
+                    m.insert(labels.iter().map(|s| (*s).to_owned()).collect(), 1);
+                }
+            }
         }
     }
 

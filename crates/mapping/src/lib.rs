@@ -53,6 +53,9 @@ impl MappingError {
 /// A compiled mapping.
 pub struct Program {
     filter: Filter,
+    /// Whether the program names `$headers` at all; when it does not, the headers are not
+    /// converted for it (a variable can only be reached by its name).
+    uses_headers: bool,
 }
 
 impl std::fmt::Debug for Program {
@@ -104,7 +107,15 @@ impl Program {
                 }
                 MappingError::Compile(format!("undefined: {}", msgs.join(", ")))
             })?;
-        Ok(Program { filter })
+        Ok(Program {
+            filter,
+            uses_headers: code.contains("$headers"),
+        })
+    }
+
+    /// Whether the program names `$headers` (when it does not, callers need not pass them).
+    pub fn uses_headers(&self) -> bool {
+        self.uses_headers
     }
 
     /// Runs the program; every output must be an event draft or an array of them.
@@ -140,26 +151,73 @@ impl Program {
         headers: &[(String, String)],
         source: &str,
     ) -> Result<Vec<serde_json::Value>, MappingError> {
-        let hdrs: serde_json::Map<String, serde_json::Value> = headers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), serde_json::Value::String(v.clone())))
-            .collect();
-        let hdrs = to_val(&serde_json::Value::Object(hdrs))?;
+        let hdrs = if self.uses_headers {
+            let hdrs: serde_json::Map<String, serde_json::Value> = headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), serde_json::Value::String(v.clone())))
+                .collect();
+            to_val(serde_json::Value::Object(hdrs))?
+        } else {
+            Val::Null
+        };
         let vars = Vars::new([hdrs, Val::from(source.to_owned())]);
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, vars);
         let mut out = Vec::new();
         for v in self.filter.id.run((ctx, payload.0.clone())) {
             let v = jaq_core::unwrap_valr(v).map_err(|e| MappingError::Runtime(e.to_string()))?;
-            let json: serde_json::Value = serde_json::from_str(&v.to_string())
-                .map_err(|e| MappingError::Output(format!("not JSON: {e}")))?;
-            out.push(json);
+            out.push(to_json(&v, 0)?);
         }
         Ok(out)
     }
 }
 
-fn to_val(v: &serde_json::Value) -> Result<Val, MappingError> {
-    serde_json::from_value::<Val>(v.clone()).map_err(|e| MappingError::Runtime(e.to_string()))
+fn to_val(v: serde_json::Value) -> Result<Val, MappingError> {
+    serde_json::from_value::<Val>(v).map_err(|e| MappingError::Runtime(e.to_string()))
+}
+
+/// Deepest output accepted (payloads parse to at most 128 levels; a mapping that builds
+/// deeper values is refused rather than exhausting the stack).
+const MAX_OUTPUT_DEPTH: usize = 128;
+
+/// A jq value as JSON, directly (no text in between). Byte strings and invalid UTF-8
+/// become text with replacement characters, non-string object keys their jq text, and
+/// non-finite numbers null, as jq prints them.
+fn to_json(v: &Val, depth: usize) -> Result<serde_json::Value, MappingError> {
+    use serde_json::Value;
+    if depth > MAX_OUTPUT_DEPTH {
+        return Err(MappingError::Output(format!(
+            "output nested deeper than {MAX_OUTPUT_DEPTH} levels"
+        )));
+    }
+    Ok(match v {
+        Val::Null => Value::Null,
+        Val::Bool(b) => Value::Bool(*b),
+        Val::Num(n) => match n {
+            jaq_json::Num::Int(i) => Value::from(*i as i64),
+            jaq_json::Num::Float(f) => {
+                serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
+            }
+            // Big integers and decimals as jq writes them, then read as JSON numbers.
+            other => serde_json::from_str(&other.to_string()).unwrap_or(Value::Null),
+        },
+        Val::TStr(b) | Val::BStr(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+        Val::Arr(a) => Value::Array(
+            a.iter()
+                .map(|x| to_json(x, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        Val::Obj(o) => {
+            let mut m = serde_json::Map::with_capacity(o.len());
+            for (k, x) in o.iter() {
+                let key = match k {
+                    Val::TStr(b) | Val::BStr(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => other.to_string(),
+                };
+                m.insert(key, to_json(x, depth + 1)?);
+            }
+            Value::Object(m)
+        }
+    })
 }
 
 /// 1-based line:column of `part` inside `code`, when `part` is a slice of it.

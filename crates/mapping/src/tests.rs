@@ -99,3 +99,47 @@ proptest! {
         }
     }
 }
+
+/// Outputs become JSON directly: numbers (integers, floats, big integers), nested arrays
+/// and objects, strings with escapes, and nulls keep their JSON meaning; a program that
+/// never names `$headers` still runs when headers are passed.
+#[test]
+fn outputs_keep_their_json_values() {
+    let p = Program::compile(
+        r#"{n: 3, f: 2.5, big: 123456789012345678901234567890, nan: nan, s: "a\"b\u00e9",
+            a: [1, [null, true]], o: {k: .x}, neg: -7}"#,
+    )
+    .expect("compiles");
+    assert!(!p.uses_headers());
+    let out = p
+        .run_values(
+            &Payload::parse(br#"{"x": {"deep": [1, 2]}}"#).expect("json"),
+            &[("X-Ref".into(), "R1".into())],
+            "src",
+        )
+        .expect("runs");
+    assert_eq!(out.len(), 1);
+    let v = &out[0];
+    assert_eq!(v["n"], serde_json::json!(3));
+    assert_eq!(v["f"], serde_json::json!(2.5));
+    assert_eq!(v["neg"], serde_json::json!(-7));
+    assert!(
+        v["big"].as_f64().is_some_and(|b| b > 1.2e29),
+        "{}",
+        v["big"]
+    );
+    assert_eq!(v["nan"], serde_json::Value::Null);
+    assert_eq!(v["s"], serde_json::json!("a\"bé"));
+    assert_eq!(v["a"], serde_json::json!([1, [null, true]]));
+    assert_eq!(v["o"], serde_json::json!({"k": {"deep": [1, 2]}}));
+}
+
+/// A value built deeper than any payload can be is refused, not a stack overflow.
+#[test]
+fn outputs_nested_too_deep_are_refused() {
+    let p = Program::compile(r#"reduce range(1000) as $i (1; [.])"#).expect("compiles");
+    let err = p
+        .run_values(&Payload::parse(b"{}").expect("json"), &[], "src")
+        .expect_err("too deep");
+    assert_eq!(err.code(), "mapping.bad_output", "{err}");
+}

@@ -154,8 +154,13 @@ impl EventDraft {
             );
         }
         let id = match &self.key {
-            Some(k) if !k.is_empty() => EventId::derive(origin.source, "key", k),
-            _ => EventId::derive(origin.source, origin.payload_key, &index.to_string()),
+            Some(k) if !k.is_empty() => EventId::derive(origin.source, &subject, "key", k),
+            _ => EventId::derive(
+                origin.source,
+                &subject,
+                origin.payload_key,
+                &index.to_string(),
+            ),
         };
         Ok(CloudEvent {
             id,

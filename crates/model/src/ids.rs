@@ -10,12 +10,15 @@ use std::fmt;
 pub struct EventId(pub String);
 
 impl EventId {
-    /// Derives the id from the source name, the payload's idempotency key and the
-    /// event's own key within that payload. Same inputs, same id: a re-sent partner event
-    /// is recognised as the same event.
-    pub fn derive(source: &str, payload_key: &str, event_key: &str) -> Self {
+    /// Derives the id from the source name, the shipment the event is about, the
+    /// payload's idempotency key and the event's own key within that payload. Same inputs,
+    /// same id: a re-sent partner event is recognised as the same event. The shipment is
+    /// part of it so that an id is unique within its shipment exactly when it is unique
+    /// everywhere — the store checks duplicates per shipment, beside the shipment's own
+    /// timeline, instead of in a global index of random ids.
+    pub fn derive(source: &str, subject: &ShipmentKey, payload_key: &str, event_key: &str) -> Self {
         let mut h = Sha256::new();
-        for part in [source, payload_key, event_key] {
+        for part in [source, subject.as_str(), payload_key, event_key] {
             h.update((part.len() as u64).to_be_bytes());
             h.update(part.as_bytes());
         }
@@ -98,10 +101,15 @@ mod tests {
 
     #[test]
     fn derived_id_is_stable_and_separates_parts() {
-        let a = EventId::derive("carrier", "abc", "0");
-        assert_eq!(a, EventId::derive("carrier", "abc", "0"));
-        assert_ne!(a, EventId::derive("carrier", "ab", "c0"));
-        assert_ne!(a, EventId::derive("carrie", "rabc", "0"));
+        let s = ShipmentKey("S1".into());
+        let a = EventId::derive("carrier", &s, "abc", "0");
+        assert_eq!(a, EventId::derive("carrier", &s, "abc", "0"));
+        assert_ne!(a, EventId::derive("carrier", &s, "ab", "c0"));
+        assert_ne!(a, EventId::derive("carrie", &s, "rabc", "0"));
+        assert_ne!(
+            a,
+            EventId::derive("carrier", &ShipmentKey("S2".into()), "abc", "0")
+        );
         assert_eq!(a.as_str().len(), 36);
         assert_eq!(&a.as_str()[14..15], "8");
     }

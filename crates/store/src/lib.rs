@@ -132,9 +132,13 @@ impl Store {
         dispatch!(self, s => s.depths().await)
     }
 
-    /// Delivery history of one event (for tests and the read API).
-    pub async fn deliveries_of(&self, event_id: &str) -> Result<Vec<OutboxItemState>, StoreError> {
-        dispatch!(self, s => s.deliveries_of(event_id).await)
+    /// Delivery history of one event of a shipment (for tests and the read API).
+    pub async fn deliveries_of(
+        &self,
+        shipment: &ShipmentKey,
+        event_id: &str,
+    ) -> Result<Vec<OutboxItemState>, StoreError> {
+        dispatch!(self, s => s.deliveries_of(shipment, event_id).await)
     }
 
     /// A poller's saved position (e.g. the last `write_date` read from Odoo).

@@ -51,6 +51,30 @@ pub fn event(
         .unwrap()
 }
 
+/// An event with the partner's own `key`, as a mapping that sets `key` builds it.
+pub fn keyed_event(source: &str, key: &str, ty: &str, subject: &str, minute: i64) -> CloudEvent {
+    let mut draft: EventDraft = serde_json::from_value(serde_json::json!({
+        "type": ty, "subject": subject, "key": key,
+    }))
+    .unwrap();
+    draft.time = Some(
+        (OffsetDateTime::UNIX_EPOCH + time::Duration::minutes(minute))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap(),
+    );
+    draft
+        .into_event(
+            0,
+            &Origin {
+                source,
+                payload_key: "unused with a key",
+                received_at: OffsetDateTime::now_utc(),
+                traceparent: None,
+            },
+        )
+        .unwrap()
+}
+
 /// An accepted ingest record for these events.
 pub fn accepted(source: &str, key: &str, events: Vec<CloudEvent>) -> IngestRecord {
     IngestRecord {
@@ -97,6 +121,58 @@ pub async fn duplicate_payload_returns_original_ids(store: Store) {
         .unwrap()
         .unwrap();
     assert_eq!(view.timeline.len(), 1);
+}
+
+/// A partner event repeated inside another payload (a tracking history re-sent whole) is
+/// appended, applied and routed once; the same partner key naming another shipment is an
+/// event of that shipment.
+pub async fn an_event_in_two_payloads_is_appended_once(store: Store) {
+    store
+        .sync_subscriptions(vec![sub("all", "ops", &[], &[])])
+        .await
+        .unwrap();
+    let scan = keyed_event("carrier", "scan-1", "shipment.in_transit", "S1", 1);
+    let later = keyed_event("carrier", "scan-2", "shipment.delivered", "S1", 2);
+    let first = store
+        .ingest(accepted("carrier", "w1", vec![scan.clone()]))
+        .await
+        .unwrap();
+    assert!(matches!(first, IngestOutcome::Accepted { .. }), "{first:?}");
+    // A second webhook (another idempotency key) carrying the history again.
+    let second = store
+        .ingest(accepted("carrier", "w2", vec![scan.clone(), later.clone()]))
+        .await
+        .unwrap();
+    let IngestOutcome::Accepted { event_ids, .. } = second else {
+        panic!("{second:?}")
+    };
+    assert_eq!(event_ids, vec![scan.id.clone(), later.id.clone()]);
+    let s1 = ShipmentKey("S1".into());
+    let view = store.shipment(&s1).await.unwrap().unwrap();
+    assert_eq!(
+        view.timeline.len(),
+        2,
+        "the repeated scan is not appended again"
+    );
+    assert_eq!(view.state.milestone, Milestone::Delivered);
+    let routed = store.deliveries_of(&s1, scan.id.as_str()).await.unwrap();
+    assert_eq!(routed.len(), 1, "routed once: {routed:?}");
+    // The partner re-sends the scan for a corrected shipment: a new event there.
+    let moved = keyed_event("carrier", "scan-1", "shipment.in_transit", "S2", 1);
+    assert_ne!(moved.id, scan.id);
+    store
+        .ingest(accepted("carrier", "w3", vec![moved.clone()]))
+        .await
+        .unwrap();
+    let s2 = ShipmentKey("S2".into());
+    assert_eq!(
+        store.shipment(&s2).await.unwrap().unwrap().timeline.len(),
+        1
+    );
+    assert_eq!(
+        store.shipment(&s1).await.unwrap().unwrap().timeline.len(),
+        2
+    );
 }
 
 /// A rejected payload is kept, byte for byte, with its reason.
@@ -187,15 +263,30 @@ pub async fn events_are_routed_to_matching_subscriptions(store: Store) {
     let subs_of =
         |v: Vec<OutboxItemState>| v.into_iter().map(|s| s.subscription).collect::<Vec<_>>();
     assert_eq!(
-        subs_of(store.deliveries_of(a.id.as_str()).await.unwrap()),
+        subs_of(
+            store
+                .deliveries_of(&a.subject, a.id.as_str())
+                .await
+                .unwrap()
+        ),
         vec!["all", "delivered-only"]
     );
     assert_eq!(
-        subs_of(store.deliveries_of(b.id.as_str()).await.unwrap()),
+        subs_of(
+            store
+                .deliveries_of(&b.subject, b.id.as_str())
+                .await
+                .unwrap()
+        ),
         vec!["all"]
     );
     assert_eq!(
-        subs_of(store.deliveries_of(c.id.as_str()).await.unwrap()),
+        subs_of(
+            store
+                .deliveries_of(&c.subject, c.id.as_str())
+                .await
+                .unwrap()
+        ),
         vec!["all", "wms-only"]
     );
     let ops = store.pending_outbox("ops", 0, 100).await.unwrap();
@@ -417,6 +508,7 @@ macro_rules! store_tests {
     ($open:expr) => {
         $crate::store_tests!(@each $open;
             duplicate_payload_returns_original_ids,
+            an_event_in_two_payloads_is_appended_once,
             rejected_payloads_are_kept,
             sequence_is_dense_and_late_events_do_not_regress,
             events_are_routed_to_matching_subscriptions,

@@ -8,6 +8,7 @@ use crate::{
 use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::Arc;
 use time::OffsetDateTime;
+use waybill_model::ShipmentKey;
 
 impl SqliteStore {
     pub(crate) async fn pending_outbox(
@@ -146,15 +147,16 @@ impl SqliteStore {
 
     pub(crate) async fn deliveries_of(
         &self,
+        shipment: &ShipmentKey,
         event_id: &str,
     ) -> Result<Vec<OutboxItemState>, StoreError> {
-        let event_id = event_id.to_owned();
+        let (shipment, event_id) = (shipment.as_str().to_owned(), event_id.to_owned());
         self.read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT o.id, o.subscription, o.state, o.attempts FROM outbox o
-                 JOIN events e ON e.seq_id = o.event_seq WHERE e.event_id = ?1 ORDER BY o.id",
+                 JOIN events e ON e.seq_id = o.event_seq WHERE e.shipment = ?1 AND e.event_id = ?2 ORDER BY o.id",
             )?;
-            let rows = st.query_map([event_id], |r| {
+            let rows = st.query_map([shipment, event_id], |r| {
                 Ok(OutboxItemState {
                     id: r.get(0)?,
                     subscription: r.get(1)?,

@@ -102,6 +102,31 @@ CREATE TABLE cursors (
     updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // Duplicate events are found beside their shipment: one index on (shipment, event_id)
+    // replaces the global unique index of random event ids and the (shipment,
+    // shipment_seq) index (event ids include their shipment, so unique per shipment means
+    // unique; the single writer keeps sequence numbers dense). Two random B-tree inserts
+    // fewer per event. The timeline reads by shipment through the new index.
+    r#"
+CREATE TABLE events_v3 (
+    seq_id       INTEGER PRIMARY KEY,
+    event_id     TEXT NOT NULL,
+    shipment     TEXT NOT NULL,
+    shipment_seq INTEGER NOT NULL,
+    type         TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    occurred_at  INTEGER NOT NULL,
+    recorded_at  INTEGER NOT NULL,
+    inbox_id     INTEGER,
+    effect       TEXT NOT NULL,
+    body         TEXT NOT NULL
+);
+INSERT INTO events_v3 (seq_id, event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, inbox_id, effect, body)
+    SELECT seq_id, event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, inbox_id, effect, body FROM events;
+DROP TABLE events;
+ALTER TABLE events_v3 RENAME TO events;
+CREATE UNIQUE INDEX events_shipment_event ON events (shipment, event_id);
+"#,
 ];
 
 /// The schema version this build expects.
@@ -128,4 +153,51 @@ pub fn migrate(conn: &mut Connection) -> Result<(u32, u32), StoreError> {
         tx.commit()?;
     }
     Ok((current, LATEST))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A database made by schema 2 keeps its events through migration 3, and the new
+    /// index refuses a second copy of an event in its shipment only.
+    #[test]
+    fn events_survive_the_move_to_per_shipment_duplicate_checks() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute(
+            "INSERT INTO events (seq_id, event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, effect, body)
+             VALUES (7, 'e-1', 'S1', 1, 'shipment.in_transit', 'carrier', 1, 2, 'advanced', '{}')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), (2, LATEST));
+        let (seq, id): (i64, String) = conn
+            .query_row(
+                "SELECT seq_id, event_id FROM events WHERE shipment = 'S1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((seq, id.as_str()), (7, "e-1"));
+        let again = "INSERT INTO events (event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, effect, body)
+             VALUES ('e-1', ?1, 2, 'shipment.in_transit', 'carrier', 1, 2, 'advanced', '{}')";
+        assert!(
+            conn.execute(again, ["S1"]).is_err(),
+            "same shipment, same id"
+        );
+        conn.execute(again, ["S2"]).unwrap();
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexes, vec!["events_shipment_event".to_string()]);
+    }
 }

@@ -3,6 +3,7 @@
 
 use super::{from_us, to_us, JobCtx};
 use crate::{IngestOutcome, IngestRecord, StoreError, Verdict};
+
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::BTreeSet;
 use waybill_model::lifecycle::Applied;
@@ -14,6 +15,42 @@ pub(crate) struct Prepared {
     rec: IngestRecord,
     headers: String,
     events: Vec<(CloudEvent, String)>,
+    /// The events' ids as stored in the inbox row (JSON array).
+    event_ids_json: String,
+}
+
+/// What the writer decided; the caller turns it into an [`IngestOutcome`] with the ids
+/// it already has, so the writer allocates nothing for the answer in the common case.
+pub(crate) enum Stored {
+    Accepted {
+        inbox_id: i64,
+    },
+    Duplicate {
+        inbox_id: i64,
+        event_ids: Vec<EventId>,
+    },
+    Rejected {
+        inbox_id: i64,
+    },
+}
+
+impl Stored {
+    pub(crate) fn outcome(self, p: &Prepared) -> IngestOutcome {
+        match self {
+            Stored::Accepted { inbox_id } => IngestOutcome::Accepted {
+                inbox_id,
+                event_ids: p.events.iter().map(|(e, _)| e.id.clone()).collect(),
+            },
+            Stored::Duplicate {
+                inbox_id,
+                event_ids,
+            } => IngestOutcome::Duplicate {
+                inbox_id,
+                event_ids,
+            },
+            Stored::Rejected { inbox_id } => IngestOutcome::Rejected { inbox_id },
+        }
+    }
 }
 
 /// Serializes on the caller's thread what the writer will store.
@@ -32,10 +69,13 @@ pub(crate) fn prepare(mut rec: IngestRecord) -> Result<Prepared, StoreError> {
             .collect::<Result<Vec<_>, StoreError>>()?,
         Verdict::Rejected { .. } => Vec::new(),
     };
+    let ids: Vec<&EventId> = events.iter().map(|(e, _)| &e.id).collect();
+    let event_ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
     Ok(Prepared {
         rec,
         headers,
         events,
+        event_ids_json,
     })
 }
 
@@ -53,11 +93,12 @@ pub(crate) fn ingest(
     conn: &Connection,
     prepared: &Prepared,
     ctx: &mut JobCtx<'_>,
-) -> Result<IngestOutcome, StoreError> {
+) -> Result<Stored, StoreError> {
     let Prepared {
         rec,
         headers,
         events,
+        event_ids_json,
     } = prepared;
     match &rec.verdict {
         Verdict::Rejected { code, reason } => {
@@ -74,12 +115,11 @@ pub(crate) fn ingest(
                 headers,
                 rec.body
             ])?;
-            Ok(IngestOutcome::Rejected {
+            Ok(Stored::Rejected {
                 inbox_id: conn.last_insert_rowid(),
             })
         }
         Verdict::Accepted(_) => {
-            let event_ids: Vec<EventId> = events.iter().map(|(e, _)| e.id.clone()).collect();
             // The unique index on accepted (source, key) is the duplicate test: one
             // statement in the common case, a lookup only for a duplicate.
             let inserted = conn
@@ -94,7 +134,7 @@ pub(crate) fn ingest(
                 to_us(rec.received_at),
                 headers,
                 rec.body,
-                serde_json::to_string(&event_ids).unwrap_or_else(|_| "[]".into())
+                event_ids_json
             ])?;
             if inserted == 0 {
                 let (inbox_id, ids): (i64, String) = conn
@@ -106,7 +146,7 @@ pub(crate) fn ingest(
                     })?;
                 let event_ids: Vec<EventId> = serde_json::from_str(&ids)
                     .map_err(|e| StoreError::Corrupt(format!("inbox {inbox_id} event_ids: {e}")))?;
-                return Ok(IngestOutcome::Duplicate {
+                return Ok(Stored::Duplicate {
                     inbox_id,
                     event_ids,
                 });
@@ -115,10 +155,7 @@ pub(crate) fn ingest(
             for (ev, json) in events {
                 append(conn, Some(inbox_id), ev, json, ctx)?;
             }
-            Ok(IngestOutcome::Accepted {
-                inbox_id,
-                event_ids,
-            })
+            Ok(Stored::Accepted { inbox_id })
         }
     }
 }
@@ -137,12 +174,13 @@ pub(crate) fn append(
     let seq = last_seq + 1;
     let body = with_sequence(json, seq);
     let now = to_us(ev.recordedtime);
-    // An event id already in the log (carried by another payload) is ignored: the unique
-    // index is the duplicate test, and nothing else is written for it.
+    // An event id already in the shipment's log (carried by another payload) is ignored:
+    // the unique index on (shipment, event_id) is the duplicate test — ids include their
+    // shipment, so this is the global test too — and nothing else is written for it.
     let inserted = conn
         .prepare_cached(
             "INSERT INTO events (event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, inbox_id, effect, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (event_id) DO NOTHING",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (shipment, event_id) DO NOTHING",
         )?
         .execute(params![
         ev.id.as_str(),

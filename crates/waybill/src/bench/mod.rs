@@ -6,6 +6,9 @@
 //! that answers 202 at once. Latency is measured from each request's scheduled start when
 //! paced (so queueing delay counts), otherwise from its send.
 
+mod conn;
+
+pub use conn::{Conn, Target};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,22 +91,22 @@ pub fn body(run_id: &str, i: usize, shipments: usize) -> Vec<u8> {
 pub const MAPPING: &str =
     r#"{type: .status, subject: .shipment, time: .at, key: .id, refs: {tracking: .tracking}}"#;
 
-/// Runs the plan and returns what it measured.
+/// Runs the plan and returns what it measured. Each of `concurrency` connections keeps
+/// one request in flight (HTTP/1.1 keep-alive, no pipelining); a connection that fails is
+/// counted and opened again.
 pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     let key = SigningKey::parse(&plan.secret).map_err(|e| anyhow::anyhow!(e))?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(plan.concurrency)
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let target = Target::parse(&plan.url).map_err(|e| anyhow::anyhow!(e))?;
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..plan.concurrency.max(1) {
-        let (client, next, key, plan) = (client.clone(), next.clone(), key.clone(), plan.clone());
+        let (next, key, plan, target) = (next.clone(), key.clone(), plan.clone(), target.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut accepted = Vec::new();
             let mut failed = 0usize;
+            let mut conn: Option<Conn> = None;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= plan.events {
@@ -119,24 +122,40 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
                 };
                 let b = body(&plan.run_id, i, plan.shipments);
                 let id = format!("{}-{i}", plan.run_id);
-                let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-                let sig = key.sign(&id, ts, &b);
-                let r = client
-                    .post(&plan.url)
-                    .header("content-type", "application/json")
-                    .header("webhook-id", &id)
-                    .header("webhook-timestamp", ts.to_string())
-                    .header("webhook-signature", sig)
-                    .body(b)
-                    .send()
-                    .await;
-                match r {
-                    Ok(resp) if resp.status().is_success() => {
-                        let _ = resp.bytes().await;
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let ts = now.to_string();
+                let sig = key.sign(&id, now, &b);
+                let c = match conn.as_mut() {
+                    Some(c) => c,
+                    None => match Conn::connect(&target).await {
+                        Ok(c) => conn.insert(c),
+                        Err(_) => {
+                            failed += 1;
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    },
+                };
+                let headers = [
+                    ("content-type", "application/json"),
+                    ("webhook-id", id.as_str()),
+                    ("webhook-timestamp", ts.as_str()),
+                    ("webhook-signature", sig.as_str()),
+                ];
+                let sent =
+                    tokio::time::timeout(Duration::from_secs(30), c.post(&target, &headers, &b))
+                        .await;
+                match sent {
+                    Ok(Ok(status)) if (200..300).contains(&status) => {
                         lat.push(scheduled.elapsed().as_micros() as u64);
                         accepted.push(i % plan.shipments.max(1));
                     }
-                    _ => failed += 1,
+                    Ok(Ok(_)) => failed += 1,
+                    // A broken or stuck connection is dropped and opened again.
+                    _ => {
+                        failed += 1;
+                        conn = None;
+                    }
                 }
             }
             (lat, accepted, failed)
