@@ -170,6 +170,7 @@ pub(crate) fn append(
 ) -> Result<bool, StoreError> {
     let key = ev.subject.clone();
     let (mut state, last_seq, created_at) = load_shipment(conn, &key)?;
+    let milestone_before = created_at.map(|_| state.milestone);
     let effect = state.apply(&ev.facts());
     let seq = last_seq + 1;
     let body = with_sequence(json, seq);
@@ -198,7 +199,25 @@ pub(crate) fn append(
         return Ok(false);
     }
     let event_seq = conn.last_insert_rowid();
-    conn.prepare_cached(
+    if milestone_before == Some(state.milestone) {
+        // Same milestone (a repeated scan, a late or flagging event): the row is updated
+        // without naming `state`, so SQLite leaves the shipments_state index — and its
+        // page — alone.
+        conn.prepare_cached(
+            "UPDATE shipments SET milestone_at = ?2, milestone_event = ?3, flags = ?4,
+               last_event_at = ?5, last_seq = ?6, updated_at = ?7 WHERE key = ?1",
+        )?
+        .execute(params![
+            key.as_str(),
+            state.milestone_at.map(to_us),
+            state.milestone_event.as_ref().map(|e| e.0.as_str()),
+            flags_to_str(&state.flags),
+            state.last_event_at.map(to_us),
+            seq,
+            now
+        ])?;
+    } else {
+        conn.prepare_cached(
         "INSERT INTO shipments (key, state, milestone_at, milestone_event, flags, last_event_at, last_seq, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (key) DO UPDATE SET state = excluded.state, milestone_at = excluded.milestone_at,
@@ -216,6 +235,7 @@ pub(crate) fn append(
         created_at.unwrap_or(now),
         now
     ])?;
+    }
     for (kind, value) in ev.refs() {
         conn.prepare_cached(
             "INSERT OR IGNORE INTO xrefs (kind, value, shipment) VALUES (?1, ?2, ?3)",
