@@ -93,20 +93,32 @@ pub const MAPPING: &str =
 
 /// Runs the plan and returns what it measured. Each of `concurrency` connections keeps
 /// one request in flight (HTTP/1.1 keep-alive, no pipelining); a connection that fails is
-/// counted and opened again.
+/// counted and opened again. The connections are opened before the clock starts, as a
+/// partner's client keeps its connections open: what is measured is requests, not TCP
+/// handshakes (a burst of hundreds of connects also fills the listen queue and costs
+/// SYN retransmissions of a second each).
 pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     let key = SigningKey::parse(&plan.secret).map_err(|e| anyhow::anyhow!(e))?;
     let target = Target::parse(&plan.url).map_err(|e| anyhow::anyhow!(e))?;
     let next = Arc::new(AtomicUsize::new(0));
+    let mut opening = Vec::new();
+    for _ in 0..plan.concurrency.max(1) {
+        let t = target.clone();
+        opening.push(tokio::spawn(async move { Conn::connect(&t).await.ok() }));
+    }
+    let mut conns = Vec::with_capacity(opening.len());
+    for o in opening {
+        conns.push(o.await?);
+    }
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..plan.concurrency.max(1) {
+    for opened in conns {
         let (next, key, plan, target) = (next.clone(), key.clone(), plan.clone(), target.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut accepted = Vec::new();
             let mut failed = 0usize;
-            let mut conn: Option<Conn> = None;
+            let mut conn: Option<Conn> = opened;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= plan.events {
