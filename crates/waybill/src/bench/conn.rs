@@ -244,6 +244,21 @@ mod tests {
         assert!(parse_head(b"SPDY 200\r\n\r\n").is_err());
     }
 
+    proptest::proptest! {
+        /// Whatever a server answers, reading its head gives a status or an error, never
+        /// a panic.
+        #[test]
+        fn any_response_head_is_read_or_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = parse_head(&bytes);
+        }
+
+        #[test]
+        fn heads_with_any_header_lines_are_read(lines in proptest::collection::vec("[ -~]{0,40}", 0..8)) {
+            let head = format!("HTTP/1.1 200 OK\r\n{}\r\n\r\n", lines.join("\r\n"));
+            let _ = parse_head(head.as_bytes());
+        }
+    }
+
     /// Against a real axum server: several requests of different sizes on one connection.
     #[tokio::test]
     async fn a_connection_carries_many_requests_to_a_real_server() {
