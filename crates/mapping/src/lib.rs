@@ -175,32 +175,38 @@ fn to_val(v: serde_json::Value) -> Result<Val, MappingError> {
     serde_json::from_value::<Val>(v).map_err(|e| MappingError::Runtime(e.to_string()))
 }
 
-/// Deepest output accepted (payloads parse to at most 128 levels; a mapping that builds
-/// deeper values is refused rather than exhausting the stack).
-const MAX_OUTPUT_DEPTH: usize = 128;
+/// Most containers nested in an output: what serde_json reads back (stored event bodies
+/// are parsed again when a timeline is read), so nothing is stored that cannot be read.
+const MAX_OUTPUT_DEPTH: usize = 127;
 
-/// A jq value as JSON, directly (no text in between). Byte strings and invalid UTF-8
-/// become text with replacement characters, non-string object keys their jq text, and
-/// non-finite numbers null, as jq prints them.
+/// A jq value as JSON, directly (no text in between), accepting exactly what printing it
+/// and parsing the text as JSON accepted before: non-finite numbers, numbers out of
+/// range, byte strings and non-string object keys are not JSON and are refused.
 fn to_json(v: &Val, depth: usize) -> Result<serde_json::Value, MappingError> {
     use serde_json::Value;
-    if depth > MAX_OUTPUT_DEPTH {
-        return Err(MappingError::Output(format!(
-            "output nested deeper than {MAX_OUTPUT_DEPTH} levels"
-        )));
-    }
+    let not_json = |what: String| MappingError::Output(format!("not JSON: {what}"));
     Ok(match v {
         Val::Null => Value::Null,
         Val::Bool(b) => Value::Bool(*b),
         Val::Num(n) => match n {
             jaq_json::Num::Int(i) => Value::from(*i as i64),
-            jaq_json::Num::Float(f) => {
-                serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
-            }
+            jaq_json::Num::Float(f) => match serde_json::Number::from_f64(*f) {
+                Some(n) => Value::Number(n),
+                None => return Err(not_json(format!("the number {n}"))),
+            },
             // Big integers and decimals as jq writes them, then read as JSON numbers.
-            other => serde_json::from_str(&other.to_string()).unwrap_or(Value::Null),
+            other => {
+                let text = other.to_string();
+                serde_json::from_str(&text).map_err(|e| not_json(format!("{text}: {e}")))?
+            }
         },
-        Val::TStr(b) | Val::BStr(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+        Val::TStr(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+        Val::BStr(_) => return Err(not_json("a byte string".into())),
+        Val::Arr(_) | Val::Obj(_) if depth >= MAX_OUTPUT_DEPTH => {
+            return Err(MappingError::Output(format!(
+                "output nested deeper than {MAX_OUTPUT_DEPTH} levels"
+            )))
+        }
         Val::Arr(a) => Value::Array(
             a.iter()
                 .map(|x| to_json(x, depth + 1))
@@ -209,11 +215,13 @@ fn to_json(v: &Val, depth: usize) -> Result<serde_json::Value, MappingError> {
         Val::Obj(o) => {
             let mut m = serde_json::Map::with_capacity(o.len());
             for (k, x) in o.iter() {
-                let key = match k {
-                    Val::TStr(b) | Val::BStr(b) => String::from_utf8_lossy(b).into_owned(),
-                    other => other.to_string(),
+                let Val::TStr(key) = k else {
+                    return Err(not_json(format!("the object key {k}")));
                 };
-                m.insert(key, to_json(x, depth + 1)?);
+                m.insert(
+                    String::from_utf8_lossy(key).into_owned(),
+                    to_json(x, depth + 1)?,
+                );
             }
             Value::Object(m)
         }

@@ -106,7 +106,7 @@ proptest! {
 #[test]
 fn outputs_keep_their_json_values() {
     let p = Program::compile(
-        r#"{n: 3, f: 2.5, big: 123456789012345678901234567890, nan: nan, s: "a\"b\u00e9",
+        r#"{n: 3, f: 2.5, one: 1.0, big: 123456789012345678901234567890, s: "a\"b\u00e9",
             a: [1, [null, true]], o: {k: .x}, neg: -7}"#,
     )
     .expect("compiles");
@@ -128,10 +128,37 @@ fn outputs_keep_their_json_values() {
         "{}",
         v["big"]
     );
-    assert_eq!(v["nan"], serde_json::Value::Null);
+    assert_eq!(v["one"], serde_json::json!(1.0));
     assert_eq!(v["s"], serde_json::json!("a\"bé"));
     assert_eq!(v["a"], serde_json::json!([1, [null, true]]));
     assert_eq!(v["o"], serde_json::json!({"k": {"deep": [1, 2]}}));
+}
+
+/// What is not JSON is refused as before (it used to fail when its jq text was parsed as
+/// JSON): non-finite numbers, numbers out of range, byte strings, non-string keys.
+#[test]
+fn outputs_that_are_not_json_are_refused() {
+    for code in [
+        "{type: nan}",
+        "{type: infinite}",
+        "{type: 1e400}",
+        r#"{type: ("ab" | tobytes)}"#,
+        "{(1): 2}",
+    ] {
+        let p = Program::compile(code).expect("compiles");
+        let err = p
+            .run_values(&Payload::parse(b"{}").expect("json"), &[], "src")
+            .expect_err(code);
+        assert_eq!(err.code(), "mapping.bad_output", "{code}: {err}");
+    }
+    // Accepted exactly when serde_json reads the text back (127 nested containers).
+    for n in 120..135 {
+        let p = Program::compile(&format!("reduce range({n}) as $i (1; [.])")).expect("compiles");
+        let out = p.run_values(&Payload::parse(b"{}").expect("json"), &[], "src");
+        let text = format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let readable = serde_json::from_str::<serde_json::Value>(&text).is_ok();
+        assert_eq!(out.is_ok(), readable, "{n} levels");
+    }
 }
 
 /// A value built deeper than any payload can be is refused, not a stack overflow.

@@ -58,19 +58,33 @@ pub struct Conn {
     buf: Vec<u8>,
     /// Bytes of `buf` already received but not yet consumed.
     filled: usize,
+    /// The server said it closes the connection after this answer.
+    closing: bool,
 }
 
 impl Conn {
-    /// Connects (TCP_NODELAY).
+    /// Connects (TCP_NODELAY), giving up after 10 s.
     pub async fn connect(t: &Target) -> io::Result<Conn> {
-        let stream = TcpStream::connect(&t.addr).await?;
+        let stream = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            TcpStream::connect(&t.addr),
+        )
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
         stream.set_nodelay(true)?;
         Ok(Conn {
             stream,
             req: Vec::with_capacity(1024),
             buf: vec![0; 8192],
             filled: 0,
+            closing: false,
         })
+    }
+
+    /// Whether another request may be sent on this connection (the server did not
+    /// announce that it closes it).
+    pub fn reusable(&self) -> bool {
+        !self.closing
     }
 
     /// Sends a POST with these extra headers and body; returns the response status once
@@ -127,15 +141,34 @@ impl Conn {
     }
 
     async fn read_response(&mut self) -> io::Result<u16> {
-        let head_len = loop {
-            if let Some(i) = find(&self.buf[..self.filled], b"\r\n\r\n") {
-                break i + 4;
+        let head = loop {
+            let head_len = loop {
+                if let Some(i) = find(&self.buf[..self.filled], b"\r\n\r\n") {
+                    break i + 4;
+                }
+                self.fill().await?;
+            };
+            let head = parse_head(&self.buf[..head_len])?;
+            self.consume(head_len);
+            // Interim answers (100 Continue, 103 Early Hints) precede the real one.
+            if !(100..200).contains(&head.status) {
+                break head;
             }
-            self.fill().await?;
         };
-        let head = parse_head(&self.buf[..head_len])?;
-        self.consume(head_len);
+        self.closing = head.closing;
         match head.body {
+            BodyLen::UntilClose => {
+                self.closing = true;
+                loop {
+                    self.filled = 0;
+                    match self.fill().await {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                self.filled = 0;
+            }
             BodyLen::Fixed(n) => self.skip(n).await?,
             BodyLen::Chunked => loop {
                 let line = loop {
@@ -152,7 +185,8 @@ impl Conn {
                 self.consume(line + 2);
                 // The chunk and its CRLF; the last chunk (0) is followed by CRLF only
                 // (trailers are not used by the servers this talks to).
-                self.skip(size + 2).await?;
+                let with_crlf = size.checked_add(2).ok_or_else(|| bad("bad chunk size"))?;
+                self.skip(with_crlf).await?;
                 if size == 0 {
                     break;
                 }
@@ -185,38 +219,62 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 enum BodyLen {
     Fixed(usize),
     Chunked,
+    /// Neither length nor chunks: the body ends when the server closes.
+    UntilClose,
 }
 
 struct Head {
     status: u16,
     body: BodyLen,
+    /// `Connection: close`, or an HTTP/1.0 answer without keep-alive.
+    closing: bool,
 }
 
 fn parse_head(head: &[u8]) -> io::Result<Head> {
     let text = std::str::from_utf8(head).map_err(|_| bad("response head is not UTF-8"))?;
     let mut lines = text.split("\r\n");
     let status_line = lines.next().unwrap_or("");
-    let status = status_line
-        .strip_prefix("HTTP/1.1 ")
-        .or_else(|| status_line.strip_prefix("HTTP/1.0 "))
+    let (http10, rest) = match status_line.strip_prefix("HTTP/1.1 ") {
+        Some(r) => (false, Some(r)),
+        None => (true, status_line.strip_prefix("HTTP/1.0 ")),
+    };
+    let status = rest
         .and_then(|s| s.get(..3))
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or_else(|| bad("bad status line"))?;
-    let mut body = BodyLen::Fixed(0);
+    let (mut length, mut chunked, mut closing) = (None, false, http10);
     for line in lines {
         let Some((k, v)) = line.split_once(':') else {
             continue;
         };
         let v = v.trim();
         if k.eq_ignore_ascii_case("content-length") {
-            body = BodyLen::Fixed(v.parse().map_err(|_| bad("bad content-length"))?);
-        } else if k.eq_ignore_ascii_case("transfer-encoding")
-            && v.to_ascii_lowercase().contains("chunked")
-        {
-            body = BodyLen::Chunked;
+            length = Some(v.parse().map_err(|_| bad("bad content-length"))?);
+        } else if k.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = v.to_ascii_lowercase().contains("chunked");
+        } else if k.eq_ignore_ascii_case("connection") {
+            let v = v.to_ascii_lowercase();
+            if v.contains("close") {
+                closing = true;
+            } else if v.contains("keep-alive") {
+                closing = false;
+            }
         }
     }
-    Ok(Head { status, body })
+    // RFC 9112 §6.3: no body for 1xx, 204 and 304; chunked wins over a length; with
+    // neither, the body runs to the close.
+    let body = if (100..200).contains(&status) || status == 204 || status == 304 {
+        BodyLen::Fixed(0)
+    } else if chunked {
+        BodyLen::Chunked
+    } else {
+        length.map_or(BodyLen::UntilClose, BodyLen::Fixed)
+    };
+    Ok(Head {
+        status,
+        body,
+        closing,
+    })
 }
 
 #[cfg(test)]
@@ -239,8 +297,23 @@ mod tests {
         let h = parse_head(b"HTTP/1.1 202 Accepted\r\nContent-Length: 12\r\n\r\n").expect("head");
         assert_eq!(h.status, 202);
         assert!(matches!(h.body, BodyLen::Fixed(12)));
-        let h = parse_head(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").expect("head");
-        assert!(matches!(h.body, BodyLen::Chunked));
+        let h = parse_head(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n",
+        )
+        .expect("head");
+        assert!(
+            matches!(h.body, BodyLen::Chunked),
+            "chunked wins over a length"
+        );
+        let h = parse_head(
+            b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 2\r\n\r\n",
+        )
+        .expect("head");
+        assert!(h.closing);
+        let h = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").expect("head");
+        assert!(h.closing && matches!(h.body, BodyLen::UntilClose));
+        let h = parse_head(b"HTTP/1.1 204 No Content\r\n\r\n").expect("head");
+        assert!(!h.closing && matches!(h.body, BodyLen::Fixed(0)));
         assert!(parse_head(b"SPDY 200\r\n\r\n").is_err());
     }
 
@@ -285,6 +358,34 @@ mod tests {
                 202
             );
         }
+    }
+
+    /// An interim 100 answer is passed over; a body that runs to the close is read to it
+    /// and the connection is then not reused.
+    #[tokio::test]
+    async fn interim_and_close_delimited_answers_are_read() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while find(&got, b"\r\n\r\n").is_none() {
+                let n = s.read(&mut buf).await.expect("read");
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\n\r\nbody until close",
+            )
+            .await
+            .expect("write");
+        });
+        let t = Target::parse(&format!("http://{addr}/")).expect("url");
+        let mut c = Conn::connect(&t).await.expect("connect");
+        assert_eq!(c.post(&t, &[], b"{}").await.expect("answer"), 202);
+        assert!(!c.reusable());
     }
 
     /// A chunked answer split across reads, then a second answer on the same connection.

@@ -158,11 +158,17 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
                     tokio::time::timeout(Duration::from_secs(30), c.post(&target, &headers, &b))
                         .await;
                 match sent {
-                    Ok(Ok(status)) if (200..300).contains(&status) => {
-                        lat.push(scheduled.elapsed().as_micros() as u64);
-                        accepted.push(i % plan.shipments.max(1));
+                    Ok(Ok(status)) => {
+                        if (200..300).contains(&status) {
+                            lat.push(scheduled.elapsed().as_micros() as u64);
+                            accepted.push(i % plan.shipments.max(1));
+                        } else {
+                            failed += 1;
+                        }
+                        if !c.reusable() {
+                            conn = None;
+                        }
                     }
-                    Ok(Ok(_)) => failed += 1,
                     // A broken or stuck connection is dropped and opened again.
                     _ => {
                         failed += 1;
