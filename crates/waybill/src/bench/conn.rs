@@ -360,10 +360,13 @@ mod tests {
         }
     }
 
-    /// An interim 100 answer is passed over; a body that runs to the close is read to it
-    /// and the connection is then not reused.
-    #[tokio::test]
-    async fn interim_and_close_delimited_answers_are_read() {
+    /// A raw server for one connection: `answer` is called with the stream after each
+    /// request head has arrived, `requests` times.
+    async fn raw_server<F, Fut>(requests: usize, answer: F) -> Target
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = tokio::net::TcpStream> + Send,
+    {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -371,18 +374,31 @@ mod tests {
         tokio::spawn(async move {
             let (mut s, _) = l.accept().await.expect("accept");
             let mut buf = vec![0u8; 4096];
-            let mut got = Vec::new();
-            while find(&got, b"\r\n\r\n").is_none() {
-                let n = s.read(&mut buf).await.expect("read");
-                got.extend_from_slice(&buf[..n]);
+            for _ in 0..requests {
+                let mut got = Vec::new();
+                while find(&got, b"\r\n\r\n").is_none() {
+                    let n = s.read(&mut buf).await.expect("read");
+                    got.extend_from_slice(&buf[..n]);
+                }
+                s = answer(s).await;
             }
+        });
+        Target::parse(&format!("http://{addr}/")).expect("url")
+    }
+
+    /// An interim 100 answer is passed over; a body that runs to the close is read to it
+    /// and the connection is then not reused.
+    #[tokio::test]
+    async fn interim_and_close_delimited_answers_are_read() {
+        let t = raw_server(1, |mut s| async move {
             s.write_all(
                 b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\n\r\nbody until close",
             )
             .await
             .expect("write");
-        });
-        let t = Target::parse(&format!("http://{addr}/")).expect("url");
+            s
+        })
+        .await;
         let mut c = Conn::connect(&t).await.expect("connect");
         assert_eq!(c.post(&t, &[], b"{}").await.expect("answer"), 202);
         assert!(!c.reusable());
@@ -391,29 +407,17 @@ mod tests {
     /// A chunked answer split across reads, then a second answer on the same connection.
     #[tokio::test]
     async fn chunked_answers_are_read_to_their_end() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = l.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.expect("accept");
-            let mut buf = vec![0u8; 4096];
-            for _ in 0..2 {
-                let mut got = Vec::new();
-                while find(&got, b"\r\n\r\n").is_none() {
-                    let n = s.read(&mut buf).await.expect("read");
-                    got.extend_from_slice(&buf[..n]);
-                }
-                s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nhello ")
-                    .await
-                    .expect("write");
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                s.write_all(b"\r\nA;x=1\r\n0123456789\r\n0\r\n\r\n")
-                    .await
-                    .expect("write");
-            }
-        });
-        let t = Target::parse(&format!("http://{addr}/")).expect("url");
+        let t = raw_server(2, |mut s| async move {
+            s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nhello ")
+                .await
+                .expect("write");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            s.write_all(b"\r\nA;x=1\r\n0123456789\r\n0\r\n\r\n")
+                .await
+                .expect("write");
+            s
+        })
+        .await;
         let mut c = Conn::connect(&t).await.expect("connect");
         assert_eq!(c.post(&t, &[], b"{}").await.expect("first"), 200);
         assert_eq!(c.post(&t, &[], b"{}").await.expect("second"), 200);
