@@ -143,7 +143,7 @@ pub const HIDDEN_HEADERS: [&str; 5] = [
 ];
 
 /// Whether a header is one of [`HIDDEN_HEADERS`] (any case).
-pub fn is_hidden(name: &str) -> bool {
+fn is_hidden(name: &str) -> bool {
     HIDDEN_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 

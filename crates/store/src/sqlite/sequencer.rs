@@ -3,7 +3,6 @@
 
 use super::{from_us, to_us, JobCtx};
 use crate::{IngestOutcome, IngestRecord, StoreError, Verdict};
-
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::BTreeSet;
 use waybill_model::lifecycle::Applied;
@@ -160,6 +159,20 @@ pub(crate) fn ingest(
     }
 }
 
+/// The shipment row after an event: ?1 key, ?2 state, ?3 milestone_at, ?4
+/// milestone_event, ?5 flags, ?6 last_event_at, ?7 last_seq, ?8 created_at, ?9 updated_at.
+const UPSERT_SHIPMENT: &str = "INSERT INTO shipments (key, state, milestone_at, milestone_event, flags, last_event_at, last_seq, created_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+     ON CONFLICT (key) DO UPDATE SET state = excluded.state, milestone_at = excluded.milestone_at,
+       milestone_event = excluded.milestone_event, flags = excluded.flags,
+       last_event_at = excluded.last_event_at, last_seq = excluded.last_seq, updated_at = excluded.updated_at";
+
+/// The same for an existing row whose milestone stays: `state` (?2) and `created_at`
+/// (?8) are left as they are.
+const UPDATE_SHIPMENT_KEEPING_STATE: &str =
+    "UPDATE shipments SET milestone_at = ?3, milestone_event = ?4, flags = ?5,
+       last_event_at = ?6, last_seq = ?7, updated_at = ?9 WHERE key = ?1";
+
 /// Appends one event unless its id is already in the log; returns whether it was new.
 pub(crate) fn append(
     conn: &Connection,
@@ -199,32 +212,15 @@ pub(crate) fn append(
         return Ok(false);
     }
     let event_seq = conn.last_insert_rowid();
-    if milestone_before == Some(state.milestone) {
-        // Same milestone (a repeated scan, a late or flagging event): the row is updated
-        // without naming `state`, so SQLite leaves the shipments_state index — and its
-        // page — alone.
-        conn.prepare_cached(
-            "UPDATE shipments SET milestone_at = ?2, milestone_event = ?3, flags = ?4,
-               last_event_at = ?5, last_seq = ?6, updated_at = ?7 WHERE key = ?1",
-        )?
-        .execute(params![
-            key.as_str(),
-            state.milestone_at.map(to_us),
-            state.milestone_event.as_ref().map(|e| e.0.as_str()),
-            flags_to_str(&state.flags),
-            state.last_event_at.map(to_us),
-            seq,
-            now
-        ])?;
+    // Same milestone (a repeated scan, a late or flagging event): the row is updated
+    // without naming `state`, so SQLite leaves the shipments_state index — and its page —
+    // alone. Both statements take the same nine parameters.
+    let write_shipment = if milestone_before == Some(state.milestone) {
+        UPDATE_SHIPMENT_KEEPING_STATE
     } else {
-        conn.prepare_cached(
-        "INSERT INTO shipments (key, state, milestone_at, milestone_event, flags, last_event_at, last_seq, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (key) DO UPDATE SET state = excluded.state, milestone_at = excluded.milestone_at,
-           milestone_event = excluded.milestone_event, flags = excluded.flags,
-           last_event_at = excluded.last_event_at, last_seq = excluded.last_seq, updated_at = excluded.updated_at",
-    )?
-    .execute(params![
+        UPSERT_SHIPMENT
+    };
+    conn.prepare_cached(write_shipment)?.execute(params![
         key.as_str(),
         state.milestone.as_str(),
         state.milestone_at.map(to_us),
@@ -235,7 +231,6 @@ pub(crate) fn append(
         created_at.unwrap_or(now),
         now
     ])?;
-    }
     for (kind, value) in ev.refs() {
         conn.prepare_cached(
             "INSERT OR IGNORE INTO xrefs (kind, value, shipment) VALUES (?1, ?2, ?3)",

@@ -140,14 +140,19 @@ impl Conn {
         self.filled -= n;
     }
 
+    /// Reads until `marker` is in the buffer; returns where it starts.
+    async fn until(&mut self, marker: &[u8]) -> io::Result<usize> {
+        loop {
+            if let Some(i) = find(&self.buf[..self.filled], marker) {
+                return Ok(i);
+            }
+            self.fill().await?;
+        }
+    }
+
     async fn read_response(&mut self) -> io::Result<u16> {
         let head = loop {
-            let head_len = loop {
-                if let Some(i) = find(&self.buf[..self.filled], b"\r\n\r\n") {
-                    break i + 4;
-                }
-                self.fill().await?;
-            };
+            let head_len = self.until(b"\r\n\r\n").await? + 4;
             let head = parse_head(&self.buf[..head_len])?;
             self.consume(head_len);
             // Interim answers (100 Continue, 103 Early Hints) precede the real one.
@@ -171,12 +176,7 @@ impl Conn {
             }
             BodyLen::Fixed(n) => self.skip(n).await?,
             BodyLen::Chunked => loop {
-                let line = loop {
-                    if let Some(i) = find(&self.buf[..self.filled], b"\r\n") {
-                        break i;
-                    }
-                    self.fill().await?;
-                };
+                let line = self.until(b"\r\n").await?;
                 let size = std::str::from_utf8(&self.buf[..line])
                     .ok()
                     .map(|s| s.split(';').next().unwrap_or("").trim())

@@ -8,7 +8,7 @@
 
 mod conn;
 
-pub use conn::{Conn, Target};
+use conn::{Conn, Target};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
