@@ -15,7 +15,10 @@
 mod sqlite;
 mod types;
 
-pub use sqlite::{migrate_file, SqliteOptions, SqliteStore, Synchronous};
+pub use sqlite::{
+    calibrate_sqlite, migrate_file, SqliteCalibration, SqliteOptions, SqliteStore, Synchronous,
+    BATCH_ROWS,
+};
 pub use types::*;
 
 use waybill_model::ShipmentKey;

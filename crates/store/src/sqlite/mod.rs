@@ -7,10 +7,13 @@
 //! on disk. If one job fails, the batch is rolled back and each job runs again in a
 //! transaction of its own, so one bad write never fails the others.
 
+mod calibrate;
 mod outbox;
 mod read;
 pub(crate) mod schema;
 mod sequencer;
+
+pub use calibrate::{calibrate_sqlite, SqliteCalibration, BATCH_ROWS};
 
 use crate::{IngestOutcome, IngestRecord, StoreError, Subscription};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};

@@ -7,6 +7,7 @@
 //! paced (so queueing delay counts), otherwise from its send.
 
 mod conn;
+pub mod machine;
 
 use conn::{Conn, Target};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,4 +1,5 @@
-//! `waybill bench ingest`: load a hub on loopback and compare it with the ceiling.
+//! `waybill bench ingest`: load a hub on loopback and compare it with the ceiling;
+//! `waybill bench machine`: the yardsticks that make figures of two machines comparable.
 
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -19,6 +20,27 @@ enum What {
     /// sink of a config file; report drain time and requests per event. It writes to that
     /// Odoo (tracking refs, validations, chatter): use a test database.
     Odoo(OdooArgs),
+    /// Measure this machine: SQLite commits (WAL, synchronous=full) one row at a time and
+    /// 100 rows at a time, the HTTP ceiling of the bench client, and one core's time for
+    /// the bench mapping. Ingest figures from two machines compare through these.
+    Machine(MachineArgs),
+}
+
+#[derive(clap::Args)]
+struct MachineArgs {
+    /// Directory for the SQLite test file (use the hub's data directory to measure its
+    /// disk); the file is removed afterwards.
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+    /// Seconds for each SQLite half and for the mapping.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Requests for the ceiling.
+    #[arg(long, default_value_t = 100_000)]
+    requests: usize,
+    /// Connections for the ceiling.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
 }
 
 #[derive(clap::Args)]
@@ -81,7 +103,57 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     match a.what {
         What::Ingest(i) => ingest(i).await,
         What::Odoo(o) => odoo(o).await,
+        What::Machine(m) => machine(m).await,
     }
+}
+
+async fn machine(a: MachineArgs) -> anyhow::Result<ExitCode> {
+    if !(a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 600.0) {
+        anyhow::bail!("--seconds must be more than 0 and at most 600");
+    }
+    if a.requests == 0 || a.concurrency == 0 {
+        anyhow::bail!("--requests and --concurrency must be at least 1");
+    }
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            tmp = tempdir::Dir(
+                std::env::temp_dir().join(format!("waybill-bench-machine-{}", std::process::id())),
+            );
+            std::fs::create_dir_all(&tmp.0)?;
+            tmp.0.clone()
+        }
+    };
+    let m = bench::machine::measure(
+        &dir,
+        Duration::from_secs_f64(a.seconds),
+        a.requests,
+        a.concurrency,
+        "whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldA==",
+    )
+    .await?;
+    println!(
+        "sqlite     {:>9.0} single-row commits/s  {:>9.0} rows/s in transactions of {}  (WAL, synchronous=full, in {})",
+        m.sqlite.single_row_commits_per_s,
+        m.sqlite.batched_rows_per_s,
+        waybill_store::BATCH_ROWS,
+        dir.display()
+    );
+    print("ceiling", &m.ceiling);
+    println!(
+        "mapping    {:>9.2} µs of one core per payload (bench mapping, parse + run)",
+        m.mapping_us
+    );
+    Ok(if m.ceiling.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn odoo(a: OdooArgs) -> anyhow::Result<ExitCode> {

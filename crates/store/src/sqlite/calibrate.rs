@@ -1,0 +1,121 @@
+//! What this machine's disk and SQLite give, measured the way the store commits: the
+//! yardstick that makes ingest figures from different machines comparable
+//! (`waybill bench machine`).
+
+use super::{open_conn, SqliteOptions, Synchronous};
+use crate::StoreError;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Commit rates of one SQLite file opened like the store's (WAL, the given `synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SqliteCalibration {
+    /// Transactions of one row committed per second (one fsync each with `full`).
+    pub single_row_commits_per_s: f64,
+    /// Rows committed per second in transactions of [`BATCH_ROWS`] rows.
+    pub batched_rows_per_s: f64,
+    /// Transactions of one row committed during the measurement.
+    pub single_row_commits: u64,
+    /// Transactions of [`BATCH_ROWS`] rows committed during the measurement.
+    pub batches: u64,
+}
+
+/// Rows per transaction in the batched half of the measurement.
+pub const BATCH_ROWS: u64 = 100;
+
+/// A row as large as a small partner payload.
+const ROW: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// Measures single-row and batched commits for about `each` apiece in a new database file
+/// `calibration.db` in `dir` (removed afterwards, with its WAL).
+pub fn calibrate_sqlite(
+    dir: &Path,
+    synchronous: Synchronous,
+    each: Duration,
+) -> Result<SqliteCalibration, StoreError> {
+    let path = dir.join("calibration.db");
+    let result = run(&path, synchronous, each);
+    remove_db(&path);
+    result
+}
+
+/// Removes a database file with its WAL and shared-memory files.
+fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+fn run(
+    path: &Path,
+    synchronous: Synchronous,
+    each: Duration,
+) -> Result<SqliteCalibration, StoreError> {
+    remove_db(path);
+    let mut opts = SqliteOptions::new(path);
+    opts.synchronous = synchronous;
+    let conn = open_conn(&opts)?;
+    conn.execute_batch("CREATE TABLE rows (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")?;
+    let mut insert = conn.prepare("INSERT INTO rows (v) VALUES (?1)")?;
+    // Transactions of `n` rows, one after another, for at least `each` (and at least one).
+    let mut measure = |n: u64| -> Result<(u64, Duration), StoreError> {
+        let start = Instant::now();
+        let mut done = 0u64;
+        while done == 0 || start.elapsed() < each {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            for _ in 0..n {
+                insert.execute([ROW])?;
+            }
+            conn.execute_batch("COMMIT")?;
+            done += 1;
+        }
+        Ok((done, start.elapsed()))
+    };
+    let (single, t1) = measure(1)?;
+    let (batches, t2) = measure(BATCH_ROWS)?;
+    Ok(SqliteCalibration {
+        single_row_commits_per_s: single as f64 / t1.as_secs_f64().max(1e-9),
+        batched_rows_per_s: (batches * BATCH_ROWS) as f64 / t2.as_secs_f64().max(1e-9),
+        single_row_commits: single,
+        batches,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_measured_commit_is_in_the_file_and_the_file_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calibration.db");
+        let c = run(&path, Synchronous::Full, Duration::from_millis(50)).unwrap();
+        assert!(c.single_row_commits >= 1 && c.batches >= 1);
+        assert!(c.single_row_commits_per_s > 0.0 && c.batched_rows_per_s > 0.0);
+        // What was counted was committed: a fresh connection sees every row.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM rows", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows as u64, c.single_row_commits + c.batches * BATCH_ROWS);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(conn);
+        calibrate_sqlite(dir.path(), Synchronous::Full, Duration::from_millis(10)).unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("calibration.db")
+            })
+            .collect();
+        assert!(left.is_empty(), "calibration files left behind: {left:?}");
+    }
+}
