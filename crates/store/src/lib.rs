@@ -16,8 +16,8 @@ mod sqlite;
 mod types;
 
 pub use sqlite::{
-    calibrate_sqlite, migrate_file, SqliteCalibration, SqliteOptions, SqliteStore, Synchronous,
-    BATCH_ROWS,
+    calibrate_sqlite, migrate_file, CalibrationError, SqliteCalibration, SqliteOptions,
+    SqliteStore, Synchronous, BATCH_ROWS,
 };
 pub use types::*;
 

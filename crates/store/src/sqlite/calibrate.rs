@@ -20,6 +20,17 @@ pub struct SqliteCalibration {
     pub batches: u64,
 }
 
+/// Why a calibration could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrationError {
+    /// The file it would create is there already; it is left alone.
+    #[error("{0}: already exists; not overwriting it")]
+    Exists(std::path::PathBuf),
+    /// SQLite failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Rows per transaction in the batched half of the measurement.
 pub const BATCH_ROWS: u64 = 100;
 
@@ -27,16 +38,25 @@ pub const BATCH_ROWS: u64 = 100;
 const ROW: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// Measures single-row and batched commits for about `each` apiece in a new database file
-/// `calibration.db` in `dir` (removed afterwards, with its WAL).
+/// `waybill-calibration-<pid>.db` in `dir`, removed afterwards with its WAL. A file of that
+/// name already there is an error, never overwritten.
 pub fn calibrate_sqlite(
     dir: &Path,
     synchronous: Synchronous,
     each: Duration,
-) -> Result<SqliteCalibration, StoreError> {
-    let path = dir.join("calibration.db");
+) -> Result<SqliteCalibration, CalibrationError> {
+    let path = dir.join(format!("waybill-calibration-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let p = std::path::PathBuf::from(p);
+        if p.exists() {
+            return Err(CalibrationError::Exists(p));
+        }
+    }
     let result = run(&path, synchronous, each);
     remove_db(&path);
-    result
+    Ok(result?)
 }
 
 /// Removes a database file with its WAL and shared-memory files.
@@ -53,7 +73,6 @@ fn run(
     synchronous: Synchronous,
     each: Duration,
 ) -> Result<SqliteCalibration, StoreError> {
-    remove_db(path);
     let mut opts = SqliteOptions::new(path);
     opts.synchronous = synchronous;
     let conn = open_conn(&opts)?;
@@ -89,9 +108,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_measured_commit_is_in_the_file_and_the_file_is_removed() {
+    fn every_measured_commit_is_in_the_file_and_nothing_else_is_touched() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("calibration.db");
+        let path = dir.path().join("measured.db");
         let c = run(&path, Synchronous::Full, Duration::from_millis(50)).unwrap();
         assert!(c.single_row_commits >= 1 && c.batches >= 1);
         assert!(c.single_row_commits_per_s > 0.0 && c.batched_rows_per_s > 0.0);

@@ -13,7 +13,7 @@ mod read;
 pub(crate) mod schema;
 mod sequencer;
 
-pub use calibrate::{calibrate_sqlite, SqliteCalibration, BATCH_ROWS};
+pub use calibrate::{calibrate_sqlite, CalibrationError, SqliteCalibration, BATCH_ROWS};
 
 use crate::{IngestOutcome, IngestRecord, StoreError, Subscription};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
