@@ -4,7 +4,7 @@
 
 use super::{open_conn, SqliteOptions, Synchronous};
 use crate::StoreError;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Commit rates of one SQLite file opened like the store's (WAL, the given `synchronous`).
@@ -25,7 +25,7 @@ pub struct SqliteCalibration {
 pub enum CalibrationError {
     /// The file it would create is there already; it is left alone.
     #[error("{0}: already exists; not overwriting it")]
-    Exists(std::path::PathBuf),
+    Exists(PathBuf),
     /// SQLite failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -46,26 +46,23 @@ pub fn calibrate_sqlite(
     each: Duration,
 ) -> Result<SqliteCalibration, CalibrationError> {
     let path = dir.join(format!("waybill-calibration-{}.db", std::process::id()));
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        let p = std::path::PathBuf::from(p);
-        if p.exists() {
-            return Err(CalibrationError::Exists(p));
-        }
+    if let Some(there) = db_files(&path).into_iter().find(|p| p.exists()) {
+        return Err(CalibrationError::Exists(there));
     }
     let result = run(&path, synchronous, each);
-    remove_db(&path);
+    for p in db_files(&path) {
+        let _ = std::fs::remove_file(p);
+    }
     Ok(result?)
 }
 
-/// Removes a database file with its WAL and shared-memory files.
-fn remove_db(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
+/// A database file with its WAL and shared-memory files.
+fn db_files(path: &Path) -> [PathBuf; 3] {
+    ["", "-wal", "-shm"].map(|suffix| {
         let mut p = path.as_os_str().to_owned();
         p.push(suffix);
-        let _ = std::fs::remove_file(p);
-    }
+        PathBuf::from(p)
+    })
 }
 
 fn run(
@@ -125,16 +122,26 @@ mod tests {
             .unwrap();
         assert_eq!(mode, "wal");
         drop(conn);
+        let names = |d: &Path| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let before = names(dir.path());
         calibrate_sqlite(dir.path(), Synchronous::Full, Duration::from_millis(10)).unwrap();
-        let left: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with("calibration.db")
-            })
-            .collect();
-        assert!(left.is_empty(), "calibration files left behind: {left:?}");
+        assert_eq!(names(dir.path()), before, "calibration files left behind");
+        // A file of the name it would use is never touched.
+        let theirs = dir
+            .path()
+            .join(format!("waybill-calibration-{}.db-wal", std::process::id()));
+        std::fs::write(&theirs, b"someone's data").unwrap();
+        let e =
+            calibrate_sqlite(dir.path(), Synchronous::Full, Duration::from_millis(10)).unwrap_err();
+        assert!(e.to_string().contains("already exists"), "{e}");
+        assert_eq!(std::fs::read(&theirs).unwrap(), b"someone's data");
     }
 }

@@ -4,7 +4,7 @@
 //! (the bench client against a trivial endpoint: the ceiling), and one core (the bench
 //! source's jq mapping).
 
-use super::{Plan, Report, MAPPING};
+use super::{Plan, Report, MAPPING, SECRET};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use waybill_mapping::{Payload, Program};
@@ -31,7 +31,6 @@ pub async fn measure(
     each: Duration,
     requests: usize,
     concurrency: usize,
-    secret: &str,
 ) -> anyhow::Result<Machine> {
     let d = dir.to_path_buf();
     let sqlite = tokio::task::spawn_blocking(move || calibrate_sqlite(&d, Synchronous::Full, each))
@@ -39,7 +38,7 @@ pub async fn measure(
     let base = super::start_ceiling().await?;
     let ceiling = super::run(&Plan {
         url: format!("{base}/ceiling"),
-        secret: secret.to_owned(),
+        secret: SECRET.to_owned(),
         events: requests,
         shipments: 1_000,
         concurrency,
@@ -84,15 +83,9 @@ mod tests {
     #[tokio::test]
     async fn each_yardstick_measures_something() {
         let dir = tempfile::tempdir().unwrap();
-        let m = measure(
-            dir.path(),
-            Duration::from_millis(20),
-            200,
-            4,
-            "whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldA==",
-        )
-        .await
-        .unwrap();
+        let m = measure(dir.path(), Duration::from_millis(20), 200, 4)
+            .await
+            .unwrap();
         assert!(m.sqlite.single_row_commits >= 1 && m.sqlite.batches >= 1);
         assert_eq!((m.ceiling.ok, m.ceiling.failed), (200, 0));
         assert!(m.ceiling.rate() > 0.0);

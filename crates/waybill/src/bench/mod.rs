@@ -88,6 +88,9 @@ pub fn body(run_id: &str, i: usize, shipments: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Standard Webhooks secret of the bench source in waybill.example.toml.
+pub const SECRET: &str = "whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldA==";
+
 /// The jq mapping the bench source uses (also in waybill.example.toml).
 pub const MAPPING: &str =
     r#"{type: .status, subject: .shipment, time: .at, key: .id, refs: {tracking: .tracking}}"#;

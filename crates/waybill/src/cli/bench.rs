@@ -72,7 +72,7 @@ struct IngestArgs {
     #[arg(
         long,
         env = "WAYBILL_BENCH_SECRET",
-        default_value = "whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldA=="
+        default_value = bench::SECRET
     )]
     secret: String,
     /// API key, to verify afterwards that every acknowledged event is stored.
@@ -134,7 +134,6 @@ async fn machine(a: MachineArgs) -> anyhow::Result<ExitCode> {
         Duration::from_secs_f64(a.seconds),
         a.requests,
         a.concurrency,
-        "whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldA==",
     )
     .await?;
     println!(
