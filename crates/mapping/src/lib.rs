@@ -15,6 +15,8 @@ use jaq_core::{data, Compiler, Ctx, Native, Vars};
 use jaq_json::Val;
 use waybill_model::EventDraft;
 
+mod native;
+
 type Filter = jaq_core::compile::Filter<Native<data::JustLut<Val>>>;
 
 /// Why a mapping could not be compiled or run.
@@ -56,6 +58,8 @@ pub struct Program {
     /// Whether the program names `$headers` at all; when it does not, the headers are not
     /// converted for it (a variable can only be reached by its name).
     uses_headers: bool,
+    /// The program evaluated directly, when it has the plain shape (see `native`).
+    native: Option<native::Plan>,
 }
 
 impl std::fmt::Debug for Program {
@@ -110,7 +114,14 @@ impl Program {
         Ok(Program {
             filter,
             uses_headers: code.contains("$headers"),
+            native: native::Plan::of(code),
         })
+    }
+
+    /// Whether the program is evaluated directly rather than by the jq interpreter (the
+    /// answers are the same; see the `native` module).
+    pub fn is_direct(&self) -> bool {
+        self.native.is_some()
     }
 
     /// Whether the program names `$headers` (when it does not, callers need not pass them).
@@ -151,16 +162,46 @@ impl Program {
         headers: &[(String, String)],
         source: &str,
     ) -> Result<Vec<serde_json::Value>, MappingError> {
+        let headers_val = || headers_to_val(headers);
+        let source = Val::from(source.to_owned());
+        if let Some(plan) = &self.native {
+            let hdrs = || headers_val().ok();
+            if let Ok(v) = plan.run(&payload.0, &source, &hdrs) {
+                return Ok(vec![to_json(&v, 0)?]);
+            }
+            // Anything the direct evaluation does not answer is jaq's to answer.
+        }
+        self.run_interpreted(payload, headers_val, source)
+    }
+
+    /// [`Program::run_values`] by the jq interpreter alone.
+    #[cfg(test)]
+    fn run_values_interpreted(
+        &self,
+        payload: &Payload,
+        headers: &[(String, String)],
+        source: &str,
+    ) -> Result<Vec<serde_json::Value>, MappingError> {
+        self.run_interpreted(
+            payload,
+            || headers_to_val(headers),
+            Val::from(source.to_owned()),
+        )
+    }
+
+    /// Runs the program with the jq interpreter.
+    fn run_interpreted(
+        &self,
+        payload: &Payload,
+        headers_val: impl Fn() -> Result<Val, MappingError>,
+        source: Val,
+    ) -> Result<Vec<serde_json::Value>, MappingError> {
         let hdrs = if self.uses_headers {
-            let hdrs: serde_json::Map<String, serde_json::Value> = headers
-                .iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), serde_json::Value::String(v.clone())))
-                .collect();
-            to_val(serde_json::Value::Object(hdrs))?
+            headers_val()?
         } else {
             Val::Null
         };
-        let vars = Vars::new([hdrs, Val::from(source.to_owned())]);
+        let vars = Vars::new([hdrs, source]);
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, vars);
         let mut out = Vec::new();
         for v in self.filter.id.run((ctx, payload.0.clone())) {
@@ -169,6 +210,16 @@ impl Program {
         }
         Ok(out)
     }
+}
+
+/// `$headers`: an object of the headers, names in lower case (a repeated name keeps its
+/// last value).
+fn headers_to_val(headers: &[(String, String)]) -> Result<Val, MappingError> {
+    let hdrs: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), serde_json::Value::String(v.clone())))
+        .collect();
+    to_val(serde_json::Value::Object(hdrs))
 }
 
 fn to_val(v: serde_json::Value) -> Result<Val, MappingError> {

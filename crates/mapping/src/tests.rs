@@ -170,3 +170,173 @@ fn outputs_nested_too_deep_are_refused() {
         .expect_err("too deep");
     assert_eq!(err.code(), "mapping.bad_output", "{err}");
 }
+
+/// The plain shape is evaluated directly; anything else is left to jaq.
+#[test]
+fn plain_mappings_are_evaluated_directly() {
+    for code in [
+        r#"{type: .status, subject: .shipment, time: .at, key: .id, refs: {tracking: .tracking}}"#,
+        ".id",
+        r#"{type: (.status // "shipment.exception"), subject: ("trk:" + .t), src: $source}"#,
+        r#"{a: $headers["x-ref"], b: .x."y-z"["w"], c: (.p | .q), d: null, e: true, f: false, id}"#,
+    ] {
+        assert!(Program::compile(code).expect(code).is_direct(), "{code}");
+    }
+    assert!(!program(CARRIER).is_direct());
+    for code in [
+        ".events[]",
+        "{n: 3}",
+        r#"{a: .x?}"#,
+        r#"{a: "\(.x)"}"#,
+        r#"{(.k): 1}"#,
+        "def f: .a; {a: f}",
+        "{a: .x | ascii_downcase}",
+        ". as $r | {a: $r.x}",
+        "{a: (.x == .y)}",
+    ] {
+        assert!(!Program::compile(code).expect(code).is_direct(), "{code}");
+    }
+}
+
+/// Directly and by jaq: the same outputs, or the same error, byte for byte.
+fn same_as_jaq(prog: &Program, payload: &Payload, headers: &[(String, String)]) {
+    let direct = prog.run_values(payload, headers, "src");
+    let jaq = prog.run_values_interpreted(payload, headers, "src");
+    match (&direct, &jaq) {
+        (Ok(a), Ok(b)) => assert_eq!(
+            serde_json::to_string(a).expect("json"),
+            serde_json::to_string(b).expect("json")
+        ),
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        _ => panic!("direct {direct:?} but jaq {jaq:?}"),
+    }
+}
+
+#[test]
+fn direct_answers_are_jaqs_answers_on_edge_cases() {
+    let headers = [("X-Ref".to_string(), "R1".to_string())];
+    for (code, body) in [
+        // Indexing a string or a number is jaq's error.
+        (r#"{a: .x.y}"#, r#"{"x": "text"}"#),
+        (r#"{a: .x.y}"#, r#"{"x": 5}"#),
+        (".a", "[1, 2]"),
+        // `+` of a string and a number is jaq's error; of objects a merge; of nulls null.
+        (r#"{a: ("s" + .n)}"#, r#"{"n": 1}"#),
+        (
+            r#"{a: (.o + .p)}"#,
+            r#"{"o": {"k": 1, "j": 2}, "p": {"k": 3}}"#,
+        ),
+        (r#"{a: (.n + .m)}"#, r#"{"n": 1, "m": 2.5}"#),
+        (r#"{a: (.x + .y)}"#, "{}"),
+        // A repeated key keeps its last value.
+        (r#"{a: .x, a: .y}"#, r#"{"x": 1, "y": 2}"#),
+        // `//` falls through null and false only.
+        (
+            r#"{a: (.f // "d"), b: (.z // "d"), c: (.e // "d")}"#,
+            r#"{"f": false, "e": ""}"#,
+        ),
+        // Big integers, floats and strings with escapes come out as jaq gives them.
+        (
+            ".",
+            r#"{"b": 123456789012345678901, "u": 18446744073709551615, "f": 1.5e300, "s": "é\n\u0000"}"#,
+        ),
+        // Headers only when named.
+        (r#"{h: $headers, r: $headers["x-ref"], s: $source}"#, "{}"),
+        // Not an object at all.
+        (r#"{type: .a}"#, "null"),
+        (r#"{type: .a}"#, "true"),
+    ] {
+        let prog = Program::compile(code).expect(code);
+        assert!(prog.is_direct(), "{code}");
+        same_as_jaq(
+            &prog,
+            &Payload::parse(body.as_bytes()).expect(body),
+            &headers,
+        );
+    }
+}
+
+/// Programs of the plain shape, as text.
+fn plain_program() -> impl Strategy<Value = String> {
+    let key = prop::sample::select(vec!["a", "b", "id", "\"x-y\"", "type"]);
+    let leaf = prop_oneof![
+        Just(".".to_string()),
+        key.clone().prop_map(|k| format!(".{k}")),
+        key.clone().prop_map(|k| format!(".[{}]", quoted(k))),
+        prop::sample::select(vec!["\"lit\"", "\"\"", "\"é\\n\"", "null", "true", "false"])
+            .prop_map(str::to_string),
+        Just("$source".to_string()),
+        Just("$headers".to_string()),
+        Just("$headers[\"x-ref\"]".to_string()),
+    ];
+    leaf.prop_recursive(4, 24, 3, move |inner| {
+        let key = prop::sample::select(vec!["a", "b", "id", "\"x-y\"", "type"]);
+        prop_oneof![
+            prop::collection::vec((key.clone(), inner.clone(), any::<bool>()), 0..4).prop_map(
+                |entries| {
+                    let body: Vec<String> = entries
+                        .into_iter()
+                        .map(|(k, v, short)| {
+                            if short {
+                                k.to_string()
+                            } else {
+                                format!("{k}: ({v})")
+                            }
+                        })
+                        .collect();
+                    format!("{{{}}}", body.join(", "))
+                }
+            ),
+            (inner.clone(), inner.clone()).prop_map(|(l, r)| format!("({l} | {r})")),
+            (inner.clone(), inner.clone()).prop_map(|(l, r)| format!("({l} + {r})")),
+            (inner.clone(), inner.clone()).prop_map(|(l, r)| format!("({l} // {r})")),
+            (inner, key).prop_map(|(b, k)| format!("({b}).{k}")),
+        ]
+    })
+}
+
+fn quoted(k: &str) -> String {
+    if k.starts_with('"') {
+        k.to_string()
+    } else {
+        format!("\"{k}\"")
+    }
+}
+
+/// Payloads whose keys the programs above name.
+fn payload_json() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::{json, Value};
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        (-1e6f64..1e6).prop_map(|f| json!(f)),
+        prop::sample::select(vec!["", "lit", "é", "S-1"]).prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            prop::collection::vec(
+                (
+                    prop::sample::select(vec!["a", "b", "id", "x-y", "type"]),
+                    inner
+                ),
+                0..4
+            )
+            .prop_map(|kv| Value::Object(
+                kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+            )),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn direct_evaluation_gives_jaqs_answer(code in plain_program(), body in payload_json()) {
+        let prog = Program::compile(&code).expect("compiles");
+        prop_assert!(prog.is_direct(), "{}", code);
+        let bytes = serde_json::to_vec(&body).expect("json");
+        let payload = Payload::parse(&bytes).expect("json");
+        same_as_jaq(&prog, &payload, &[("X-Ref".into(), "R1".into())]);
+    }
+}
