@@ -86,6 +86,9 @@ pub struct StoreConfig {
     /// Most writes committed together in one transaction.
     #[serde(default = "default_batch")]
     pub max_batch: usize,
+    /// MiB of the database file read through a memory map (0: off).
+    #[serde(default = "default_mmap_mib")]
+    pub mmap_size_mib: u64,
 }
 
 impl Default for StoreConfig {
@@ -94,6 +97,7 @@ impl Default for StoreConfig {
             path: default_path(),
             synchronous: default_sync(),
             max_batch: default_batch(),
+            mmap_size_mib: default_mmap_mib(),
         }
     }
 }
@@ -106,6 +110,9 @@ fn default_sync() -> Synchronous {
 }
 fn default_batch() -> usize {
     1024
+}
+fn default_mmap_mib() -> u64 {
+    2048
 }
 
 /// `[log]`.

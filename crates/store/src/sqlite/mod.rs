@@ -32,6 +32,9 @@ pub enum Synchronous {
     Normal,
 }
 
+/// SQLite's own upper limit of `mmap_size` (SQLITE_MAX_MMAP_SIZE).
+pub const DEFAULT_MMAP_SIZE: u64 = 0x7fff_0000;
+
 /// How to open the SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -45,13 +48,27 @@ pub struct SqliteOptions {
     pub readers: usize,
     /// WAL frames (pages) between checkpoints.
     pub checkpoint_pages: u32,
+    /// Bytes of the database file each connection reads through a memory map (SQLite's
+    /// `mmap_size`, at most ~2 GiB); 0 reads with `pread` only.
+    pub mmap_size: u64,
+    /// Page cache of each connection, KiB.
+    pub cache_kib: u32,
 }
 
 impl SqliteOptions {
     /// Defaults for a file: synchronous=FULL, batches of up to 1024 jobs, 4 readers, a
     /// checkpoint by the writer every 4,000 WAL pages (16 MiB with 4 KiB pages: hot pages
     /// written by many commits are copied into the database once per checkpoint, not once
-    /// per 1,000 frames).
+    /// per 1,000 frames), the file memory-mapped and a 2 MiB page cache per connection.
+    ///
+    /// Why a small cache with a memory map: at every commit SQLite walks the writer's
+    /// whole page cache (b-tree balancing renumbers a page through the lock-byte page for
+    /// a moment, so the cache's highest page number stays above the end of the file and
+    /// its truncation at commit scans every entry), and with SQLite's shared page-cache
+    /// group the writer's cache grows to the sum of all connections' limits. On a database
+    /// of a few hundred thousand events that walk was a third of the writer thread. A
+    /// small cache keeps it short, and the memory map makes the extra misses a copy from
+    /// the OS page cache instead of a `pread` each (BENCHMARKS.md, "Page cache").
     pub fn new(path: impl Into<PathBuf>) -> Self {
         SqliteOptions {
             path: path.into(),
@@ -59,6 +76,8 @@ impl SqliteOptions {
             max_batch: 1024,
             readers: 4,
             checkpoint_pages: 4000,
+            mmap_size: DEFAULT_MMAP_SIZE,
+            cache_kib: 2048,
         }
     }
 }
@@ -162,8 +181,13 @@ fn open_conn(opts: &SqliteOptions) -> Result<Connection, StoreError> {
         },
     )?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
-    // Keep the page cache small: SQLite walks the whole cache hash at every commit.
-    conn.pragma_update(None, "cache_size", -8192)?;
+    // Small on purpose: see `SqliteOptions::new`.
+    conn.pragma_update(None, "cache_size", -i64::from(opts.cache_kib.max(64)))?;
+    conn.pragma_update(
+        None,
+        "mmap_size",
+        opts.mmap_size.min(i64::MAX as u64) as i64,
+    )?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -469,4 +493,40 @@ pub(crate) fn from_us(us: i64) -> OffsetDateTime {
 /// Unix milliseconds now.
 pub(crate) fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// (mmap_size, cache_size) as one connection sees them.
+    fn settings(c: &Connection) -> Result<(i64, i64), StoreError> {
+        let m = c.query_row("PRAGMA mmap_size", [], |r| r.get(0))?;
+        let k = c.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        Ok((m, k))
+    }
+
+    /// The writer and the readers run with the configured memory map and page cache
+    /// (the defaults: SQLite's largest map, 2 MiB), and a map of 0 turns it off.
+    #[tokio::test]
+    async fn connections_use_the_configured_map_and_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(SqliteOptions::new(dir.path().join("a.db")))
+            .await
+            .unwrap();
+        let w = store.write(|c, _| settings(c)).await.unwrap();
+        let r = store.read(settings).await.unwrap();
+        assert_eq!(w, (DEFAULT_MMAP_SIZE as i64, -2048));
+        assert_eq!(r, w);
+        store.close().await;
+
+        let mut opts = SqliteOptions::new(dir.path().join("b.db"));
+        opts.mmap_size = 0;
+        opts.cache_kib = 8192;
+        let store = SqliteStore::open(opts).await.unwrap();
+        assert_eq!(store.write(|c, _| settings(c)).await.unwrap(), (0, -8192));
+        assert_eq!(store.read(settings).await.unwrap(), (0, -8192));
+        store.close().await;
+    }
 }

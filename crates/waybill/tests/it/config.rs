@@ -66,9 +66,18 @@ fn environment_overrides_values() {
             "127.0.0.1:9999".to_string(),
         ),
         ("WAYBILL_STORE__MAX_BATCH".to_string(), "7".to_string()),
+        ("WAYBILL_STORE__MMAP_SIZE_MIB".to_string(), "0".to_string()),
         ("WAYBILL_UNRELATED".to_string(), "x".to_string()),
     ];
     let c = Config::parse("", env.into_iter()).unwrap();
     assert_eq!(c.server.listen, "127.0.0.1:9999");
     assert_eq!(c.store.max_batch, 7);
+    assert_eq!(c.store.mmap_size_mib, 0);
+    assert_eq!(
+        Config::parse("", std::iter::empty())
+            .unwrap()
+            .store
+            .mmap_size_mib,
+        2048
+    );
 }
