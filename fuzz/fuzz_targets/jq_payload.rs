@@ -1,6 +1,7 @@
 //! Payloads of `jq` sources: `Payload::parse` (strict JSON into jaq values), then fixed
-//! mappings run on it with `Program::run` (jaq evaluation, jaq value → JSON, drafts), and
-//! the drafts made events.
+//! mappings run on it with `Program::run` (jaq evaluation, or the direct evaluation for
+//! the plain ones; jaq value → JSON, drafts), and the drafts made events. For every
+//! mapping, the outputs (or error) must equal those of the jq interpreter alone.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -38,6 +39,7 @@ def canonical: {
 ];
 
 fn programs() -> &'static [Program] {
+    // The plain ones are evaluated directly; the fuzz target checks that against jaq.
     static PROGRAMS: OnceLock<Vec<Program>> = OnceLock::new();
     PROGRAMS.get_or_init(|| {
         MAPPINGS
@@ -53,6 +55,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let headers = [("X-Fuzz".to_string(), "1".to_string())];
     for p in programs() {
+        let values = p.run_values(&payload, &headers, "fuzz");
+        let by_jaq = p.run_values_interpreted(&payload, &headers, "fuzz");
+        assert_eq!(values, by_jaq, "direct evaluation differs from jaq");
         if let Ok(drafts) = p.run(&payload, &headers, "fuzz") {
             common::to_events(drafts, "fuzz");
         }

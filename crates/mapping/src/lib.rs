@@ -174,9 +174,9 @@ impl Program {
         self.run_interpreted(payload, headers_val, source)
     }
 
-    /// [`Program::run_values`] by the jq interpreter alone.
-    #[cfg(test)]
-    fn run_values_interpreted(
+    /// [`Program::run_values`] by the jq interpreter alone, never the direct evaluation:
+    /// what tests and the fuzz target compare the direct evaluation with.
+    pub fn run_values_interpreted(
         &self,
         payload: &Payload,
         headers: &[(String, String)],
