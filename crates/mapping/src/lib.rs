@@ -162,16 +162,14 @@ impl Program {
         headers: &[(String, String)],
         source: &str,
     ) -> Result<Vec<serde_json::Value>, MappingError> {
-        let headers_val = || headers_to_val(headers);
         let source = Val::from(source.to_owned());
         if let Some(plan) = &self.native {
-            let hdrs = || headers_val().ok();
-            if let Ok(v) = plan.run(&payload.0, &source, &hdrs) {
+            if let Ok(v) = plan.run(&payload.0, &source, &|| headers_to_val(headers).ok()) {
                 return Ok(vec![to_json(&v, 0)?]);
             }
             // Anything the direct evaluation does not answer is jaq's to answer.
         }
-        self.run_interpreted(payload, headers_val, source)
+        self.run_interpreted(payload, headers, source)
     }
 
     /// [`Program::run_values`] by the jq interpreter alone, never the direct evaluation:
@@ -182,22 +180,18 @@ impl Program {
         headers: &[(String, String)],
         source: &str,
     ) -> Result<Vec<serde_json::Value>, MappingError> {
-        self.run_interpreted(
-            payload,
-            || headers_to_val(headers),
-            Val::from(source.to_owned()),
-        )
+        self.run_interpreted(payload, headers, Val::from(source.to_owned()))
     }
 
     /// Runs the program with the jq interpreter.
     fn run_interpreted(
         &self,
         payload: &Payload,
-        headers_val: impl Fn() -> Result<Val, MappingError>,
+        headers: &[(String, String)],
         source: Val,
     ) -> Result<Vec<serde_json::Value>, MappingError> {
         let hdrs = if self.uses_headers {
-            headers_val()?
+            headers_to_val(headers)?
         } else {
             Val::Null
         };

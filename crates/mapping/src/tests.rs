@@ -256,9 +256,14 @@ fn direct_answers_are_jaqs_answers_on_edge_cases() {
     }
 }
 
+/// Keys the generated programs name, as written in jq (`x-y` needs quotes).
+const PROGRAM_KEYS: [&str; 5] = ["a", "b", "id", "\"x-y\"", "type"];
+/// The same keys as they appear in payloads.
+const PAYLOAD_KEYS: [&str; 5] = ["a", "b", "id", "x-y", "type"];
+
 /// Programs of the plain shape, as text.
 fn plain_program() -> impl Strategy<Value = String> {
-    let key = prop::sample::select(vec!["a", "b", "id", "\"x-y\"", "type"]);
+    let key = prop::sample::select(&PROGRAM_KEYS[..]);
     let leaf = prop_oneof![
         Just(".".to_string()),
         key.clone().prop_map(|k| format!(".{k}")),
@@ -270,7 +275,7 @@ fn plain_program() -> impl Strategy<Value = String> {
         Just("$headers[\"x-ref\"]".to_string()),
     ];
     leaf.prop_recursive(4, 24, 3, move |inner| {
-        let key = prop::sample::select(vec!["a", "b", "id", "\"x-y\"", "type"]);
+        let key = prop::sample::select(&PROGRAM_KEYS[..]);
         prop_oneof![
             prop::collection::vec((key.clone(), inner.clone(), any::<bool>()), 0..4).prop_map(
                 |entries| {
@@ -316,16 +321,9 @@ fn payload_json() -> impl Strategy<Value = serde_json::Value> {
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
-            prop::collection::vec(
-                (
-                    prop::sample::select(vec!["a", "b", "id", "x-y", "type"]),
-                    inner
-                ),
-                0..4
-            )
-            .prop_map(|kv| Value::Object(
-                kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-            )),
+            prop::collection::vec((prop::sample::select(&PAYLOAD_KEYS[..]), inner), 0..4).prop_map(
+                |kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+            ),
         ]
     })
 }

@@ -17,7 +17,7 @@ mod types;
 
 pub use sqlite::{
     calibrate_sqlite, migrate_file, CalibrationError, SqliteCalibration, SqliteOptions,
-    SqliteStore, Synchronous, BATCH_ROWS, DEFAULT_MMAP_SIZE,
+    SqliteStore, Synchronous, BATCH_ROWS,
 };
 pub use types::*;
 

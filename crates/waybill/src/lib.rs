@@ -31,11 +31,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     opts.synchronous = config.store.synchronous;
     opts.max_batch = config.store.max_batch;
     // SQLite caps the map at its own limit (just under 2 GiB).
-    opts.mmap_size = config
-        .store
-        .mmap_size_mib
-        .saturating_mul(1 << 20)
-        .min(waybill_store::DEFAULT_MMAP_SIZE);
+    opts.mmap_size = config.store.mmap_size_mib.saturating_mul(1 << 20);
     Store::open_sqlite(opts)
         .await
         .with_context(|| format!("cannot open store {}", config.store.path.display()))

@@ -32,8 +32,8 @@ pub enum Synchronous {
     Normal,
 }
 
-/// SQLite's own upper limit of `mmap_size` (SQLITE_MAX_MMAP_SIZE).
-pub const DEFAULT_MMAP_SIZE: u64 = 0x7fff_0000;
+/// SQLite's own upper limit of `mmap_size` (SQLITE_MAX_MMAP_SIZE), the default.
+pub(crate) const DEFAULT_MMAP_SIZE: u64 = 0x7fff_0000;
 
 /// How to open the SQLite store.
 #[derive(Debug, Clone)]
@@ -68,7 +68,7 @@ impl SqliteOptions {
     /// group the writer's cache grows to the sum of all connections' limits. On a database
     /// of a few hundred thousand events that walk was a third of the writer thread. A
     /// small cache keeps it short, and the memory map makes the extra misses a copy from
-    /// the OS page cache instead of a `pread` each (BENCHMARKS.md, "Page cache").
+    /// the OS page cache instead of a `pread` each (BENCHMARKS.md, "Session 5").
     pub fn new(path: impl Into<PathBuf>) -> Self {
         SqliteOptions {
             path: path.into(),
@@ -186,7 +186,7 @@ fn open_conn(opts: &SqliteOptions) -> Result<Connection, StoreError> {
     conn.pragma_update(
         None,
         "mmap_size",
-        opts.mmap_size.min(i64::MAX as u64) as i64,
+        i64::try_from(opts.mmap_size).unwrap_or(i64::MAX),
     )?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(64);
