@@ -89,6 +89,10 @@ pub struct StoreConfig {
     /// MiB of the database file read through a memory map (0: off).
     #[serde(default = "default_mmap_mib")]
     pub mmap_size_mib: u64,
+    /// WAL pages (4 KiB each) after which the writer checkpoints the WAL into the
+    /// database itself; at least 1.
+    #[serde(default = "default_checkpoint_pages")]
+    pub checkpoint_pages: u32,
 }
 
 impl Default for StoreConfig {
@@ -98,6 +102,7 @@ impl Default for StoreConfig {
             synchronous: default_sync(),
             max_batch: default_batch(),
             mmap_size_mib: default_mmap_mib(),
+            checkpoint_pages: default_checkpoint_pages(),
         }
     }
 }
@@ -113,6 +118,9 @@ fn default_batch() -> usize {
 }
 fn default_mmap_mib() -> u64 {
     2048
+}
+fn default_checkpoint_pages() -> u32 {
+    waybill_store::SqliteOptions::DEFAULT_CHECKPOINT_PAGES
 }
 
 /// `[log]`.
@@ -275,6 +283,12 @@ impl Config {
             .collect();
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             errs.push("log.format: must be `pretty` or `json`".into());
+        }
+        if self.store.checkpoint_pages == 0 {
+            errs.push(
+                "store.checkpoint_pages: must be at least 1 (without the writer's checkpoints the WAL grows without bound)"
+                    .into(),
+            );
         }
         if self.delivery.retry_schedule.is_empty() {
             errs.push("delivery.retry_schedule: must list at least one delay".into());

@@ -27,14 +27,20 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
     }
+    Store::open_sqlite(sqlite_options(config))
+        .await
+        .with_context(|| format!("cannot open store {}", config.store.path.display()))
+}
+
+/// The SQLite store's options from `[store]`.
+pub fn sqlite_options(config: &Config) -> SqliteOptions {
     let mut opts = SqliteOptions::new(&config.store.path);
     opts.synchronous = config.store.synchronous;
     opts.max_batch = config.store.max_batch;
     // SQLite caps the map at its own limit (just under 2 GiB).
     opts.mmap_size = config.store.mmap_size_mib.saturating_mul(1 << 20);
-    Store::open_sqlite(opts)
-        .await
-        .with_context(|| format!("cannot open store {}", config.store.path.display()))
+    opts.checkpoint_pages = config.store.checkpoint_pages;
+    opts
 }
 
 /// Runs the hub on `listener` until `shutdown` resolves; then stops taking requests,

@@ -46,7 +46,8 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// Reader connections.
     pub readers: usize,
-    /// WAL frames (pages) between checkpoints.
+    /// WAL frames (pages) after which the writer checkpoints the WAL itself (SQLite's
+    /// `wal_autocheckpoint`); 0 is treated as 1.
     pub checkpoint_pages: u32,
     /// Bytes of the database file each connection reads through a memory map (SQLite's
     /// `mmap_size`, at most ~2 GiB); 0 reads with `pread` only.
@@ -56,6 +57,9 @@ pub struct SqliteOptions {
 }
 
 impl SqliteOptions {
+    /// WAL pages between the writer's own checkpoints, by default.
+    pub const DEFAULT_CHECKPOINT_PAGES: u32 = 4000;
+
     /// Defaults for a file: synchronous=FULL, batches of up to 1024 jobs, 4 readers, a
     /// checkpoint by the writer every 4,000 WAL pages (16 MiB with 4 KiB pages: hot pages
     /// written by many commits are copied into the database once per checkpoint, not once
@@ -75,7 +79,7 @@ impl SqliteOptions {
             synchronous: Synchronous::Full,
             max_batch: 1024,
             readers: 4,
-            checkpoint_pages: 4000,
+            checkpoint_pages: Self::DEFAULT_CHECKPOINT_PAGES,
             mmap_size: DEFAULT_MMAP_SIZE,
             cache_kib: 2048,
         }
@@ -220,7 +224,7 @@ impl SqliteStore {
         // The writer checkpoints the WAL itself every `checkpoint_pages` frames: only a
         // writer can restart the WAL, so without that, under sustained writes, the WAL
         // grows without bound (a helper connection alone never catches up).
-        writer_conn.pragma_update(None, "wal_autocheckpoint", opts.checkpoint_pages)?;
+        writer_conn.pragma_update(None, "wal_autocheckpoint", opts.checkpoint_pages.max(1))?;
         // A helper connection copies WAL frames into the database in between (PASSIVE: it
         // never blocks the writer), so the writer's own checkpoints find little left to do.
         let helper = open_conn(&opts)?;
@@ -527,6 +531,25 @@ mod tests {
         let store = SqliteStore::open(opts).await.unwrap();
         assert_eq!(store.write(|c, _| settings(c)).await.unwrap(), (0, -8192));
         assert_eq!(store.read(settings).await.unwrap(), (0, -8192));
+        store.close().await;
+    }
+
+    /// The writer checkpoints after the configured number of WAL pages.
+    #[tokio::test]
+    async fn the_writer_checkpoints_after_the_configured_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let pages = |c: &Connection, _: &mut JobCtx<'_>| -> Result<i64, StoreError> {
+            Ok(c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?)
+        };
+        let store = SqliteStore::open(SqliteOptions::new(dir.path().join("a.db")))
+            .await
+            .unwrap();
+        assert_eq!(store.write(pages).await.unwrap(), 4000);
+        store.close().await;
+        let mut opts = SqliteOptions::new(dir.path().join("b.db"));
+        opts.checkpoint_pages = 16_000;
+        let store = SqliteStore::open(opts).await.unwrap();
+        assert_eq!(store.write(pages).await.unwrap(), 16_000);
         store.close().await;
     }
 }

@@ -67,17 +67,45 @@ fn environment_overrides_values() {
         ),
         ("WAYBILL_STORE__MAX_BATCH".to_string(), "7".to_string()),
         ("WAYBILL_STORE__MMAP_SIZE_MIB".to_string(), "0".to_string()),
+        (
+            "WAYBILL_STORE__CHECKPOINT_PAGES".to_string(),
+            "16000".to_string(),
+        ),
         ("WAYBILL_UNRELATED".to_string(), "x".to_string()),
     ];
     let c = Config::parse("", env.into_iter()).unwrap();
     assert_eq!(c.server.listen, "127.0.0.1:9999");
     assert_eq!(c.store.max_batch, 7);
     assert_eq!(c.store.mmap_size_mib, 0);
-    assert_eq!(
-        Config::parse("", std::iter::empty())
-            .unwrap()
-            .store
-            .mmap_size_mib,
-        2048
+    assert_eq!(c.store.checkpoint_pages, 16000);
+    let defaults = Config::parse("", std::iter::empty()).unwrap().store;
+    assert_eq!(defaults.mmap_size_mib, 2048);
+    assert_eq!(defaults.checkpoint_pages, 4000);
+}
+
+/// Every `[store]` setting reaches the store's options.
+#[test]
+fn store_settings_reach_the_store() {
+    let c = Config::parse(
+        "[store]\npath = \"x/y.db\"\nsynchronous = \"normal\"\nmax_batch = 7\nmmap_size_mib = 3\ncheckpoint_pages = 16000\n",
+        std::iter::empty(),
+    )
+    .unwrap();
+    let o = waybill::sqlite_options(&c);
+    assert_eq!(o.path, std::path::PathBuf::from("x/y.db"));
+    assert_eq!(o.synchronous, waybill_store::Synchronous::Normal);
+    assert_eq!(o.max_batch, 7);
+    assert_eq!(o.mmap_size, 3 << 20);
+    assert_eq!(o.checkpoint_pages, 16000);
+}
+
+#[test]
+fn a_checkpoint_interval_of_zero_is_refused() {
+    let c = Config::parse("[store]\ncheckpoint_pages = 0\n", std::iter::empty()).unwrap();
+    let errs = c.validate().err().unwrap_or_default();
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("store.checkpoint_pages: must be at least 1")),
+        "{errs:?}"
     );
 }
