@@ -544,7 +544,8 @@ mod tests {
         let store = SqliteStore::open(SqliteOptions::new(dir.path().join("a.db")))
             .await
             .unwrap();
-        assert_eq!(store.write(pages).await.unwrap(), 4000);
+        let default = i64::from(SqliteOptions::DEFAULT_CHECKPOINT_PAGES);
+        assert_eq!(store.write(pages).await.unwrap(), default);
         store.close().await;
         let mut opts = SqliteOptions::new(dir.path().join("b.db"));
         opts.checkpoint_pages = 16_000;
