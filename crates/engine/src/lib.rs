@@ -15,6 +15,7 @@ pub mod duration;
 pub mod ingest;
 pub mod metrics;
 pub mod partner;
+pub mod process;
 pub mod retry;
 pub mod secret;
 pub mod signature;

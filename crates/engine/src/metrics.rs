@@ -1,5 +1,6 @@
 //! Prometheus metrics, kept in plain atomics and maps: technical (ingest outcomes, ack
-//! latency, delivery attempts) plus gauges read from the store at scrape time.
+//! latency, delivery attempts) plus gauges read from the store at scrape time, and the
+//! standard `process_*` metrics read from `/proc/self` at scrape time.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -185,6 +186,63 @@ impl Metrics {
                 &rows,
             );
         }
+        if let Some(p) = crate::process::read() {
+            render_process(&p, &mut out);
+        }
         out
+    }
+}
+
+/// The standard Prometheus process metrics (names and help texts as the official client
+/// libraries write them), for what `/proc/self` gave.
+fn render_process(p: &crate::process::ProcessStats, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {:.2}",
+        p.cpu_seconds
+    );
+    if let Some(b) = p.resident_bytes {
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {b}"
+        );
+    }
+    if let Some(n) = p.open_fds {
+        let _ = writeln!(
+            out,
+            "# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds {n}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn sample(text: &str, name: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// The process metrics are written with their TYPE lines and the values `/proc/self`
+    /// gives, and the CPU counter follows the process.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_process_metrics_are_exported() {
+        let m = Metrics::default();
+        let text = m.render(&waybill_store::Depths::default());
+        assert!(text.contains("# TYPE process_cpu_seconds_total counter\n"));
+        assert!(text.contains("# TYPE process_resident_memory_bytes gauge\n"));
+        assert!(text.contains("# TYPE process_open_fds gauge\n"));
+        let cpu = sample(&text, "process_cpu_seconds_total").unwrap();
+        let now = crate::process::read().unwrap();
+        assert!(
+            cpu <= now.cpu_seconds + 1e-9 && cpu >= 0.0,
+            "{cpu} vs {}",
+            now.cpu_seconds
+        );
+        assert!(sample(&text, "process_resident_memory_bytes").unwrap() > 0.0);
+        assert!(sample(&text, "process_open_fds").unwrap() >= 3.0);
     }
 }

@@ -44,6 +44,7 @@ pub async fn measure(
         concurrency,
         rate: None,
         run_id: "machine".into(),
+        cpu: super::CpuWatch::Off,
     })
     .await?;
     let mapping_us = tokio::task::spawn_blocking(move || mapping_cost(each)).await??;

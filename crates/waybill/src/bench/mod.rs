@@ -7,6 +7,7 @@
 //! paced (so queueing delay counts), otherwise from its send.
 
 mod conn;
+pub mod cpu;
 pub mod machine;
 
 use conn::{Conn, Target};
@@ -32,6 +33,19 @@ pub struct Plan {
     pub rate: Option<f64>,
     /// Prefix for shipment keys and event ids (keeps runs apart).
     pub run_id: String,
+    /// Whose CPU to read around the timed phase.
+    pub cpu: CpuWatch,
+}
+
+/// Whose CPU a run reads at its start and end ([`cpu`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CpuWatch {
+    /// Nobody's.
+    Off,
+    /// This process's and the machine's: the hub runs in this process.
+    InProcess,
+    /// Also the hub's, from `process_cpu_seconds_total` at this `/metrics` URL.
+    Hub(String),
 }
 
 /// What a run measured.
@@ -47,6 +61,8 @@ pub struct Report {
     pub latencies_us: Vec<u64>,
     /// Accepted event ids per shipment index (for verification).
     pub accepted_per_shipment: Vec<usize>,
+    /// CPU per event over the timed phase, when the plan asked for it.
+    pub cpu: Option<cpu::PerEvent>,
 }
 
 impl Report {
@@ -114,6 +130,15 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     for o in opening {
         conns.push(o.await?);
     }
+    let cpu_client = reqwest::Client::new();
+    let metrics_url = match &plan.cpu {
+        CpuWatch::Hub(url) => Some(url.as_str()),
+        _ => None,
+    };
+    let cpu_before = match plan.cpu {
+        CpuWatch::Off => None,
+        _ => Some(cpu::sample(&cpu_client, metrics_url).await),
+    };
     let start = Instant::now();
     let mut tasks = Vec::new();
     for opened in conns {
@@ -197,6 +222,10 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
         }
     }
     report.elapsed = start.elapsed();
+    if let Some(before) = cpu_before {
+        let after = cpu::sample(&cpu_client, metrics_url).await;
+        report.cpu = Some(cpu::per_event(&before, &after, report.ok + report.failed));
+    }
     report.latencies_us.sort_unstable();
     Ok(report)
 }

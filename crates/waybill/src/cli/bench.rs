@@ -267,6 +267,12 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
         concurrency: a.concurrency,
         rate: a.rate,
         run_id: run_id.clone(),
+        // The hub's CPU from its /metrics, or only this process's when it is the hub.
+        cpu: if a.self_host {
+            bench::CpuWatch::InProcess
+        } else {
+            bench::CpuWatch::Hub(format!("{base}/metrics"))
+        },
     };
     eprintln!(
         "bench: {} events, {} shipments, concurrency {}, rate {}",
@@ -281,6 +287,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
         let c = bench::start_ceiling().await?;
         let mut p = plan.clone();
         p.url = format!("{c}/ceiling");
+        p.cpu = bench::CpuWatch::Off;
         Some(bench::run(&p).await?)
     };
     let sampler = hosted.as_ref().map(|h| h.sample_outbox());
@@ -295,6 +302,9 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
             "ratio      {:.3} of the ceiling",
             hub.rate() / c.rate().max(1e-9)
         );
+    }
+    if let Some(line) = hub.cpu.and_then(|c| c.line(a.self_host)) {
+        println!("{line}");
     }
     if let Some(h) = &hosted {
         let deadline = Instant::now() + Duration::from_secs(120);

@@ -199,6 +199,12 @@ async fn api_key_sources_and_canonical_events_are_accepted() {
         metrics.contains("waybill_ingest_ack_seconds_count 3"),
         "{metrics}"
     );
+    #[cfg(target_os = "linux")]
+    assert!(
+        waybill::bench::cpu::metric_value(&metrics, "process_cpu_seconds_total")
+            .is_some_and(|v| v > 0.0),
+        "{metrics}"
+    );
     assert_eq!(
         c.get(format!("{}/readyz", hub.base))
             .send()
@@ -207,5 +213,47 @@ async fn api_key_sources_and_canonical_events_are_accepted() {
             .status(),
         200
     );
+    hub.stop().await;
+}
+
+/// `waybill bench ingest` reads the hub's CPU from `process_cpu_seconds_total` on its
+/// `/metrics` around the timed phase, with this process's and the machine's. The hub here
+/// runs in the test process, so both grow with the run.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_reads_the_hubs_cpu_from_its_metrics() {
+    use waybill::bench::{run, CpuWatch, Plan};
+    let sink = FakePartner::start().await;
+    let hub = TestHub::start(&sink.url("hook"), "").await;
+    let plan = Plan {
+        // The test source `carrier` has the bench's mapping.
+        url: format!("{}/v1/ingest/carrier", hub.base),
+        secret: SECRET.into(),
+        events: 2_000,
+        shipments: 20,
+        concurrency: 8,
+        rate: None,
+        run_id: "cpu".into(),
+        cpu: CpuWatch::Hub(format!("{}/metrics", hub.base)),
+    };
+    let r = run(&plan).await.unwrap();
+    assert_eq!((r.ok, r.failed), (2_000, 0));
+    let cpu = r.cpu.unwrap();
+    assert!(cpu.hub_us.unwrap() > 0.0, "{cpu:?}");
+    assert!(cpu.own_us.unwrap() > 0.0, "{cpu:?}");
+    let (busy, idle, iowait) = cpu.machine_us.unwrap();
+    assert!(busy > 0.0 && idle >= 0.0 && iowait >= 0.0, "{cpu:?}");
+    let line = cpu.line(false).unwrap();
+    assert!(line.starts_with("cpu        per event: hub "), "{line}");
+    // `Off` reads nothing (the ceiling run).
+    let off = run(&Plan {
+        cpu: CpuWatch::Off,
+        events: 10,
+        run_id: "cpu-off".into(),
+        ..plan.clone()
+    })
+    .await
+    .unwrap();
+    assert_eq!(off.cpu, None);
     hub.stop().await;
 }
