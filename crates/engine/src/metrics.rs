@@ -215,7 +215,7 @@ fn render_process(p: &crate::process::ProcessStats, out: &mut String) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
@@ -226,21 +226,30 @@ mod tests {
     }
 
     /// The process metrics are written with their TYPE lines and the values `/proc/self`
-    /// gives, and the CPU counter follows the process.
-    #[cfg(target_os = "linux")]
+    /// gives: the CPU counter lies between readings taken just before and just after.
     #[test]
     fn the_process_metrics_are_exported() {
+        // Some CPU time first, so that a counter stuck at zero cannot pass.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut x = 0u64;
+        while crate::process::read().unwrap().cpu_seconds == 0.0
+            && std::time::Instant::now() < deadline
+        {
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+        }
         let m = Metrics::default();
+        let before = crate::process::read().unwrap().cpu_seconds;
         let text = m.render(&waybill_store::Depths::default());
+        let after = crate::process::read().unwrap().cpu_seconds;
         assert!(text.contains("# TYPE process_cpu_seconds_total counter\n"));
         assert!(text.contains("# TYPE process_resident_memory_bytes gauge\n"));
         assert!(text.contains("# TYPE process_open_fds gauge\n"));
         let cpu = sample(&text, "process_cpu_seconds_total").unwrap();
-        let now = crate::process::read().unwrap();
         assert!(
-            cpu <= now.cpu_seconds + 1e-9 && cpu >= 0.0,
-            "{cpu} vs {}",
-            now.cpu_seconds
+            cpu > 0.0 && before <= cpu && cpu <= after,
+            "{before} <= {cpu} <= {after}"
         );
         assert!(sample(&text, "process_resident_memory_bytes").unwrap() > 0.0);
         assert!(sample(&text, "process_open_fds").unwrap() >= 3.0);

@@ -39,11 +39,17 @@ pub fn parse_proc_stat(text: &str) -> Option<MachineTicks> {
     })
 }
 
-/// The value of an unlabelled sample `name` in Prometheus text.
+/// The value of an unlabelled sample `name` in Prometheus text (a timestamp after the
+/// value is ignored).
 pub fn metric_value(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .split_ascii_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
 }
 
 /// CPU readings at one moment.
@@ -79,7 +85,7 @@ pub async fn sample(client: &reqwest::Client, metrics_url: Option<&str>) -> Samp
     }
 }
 
-/// Microseconds of CPU per event between two samples.
+/// Microseconds of CPU per accepted event between two samples.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PerEvent {
     /// The hub's, when it was read both times.
@@ -90,7 +96,8 @@ pub struct PerEvent {
     pub machine_us: Option<(f64, f64, f64)>,
 }
 
-/// What the run between `before` and `after` cost per event.
+/// What the run between `before` and `after` cost per accepted event (`events`: how many
+/// were accepted).
 pub fn per_event(before: &Sample, after: &Sample, events: usize) -> PerEvent {
     let n = events.max(1) as f64;
     let us = |a: Option<f64>, b: Option<f64>| Some((b? - a?).max(0.0) * 1e6 / n);
@@ -111,7 +118,8 @@ pub fn per_event(before: &Sample, after: &Sample, events: usize) -> PerEvent {
 
 impl PerEvent {
     /// One line for the bench's report; `None` when nothing was measured. `self_hosted`:
-    /// the hub runs in this process, so its time is inside this process's.
+    /// the hub runs in this process, so its time is inside this process's. "This machine"
+    /// is the load generator's, which is the hub's too when the hub is on loopback.
     pub fn line(&self, self_hosted: bool) -> Option<String> {
         let mut parts = Vec::new();
         match (self_hosted, self.hub_us, self.own_us) {
@@ -121,8 +129,9 @@ impl PerEvent {
             (false, Some(h), Some(o)) => {
                 parts.push(format!("hub {h:.1} µs, load generator {o:.1} µs"))
             }
+            (false, Some(h), None) => parts.push(format!("hub {h:.1} µs")),
             (false, None, Some(o)) => parts.push(format!(
-                "load generator {o:.1} µs (the hub's /metrics has no process_cpu_seconds_total)"
+                "load generator {o:.1} µs (hub not read: no process_cpu_seconds_total from its /metrics)"
             )),
             _ => {}
         }
@@ -181,6 +190,14 @@ mod tests {
             metric_value("process_cpu_seconds_total x\n", "process_cpu_seconds_total"),
             None
         );
+        assert_eq!(
+            metric_value(
+                "process_cpu_seconds_total 7.5 1700000000000\n",
+                "process_cpu_seconds_total"
+            ),
+            Some(7.5),
+            "a timestamp after the value"
+        );
     }
 
     #[test]
@@ -226,9 +243,18 @@ mod tests {
             &after,
             100_000,
         );
-        assert!(no_hub
+        assert!(no_hub.line(false).unwrap().contains("hub not read"));
+        let no_own = per_event(
+            &Sample {
+                own: None,
+                ..before
+            },
+            &after,
+            100_000,
+        );
+        assert!(no_own
             .line(false)
             .unwrap()
-            .contains("has no process_cpu_seconds_total"));
+            .starts_with("cpu        per event: hub 30.0 µs; this machine"));
     }
 }

@@ -130,7 +130,9 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     for o in opening {
         conns.push(o.await?);
     }
-    let cpu_client = reqwest::Client::new();
+    let cpu_client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
     let metrics_url = match &plan.cpu {
         CpuWatch::Hub(url) => Some(url.as_str()),
         _ => None,
@@ -224,7 +226,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     report.elapsed = start.elapsed();
     if let Some(before) = cpu_before {
         let after = cpu::sample(&cpu_client, metrics_url).await;
-        report.cpu = Some(cpu::per_event(&before, &after, report.ok + report.failed));
+        report.cpu = Some(cpu::per_event(&before, &after, report.ok));
     }
     report.latencies_us.sort_unstable();
     Ok(report)

@@ -241,8 +241,7 @@ async fn the_bench_reads_the_hubs_cpu_from_its_metrics() {
     let cpu = r.cpu.unwrap();
     assert!(cpu.hub_us.unwrap() > 0.0, "{cpu:?}");
     assert!(cpu.own_us.unwrap() > 0.0, "{cpu:?}");
-    let (busy, idle, iowait) = cpu.machine_us.unwrap();
-    assert!(busy > 0.0 && idle >= 0.0 && iowait >= 0.0, "{cpu:?}");
+    assert!(cpu.machine_us.unwrap().0 > 0.0, "{cpu:?}");
     let line = cpu.line(false).unwrap();
     assert!(line.starts_with("cpu        per event: hub "), "{line}");
     // `Off` reads nothing (the ceiling run).
