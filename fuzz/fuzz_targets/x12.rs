@@ -1,5 +1,6 @@
 //! X12 interchanges (214/856/210/997) as received by an `x12` source: parse, map, and the
-//! 997 acknowledgement the source answers with (accept or reject), as `inbound.rs` does.
+//! 997 or TA1 acknowledgement the source answers with (accept or reject), as `inbound.rs`
+//! does.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -25,8 +26,15 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        Err(err) => {
-            let _ = x12::reject_997(data, &err, 1, now);
-        }
+        // A parse failure: a rejecting 997, or a TA1 alone for the envelope.
+        Err(err) => match x12::reject_997(data, &err, 1, now) {
+            Some(_) => {}
+            None => {
+                if let Some(ta1) = x12::reject_ta1(data, &err, 1, now) {
+                    // The TA1 we would send back goes through our own parser too.
+                    assert!(x12::parse(ta1.as_bytes()).is_ok(), "{ta1}");
+                }
+            }
+        },
     }
 });

@@ -126,31 +126,48 @@ pub(crate) fn x12_mapped(body: &[u8], received_at: OffsetDateTime) -> Result<Map
     })
 }
 
-/// The 997 for an interchange: accepting it, or rejecting it with the reason when the
-/// failure was in the EDI itself. `None` for authentication and size failures (the sender
-/// is not trusted) and when not even the ISA could be read.
+/// An acknowledgment interchange and what it holds.
+pub(crate) struct X12Ack {
+    /// The interchange.
+    pub doc: String,
+    /// `997` (a 997, with a TA1 when the sender asked for one) or `ta1` (a TA1 alone).
+    pub kind: &'static str,
+}
+
+/// The acknowledgment for an interchange: a 997 accepting it, or rejecting it with the
+/// reason when the failure was in the EDI itself; a TA1 alone when its envelope failed
+/// and the sender asked for a TA1 (ISA14 = 1). `None` for authentication and size
+/// failures (the sender is not trusted), when not even the ISA could be read, and for an
+/// envelope failure without a TA1 asked for.
 pub(crate) fn x12_ack(
     body: &[u8],
     outcome: Result<(), &Rejection>,
     now: OffsetDateTime,
-) -> Option<String> {
+) -> Option<X12Ack> {
+    let ack_997 = |doc| X12Ack { doc, kind: "997" };
     match outcome {
         Ok(()) => {
             let ic = crate::x12::parse(body).ok()?;
             let result = crate::x12::AckResult::check(&ic);
-            Some(crate::x12::ack_997(
+            Some(ack_997(crate::x12::ack_997(
                 &ic,
                 &result,
                 control_number(&ic.payload_key()),
                 now,
-            ))
+            )))
         }
         Err(rej) if rej.code.starts_with("x12.") => {
             let err = match crate::x12::parse(body) {
                 Err(e) => e,
                 Ok(ic) => crate::x12::map(&ic, now).err()?,
             };
-            crate::x12::reject_997(body, &err, control_number(&rej.detail), now)
+            let control = control_number(&rej.detail);
+            crate::x12::reject_997(body, &err, control, now)
+                .map(ack_997)
+                .or_else(|| {
+                    crate::x12::reject_ta1(body, &err, control, now)
+                        .map(|doc| X12Ack { doc, kind: "ta1" })
+                })
         }
         Err(_) => None,
     }
@@ -170,10 +187,10 @@ impl Inbound for X12 {
     }
 
     fn acknowledgement(&self, r: &Received, outcome: Result<(), &Rejection>) -> Option<Ack> {
-        let doc = x12_ack(&r.body, outcome, r.received_at)?;
+        let ack = x12_ack(&r.body, outcome, r.received_at)?;
         Some(Ack {
             content_type: "application/edi-x12",
-            body: doc.into_bytes(),
+            body: ack.doc.into_bytes(),
         })
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! X12 (`*.edi`, `*.x12`, when `formats` has `"x12"`): the interchange is parsed and mapped
 //! as on the HTTP `x12` source; the 997 acknowledging (or rejecting) it is written beside
-//! the moved file as `<file>.997`, for the gateway to pick up.
+//! the moved file as `<file>.997`, for the gateway to pick up (with a TA1 inside when
+//! ISA14 asked for one; a TA1 alone, `<file>.ta1`, when the envelope itself failed).
 //!
 //! CSV (`*.csv`, when `formats` has `"csv"`, the default): each file is read once: every row becomes a JSON object (header →
 //! value, plus `_file` and `_line`) that the source's jq `mapping` turns into event
@@ -308,7 +309,8 @@ impl FileDrop {
         }
     }
 
-    /// Imports one interchange file; writes its 997 beside it.
+    /// Imports one interchange file; writes its 997 beside it (`<file>.997`), or a TA1
+    /// alone (`<file>.ta1`) when its envelope failed and it asked for a TA1.
     async fn process_x12(
         &self,
         hub: &Hub,
@@ -346,8 +348,8 @@ impl FileDrop {
         let dest = self.finish(path, name, good, &report).await?;
         if let Some(ack) = ack {
             tokio::fs::write(
-                dest.with_file_name(format!("{}.997", file_name_of(&dest))),
-                ack,
+                dest.with_file_name(format!("{}.{}", file_name_of(&dest), ack.kind)),
+                ack.doc,
             )
             .await?;
         }

@@ -27,13 +27,16 @@
 //! | | `6` | group control number violates syntax | `x12.bad_element` at GS06 |
 //!
 //! Interchange-level failures (bad ISA, IEA count or control number) are not a 997's
-//! business (they call for a TA1, not built here): [`reject_997`] returns `None` for them.
+//! business: [`reject_997`] returns `None` for them, and a TA1 answers them when the
+//! sender asked for one (`ta1.rs`). With ISA14 = `1` the 997 interchange also carries a
+//! TA1 about the envelope, after its ISA.
 
 use super::ack_write::{self, GroupPlan, Outcome, SetPlan};
 use super::envelope;
 use super::error::{ErrorKind, X12Error};
 use super::mapping;
 use super::parse;
+use super::ta1;
 use super::wire::{Interchange, Segment};
 use time::OffsetDateTime;
 
@@ -154,9 +157,12 @@ pub fn ack_997(
             .flat_map(|s| s.segments.iter())
             .find(|s| s.index == index)
     };
+    // The envelope parsed, so it checked out: a TA1 `A` when the sender asked for one.
+    let ta1 = ta1::requested(&ic.header).then_some(ta1::ACCEPTED);
     ack_write::write(
         &ic.header,
         &ic.delimiters,
+        ta1,
         &plans,
         control_number,
         now,
@@ -294,9 +300,15 @@ pub fn reject_997(
         .collect::<Vec<_>>();
     let isa = tokens.segments.first()?;
     let lookup = |index: usize| tokens.segments.get(index.checked_sub(1)?);
+    let ta1 = if ta1::requested(isa) {
+        ta1::for_tokens(&tokens)
+    } else {
+        None
+    };
     Some(ack_write::write(
         isa,
         &tokens.delimiters,
+        ta1,
         &plans,
         control_number,
         now,

@@ -174,10 +174,21 @@ fn ymd(now: OffsetDateTime) -> (i32, u8, u8) {
     )
 }
 
-/// Writes the 997 interchange.
+/// A TA1 answering the received interchange's envelope (see `ta1.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ta1 {
+    /// TA104: `A` accepted, `R` rejected.
+    pub code: &'static str,
+    /// TA105, the interchange note code (`000` when accepted).
+    pub note: &'static str,
+}
+
+/// Writes the acknowledging interchange: ISA, the TA1 when there is one, then a 997 group
+/// when there are groups to acknowledge, then IEA.
 pub(crate) fn write<'s>(
     isa: &Segment,
     d: &Delimiters,
+    ta1: Option<Ta1>,
     groups: &[GroupPlan],
     control_number: u32,
     now: OffsetDateTime,
@@ -237,6 +248,12 @@ pub(crate) fn write<'s>(
     out.text.push_str(&header.join(&element.to_string()));
     out.text.push(segment);
     out.text.push_str(d.line_break);
+    if let Some(t) = ta1 {
+        // TA101–TA103 repeat the received ISA13, ISA09 and ISA10.
+        let received = |pos: usize, out: &Out| out.clean(isa.trimmed(pos).unwrap_or(""));
+        let (ctl, date, time) = (received(13, &out), received(9, &out), received(10, &out));
+        out.seg(&["TA1", &ctl, &date, &time, t.code, t.note]);
+    }
     if let Some(first) = groups.first() {
         let sender = out.clean(first.header.get(3).unwrap_or("WAYBILL"));
         let receiver = out.clean(first.header.get(2).unwrap_or("PARTNER"));

@@ -86,6 +86,7 @@ pub(crate) fn envelope(
         return Err(bad_isa(0, None, "no ISA"));
     };
     let mut groups = Vec::new();
+    let mut interchange_acks = Vec::new();
     let trailer = loop {
         match it.next() {
             None => {
@@ -95,6 +96,8 @@ pub(crate) fn envelope(
                     "the interchange has no IEA trailer",
                 ))
             }
+            // TA1s come before the functional groups (and are not counted by IEA01).
+            Some(s) if s.id == "TA1" && groups.is_empty() => interchange_acks.push(s),
             Some(s) if s.id == "GS" => groups.push(group(s, &mut it, total, end)?),
             Some(s) if s.id == "IEA" => break s,
             Some(s) => {
@@ -124,6 +127,7 @@ pub(crate) fn envelope(
     Ok(Interchange {
         delimiters,
         header,
+        interchange_acks,
         groups,
         trailer,
     })

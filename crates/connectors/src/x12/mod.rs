@@ -1,5 +1,6 @@
 //! ASC X12 EDI: shipment status (214), ship notices (856) and freight invoices (210) in,
-//! 997 functional acknowledgments out.
+//! 997 functional acknowledgments and, when asked for (ISA14 = `1`), TA1 interchange
+//! acknowledgments out.
 //!
 //! # What X12 is
 //! ASC X12 is the North American EDI standard. A file is an *interchange*: a fixed-width
@@ -25,6 +26,8 @@
 //!   amounts as decimal strings from N2 elements (implied two decimals, never floats),
 //!   timed when received (the invoice's arrival is the confirmation); `freight_invoice.rs`.
 //! - **997**/**999** received: parsed, map to nothing. Any other set: `x12.unsupported_set`.
+//!   TA1 segments received between the ISA and the first GS: kept in
+//!   [`Interchange::interchange_acks`], map to nothing.
 //!
 //! Public sources used (no network here; read through a stored copy of public pages):
 //! Stedi's X12 reference (<https://www.stedi.com/edi/x12-004010/214>, `/856`, `/210`,
@@ -51,14 +54,14 @@
 //! `x12.segment_count_mismatch` (SE01), `x12.set_count_mismatch` (GE01),
 //! `x12.group_count_mismatch` (IEA01), `x12.control_number_mismatch` (SE02/GE02/IEA02),
 //! `x12.unsupported_set`. [`ack_997`] and [`reject_997`] turn them into 997 codes (table
-//! in `ack.rs`).
+//! in `ack.rs`), [`reject_ta1`] the envelope's into TA1 note codes (table in `ta1.rs`).
 //!
 //! # Files
 //! `wire.rs` raw segments and envelope types · `parse.rs` ISA and tokenizer ·
 //! `envelope.rs` GS/ST nesting, counts, control numbers · `status.rs` (214),
 //! `ship_notice.rs` (856), `freight_invoice.rs` (210) typed extraction · `timecode.rs`
 //! dates, times, zones · `refs.rs` reference qualifiers → `refs` names · `vocabulary.rs`
-//! AT7 codes → taxonomy · `mapping.rs` drafts · `ack.rs`, `ack_write.rs` 997 ·
+//! AT7 codes → taxonomy · `mapping.rs` drafts · `ack.rs`, `ack_write.rs` 997 · `ta1.rs` TA1 ·
 //! `error.rs` · `tests.rs`, `proptests.rs`, `testdata/` (sources in its README).
 //!
 //! # Drafts
@@ -101,6 +104,7 @@ mod parse;
 mod refs;
 mod ship_notice;
 mod status;
+mod ta1;
 mod timecode;
 mod vocabulary;
 mod wire;
@@ -118,6 +122,7 @@ pub use parse::parse;
 pub use refs::Reference;
 pub use ship_notice::{Level, ShipNotice};
 pub use status::{Equipment, ShipmentStatus, StatusDetail, StatusLocation};
+pub use ta1::reject_ta1;
 pub use timecode::{Stamp, Zone};
 pub use wire::{Delimiters, FunctionalGroup, Interchange, Segment, TransactionSet};
 

@@ -15,9 +15,20 @@ const FIXTURES: [&[u8]; 4] = [
     include_bytes!("testdata/214_custom_separators.edi"),
 ];
 
-/// Runs everything a connector would on `input`; panics only if a built 997 does not
-/// parse back as a 997 interchange.
+/// Runs everything a connector would on `input`, as it is and asking for a TA1 (ISA14 =
+/// `1`); panics only if a built 997 or TA1 does not parse back as one.
 fn exercise(input: &[u8]) {
+    exercise_once(input);
+    let mut asking = input.to_vec();
+    if asking.starts_with(b"ISA") {
+        if let Some(b) = asking.get_mut(100) {
+            *b = b'1';
+        }
+        exercise_once(&asking);
+    }
+}
+
+fn exercise_once(input: &[u8]) {
     match parse(input) {
         Ok(ic) => {
             let _ = map(&ic, RECEIVED);
@@ -27,6 +38,15 @@ fn exercise(input: &[u8]) {
         Err(e) => {
             if let Some(ack) = reject_997(input, &e, 42, RECEIVED) {
                 assert_is_997(&ack, usize::MAX);
+            }
+            if let Some(ta1) = reject_ta1(input, &e, 42, RECEIVED) {
+                let back = parse(ta1.as_bytes())
+                    .unwrap_or_else(|e| panic!("TA1 does not parse: {e}\n{ta1}"));
+                assert_eq!(
+                    (back.interchange_acks.len(), back.groups.len()),
+                    (1, 0),
+                    "{ta1}"
+                );
             }
         }
     }

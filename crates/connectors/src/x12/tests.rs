@@ -390,3 +390,109 @@ fn check_rejects_every_set_when_one_fails() {
     let want = "AK2*214*0001~\nAK5*R~\nAK2*214*0002~\nAK3*AT7*8**8~\nAK4*6**9*2561~\nAK5*R*5~\nAK9*R*2*2*0~";
     assert!(ack.contains(want), "{ack}");
 }
+
+/// `small_214()` with ISA14 = 1: the sender asks for a TA1.
+fn asking_for_ta1(edi: &str) -> String {
+    edi.replace("*000000906*0*P*", "*000000906*1*P*")
+}
+
+#[test]
+fn a_ta1_answers_the_envelope_when_the_sender_asks() {
+    // Accepted: the 997 interchange carries TA1 A/000 after its ISA, echoing ISA13, ISA09
+    // and ISA10, and our own parser reads it back (TA1 before the groups).
+    let edi = asking_for_ta1(&small_214());
+    let ic = parse(edi.as_bytes()).expect("fine");
+    let ack = ack_997(&ic, &AckResult::check(&ic), 7, NOW);
+    assert!(
+        ack.contains("*000000007*0*P*>~\nTA1*000000906*260311*1400*A*000~\nGS*FA*"),
+        "{ack}"
+    );
+    let back = parse(ack.as_bytes()).expect("our 997 with a TA1 parses");
+    assert_eq!(back.interchange_acks.len(), 1);
+    assert_eq!(back.groups.len(), 1);
+    // Without ISA14 = 1, no TA1.
+    let ic = parse(small_214().as_bytes()).expect("fine");
+    assert!(!ack_997(&ic, &AckResult::check(&ic), 7, NOW).contains("TA1"));
+    // A set rejected inside a sound envelope: the 997 rejects it, the TA1 accepts the
+    // envelope.
+    let bad_set = asking_for_ta1(SMALL_214);
+    let e = parse_err(&bad_set);
+    let ack = reject_997(bad_set.as_bytes(), &e, 7, NOW).expect("set-level");
+    assert!(ack.contains("TA1*000000906*260311*1400*A*000~"), "{ack}");
+    assert!(ack.contains("AK5*R*4~"), "{ack}");
+    assert_eq!(
+        reject_ta1(bad_set.as_bytes(), &e, 7, NOW),
+        None,
+        "a 997's business"
+    );
+    // A set error and a broken trailer: the TA1 rejects the envelope.
+    let both = bad_set.replace("IEA*1*000000906", "IEA*1*000000907");
+    let e = parse_err(&both);
+    let ack = reject_997(both.as_bytes(), &e, 7, NOW).expect("set-level");
+    assert!(ack.contains("TA1*000000906*260311*1400*R*001~"), "{ack}");
+    // A group after the IEA: the 997 rejects what it can name, the TA1 the envelope.
+    let after = edi.clone() + "GS*QM*X*Y*20260311*1400*907*X*004010~\n";
+    let e = parse_err(&after);
+    let ack = reject_997(after.as_bytes(), &e, 7, NOW).expect("the 997 names the groups");
+    assert!(ack.contains("TA1*000000906*260311*1400*R*024~"), "{ack}");
+}
+
+#[test]
+fn envelope_failures_get_a_ta1_alone_with_their_note_code() {
+    let ta1 = |edi: &str| {
+        let e = parse_err(edi);
+        assert_eq!(reject_997(edi.as_bytes(), &e, 7, NOW), None, "{e}");
+        reject_ta1(edi.as_bytes(), &e, 7, NOW)
+    };
+    let base = asking_for_ta1(&small_214());
+    let cases = [
+        (base.replace("IEA*1*000000906", "IEA*1*000000907"), "R*001"),
+        (base.replace("IEA*1*", "IEA*2*"), "R*021"),
+        (base.replace("IEA*1*", "IEA*x*"), "R*021"),
+        (base.replace("IEA*1*000000906~\n", ""), "R*023"),
+        (base.replace("IEA*1*000000906~", "IEA*1*000000906"), "R*023"),
+        (base.replace("GE*1*906~\n", "GE*1*906~\nLX*1~\n"), "R*024"),
+    ];
+    for (edi, want) in &cases {
+        let doc = ta1(edi).unwrap_or_else(|| panic!("a TA1 for {edi}"));
+        // ISA with the parties swapped, the TA1, and an IEA counting no group.
+        assert!(
+            doc.starts_with(
+                "ISA*00*          *00*          *ZZ*WAYBILLHUB     *02*ABCD           *"
+            ),
+            "{doc}"
+        );
+        assert!(
+            doc.contains(&format!(
+                "~\nTA1*000000906*260311*1400*{want}~\nIEA*0*000000007~"
+            )),
+            "{want}: {doc}"
+        );
+        let back = parse(doc.as_bytes()).expect("our TA1 interchange parses");
+        assert_eq!((back.interchange_acks.len(), back.groups.len()), (1, 0));
+    }
+    // Not asked for (ISA14 = 0): nothing, as before.
+    let plain = small_214().replace("IEA*1*", "IEA*2*");
+    let e = parse_err(&plain);
+    assert_eq!(reject_ta1(plain.as_bytes(), &e, 7, NOW), None);
+    // An ISA that cannot be read: nothing to address a TA1 to.
+    let broken = base.replacen("*U*00401*", "*U*0040X*", 1);
+    let e = parse_err(&broken);
+    assert_eq!(e.code(), "x12.bad_isa");
+    assert_eq!(reject_ta1(broken.as_bytes(), &e, 7, NOW), None);
+}
+
+#[test]
+fn received_ta1s_before_the_groups_map_to_nothing() {
+    let edi = small_214().replace("~\nGS*QM*", "~\nTA1*000000123*260310*0900*A*000~\nGS*QM*");
+    let ic = parse(edi.as_bytes()).expect("a TA1 before GS is allowed");
+    assert_eq!(ic.interchange_acks.len(), 1);
+    assert_eq!(map(&ic, RECEIVED).expect("maps").len(), 1, "the AT7 only");
+    // After a group it is out of place.
+    let late = small_214().replace("~\nIEA*", "~\nTA1*000000123*260310*0900*A*000~\nIEA*");
+    let e = parse_err(&late);
+    assert_eq!(
+        (e.code(), e.at.segment_id.as_str()),
+        ("x12.unexpected_segment", "TA1")
+    );
+}

@@ -150,6 +150,9 @@ pub struct Interchange {
     pub delimiters: Delimiters,
     /// The ISA segment (elements keep their fixed-width padding).
     pub header: Segment,
+    /// TA1 interchange acknowledgments received between the ISA and the first GS (they
+    /// acknowledge other interchanges and map to nothing).
+    pub interchange_acks: Vec<Segment>,
     /// The functional groups, in order.
     pub groups: Vec<FunctionalGroup>,
     /// The IEA segment.

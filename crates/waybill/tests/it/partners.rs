@@ -327,3 +327,72 @@ async fn every_carrier_format_maps_its_samples_and_keeps_malformed_ones() {
     }
     hub.stop().await;
 }
+
+/// An interchange whose ISA14 asks for a TA1: accepted, the 997 carries TA1 A; with a
+/// broken envelope, a TA1 R alone answers (422, over HTTP and beside the dropped file) and
+/// the payload is kept; without ISA14 = 1 the envelope failure stays a JSON problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interchange_that_asks_for_a_ta1_gets_one() {
+    let sink = FakePartner::start().await;
+    let (hub, drop_dir) = start(&sink).await;
+    let fixture =
+        std::fs::read_to_string(format!("{CONNECTORS}/x12/testdata/bad_segment_count.edi"))
+            .unwrap();
+    let good = fixture.replace("SE*7*0001", "SE*5*0001");
+    let asking = good.replace("*000000906*0*P*", "*000000906*1*P*");
+    let broken = asking.replace("IEA*1*000000906", "IEA*1*000000907");
+    let post = |body: String| {
+        hub.client
+            .post(format!("{}/v1/ingest/edi", hub.base))
+            .bearer_auth("edi-key")
+            .body(body)
+            .send()
+    };
+    let r = post(asking.clone()).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let ack = r.text().await.unwrap();
+    assert!(
+        ack.contains("~\nTA1*000000906*260311*1400*A*000~\nGS*FA*"),
+        "{ack}"
+    );
+    assert!(ack.contains("AK9*A*1*1*1~"), "{ack}");
+
+    let r = post(broken.clone()).await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.headers()["content-type"], "application/edi-x12");
+    assert_eq!(
+        r.headers()["x-waybill-outcome"],
+        "x12.control_number_mismatch"
+    );
+    let ta1 = r.text().await.unwrap();
+    assert!(
+        ta1.contains("~\nTA1*000000906*260311*1400*R*001~\nIEA*0*"),
+        "{ta1}"
+    );
+    assert!(!ta1.contains("GS*"), "a TA1 alone: {ta1}");
+
+    let r = post(broken.replace("*000000906*1*P*", "*000000906*0*P*"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+
+    let inbox = hub.get("/v1/inbox?status=rejected&source=edi").await;
+    let kept = inbox["inbox"].as_array().unwrap();
+    assert_eq!(kept.len(), 2, "{inbox}");
+
+    // Through the file drop: the TA1 is written beside the failed file as `.ta1`.
+    std::fs::write(drop_dir.join("env.tmp"), &broken).unwrap();
+    std::fs::rename(drop_dir.join("env.tmp"), drop_dir.join("env.edi")).unwrap();
+    let written = drop_dir.join("failed/env.edi.ta1");
+    for _ in 0..200 {
+        if written.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let doc = std::fs::read_to_string(&written).unwrap();
+    assert!(doc.contains("TA1*000000906*260311*1400*R*001~"), "{doc}");
+    assert!(!drop_dir.join("failed/env.edi.997").exists());
+    hub.stop().await;
+}
