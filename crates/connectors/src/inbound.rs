@@ -148,20 +148,27 @@ pub(crate) fn x12_ack(
     match outcome {
         Ok(()) => {
             let ic = crate::x12::parse(body).ok()?;
+            // No functional group (only TA1s, say): nothing for a 997; a TA1 alone when
+            // one is asked for, else no document.
+            let alone = ic.groups.is_empty();
+            if alone && !crate::x12::ta1_requested(&ic.header) {
+                return None;
+            }
             let result = crate::x12::AckResult::check(&ic);
-            Some(ack_997(crate::x12::ack_997(
-                &ic,
-                &result,
-                control_number(&ic.payload_key()),
-                now,
-            )))
+            let doc = crate::x12::ack_997(&ic, &result, control_number(&ic.payload_key()), now);
+            Some(X12Ack {
+                doc,
+                kind: if alone { "ta1" } else { "997" },
+            })
         }
         Err(rej) if rej.code.starts_with("x12.") => {
             let err = match crate::x12::parse(body) {
                 Err(e) => e,
                 Ok(ic) => crate::x12::map(&ic, now).err()?,
             };
-            let control = control_number(&rej.detail);
+            // Derived from the content: the same broken interchange re-sent gets the same
+            // answer, two different ones get different control numbers.
+            let control = control_number(&waybill_model::ids::content_hash(body));
             crate::x12::reject_997(body, &err, control, now)
                 .map(ack_997)
                 .or_else(|| {

@@ -27,9 +27,10 @@
 //! | | `6` | group control number violates syntax | `x12.bad_element` at GS06 |
 //!
 //! Interchange-level failures (bad ISA, IEA count or control number) are not a 997's
-//! business: [`reject_997`] returns `None` for them, and a TA1 answers them when the
-//! sender asked for one (`ta1.rs`). With ISA14 = `1` the 997 interchange also carries a
-//! TA1 about the envelope, after its ISA.
+//! business: [`reject_997`] returns `None` for them. When the sender asked for a TA1
+//! (ISA14 = `1`) and the ISA can be read, a TA1 alone answers them (`ta1.rs`); an
+//! unreadable ISA gets nothing. With ISA14 = `1` the 997 interchange also carries a TA1
+//! about the envelope, after its ISA.
 
 use super::ack_write::{self, GroupPlan, Outcome, SetPlan};
 use super::envelope;

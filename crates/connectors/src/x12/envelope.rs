@@ -43,7 +43,7 @@ pub(crate) fn count(seg: &Segment, pos: usize) -> Result<usize, X12Error> {
     })
 }
 
-fn check_trailer(
+pub(crate) fn check_trailer(
     header: &Segment,
     header_pos: usize,
     trailer: &Segment,

@@ -123,6 +123,7 @@ pub use refs::Reference;
 pub use ship_notice::{Level, ShipNotice};
 pub use status::{Equipment, ShipmentStatus, StatusDetail, StatusLocation};
 pub use ta1::reject_ta1;
+pub(crate) use ta1::requested as ta1_requested;
 pub use timecode::{Stamp, Zone};
 pub use wire::{Delimiters, FunctionalGroup, Interchange, Segment, TransactionSet};
 

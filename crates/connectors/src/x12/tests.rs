@@ -496,3 +496,67 @@ fn received_ta1s_before_the_groups_map_to_nothing() {
         ("x12.unexpected_segment", "TA1")
     );
 }
+
+#[test]
+fn the_envelope_is_checked_even_when_the_parse_stopped_inside_a_group() {
+    // SMALL_214 fails at its SE count (inside the set); what follows is checked for the TA1.
+    let bad_set = asking_for_ta1(SMALL_214);
+    let ta1_in = |edi: &str| {
+        let e = parse_err(edi);
+        let ack = reject_997(edi.as_bytes(), &e, 7, NOW).expect("a 997 names the set");
+        ack.lines()
+            .find(|l| l.starts_with("TA1*"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no TA1 in {ack}"))
+    };
+    let cases = [
+        (bad_set.clone(), "A*000"),
+        // a stray segment between the group and the IEA
+        (
+            bad_set.replace("GE*1*906~\n", "GE*1*906~\nLX*1~\n"),
+            "R*024",
+        ),
+        // a TA1 after a group
+        (
+            bad_set.replace(
+                "GE*1*906~\n",
+                "GE*1*906~\nTA1*000000001*260311*1400*A*000~\n",
+            ),
+            "R*024",
+        ),
+        // the input ends inside the set: the trailer never came
+        (
+            bad_set[..bad_set.find("SE*7*").expect("SE") + 7].to_owned(),
+            "R*023",
+        ),
+        // a segment id the tokenizer cannot read inside the set: it stops there
+        (bad_set.replace("LX*1~", "lx*1~"), "R*024"),
+        // the IEA miscounts
+        (bad_set.replace("IEA*1*", "IEA*3*"), "R*021"),
+        // a padded IEA02 is not the ISA13 (the parser compares it as it is)
+        (
+            bad_set.replace("IEA*1*000000906", "IEA*1*000000906 "),
+            "R*001",
+        ),
+    ];
+    for (edi, want) in &cases {
+        assert_eq!(
+            ta1_in(edi),
+            format!("TA1*000000906*260311*1400*{want}~"),
+            "{edi}"
+        );
+    }
+}
+
+#[test]
+fn an_interchange_without_groups_gets_a_ta1_alone() {
+    let only_ta1 = "ISA*00*          *00*          *02*ABCD           *ZZ*WAYBILLHUB     *260311*1400*U*00401*000000906*1*P*>~\nTA1*000000123*260310*0900*A*000~\nIEA*0*000000906~\n";
+    let ic = parse(only_ta1.as_bytes()).expect("a TA1-only interchange");
+    assert!(ic.groups.is_empty());
+    let ack = ack_997(&ic, &AckResult::check(&ic), 7, NOW);
+    assert!(
+        ack.ends_with("~\nTA1*000000906*260311*1400*A*000~\nIEA*0*000000007~\n"),
+        "{ack}"
+    );
+    assert!(!ack.contains("GS*"), "{ack}");
+}

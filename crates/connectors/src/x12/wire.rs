@@ -145,6 +145,7 @@ impl FunctionalGroup {
 
 /// A parsed interchange: ISA, its groups, IEA — all counts and control numbers checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Interchange {
     /// Delimiters declared by the ISA.
     pub delimiters: Delimiters,

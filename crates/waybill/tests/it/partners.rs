@@ -357,6 +357,37 @@ async fn an_interchange_that_asks_for_a_ta1_gets_one() {
     );
     assert!(ack.contains("AK9*A*1*1*1~"), "{ack}");
 
+    // Re-sent: a duplicate, answered with the same control number and TA1.
+    let r = post(asking.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let again = r.text().await.unwrap();
+    let isa13 = |doc: &str| doc.get(90..99).map(str::to_owned);
+    assert_eq!(isa13(&again), isa13(&ack));
+    assert!(
+        again.contains("~\nTA1*000000906*260311*1400*A*000~\nGS*FA*"),
+        "{again}"
+    );
+
+    // Only TA1s, no group: a TA1 alone when asked for, else the plain JSON answer.
+    let only_ta1 = |isa14: &str| {
+        format!(
+            "ISA*00*          *00*          *02*ABCD           *ZZ*WAYBILLHUB     *260311*1400*U*00401*000000911*{isa14}*P*>~\nTA1*000000123*260310*0900*A*000~\nIEA*0*000000911~\n"
+        )
+    };
+    let r = post(only_ta1("1")).await.unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.headers()["content-type"], "application/edi-x12");
+    let alone = r.text().await.unwrap();
+    assert!(
+        alone.contains("~\nTA1*000000911*260311*1400*A*000~\nIEA*0*"),
+        "{alone}"
+    );
+    let r = post(only_ta1("0").replace("000000911", "000000912"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.headers()["content-type"], "application/json");
+
     let r = post(broken.clone()).await.unwrap();
     assert_eq!(r.status(), 422);
     assert_eq!(r.headers()["content-type"], "application/edi-x12");
