@@ -16,6 +16,9 @@ fuzz_target!(|data: &[u8]| {
     let headers = vec![(aftership::SIGNATURE_HEADER.to_string(), text.clone())];
     let _ = aftership::verify(&headers, data, "secret");
     // A well-formed header value, the input as the configured secret.
-    let headers = vec![(aftership::SIGNATURE_HEADER.to_ascii_uppercase(), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_string())];
+    let headers = vec![(
+        aftership::SIGNATURE_HEADER.to_ascii_uppercase(),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_string(),
+    )];
     let _ = aftership::verify(&headers, data, &text);
 });

@@ -16,6 +16,9 @@ fuzz_target!(|data: &[u8]| {
     let headers = vec![(easypost::SIGNATURE_HEADER.to_string(), text.clone())];
     let _ = easypost::verify(&headers, data, "secret");
     // A well-formed header value, the input as the configured secret.
-    let headers = vec![(easypost::SIGNATURE_HEADER.to_ascii_uppercase(), format!("hmac-sha256-hex={}", "00".repeat(32)))];
+    let headers = vec![(
+        easypost::SIGNATURE_HEADER.to_ascii_uppercase(),
+        format!("hmac-sha256-hex={}", "00".repeat(32)),
+    )];
     let _ = easypost::verify(&headers, data, &text);
 });

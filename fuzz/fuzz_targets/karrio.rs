@@ -16,6 +16,9 @@ fuzz_target!(|data: &[u8]| {
     let headers = vec![(karrio::SECRET_HEADER.to_string(), text.clone())];
     let _ = karrio::verify(&headers, data, "secret");
     // A well-formed header value, the input as the configured secret.
-    let headers = vec![(karrio::SECRET_HEADER.to_ascii_uppercase(), "not-the-secret".to_string())];
+    let headers = vec![(
+        karrio::SECRET_HEADER.to_ascii_uppercase(),
+        "not-the-secret".to_string(),
+    )];
     let _ = karrio::verify(&headers, data, &text);
 });

@@ -16,19 +16,22 @@ fuzz_target!(|data: &[u8]| {
             let key = ic.payload_key();
             let result = x12::AckResult::check(&ic);
             let ack = x12::ack_997(&ic, &result, 1, now);
-            // The 997 we would send back goes through our own parser too.
-            let _ = x12::parse(ack.as_bytes());
+            // The 997 we would send back must go through our own parser too.
+            assert!(x12::parse(ack.as_bytes()).is_ok(), "{ack}");
             match x12::map(&ic, now) {
                 Ok(drafts) => common::to_events(drafts, &key),
                 // A mapping failure is answered with a rejecting 997 (inbound.rs).
                 Err(err) => {
-                    let _ = x12::reject_997(data, &err, 1, now);
+                    if let Some(ack) = x12::reject_997(data, &err, 1, now) {
+                        assert!(x12::parse(ack.as_bytes()).is_ok(), "{ack}");
+                    }
                 }
             }
         }
-        // A parse failure: a rejecting 997, or a TA1 alone for the envelope.
+        // A parse failure: a rejecting 997, or a TA1 alone for the envelope; either must
+        // go through our own parser.
         Err(err) => match x12::reject_997(data, &err, 1, now) {
-            Some(_) => {}
+            Some(ack) => assert!(x12::parse(ack.as_bytes()).is_ok(), "{ack}"),
             None => {
                 if let Some(ta1) = x12::reject_ta1(data, &err, 1, now) {
                     // The TA1 we would send back goes through our own parser too.

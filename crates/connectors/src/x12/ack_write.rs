@@ -55,18 +55,20 @@ struct Out {
 }
 
 impl Out {
-    /// Keeps printable ASCII that is not a delimiter; anything else becomes `?`.
+    fn is_delimiter(&self, c: char) -> bool {
+        c == self.element || c == self.component || c == self.segment || Some(c) == self.repetition
+    }
+
+    /// Keeps printable ASCII that is not a delimiter; anything else becomes `?` — or a
+    /// space when `?` is itself a delimiter (spaces never are).
     fn clean(&self, s: &str) -> String {
+        let replacement = if self.is_delimiter('?') { ' ' } else { '?' };
         s.chars()
             .map(|c| {
-                let delimiter = c == self.element
-                    || c == self.component
-                    || c == self.segment
-                    || Some(c) == self.repetition;
-                if (c.is_ascii_graphic() || c == ' ') && !delimiter {
+                if (c.is_ascii_graphic() || c == ' ') && !self.is_delimiter(c) {
                     c
                 } else {
-                    '?'
+                    replacement
                 }
             })
             .collect()

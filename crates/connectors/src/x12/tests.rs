@@ -560,3 +560,20 @@ fn an_interchange_without_groups_gets_a_ta1_alone() {
     );
     assert!(!ack.contains("GS*"), "{ack}");
 }
+
+/// Found by the `x12` fuzz target: with `?` as the segment terminator, a control byte in
+/// ISA08 was cleaned to `?` in the answer's ISA, ending the segment early, so our own TA1
+/// did not parse. The replacement is a space when `?` is a delimiter.
+#[test]
+fn a_cleaned_character_never_becomes_a_delimiter() {
+    let edi = asking_for_ta1(&small_214())
+        .replace("WAYBILLHUB     *", "WA\u{7}BILLHUB     *")
+        .replace('~', "?")
+        .replace("IEA*1*000000906", "IEA*1*000000907");
+    let e = parse_err(&edi);
+    assert_eq!(e.code(), "x12.control_number_mismatch");
+    let ta1 = reject_ta1(edi.as_bytes(), &e, 7, NOW).expect("a TA1");
+    assert!(ta1.contains("*ZZ*WA BILLHUB     *02*"), "{ta1}");
+    let back = parse(ta1.as_bytes()).expect("our TA1 parses");
+    assert_eq!(back.interchange_acks.len(), 1);
+}
