@@ -144,7 +144,6 @@ pub(crate) fn x12_ack(
     outcome: Result<(), &Rejection>,
     now: OffsetDateTime,
 ) -> Option<X12Ack> {
-    let ack_997 = |doc| X12Ack { doc, kind: "997" };
     match outcome {
         Ok(()) => {
             let ic = crate::x12::parse(body).ok()?;
@@ -170,7 +169,7 @@ pub(crate) fn x12_ack(
             // answer, two different ones get different control numbers.
             let control = control_number(&waybill_model::ids::content_hash(body));
             crate::x12::reject_997(body, &err, control, now)
-                .map(ack_997)
+                .map(|doc| X12Ack { doc, kind: "997" })
                 .or_else(|| {
                     crate::x12::reject_ta1(body, &err, control, now)
                         .map(|doc| X12Ack { doc, kind: "ta1" })

@@ -193,6 +193,19 @@ impl Metrics {
     }
 }
 
+/// The value of an unlabelled sample `name` in Prometheus text, such as [`Metrics::render`]
+/// writes (a timestamp after the value is ignored).
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .split_ascii_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
 /// The standard Prometheus process metrics (names and help texts as the official client
 /// libraries write them), for what `/proc/self` gave.
 fn render_process(p: &crate::process::ProcessStats, out: &mut String) {
@@ -215,18 +228,38 @@ fn render_process(p: &crate::process::ProcessStats, out: &mut String) {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn sample(text: &str, name: &str) -> Option<f64> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    #[test]
+    fn an_unlabelled_sample_is_found_by_its_exact_name() {
+        let text =
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
+                    # TYPE process_cpu_seconds_total counter\n\
+                    process_cpu_seconds_total_other 9\n\
+                    waybill_ingest_total{source=\"a\",outcome=\"accepted\"} 3\n\
+                    process_cpu_seconds_total 12.34\n";
+        assert_eq!(metric_value(text, "process_cpu_seconds_total"), Some(12.34));
+        assert_eq!(metric_value(text, "process_open_fds"), None);
+        assert_eq!(
+            metric_value("process_cpu_seconds_total x\n", "process_cpu_seconds_total"),
+            None
+        );
+        assert_eq!(
+            metric_value(
+                "process_cpu_seconds_total 7.5 1700000000000\n",
+                "process_cpu_seconds_total"
+            ),
+            Some(7.5),
+            "a timestamp after the value"
+        );
     }
 
     /// The process metrics are written with their TYPE lines and the values `/proc/self`
     /// gives: the CPU counter lies between readings taken just before and just after.
+    #[cfg(target_os = "linux")]
     #[test]
     fn the_process_metrics_are_exported() {
         // Some CPU time first, so that a counter stuck at zero cannot pass.
@@ -246,12 +279,12 @@ mod tests {
         assert!(text.contains("# TYPE process_cpu_seconds_total counter\n"));
         assert!(text.contains("# TYPE process_resident_memory_bytes gauge\n"));
         assert!(text.contains("# TYPE process_open_fds gauge\n"));
-        let cpu = sample(&text, "process_cpu_seconds_total").unwrap();
+        let cpu = metric_value(&text, "process_cpu_seconds_total").unwrap();
         assert!(
             cpu > 0.0 && before <= cpu && cpu <= after,
             "{before} <= {cpu} <= {after}"
         );
-        assert!(sample(&text, "process_resident_memory_bytes").unwrap() > 0.0);
-        assert!(sample(&text, "process_open_fds").unwrap() >= 3.0);
+        assert!(metric_value(&text, "process_resident_memory_bytes").unwrap() > 0.0);
+        assert!(metric_value(&text, "process_open_fds").unwrap() >= 3.0);
     }
 }

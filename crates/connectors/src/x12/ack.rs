@@ -223,19 +223,20 @@ fn scan(segments: &[Segment]) -> Vec<Loose> {
     groups
 }
 
-/// Builds a 997 rejecting an interchange whose ISA could be read but which failed later —
-/// in the envelope (`parse`) or in a set (`map`). The set or group named by `error` gets
-/// its codes; every other set is rejected without one (the interchange was not processed).
-/// `None` when the error is at the interchange level (see the module docs).
-pub fn reject_997(
-    input: &[u8],
-    error: &X12Error,
-    control_number: u32,
-    now: OffsetDateTime,
-) -> Option<String> {
-    let tokens = parse::tokenize(input).ok()?;
+/// Where a failure sits for a 997.
+struct Located {
+    /// Index of the group in the scan.
+    group: usize,
+    /// Index of the set in that group, when the failure is inside one.
+    set: Option<usize>,
+    /// Whether the set (not the whole group) is at fault.
+    set_level: bool,
+}
+
+/// Finds the group and set `error` is in; `None` for a failure at the interchange level
+/// (ISA, IEA, between the groups), which a 997 cannot name.
+fn locate(groups: &[Loose], error: &X12Error) -> Option<Located> {
     let idx = error.at.segment_index;
-    let groups = scan(&tokens.segments);
     let missing_ge = error.kind == ErrorKind::MissingSegment("GE");
     let gi = groups.iter().rposition(|g| {
         let starts = if missing_ge {
@@ -267,6 +268,36 @@ pub fn reject_997(
         },
         _ => si.is_some(),
     };
+    Some(Located {
+        group: gi,
+        set: si,
+        set_level,
+    })
+}
+
+/// Whether [`reject_997`] can name where `error` is; otherwise it is the envelope's, a
+/// TA1's business.
+pub(crate) fn names_a_group(tokens: &parse::Tokens, error: &X12Error) -> bool {
+    locate(&scan(&tokens.segments), error).is_some()
+}
+
+/// Builds a 997 rejecting an interchange whose ISA could be read but which failed later —
+/// in the envelope (`parse`) or in a set (`map`). The set or group named by `error` gets
+/// its codes; every other set is rejected without one (the interchange was not processed).
+/// `None` when the error is at the interchange level (see the module docs).
+pub fn reject_997(
+    input: &[u8],
+    error: &X12Error,
+    control_number: u32,
+    now: OffsetDateTime,
+) -> Option<String> {
+    let tokens = parse::tokenize(input).ok()?;
+    let groups = scan(&tokens.segments);
+    let Located {
+        group: gi,
+        set: si,
+        set_level,
+    } = locate(&groups, error)?;
     let plans = groups
         .iter()
         .enumerate()

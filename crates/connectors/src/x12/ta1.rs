@@ -123,7 +123,7 @@ pub fn reject_ta1(
 ) -> Option<String> {
     let tokens = parse::tokenize(input).ok()?;
     let isa = tokens.segments.first()?;
-    if !requested(isa) || super::ack::reject_997(input, error, control_number, now).is_some() {
+    if !requested(isa) || super::ack::names_a_group(&tokens, error) {
         return None;
     }
     let ta1 = Ta1 {

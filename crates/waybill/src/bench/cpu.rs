@@ -3,6 +3,9 @@
 //! (`/proc/stat`: busy, idle and waiting for I/O). Read before and after the timed phase;
 //! what cannot be read (another system, a hub without the metric) is left out.
 
+use super::CpuWatch;
+use std::time::Duration;
+use waybill_engine::metrics::metric_value;
 use waybill_engine::process::{self, USER_HZ};
 
 /// The machine's CPU time, all cores together, in `/proc/stat` ticks.
@@ -39,19 +42,6 @@ pub fn parse_proc_stat(text: &str) -> Option<MachineTicks> {
     })
 }
 
-/// The value of an unlabelled sample `name` in Prometheus text (a timestamp after the
-/// value is ignored).
-pub fn metric_value(text: &str, name: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        l.strip_prefix(name)?
-            .strip_prefix(' ')?
-            .split_ascii_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    })
-}
-
 /// CPU readings at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Sample {
@@ -61,6 +51,39 @@ pub struct Sample {
     pub hub: Option<f64>,
     /// The machine's ticks.
     pub machine: Option<MachineTicks>,
+}
+
+/// CPU read at the start of a timed phase, to be read again at its end.
+pub(crate) struct Stopwatch {
+    client: reqwest::Client,
+    metrics_url: Option<String>,
+    before: Sample,
+}
+
+impl Stopwatch {
+    /// Reads CPU now, as `watch` says; `None` for [`CpuWatch::Off`].
+    pub(crate) async fn start(watch: &CpuWatch) -> anyhow::Result<Option<Stopwatch>> {
+        let metrics_url = match watch {
+            CpuWatch::Off => return Ok(None),
+            CpuWatch::InProcess => None,
+            CpuWatch::Hub(url) => Some(url.clone()),
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        let before = sample(&client, metrics_url.as_deref()).await;
+        Ok(Some(Stopwatch {
+            client,
+            metrics_url,
+            before,
+        }))
+    }
+
+    /// Reads CPU again; what the phase cost per accepted event (`events` of them).
+    pub(crate) async fn stop(self, events: usize) -> PerEvent {
+        let after = sample(&self.client, self.metrics_url.as_deref()).await;
+        per_event(&self.before, &after, events)
+    }
 }
 
 /// Reads the three; `metrics_url` is the hub's `/metrics` (None: the hub is this process).
@@ -174,30 +197,6 @@ mod tests {
         assert_eq!(parse_proc_stat("cpu 1 2 x 4 5\n"), None);
         assert_eq!(parse_proc_stat("cpu 1 2 3\n"), None);
         assert_eq!(parse_proc_stat(""), None);
-    }
-
-    #[test]
-    fn an_unlabelled_sample_is_found_by_its_exact_name() {
-        let text =
-            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
-                    # TYPE process_cpu_seconds_total counter\n\
-                    process_cpu_seconds_total_other 9\n\
-                    waybill_ingest_total{source=\"a\",outcome=\"accepted\"} 3\n\
-                    process_cpu_seconds_total 12.34\n";
-        assert_eq!(metric_value(text, "process_cpu_seconds_total"), Some(12.34));
-        assert_eq!(metric_value(text, "process_open_fds"), None);
-        assert_eq!(
-            metric_value("process_cpu_seconds_total x\n", "process_cpu_seconds_total"),
-            None
-        );
-        assert_eq!(
-            metric_value(
-                "process_cpu_seconds_total 7.5 1700000000000\n",
-                "process_cpu_seconds_total"
-            ),
-            Some(7.5),
-            "a timestamp after the value"
-        );
     }
 
     #[test]

@@ -130,17 +130,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     for o in opening {
         conns.push(o.await?);
     }
-    let cpu_client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
-    let metrics_url = match &plan.cpu {
-        CpuWatch::Hub(url) => Some(url.as_str()),
-        _ => None,
-    };
-    let cpu_before = match plan.cpu {
-        CpuWatch::Off => None,
-        _ => Some(cpu::sample(&cpu_client, metrics_url).await),
-    };
+    let stopwatch = cpu::Stopwatch::start(&plan.cpu).await?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for opened in conns {
@@ -224,9 +214,8 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
         }
     }
     report.elapsed = start.elapsed();
-    if let Some(before) = cpu_before {
-        let after = cpu::sample(&cpu_client, metrics_url).await;
-        report.cpu = Some(cpu::per_event(&before, &after, report.ok));
+    if let Some(w) = stopwatch {
+        report.cpu = Some(w.stop(report.ok).await);
     }
     report.latencies_us.sort_unstable();
     Ok(report)

@@ -201,7 +201,7 @@ async fn api_key_sources_and_canonical_events_are_accepted() {
     );
     #[cfg(target_os = "linux")]
     assert!(
-        waybill::bench::cpu::metric_value(&metrics, "process_cpu_seconds_total")
+        waybill_engine::metrics::metric_value(&metrics, "process_cpu_seconds_total")
             .is_some_and(|v| v > 0.0),
         "{metrics}"
     );
