@@ -2,11 +2,14 @@
 //! current status, or a proof of delivery), the rules that need the whole history, and how
 //! updates become `EventDraft`s.
 //!
-//! Keys: each update's key is built from the partner's tracker id, the normalized time, the
-//! partner status and the raw code (`trk_1:2024-08-01T14:42:13Z:in_transit:departed_facility`),
-//! never from a position, so the same scan gets the same key in every payload that repeats
-//! the history. Two different updates with the same key in one payload get `~2`, `~3` in
-//! payload order; exact repeats (carriers do send duplicate scans) are dropped.
+//! Identity (the rule of [`waybill_model::fact_key`], the same for every connector): a
+//! timed update is the fact of its shipment, canonical type, time, raw code and place, never
+//! a position or the webhook that carried it, so the same scan is one event in every payload
+//! that repeats the history. The tracker's own "current status" is not a fact of its own
+//! when it repeats a scan ([`settle_current`]): it is that scan. Updates without a time keep
+//! the key their mapping gave them. Two different updates with the same key in one payload
+//! get `~2`, `~3` in payload order; exact repeats (carriers do send duplicate scans) are
+//! dropped.
 
 use crate::carrier_time::{CarrierTime, Zone};
 use serde_json::{Map, Value};
@@ -37,6 +40,10 @@ pub struct Update {
     pub location: Option<Value>,
     /// Further fields.
     pub data: Map<String, Value>,
+    /// This is (or repeats) the tracker's current status; only the rules read it.
+    pub current: bool,
+    /// Identified by its fact (type, time, code, place) rather than by `key`.
+    pub fact: bool,
 }
 
 impl Update {
@@ -52,6 +59,8 @@ impl Update {
             text: None,
             location: None,
             data: Map::new(),
+            current: false,
+            fact: true,
         }
     }
 
@@ -139,6 +148,34 @@ pub fn apply_return_leg(updates: &mut [Update]) {
     }
 }
 
+/// Adds the tracker's current status to its scans (`scans` chronological, `current` with
+/// its `data.status` the partner's status and its time that of the latest scan with that
+/// status, when there is one). A current status that repeats a scan — the same partner
+/// status at the same time — is that scan: what only the current status carries
+/// (estimated delivery, signer, tracking URL, …) is added to the scan, and no second
+/// event is made. A current status with no matching scan is one event, whatever the
+/// webhook: it is keyed by the key its mapping gave it, which must not contain the
+/// webhook's own time (`updated_at`).
+pub fn settle_current(scans: &mut Vec<Update>, mut current: Update) {
+    current.current = true;
+    let status = current.data.get("status").cloned();
+    let same = scans.iter_mut().rev().find(|u| {
+        u.data.get("status") == status.as_ref() && u.time.is_some() && u.time == current.time
+    });
+    match same {
+        Some(scan) => {
+            for (k, v) in current.data {
+                scan.data.entry(k).or_insert(v);
+            }
+            scan.current = true;
+        }
+        None => {
+            current.fact = false;
+            scans.push(current);
+        }
+    }
+}
+
 /// Flags updates dated more than five minutes after the payload was received: the usual
 /// sign of a carrier-local time labelled as UTC (a zone east of UTC), kept as sent but
 /// marked `data.time_after_receipt` so that consumers can tell.
@@ -185,6 +222,12 @@ pub fn into_drafts(
 }
 
 fn to_draft(subject: &str, refs: &BTreeMap<String, String>, u: Update) -> EventDraft {
+    let key = match &u.time {
+        Some(t) if u.fact && u.ty.is_status() => {
+            waybill_model::fact_key(u.ty, &t.rfc3339(), u.code.as_deref(), u.location.as_ref())
+        }
+        _ => u.key,
+    };
     let mut data = u.data;
     if u.raw_time.is_some() {
         data.insert("time_zone".into(), Value::String(ASSUMED_UTC.into()));
@@ -198,7 +241,7 @@ fn to_draft(subject: &str, refs: &BTreeMap<String, String>, u: Update) -> EventD
         ty: u.ty.as_str().to_owned(),
         subject: subject.to_owned(),
         time: u.time.as_ref().map(CarrierTime::rfc3339),
-        key: Some(u.key),
+        key: Some(key),
         reason: u.reason,
         code: u.code,
         text: u.text,
@@ -253,7 +296,51 @@ mod tests {
         b.text = Some("other".into());
         let drafts = into_drafts("S", &refs, vec![a.clone(), b, a]);
         let keys: Vec<_> = drafts.iter().filter_map(|d| d.key.clone()).collect();
-        assert_eq!(keys, ["k", "k~2"]);
+        let fact = waybill_model::fact_key(
+            EventType::ShipmentInTransit,
+            "2024-01-01T00:00:00Z",
+            None,
+            None,
+        );
+        assert_eq!(keys, [fact.clone(), format!("{fact}~2")]);
+    }
+
+    #[test]
+    fn a_current_status_that_repeats_a_scan_is_that_scan() {
+        let scan = up(EventType::ShipmentDelivered, "s", "2024-01-02T10:00:00Z")
+            .with("status", Some("delivered"));
+        let current = up(EventType::ShipmentDelivered, "c", "2024-01-02T10:00:00Z")
+            .with("status", Some("delivered"))
+            .with("signed_by", Some("J DOE"));
+        let mut scans = vec![scan];
+        settle_current(&mut scans, current);
+        assert_eq!(scans.len(), 1);
+        assert!(scans[0].current);
+        assert_eq!(scans[0].data["signed_by"], "J DOE");
+    }
+
+    #[test]
+    fn a_current_status_without_its_scan_is_one_event_whatever_the_webhook_time() {
+        let mut keys = Vec::new();
+        for updated in ["2024-01-02T10:00:00Z", "2024-01-02T11:30:00Z"] {
+            let current = up(
+                EventType::ShipmentInTransit,
+                "trk_1:current:in_transit",
+                updated,
+            )
+            .with("status", Some("in_transit"));
+            let mut scans = vec![
+                up(EventType::ShipmentLabelCreated, "l", "2024-01-01T00:00:00Z")
+                    .with("status", Some("pre_transit")),
+            ];
+            settle_current(&mut scans, current);
+            assert_eq!(scans.len(), 2);
+            let drafts = into_drafts("S", &BTreeMap::new(), scans);
+            keys.push(drafts[1].key.clone());
+            assert_eq!(drafts[1].time.as_deref(), Some(updated));
+        }
+        assert_eq!(keys[0], keys[1]);
+        assert_eq!(keys[0].as_deref(), Some("trk_1:current:in_transit"));
     }
 
     #[test]

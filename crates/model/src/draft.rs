@@ -30,11 +30,13 @@ pub struct EventDraft {
     /// Occurrence time, RFC 3339; defaults to the time the payload was received.
     #[serde(default)]
     pub time: Option<String>,
-    /// The partner's own identity of this event, stable across payloads (an event id, or
-    /// tracker + time + status for a scan that every later webhook repeats). The event id
-    /// is derived from the source and this key, so the same scan carried by two webhooks
-    /// is one event. Without a key, the id comes from the payload's idempotency key and the
-    /// draft's position in the payload.
+    /// What identifies this fact for its shipment, whichever source, payload or channel
+    /// carried it (see [`fact_key`] for scans, or a partner's own event id). The event id
+    /// is derived from the subject and this key only, so the same scan carried by two
+    /// webhooks, two interchanges, or once over HTTP and once as a dropped file is one
+    /// event. Without a key, a status event (milestone or flag) with a `time` is identified
+    /// by [`fact_key`] of its type, time, raw code and location; any other draft by the
+    /// payload's idempotency key, its source and its position in the payload.
     #[serde(default)]
     pub key: Option<String>,
     /// Normalized reason (Karrio-style family), e.g. `consignee_refused`.
@@ -67,6 +69,57 @@ pub struct EventDraft {
     /// Data classification.
     #[serde(default)]
     pub dataclassification: Option<String>,
+}
+
+/// The scope of ids derived from a draft's key: not a source name (source names cannot be
+/// empty), so a keyed fact has one id whichever source carried it.
+const FACT_SCOPE: &str = "";
+
+/// The identity of a status fact — a scan — as Waybill defines it for every connector and
+/// for jq mappings without a `key`: the shipment (the subject, added by the id), the
+/// canonical type, the time it happened, the partner's raw status code and the place.
+/// Equal facts are one event, whichever webhook, interchange or file carried them.
+///
+/// `time` is the UTC instant as RFC 3339 (`2026-03-04T10:00:00Z`) or, for a document that
+/// gives a local time without a zone, that wall-clock text prefixed `local:`. The place is
+/// compared without case or surrounding blanks, field by field.
+pub fn fact_key(
+    ty: EventType,
+    time: &str,
+    code: Option<&str>,
+    location: Option<&serde_json::Value>,
+) -> String {
+    let code = code.map(str::trim).unwrap_or("");
+    let place = location.map(normalize_place).unwrap_or_default();
+    serde_json::Value::from(vec!["fact", ty.as_str(), time, code, place.as_str()]).to_string()
+}
+
+/// A UTC instant as the RFC 3339 text [`fact_key`] takes.
+pub fn utc_text(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+/// A location as compact JSON with keys sorted and strings trimmed and lowercased.
+fn normalize_place(v: &serde_json::Value) -> String {
+    fn norm(v: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value as V;
+        match v {
+            V::String(s) => V::String(s.trim().to_lowercase()),
+            V::Object(m) => {
+                let sorted: BTreeMap<&String, V> = m
+                    .iter()
+                    .filter(|(_, x)| !x.is_null())
+                    .map(|(k, x)| (k, norm(x)))
+                    .collect();
+                serde_json::to_value(sorted).unwrap_or(V::Null)
+            }
+            V::Array(a) => V::Array(a.iter().map(norm).collect()),
+            other => other.clone(),
+        }
+    }
+    norm(v).to_string()
 }
 
 /// Why a draft cannot become an event; `index` is the draft's position in the mapping output.
@@ -123,12 +176,24 @@ impl EventDraft {
         };
         let ty: EventType = self.ty.parse().map_err(|e| err("type", format!("{e}")))?;
         let subject = ShipmentKey::parse(&self.subject).map_err(|m| err("subject", m))?;
-        let time = match &self.time {
-            None => origin.received_at,
+        let occurred = match &self.time {
+            None => None,
             Some(t) => OffsetDateTime::parse(t, &Rfc3339)
                 .map_err(|e| err("time", format!("`{t}` is not RFC 3339: {e}")))?
                 .checked_to_offset(time::UtcOffset::UTC)
+                .map(Some)
                 .ok_or_else(|| err("time", format!("`{t}` is out of range in UTC")))?,
+        };
+        let time = occurred.unwrap_or(origin.received_at);
+        let key = match (&self.key, occurred) {
+            (Some(k), _) if !k.is_empty() => Some(k.clone()),
+            (_, Some(at)) if ty.is_status() => Some(fact_key(
+                ty,
+                &utc_text(at),
+                self.code.as_deref(),
+                self.location.as_ref(),
+            )),
+            _ => None,
         };
         let mut data = match self.data {
             None | Some(serde_json::Value::Null) => serde_json::Map::new(),
@@ -153,9 +218,9 @@ impl EventDraft {
                 serde_json::to_value(&self.refs).unwrap_or_default(),
             );
         }
-        let id = match &self.key {
-            Some(k) if !k.is_empty() => EventId::derive(origin.source, &subject, "key", k),
-            _ => EventId::derive(
+        let id = match &key {
+            Some(k) => EventId::derive(FACT_SCOPE, &subject, "key", k),
+            None => EventId::derive(
                 origin.source,
                 &subject,
                 origin.payload_key,
@@ -218,10 +283,67 @@ mod tests {
             d2.clone().into_event(0, &origin()).expect("valid").id,
             d2.clone().into_event(3, &other).expect("valid").id
         );
-        assert_ne!(e.id, d[0].clone().into_event(0, &other).expect("valid").id);
         assert_eq!(e.time.offset(), time::UtcOffset::UTC);
         assert_eq!(e.refs().collect::<Vec<_>>(), vec![("tracking", "1Z")]);
         assert_eq!(e.data["raw"]["code"], "D1");
+    }
+
+    #[test]
+    fn a_scan_is_one_event_whichever_source_payload_or_zone_carried_it() {
+        let d = EventDraft::many_from_json(json!({"type": "shipment.in_transit", "subject": "S1",
+            "time": "2026-11-23T10:00:00+01:00", "code": "X6", "location": {"city": "Dayton "}}))
+        .expect("valid draft");
+        let e = d[0].clone().into_event(0, &origin()).expect("valid");
+        let file_drop = Origin {
+            source: "edi-drop",
+            payload_key: "other-interchange",
+            ..origin()
+        };
+        let same = EventDraft {
+            time: Some("2026-11-23T09:00:00Z".into()),
+            location: Some(json!({"city": "DAYTON"})),
+            ..d[0].clone()
+        };
+        assert_eq!(e.id, same.into_event(5, &file_drop).expect("valid").id);
+        // another place, another code or another time is another fact
+        for other in [
+            EventDraft {
+                location: Some(json!({"city": "Toledo"})),
+                ..d[0].clone()
+            },
+            EventDraft {
+                code: Some("X1".into()),
+                ..d[0].clone()
+            },
+            EventDraft {
+                time: Some("2026-11-23T10:01:00+01:00".into()),
+                ..d[0].clone()
+            },
+        ] {
+            assert_ne!(e.id, other.into_event(0, &origin()).expect("valid").id);
+        }
+    }
+
+    #[test]
+    fn a_draft_without_time_or_key_is_identified_by_its_payload() {
+        let d = EventDraft::many_from_json(json!({"type": "shipment.in_transit", "subject": "S1"}))
+            .expect("valid draft");
+        let other = Origin {
+            payload_key: "p2",
+            ..origin()
+        };
+        let a = d[0].clone().into_event(0, &origin()).expect("valid");
+        assert_ne!(a.id, d[0].clone().into_event(0, &other).expect("valid").id);
+        // documents in the timeline are never identified by their time alone
+        let charge = EventDraft {
+            ty: "freight.charge_confirmed".into(),
+            time: Some("2026-11-23T10:00:00Z".into()),
+            ..d[0].clone()
+        };
+        assert_ne!(
+            charge.clone().into_event(0, &origin()).expect("valid").id,
+            charge.into_event(0, &other).expect("valid").id
+        );
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! Place in the flow: everything after MAP speaks these types (see ARCHITECTURE.md).
 //! Never does: I/O, async, clocks (callers pass the time in), or anything partner-specific
 //! beyond the shared status vocabulary.
-//! Invariants: an event's `id` is a pure function of its source and the partner's own
-//! identity of it; folding events into a [`ShipmentState`] is commutative and idempotent,
+//! Invariants: an event's `id` is a pure function of its shipment and the identity of
+//! the fact it reports ([`draft::fact_key`] for a scan, a partner's event id), or of its
+//! source, payload and position when it has neither; folding events into a [`ShipmentState`] is commutative and idempotent,
 //! so the final state never depends on arrival order or duplicates.
 
 pub mod draft;
@@ -15,7 +16,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod taxonomy;
 
-pub use draft::{DraftError, EventDraft};
+pub use draft::{fact_key, utc_text, DraftError, EventDraft};
 pub use event::CloudEvent;
 pub use failure::FailureKind;
 pub use ids::{EventId, ShipmentKey};

@@ -69,6 +69,15 @@ event_types! {
     PaymentReceived => "payment.received", Timeline;
 }
 
+impl EventType {
+    /// A status of the shipment (a milestone or a flag), as opposed to a business
+    /// document in the timeline (proof of delivery, charge, invoice, correction). Status
+    /// facts without a key are identified by [`crate::draft::fact_key`].
+    pub fn is_status(self) -> bool {
+        !matches!(self.kind(), EventKind::Timeline)
+    }
+}
+
 /// What an event type does to its shipment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {

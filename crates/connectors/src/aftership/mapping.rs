@@ -185,7 +185,7 @@ pub(crate) fn updates(t: &Tracking, base: &str) -> Result<Vec<Update>, MapError>
     }
     checkpoint::sort_chronologically(&mut scans);
     if let Some(current) = current(t, &scans, base)? {
-        scans.push(current);
+        checkpoint::settle_current(&mut scans, current);
     }
     checkpoint::apply_return_leg(&mut scans);
     if let Some(pod) = scans.last().and_then(|last| pod(t, last, base)) {
@@ -270,11 +270,7 @@ fn current(t: &Tracking, scans: &[Update], base: &str) -> Result<Option<Update>,
         },
     };
     let code = code_of(tag, t.subtag.as_ref());
-    let key = format!(
-        "{base}:current:{}:{code}:{}",
-        tag.as_str(),
-        time_part(time.as_ref())
-    );
+    let key = format!("{base}:current:{}:{code}", tag.as_str());
     let latest = t.latest_estimated_delivery.as_ref();
     let courier = t.courier_estimated_delivery_date.as_ref();
     let edd = latest
@@ -301,7 +297,6 @@ fn current(t: &Tracking, scans: &[Update], base: &str) -> Result<Option<Update>,
     if ty == EventType::ShipmentDelivered {
         u = pod_details(u, t);
     }
-    u.data.insert("current".into(), Value::Bool(true));
     u.reason = class.reason.map(str::to_owned);
     u.code = Some(code);
     Ok(Some(u))
@@ -319,7 +314,7 @@ fn pod_details(u: Update, t: &Tracking) -> Update {
 /// `pod.captured` when the tracking ends delivered with a signer or a drop-off place.
 /// AfterShip publishes no POD photo in the Tracking model.
 fn pod(t: &Tracking, last: &Update, base: &str) -> Option<Update> {
-    if last.ty != EventType::ShipmentDelivered || last.data.get("current").is_none() {
+    if last.ty != EventType::ShipmentDelivered || !last.current {
         return None;
     }
     non_blank(t.signed_by.as_deref()).or(non_blank(t.delivery_location_type.as_deref()))?;

@@ -157,7 +157,7 @@ pub(crate) fn updates(t: &Tracker, base: &str) -> Result<Vec<Update>, MapError> 
         }
     }
     if let Some(current) = current(t, &scans, base)? {
-        scans.push(current);
+        checkpoint::settle_current(&mut scans, current);
     }
     checkpoint::apply_return_leg(&mut scans);
     if let Some(pod) = scans.last().and_then(|last| pod(t, last, base)) {
@@ -239,11 +239,7 @@ fn current(t: &Tracker, scans: &[Update], base: &str) -> Result<Option<Update>, 
     let code = detail
         .map_or(status.as_str(), StatusDetail::as_str)
         .to_owned();
-    let key = format!(
-        "{base}:current:{}:{code}:{}",
-        status.as_str(),
-        time_part(time.as_ref())
-    );
+    let key = format!("{base}:current:{}:{code}", status.as_str());
     let cd = t.carrier_detail.as_ref();
     let local_edd = cd
         .and_then(|c| non_blank(c.est_delivery_date_local.as_deref()))
@@ -270,7 +266,6 @@ fn current(t: &Tracker, scans: &[Update], base: &str) -> Result<Option<Update>, 
     if t.is_return == Some(true) {
         u.data.insert("is_return".into(), Value::Bool(true));
     }
-    u.data.insert("current".into(), Value::Bool(true));
     u.reason = c.reason.map(str::to_owned);
     u.code = Some(code);
     Ok(Some(u))
@@ -278,7 +273,7 @@ fn current(t: &Tracker, scans: &[Update], base: &str) -> Result<Option<Update>, 
 
 /// `pod.captured` when the tracker ends delivered and says who signed.
 fn pod(t: &Tracker, last: &Update, base: &str) -> Option<Update> {
-    if last.ty != EventType::ShipmentDelivered || last.data.get("current").is_none() {
+    if last.ty != EventType::ShipmentDelivered || !last.current {
         return None;
     }
     let signed_by = non_blank(t.signed_by.as_deref())?;

@@ -78,7 +78,7 @@ pub(crate) fn updates(t: &Tracker, base: &str) -> Result<Vec<Update>, MapError> 
     }
     checkpoint::sort_chronologically(&mut scans);
     if let Some(current) = current(t, &scans, base) {
-        scans.push(current);
+        checkpoint::settle_current(&mut scans, current);
     }
     checkpoint::apply_return_leg(&mut scans);
     if let Some(pod) = scans.last().and_then(|last| pod(t, last, base)) {
@@ -151,11 +151,7 @@ fn current(t: &Tracker, scans: &[Update], base: &str) -> Option<Update> {
     let same = |u: &&Update| u.data.get("status") == Some(&Value::from(status.as_str()));
     let latest = scans.iter().rev().find(same);
     let time = latest.and_then(|u| u.time.clone());
-    let key = format!(
-        "{base}:current:{}:{}",
-        status.as_str(),
-        time_part(time.as_ref())
-    );
+    let key = format!("{base}:current:{}", status.as_str());
     let info = t.info.as_ref();
     let mut u = Update::new(ty, key)
         .with("status", Some(status.as_str()))
@@ -177,7 +173,6 @@ fn current(t: &Tracker, scans: &[Update], base: &str) -> Option<Update> {
     if t.test_mode == Some(true) {
         u.data.insert("test_mode".into(), Value::Bool(true));
     }
-    u.data.insert("current".into(), Value::Bool(true));
     Some(u)
 }
 
@@ -192,7 +187,7 @@ fn pod_details(u: Update, t: &Tracker) -> Update {
 
 /// `pod.captured` when the tracker ends delivered with a signer, photo or signature image.
 fn pod(t: &Tracker, last: &Update, base: &str) -> Option<Update> {
-    if last.ty != EventType::ShipmentDelivered || last.data.get("current").is_none() {
+    if last.ty != EventType::ShipmentDelivered || !last.current {
         return None;
     }
     let u = pod_details(
