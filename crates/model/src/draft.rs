@@ -167,6 +167,15 @@ impl EventDraft {
             .collect()
     }
 
+    /// This draft has no `key` and is a timed status, so [`fact_key`] identifies it: the
+    /// same fact in any payload, file or channel is one event. Other unkeyed drafts are
+    /// identified by the payload that carried them.
+    pub fn identified_by_fact(&self) -> bool {
+        self.key.as_deref().is_none_or(str::is_empty)
+            && self.time.is_some()
+            && self.ty.parse::<EventType>().is_ok_and(EventType::is_status)
+    }
+
     /// Validates the draft and makes it a canonical event (sequence unset).
     pub fn into_event(self, index: usize, origin: &Origin<'_>) -> Result<CloudEvent, DraftError> {
         let err = |field: &'static str, message: String| DraftError {

@@ -17,7 +17,10 @@
 //! content, so a file re-read after a crash (before it was moved) is a duplicate and
 //! imports nothing twice. Writers should create files under another name (e.g. `.tmp`)
 //! and rename them to `.csv` when complete: only `*.csv` names are read.
-//! Draft keys default to `<file hash>:<line>`, so every row's event id is stable.
+//! A row's timed status (a milestone or flag with a `time`) is identified by its fact
+//! (`waybill_model::fact_key`): the same status in another file, or over HTTP, is the same
+//! event. Other drafts without a key get `<file hash>:<line>`, so every row's event id is
+//! stable.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -230,7 +233,9 @@ impl FileDrop {
         let n = drafts.len();
         let mut out = Vec::with_capacity(n);
         for (i, mut d) in drafts.into_iter().enumerate() {
-            if d.key.is_none() {
+            // A timed status is its fact (the same row in another file is the same event);
+            // anything else is this row of this file.
+            if d.key.is_none() && !d.identified_by_fact() {
                 d.key = Some(if n == 1 {
                     format!("{file_key}:{line}")
                 } else {

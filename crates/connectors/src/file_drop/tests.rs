@@ -47,7 +47,9 @@ fn good_rows_map_and_bad_rows_name_their_line() {
         ]
     );
     assert_eq!(b.drafts[0].ty, "shipment.dispatched");
-    assert_eq!(b.drafts[0].key.as_deref(), Some("file:abc:2"));
+    // a timed status row is identified by its fact, not by the file
+    assert_eq!(b.drafts[0].key, None);
+    assert!(b.drafts[0].identified_by_fact());
     assert_eq!(
         b.drafts[0].refs.get("tracking").map(String::as_str),
         Some("1Z999AA10123456784")

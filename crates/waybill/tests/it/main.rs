@@ -8,6 +8,7 @@ mod delivery;
 mod ingest;
 mod odoo;
 mod partners;
+mod scans;
 
 use std::time::Duration;
 use waybill_engine::signature::SigningKey;

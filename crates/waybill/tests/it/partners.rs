@@ -5,8 +5,8 @@ use crate::*;
 use std::path::Path;
 use waybill_testkit::FakePartner;
 
-const CONNECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../connectors/src");
-const EASYPOST_SECRET: &str = "easypost-webhook-secret";
+pub(crate) const CONNECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../connectors/src");
+pub(crate) const EASYPOST_SECRET: &str = "easypost-webhook-secret";
 
 fn extra_sources(drop_dir: &Path) -> String {
     format!(
@@ -38,7 +38,7 @@ mapping = '''
     )
 }
 
-async fn start(sink: &FakePartner) -> (TestHub, std::path::PathBuf) {
+pub(crate) async fn start(sink: &FakePartner) -> (TestHub, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let drop_dir = dir.path().join("drop");
     std::fs::create_dir_all(&drop_dir).unwrap();
