@@ -6,6 +6,7 @@
 //! Never does: answer 2xx to an ingest before the engine says the payload is durable;
 //! show server internals in an error (those are logged; clients get RFC 9457 problems).
 
+pub mod codes;
 mod problem;
 mod routes;
 

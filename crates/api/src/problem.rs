@@ -3,6 +3,7 @@
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use waybill_model::Code;
 
 /// A problem answer: a stable `code` plus a human `detail`; never internals.
 #[derive(Debug, Clone, Serialize)]
@@ -24,8 +25,10 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// A problem with a status, code and detail.
-    pub fn new(status: u16, code: &str, detail: impl Into<String>) -> Self {
+    /// The problem for a code: its class gives the status (a class that is never answered
+    /// over HTTP, which would be a bug, is answered 422).
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
+        let status = crate::codes::http_status(code.class()).unwrap_or(422);
         let title = StatusCode::from_u16(status)
             .ok()
             .and_then(|s| s.canonical_reason())
@@ -36,7 +39,7 @@ impl Problem {
             title,
             status,
             detail: detail.into(),
-            code: code.into(),
+            code: code.as_str().to_owned(),
             inbox_id: None,
         }
     }
@@ -45,8 +48,7 @@ impl Problem {
     pub fn internal(e: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %e, "store error while answering a request");
         Problem::new(
-            503,
-            "server.unavailable",
+            crate::codes::UNAVAILABLE,
             "the hub cannot process requests right now; retry later",
         )
     }

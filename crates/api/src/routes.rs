@@ -1,6 +1,6 @@
 //! Routes and handlers.
 
-use crate::{AppState, Problem};
+use crate::{codes, AppState, Problem};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,7 +33,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback(|| async { Problem::new(404, "api.not_found", "no such route") })
+        .fallback(|| async { Problem::new(codes::NOT_FOUND, "no such route") })
         .with_state(state)
 }
 
@@ -73,12 +73,11 @@ fn reply(r: IngestReply) -> Response {
         IngestReply::Accepted(ids) => ids_reply(StatusCode::ACCEPTED, "accepted", &ids),
         IngestReply::Duplicate(ids) => ids_reply(StatusCode::OK, "duplicate", &ids),
         IngestReply::Rejected {
-            status,
             code,
             detail,
             inbox_id,
         } => {
-            let mut p = Problem::new(status, &code, detail);
+            let mut p = Problem::new(code, detail);
             p.inbox_id = Some(inbox_id);
             p.into_response()
         }
@@ -127,7 +126,10 @@ async fn ingest_with(
             let (status, outcome) = match &r {
                 IngestReply::Accepted(_) => (202, "accepted".to_string()),
                 IngestReply::Duplicate(_) => (200, "duplicate".to_string()),
-                IngestReply::Rejected { status, code, .. } => (*status, code.clone()),
+                IngestReply::Rejected { code, .. } => (
+                    codes::http_status(code.class()).unwrap_or(422),
+                    code.as_str().to_owned(),
+                ),
             };
             (
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
@@ -156,7 +158,7 @@ fn authorize(st: &AppState, h: &HeaderMap) -> Result<(), Problem> {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .ok_or_else(|| Problem::new(401, "api.unauthorized", "missing bearer API key"))?;
+        .ok_or_else(|| Problem::new(codes::UNAUTHORIZED, "missing bearer API key"))?;
     if st
         .api_keys
         .iter()
@@ -164,7 +166,7 @@ fn authorize(st: &AppState, h: &HeaderMap) -> Result<(), Problem> {
     {
         Ok(())
     } else {
-        Err(Problem::new(401, "api.unauthorized", "unknown API key"))
+        Err(Problem::new(codes::UNAUTHORIZED, "unknown API key"))
     }
 }
 
@@ -194,7 +196,7 @@ async fn get_shipment(
     Path(key): Path<String>,
 ) -> AppResult {
     authorize(&st, &h)?;
-    let key = ShipmentKey::parse(&key).map_err(|m| Problem::new(400, "api.bad_key", m))?;
+    let key = ShipmentKey::parse(&key).map_err(|m| Problem::new(codes::BAD_KEY, m))?;
     match st
         .hub
         .store
@@ -204,8 +206,7 @@ async fn get_shipment(
     {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(Problem::new(
-            404,
-            "api.shipment_not_found",
+            codes::SHIPMENT_NOT_FOUND,
             format!("no shipment `{key}`"),
         )),
     }
@@ -228,7 +229,7 @@ async fn list_shipments(
         None => None,
         Some(s) => Some(
             s.parse::<Milestone>()
-                .map_err(|m| Problem::new(400, "api.bad_state", m))?,
+                .map_err(|m| Problem::new(codes::BAD_STATE, m))?,
         ),
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
@@ -293,8 +294,7 @@ async fn replay_one(
         )
             .into_response()),
         None => Err(Problem::new(
-            404,
-            "api.dead_letter_not_found",
+            codes::DEAD_LETTER_NOT_FOUND,
             format!("no unreplayed dead letter {id}"),
         )),
     }
@@ -312,18 +312,17 @@ async fn replay_bulk(State(st): State<Arc<AppState>>, req: Request) -> AppResult
     authorize(&st, req.headers())?;
     let (_, body, too_large) = read_body(req, 1 << 20).await;
     if too_large {
-        return Err(Problem::new(413, "api.too_large", "body exceeds 1 MiB"));
+        return Err(Problem::new(codes::TOO_LARGE, "body exceeds 1 MiB"));
     }
     // The selection must be explicit: an empty or cut-off body never means "everything".
-    let q: BulkReplay = serde_json::from_slice(&body)
-        .map_err(|e| Problem::new(400, "api.bad_json", e.to_string()))?;
+    let q: BulkReplay =
+        serde_json::from_slice(&body).map_err(|e| Problem::new(codes::BAD_JSON, e.to_string()))?;
     let sel = match (q.ids, q.sink, q.all) {
         (Some(ids), None, None | Some(false)) => ReplaySelector::Ids(ids),
         (None, sink, Some(true)) => ReplaySelector::All { sink },
         _ => {
             return Err(Problem::new(
-                400,
-                "api.bad_request",
+                codes::BAD_REQUEST,
                 r#"give {"ids": [..]} or {"all": true} (optionally with "sink")"#,
             ))
         }
@@ -372,7 +371,7 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
         Ok(()) => Json(json!({"status": "ready", "store": st.hub.store.backend()})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            Problem::new(503, "server.not_ready", "store is not answering").into_response()
+            Problem::new(codes::NOT_READY, "store is not answering").into_response()
         }
     }
 }

@@ -8,6 +8,7 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use waybill_model::{Code, CodeClass};
 
 /// Why a request's signature was not accepted. Every variant means "reject with 401".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,16 +41,41 @@ pub enum SignatureError {
     Mismatch,
 }
 
+/// `signature.empty_secret`.
+pub const EMPTY_SECRET: Code = Code::new("signature.empty_secret", CodeClass::Unauthenticated);
+/// `signature.missing_header`.
+pub const MISSING_HEADER: Code = Code::new("signature.missing_header", CodeClass::Unauthenticated);
+/// `signature.duplicate_header`.
+pub const DUPLICATE_HEADER: Code =
+    Code::new("signature.duplicate_header", CodeClass::Unauthenticated);
+/// `signature.malformed`.
+pub const MALFORMED: Code = Code::new("signature.malformed", CodeClass::Unauthenticated);
+/// `signature.mismatch`.
+pub const MISMATCH: Code = Code::new("signature.mismatch", CodeClass::Unauthenticated);
+/// Every signature code.
+pub const CODES: &[Code] = &[
+    EMPTY_SECRET,
+    MISSING_HEADER,
+    DUPLICATE_HEADER,
+    MALFORMED,
+    MISMATCH,
+];
+
 impl SignatureError {
-    /// Stable code for logs, metrics and problem+json bodies.
-    pub fn code(&self) -> &'static str {
+    /// The failure code (all of them are answered 401).
+    pub fn failure(&self) -> Code {
         match self {
-            SignatureError::EmptySecret => "signature.empty_secret",
-            SignatureError::MissingHeader { .. } => "signature.missing_header",
-            SignatureError::DuplicateHeader { .. } => "signature.duplicate_header",
-            SignatureError::Malformed { .. } => "signature.malformed",
-            SignatureError::Mismatch => "signature.mismatch",
+            SignatureError::EmptySecret => EMPTY_SECRET,
+            SignatureError::MissingHeader { .. } => MISSING_HEADER,
+            SignatureError::DuplicateHeader { .. } => DUPLICATE_HEADER,
+            SignatureError::Malformed { .. } => MALFORMED,
+            SignatureError::Mismatch => MISMATCH,
         }
+    }
+
+    /// The failure code as written in answers, logs and metrics.
+    pub fn code(&self) -> &'static str {
+        self.failure().as_str()
     }
 }
 

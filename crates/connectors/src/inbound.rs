@@ -71,18 +71,12 @@ impl Inbound for Carrier {
 
     fn authenticate(&self, r: &Received) -> Result<(), Rejection> {
         (self.verify)(&r.headers, &r.body, self.secret.expose())
-            .map_err(|e| Rejection::new(401, e.code(), e.to_string()))
+            .map_err(|e| Rejection::new(e.failure(), e.to_string()))
     }
 
     fn map(&self, r: &Received) -> Result<Mapped, Rejection> {
-        let m = (self.map)(&r.body, r.received_at).map_err(|e| {
-            let status = if e.code().ends_with("bad_json") {
-                400
-            } else {
-                422
-            };
-            Rejection::new(status, e.code(), e.to_string())
-        })?;
+        let m = (self.map)(&r.body, r.received_at)
+            .map_err(|e| Rejection::new(e.failure(), e.to_string()))?;
         Ok(Mapped {
             payload_key: m.payload_key,
             drafts: m.drafts,
@@ -113,10 +107,10 @@ fn control_number(payload_key: &str) -> u32 {
 /// with the interchange's identity they are unique for the source (ids derive from source
 /// and key).
 pub(crate) fn x12_mapped(body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, Rejection> {
-    let ic = crate::x12::parse(body).map_err(|e| Rejection::new(422, e.code(), e.to_string()))?;
+    let ic = crate::x12::parse(body).map_err(|e| Rejection::new(e.failure(), e.to_string()))?;
     let payload_key = ic.payload_key();
     let mut drafts = crate::x12::map(&ic, received_at)
-        .map_err(|e| Rejection::new(422, e.code(), e.to_string()))?;
+        .map_err(|e| Rejection::new(e.failure(), e.to_string()))?;
     for d in &mut drafts {
         d.key = Some(format!("{payload_key}:{}", d.key.as_deref().unwrap_or("")));
     }
@@ -160,7 +154,7 @@ pub(crate) fn x12_ack(
                 kind: if alone { "ta1" } else { "997" },
             })
         }
-        Err(rej) if rej.code.starts_with("x12.") => {
+        Err(rej) if crate::x12::CODES.contains(&rej.code) => {
             let err = match crate::x12::parse(body) {
                 Err(e) => e,
                 Ok(ic) => crate::x12::map(&ic, now).err()?,

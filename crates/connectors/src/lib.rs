@@ -35,6 +35,17 @@ use serde::Deserialize;
 use std::sync::Arc;
 use waybill_engine::partner::{Inbound, Outbound};
 
+/// Every failure code the connectors raise (each documented in docs/errors.md).
+pub fn codes() -> Vec<waybill_model::Code> {
+    let mut v = Vec::new();
+    v.extend_from_slice(carrier_signature::CODES);
+    v.extend(map_error::CODES.iter().flatten().copied());
+    v.extend_from_slice(x12::CODES);
+    v.extend_from_slice(file_drop::CODES);
+    v.push(odoo::UNSUPPORTED_WEBHOOK);
+    v
+}
+
 /// A source as configured under `[sources.<name>]`, tagged by `type`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

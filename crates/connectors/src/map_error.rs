@@ -7,6 +7,7 @@
 use crate::json_path::path_at;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use std::fmt;
+use waybill_model::{Code, CodeClass};
 
 /// The partner whose payload failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,27 +90,28 @@ pub enum MapError {
     },
 }
 
-const CODES: [[&str; 5]; 3] = [
+/// Every code of the carrier formats, by partner (rows) and kind (columns).
+pub const CODES: [[Code; 5]; 3] = [
     [
-        "easypost.bad_json",
-        "easypost.bad_shape",
-        "easypost.missing_field",
-        "easypost.bad_time",
-        "easypost.bad_value",
+        Code::new("easypost.bad_json", CodeClass::BadRequest),
+        Code::new("easypost.bad_shape", CodeClass::Unprocessable),
+        Code::new("easypost.missing_field", CodeClass::Unprocessable),
+        Code::new("easypost.bad_time", CodeClass::Unprocessable),
+        Code::new("easypost.bad_value", CodeClass::Unprocessable),
     ],
     [
-        "aftership.bad_json",
-        "aftership.bad_shape",
-        "aftership.missing_field",
-        "aftership.bad_time",
-        "aftership.bad_value",
+        Code::new("aftership.bad_json", CodeClass::BadRequest),
+        Code::new("aftership.bad_shape", CodeClass::Unprocessable),
+        Code::new("aftership.missing_field", CodeClass::Unprocessable),
+        Code::new("aftership.bad_time", CodeClass::Unprocessable),
+        Code::new("aftership.bad_value", CodeClass::Unprocessable),
     ],
     [
-        "karrio.bad_json",
-        "karrio.bad_shape",
-        "karrio.missing_field",
-        "karrio.bad_time",
-        "karrio.bad_value",
+        Code::new("karrio.bad_json", CodeClass::BadRequest),
+        Code::new("karrio.bad_shape", CodeClass::Unprocessable),
+        Code::new("karrio.missing_field", CodeClass::Unprocessable),
+        Code::new("karrio.bad_time", CodeClass::Unprocessable),
+        Code::new("karrio.bad_value", CodeClass::Unprocessable),
     ],
 ];
 
@@ -141,8 +143,9 @@ impl MapError {
         }
     }
 
-    /// Stable code, `<partner>.<kind>`.
-    pub fn code(&self) -> &'static str {
+    /// The failure code, `<partner>.<kind>`: `bad_json` is a bad request (400), the others
+    /// unprocessable (422).
+    pub fn failure(&self) -> Code {
         let (partner, kind) = match self {
             MapError::BadJson { partner, .. } => (partner, 0),
             MapError::BadShape { partner, .. } => (partner, 1),
@@ -156,6 +159,11 @@ impl MapError {
             Partner::Karrio => 2,
         };
         CODES[row][kind]
+    }
+
+    /// The failure code as written in answers and logs.
+    pub fn code(&self) -> &'static str {
+        self.failure().as_str()
     }
 
     /// The JSON path of the failure, when it is known (all but `bad_json`).

@@ -1,15 +1,17 @@
 //! How a source authenticates its requests: Standard Webhooks signatures, bearer API
 //! keys, or a token in the URL for partners that can do neither.
 
+use crate::codes;
 use crate::ingest::Received;
 use crate::partner::Rejection;
 use crate::secret::{Secret, SecretRef};
 use crate::signature::{self, SigningKey};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
+use waybill_model::Code;
 
-fn reject(status: u16, code: &str, detail: impl Into<String>) -> Rejection {
-    Rejection::new(status, code, detail)
+fn reject(code: Code, detail: impl Into<String>) -> Rejection {
+    Rejection::new(code, detail)
 }
 
 /// How a source authenticates its requests.
@@ -118,7 +120,7 @@ impl Auth {
                 &r.body,
                 r.received_at.unix_timestamp(),
             )
-            .map_err(|e| reject(401, "ingest.bad_signature", e.to_string())),
+            .map_err(|e| reject(codes::BAD_SIGNATURE, e.to_string())),
             Auth::ApiKey(keys) => {
                 let given = r
                     .header("authorization")
@@ -126,28 +128,28 @@ impl Auth {
                         h.strip_prefix("Bearer ")
                             .or_else(|| h.strip_prefix("bearer "))
                     })
-                    .ok_or_else(|| reject(401, "ingest.unauthorized", "missing bearer API key"))?;
+                    .ok_or_else(|| reject(codes::UNAUTHORIZED, "missing bearer API key"))?;
                 if keys
                     .iter()
                     .any(|k| bool::from(k.expose().as_bytes().ct_eq(given.as_bytes())))
                 {
                     Ok(())
                 } else {
-                    Err(reject(401, "ingest.unauthorized", "unknown API key"))
+                    Err(reject(codes::UNAUTHORIZED, "unknown API key"))
                 }
             }
             Auth::UrlToken(tokens) => {
                 let given = r
                     .url_token
                     .as_deref()
-                    .ok_or_else(|| reject(401, "ingest.unauthorized", "missing URL token"))?;
+                    .ok_or_else(|| reject(codes::UNAUTHORIZED, "missing URL token"))?;
                 if tokens
                     .iter()
                     .any(|t| bool::from(t.expose().as_bytes().ct_eq(given.as_bytes())))
                 {
                     Ok(())
                 } else {
-                    Err(reject(401, "ingest.unauthorized", "unknown URL token"))
+                    Err(reject(codes::UNAUTHORIZED, "unknown URL token"))
                 }
             }
         }

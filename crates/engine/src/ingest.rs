@@ -2,6 +2,7 @@
 //! durable before anything is acknowledged. Every rejection is stored too.
 
 pub use crate::auth::{Auth, AuthConfig};
+use crate::codes;
 use crate::partner::{Ack, Inbound, Mapped, Rejection};
 use crate::Hub;
 use serde::Deserialize;
@@ -9,7 +10,7 @@ use time::OffsetDateTime;
 use waybill_mapping::{MappingError, Payload, Program};
 use waybill_model::draft::Origin;
 use waybill_model::ids::content_hash;
-use waybill_model::{CloudEvent, EventDraft, EventId};
+use waybill_model::{CloudEvent, Code, EventDraft, EventId};
 use waybill_store::{IngestOutcome, IngestRecord, StoreError, Verdict};
 
 /// Default body limit of a source: 1 MiB.
@@ -110,10 +111,8 @@ pub enum IngestReply {
     Duplicate(Vec<EventId>),
     /// Rejected and kept in the inbox (4xx).
     Rejected {
-        /// HTTP status to answer.
-        status: u16,
-        /// Stable code.
-        code: String,
+        /// Stable code; its class decides the HTTP status.
+        code: Code,
         /// What is wrong (never internals).
         detail: String,
         /// Inbox record id.
@@ -121,14 +120,14 @@ pub enum IngestReply {
     },
 }
 
-fn reject(status: u16, code: &str, detail: impl Into<String>) -> Rejection {
-    Rejection::new(status, code, detail)
+fn reject(code: Code, detail: impl Into<String>) -> Rejection {
+    Rejection::new(code, detail)
 }
 
 fn mapping_rejection(e: MappingError) -> Rejection {
     match e {
-        MappingError::Json(_) => reject(400, "ingest.bad_json", e.to_string()),
-        other => reject(422, other.code(), other.to_string()),
+        MappingError::Json(_) => reject(codes::BAD_JSON, e.to_string()),
+        other => reject(other.failure(), other.to_string()),
     }
 }
 
@@ -153,8 +152,7 @@ impl Hub {
         let src = self.sources.get(&r.source).cloned();
         let verdict = match &src {
             None => Err(reject(
-                404,
-                "ingest.unknown_source",
+                codes::UNKNOWN_SOURCE,
                 format!("no source named `{}`", r.source),
             )),
             Some(src) => evaluate(src.as_ref(), &r),
@@ -191,7 +189,7 @@ impl Hub {
     /// event drafts or CloudEvents, one object or an array.
     pub async fn ingest_canonical(&self, r: Received) -> Result<IngestReply, StoreError> {
         let verdict = if r.too_large {
-            Err(reject(413, "ingest.too_large", "body exceeds the limit"))
+            Err(reject(codes::TOO_LARGE, "body exceeds the limit"))
         } else {
             canonical(&r)
         };
@@ -213,7 +211,7 @@ impl Hub {
             Err(rej) => (
                 content_hash(&r.body),
                 Verdict::Rejected {
-                    code: rej.code.clone(),
+                    code: rej.code.as_str().to_owned(),
                     reason: rej.detail.clone(),
                 },
                 Some(rej),
@@ -234,9 +232,8 @@ impl Hub {
             (IngestOutcome::Accepted { event_ids, .. }, _) => IngestReply::Accepted(event_ids),
             (IngestOutcome::Duplicate { event_ids, .. }, _) => IngestReply::Duplicate(event_ids),
             (IngestOutcome::Rejected { inbox_id }, rej) => {
-                let rej = rej.unwrap_or_else(|| reject(422, "ingest.rejected", "rejected"));
+                let rej = rej.unwrap_or_else(|| reject(codes::REJECTED, "rejected"));
                 IngestReply::Rejected {
-                    status: rej.status,
                     code: rej.code,
                     detail: rej.detail,
                     inbox_id,
@@ -249,7 +246,7 @@ impl Hub {
             IngestReply::Rejected { code, .. } => code.as_str(),
         };
         // Unknown sources share one label, so that arbitrary URLs cannot grow the metrics.
-        let label = if outcome == "ingest.unknown_source" {
+        let label = if outcome == codes::UNKNOWN_SOURCE.as_str() {
             "(unknown)"
         } else {
             r.source.as_str()
@@ -295,8 +292,7 @@ impl Inbound for Source {
                     Some(serde_json::Value::Number(n)) => n.to_string(),
                     _ => {
                         return Err(reject(
-                            422,
-                            "ingest.no_idempotency_key",
+                            codes::NO_IDEMPOTENCY_KEY,
                             "idempotency_key expression gave no string",
                         ))
                     }
@@ -323,8 +319,7 @@ impl Inbound for Source {
 fn evaluate(src: &dyn Inbound, r: &Received) -> Result<(String, Vec<CloudEvent>), Rejection> {
     if r.too_large {
         return Err(reject(
-            413,
-            "ingest.too_large",
+            codes::TOO_LARGE,
             format!("body exceeds {} bytes", src.max_body_bytes()),
         ));
     }
@@ -353,7 +348,7 @@ fn to_events(
         .enumerate()
         .map(|(i, d)| {
             d.into_event(i, &origin)
-                .map_err(|e| reject(422, "mapping.bad_output", e.to_string()))
+                .map_err(|e| reject(waybill_mapping::BAD_OUTPUT, e.to_string()))
         })
         .collect()
 }
@@ -361,19 +356,14 @@ fn to_events(
 /// `/v1/events`: drafts as they are, CloudEvents reduced to drafts (their `id` becomes the
 /// draft key, so a re-posted CloudEvent keeps its identity).
 fn canonical(r: &Received) -> Result<(String, Vec<CloudEvent>), Rejection> {
-    let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| {
-        reject(
-            400,
-            "ingest.bad_json",
-            format!("payload is not valid JSON: {e}"),
-        )
-    })?;
+    let v: serde_json::Value = serde_json::from_slice(&r.body)
+        .map_err(|e| reject(codes::BAD_JSON, format!("payload is not valid JSON: {e}")))?;
     let items = match v {
         serde_json::Value::Array(a) => a,
         other => vec![other],
     };
     if items.is_empty() {
-        return Err(reject(422, "mapping.empty", "no event in the body"));
+        return Err(reject(waybill_mapping::EMPTY, "no event in the body"));
     }
     let drafts = items
         .into_iter()
@@ -385,7 +375,7 @@ fn canonical(r: &Received) -> Result<(String, Vec<CloudEvent>), Rejection> {
                 item
             };
             serde_json::from_value::<EventDraft>(item)
-                .map_err(|e| reject(422, "mapping.bad_output", format!("event {i}: {e}")))
+                .map_err(|e| reject(waybill_mapping::BAD_OUTPUT, format!("event {i}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let key = r

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod circuit;
+pub mod codes;
 pub mod config;
 pub mod dispatcher;
 pub mod duration;

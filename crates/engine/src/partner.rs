@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
-use waybill_model::FailureKind;
+use waybill_model::{Code, FailureKind};
 use waybill_store::OutboxItem;
 
 /// Why a delivery attempt failed, classified.
@@ -112,23 +112,21 @@ pub trait Outbound: Send + Sync + 'static {
     }
 }
 
-/// Why an inbound request is refused; it is stored as a rejected inbox record.
+/// Why an inbound request is refused; it is stored as a rejected inbox record. How it is
+/// answered (the HTTP status) follows from its code's class, decided by the API alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    /// HTTP status to answer (4xx).
-    pub status: u16,
     /// Stable code, e.g. `ingest.bad_signature`, `x12.segment_count_mismatch`.
-    pub code: String,
+    pub code: Code,
     /// What is wrong and where, for the partner and the operator.
     pub detail: String,
 }
 
 impl Rejection {
     /// A rejection.
-    pub fn new(status: u16, code: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
         Rejection {
-            status,
-            code: code.into(),
+            code,
             detail: detail.into(),
         }
     }

@@ -13,7 +13,7 @@
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{data, Compiler, Ctx, Native, Vars};
 use jaq_json::Val;
-use waybill_model::EventDraft;
+use waybill_model::{Code, CodeClass, EventDraft};
 
 mod native;
 
@@ -39,16 +39,34 @@ pub enum MappingError {
     Output(String),
 }
 
+/// `mapping.compile`: a program does not compile (found by `check-config` and at start).
+pub const COMPILE: Code = Code::new("mapping.compile", CodeClass::Config);
+/// `mapping.bad_json`: the payload is not JSON (answered as `ingest.bad_json`).
+pub const BAD_JSON: Code = Code::new("mapping.bad_json", CodeClass::BadRequest);
+/// `mapping.runtime`: the program raised an error on this payload.
+pub const RUNTIME: Code = Code::new("mapping.runtime", CodeClass::Unprocessable);
+/// `mapping.empty`: no event.
+pub const EMPTY: Code = Code::new("mapping.empty", CodeClass::Unprocessable);
+/// `mapping.bad_output`: an output is not a valid event draft.
+pub const BAD_OUTPUT: Code = Code::new("mapping.bad_output", CodeClass::Unprocessable);
+/// Every code of this crate (docs/errors.md documents each).
+pub const CODES: &[Code] = &[COMPILE, BAD_JSON, RUNTIME, EMPTY, BAD_OUTPUT];
+
 impl MappingError {
-    /// Stable code for operators (see docs/errors.md).
-    pub fn code(&self) -> &'static str {
+    /// The failure code (see docs/errors.md).
+    pub fn failure(&self) -> Code {
         match self {
-            MappingError::Compile(_) => "mapping.compile",
-            MappingError::Json(_) => "mapping.bad_json",
-            MappingError::Runtime(_) => "mapping.runtime",
-            MappingError::Empty => "mapping.empty",
-            MappingError::Output(_) => "mapping.bad_output",
+            MappingError::Compile(_) => COMPILE,
+            MappingError::Json(_) => BAD_JSON,
+            MappingError::Runtime(_) => RUNTIME,
+            MappingError::Empty => EMPTY,
+            MappingError::Output(_) => BAD_OUTPUT,
         }
+    }
+
+    /// The failure code as written in answers and logs.
+    pub fn code(&self) -> &'static str {
+        self.failure().as_str()
     }
 }
 

@@ -39,3 +39,74 @@ impl FailureKind {
         }
     }
 }
+
+/// What a failure code is about, which decides how it is answered. Only the HTTP API turns
+/// a class into a status (`waybill_api`); everything else carries the class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeClass {
+    /// The request is malformed (a body that is not JSON, a bad query): 400.
+    BadRequest,
+    /// The sender is not who it claims (signature, key, token): 401.
+    Unauthenticated,
+    /// What the request names does not exist: 404.
+    NotFound,
+    /// The body is larger than allowed: 413.
+    TooLarge,
+    /// Well-formed input that cannot be used (mapping, partner format, EDI): 422.
+    Unprocessable,
+    /// The hub cannot serve the request now (store failure): 503.
+    Unavailable,
+    /// Found reading a dropped file; never answered over HTTP (kept in the inbox and the
+    /// file's error report).
+    File,
+    /// A delivery to a sink failed; kept on the attempt and the dead letter.
+    Delivery,
+    /// Found when the configuration is validated; the hub does not start.
+    Config,
+}
+
+/// A stable failure code (`ingest.bad_json`, `x12.segment_count_mismatch`,
+/// `odoo.access_denied`) with its class. Every code is a constant of the crate that raises
+/// it, listed in that crate's `CODES`, and documented in docs/errors.md (a test compares
+/// them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Code {
+    name: &'static str,
+    class: CodeClass,
+}
+
+impl Code {
+    /// A code; `name` is `<area>.<what>` in lower case.
+    pub const fn new(name: &'static str, class: CodeClass) -> Self {
+        Code { name, class }
+    }
+
+    /// The code as written in answers, the inbox and the docs.
+    pub const fn as_str(self) -> &'static str {
+        self.name
+    }
+
+    /// What the code is about.
+    pub const fn class(self) -> CodeClass {
+        self.class
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl PartialEq<&str> for Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.name == *other
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name)
+    }
+}

@@ -18,7 +18,7 @@ pub mod taxonomy;
 
 pub use draft::{fact_key, utc_text, DraftError, EventDraft};
 pub use event::CloudEvent;
-pub use failure::FailureKind;
+pub use failure::{Code, CodeClass, FailureKind};
 pub use ids::{EventId, ShipmentKey};
 pub use lifecycle::{Applied, Milestone, ShipmentState};
 pub use taxonomy::{EventKind, EventType, Flag};

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod error_codes;
 pub mod odoo_burst;
 
 use anyhow::Context;

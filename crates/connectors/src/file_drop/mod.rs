@@ -33,6 +33,26 @@ use waybill_engine::partner::{Mapped, Rejection};
 use waybill_engine::{Hub, IngestReply, Received};
 use waybill_mapping::{Payload, Program};
 use waybill_model::EventDraft;
+use waybill_model::{Code, CodeClass};
+
+/// `csv.bad_header`: the header line cannot be read; nothing is imported.
+pub const CSV_BAD_HEADER: Code = Code::new("csv.bad_header", CodeClass::File);
+/// `csv.bad_row`: a row cannot be read; it is skipped.
+pub const CSV_BAD_ROW: Code = Code::new("csv.bad_row", CodeClass::File);
+/// `csv.empty`: no data rows.
+pub const CSV_EMPTY: Code = Code::new("csv.empty", CodeClass::File);
+/// `csv.no_mapping`: a CSV source without a mapping (refused by the configuration check).
+pub const CSV_NO_MAPPING: Code = Code::new("csv.no_mapping", CodeClass::Config);
+/// `file.too_large`: larger than `max_file_bytes`; not read.
+pub const FILE_TOO_LARGE: Code = Code::new("file.too_large", CodeClass::File);
+/// Every code of the file drop.
+pub const CODES: &[Code] = &[
+    CSV_BAD_HEADER,
+    CSV_BAD_ROW,
+    CSV_EMPTY,
+    CSV_NO_MAPPING,
+    FILE_TOO_LARGE,
+];
 
 /// `[sources.<name>]` with `type = "file_drop"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -92,7 +112,7 @@ pub struct LineError {
     /// The raw line.
     pub raw: String,
     /// Stable code.
-    pub code: String,
+    pub code: Code,
     /// What is wrong.
     pub reason: String,
 }
@@ -163,7 +183,7 @@ impl FileDrop {
                 batch.errors.push(LineError {
                     line: 1,
                     raw: first_line(content, 1),
-                    code: "csv.bad_header".into(),
+                    code: CSV_BAD_HEADER,
                     reason: e.to_string(),
                 });
                 return batch;
@@ -191,7 +211,7 @@ impl FileDrop {
                     batch.errors.push(LineError {
                         line: at,
                         raw: first_line(content, at),
-                        code: "csv.bad_row".into(),
+                        code: CSV_BAD_ROW,
                         reason: e.to_string(),
                     });
                     // The reader resynchronises at the next line.
@@ -208,7 +228,7 @@ impl FileDrop {
         record: &csv::StringRecord,
         line: u64,
         file_key: &str,
-    ) -> Result<Vec<EventDraft>, (String, String)> {
+    ) -> Result<Vec<EventDraft>, (Code, String)> {
         let mut obj = serde_json::Map::new();
         for (h, v) in headers.iter().zip(record.iter()) {
             obj.insert(
@@ -218,18 +238,15 @@ impl FileDrop {
         }
         obj.insert("_file".into(), file.into());
         obj.insert("_line".into(), line.into());
-        let bytes =
-            serde_json::to_vec(&obj).map_err(|e| ("csv.bad_row".to_string(), e.to_string()))?;
-        let payload = Payload::parse(&bytes).map_err(|e| (e.code().to_string(), e.to_string()))?;
-        let mapping = self.mapping.as_ref().ok_or_else(|| {
-            (
-                "csv.no_mapping".to_string(),
-                "this source has no CSV mapping".to_string(),
-            )
-        })?;
+        let bytes = serde_json::to_vec(&obj).map_err(|e| (CSV_BAD_ROW, e.to_string()))?;
+        let payload = Payload::parse(&bytes).map_err(|e| (e.failure(), e.to_string()))?;
+        let mapping = self
+            .mapping
+            .as_ref()
+            .ok_or_else(|| (CSV_NO_MAPPING, "this source has no CSV mapping".to_string()))?;
         let drafts = mapping
             .run(&payload, &[], &self.name)
-            .map_err(|e| (e.code().to_string(), e.to_string()))?;
+            .map_err(|e| (e.failure(), e.to_string()))?;
         let n = drafts.len();
         let mut out = Vec::with_capacity(n);
         for (i, mut d) in drafts.into_iter().enumerate() {
@@ -253,7 +270,7 @@ impl FileDrop {
                         traceparent: None,
                     },
                 )
-                .map_err(|e| ("mapping.bad_output".to_string(), e.to_string()))?;
+                .map_err(|e| (waybill_mapping::BAD_OUTPUT, e.to_string()))?;
             out.push(d);
         }
         Ok(out)
@@ -381,8 +398,7 @@ impl FileDrop {
         };
         if meta.len() > self.max_file_bytes {
             let rej = Rejection::new(
-                413,
-                "file.too_large",
+                FILE_TOO_LARGE,
                 format!(
                     "{name}: {} bytes exceeds {}",
                     meta.len(),
@@ -409,11 +425,7 @@ impl FileDrop {
         let mut report = Vec::new();
         for e in &batch.errors {
             report.push(format!("{name}:{}: {}: {}", e.line, e.code, e.reason));
-            let rej = Rejection::new(
-                422,
-                e.code.clone(),
-                format!("{name}:{}: {}", e.line, e.reason),
-            );
+            let rej = Rejection::new(e.code, format!("{name}:{}: {}", e.line, e.reason));
             hub.ingest_rejected(received(e.raw.clone().into_bytes()), rej)
                 .await?;
         }
@@ -434,10 +446,10 @@ impl FileDrop {
                 return Ok(());
             }
         } else if batch.errors.is_empty() {
-            report.push(format!("{name}: csv.empty: no data rows"));
+            report.push(format!("{name}: {CSV_EMPTY}: no data rows"));
             hub.ingest_rejected(
                 received(content),
-                Rejection::new(422, "csv.empty", format!("{name}: no data rows")),
+                Rejection::new(CSV_EMPTY, format!("{name}: no data rows")),
             )
             .await?;
         }

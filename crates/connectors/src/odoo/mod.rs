@@ -35,7 +35,7 @@ pub use config::OdooConfig;
 pub use error::OdooError;
 pub use poller::{OdooPoller, OdooSourceConfig, PollError};
 pub use sink::{default_actions, Action, OdooSink, OdooSinkConfig, ValidateSms};
-pub use webhook::OdooWebhook;
+pub use webhook::{OdooWebhook, UNSUPPORTED_WEBHOOK};
 
 #[cfg(test)]
 mod tests;

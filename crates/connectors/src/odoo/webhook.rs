@@ -16,12 +16,17 @@ use std::sync::Arc;
 use waybill_engine::ingest::{Auth, DEFAULT_MAX_BODY};
 use waybill_engine::partner::{Inbound, Mapped, Rejection};
 use waybill_engine::Received;
+use waybill_model::{Code, CodeClass};
 
 /// The webhook side of an `odoo` source.
 pub struct OdooWebhook {
     pub(crate) auth: Auth,
     pub(crate) poller: Arc<OdooPoller>,
 }
+
+/// `odoo.unsupported_webhook`: the body does not name a picking or a sale order.
+pub const UNSUPPORTED_WEBHOOK: Code =
+    Code::new("odoo.unsupported_webhook", CodeClass::Unprocessable);
 
 impl Inbound for OdooWebhook {
     fn max_body_bytes(&self) -> usize {
@@ -35,8 +40,7 @@ impl Inbound for OdooWebhook {
     fn map(&self, r: &Received) -> Result<Mapped, Rejection> {
         let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| {
             Rejection::new(
-                400,
-                "ingest.bad_json",
+                waybill_engine::codes::BAD_JSON,
                 format!("payload is not valid JSON: {e}"),
             )
         })?;
@@ -44,8 +48,7 @@ impl Inbound for OdooWebhook {
         let id = v["_id"].as_i64().or_else(|| v["id"].as_i64());
         let Some(id) = id.filter(|_| matches!(model, "stock.picking" | "sale.order")) else {
             return Err(Rejection::new(
-                422,
-                "odoo.unsupported_webhook",
+                UNSUPPORTED_WEBHOOK,
                 format!("expected `_model` stock.picking or sale.order and an integer `_id`, got `{model}`"),
             ));
         };

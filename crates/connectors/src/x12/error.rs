@@ -3,6 +3,7 @@
 //! applies, the element position — and carries a stable code (`x12.*`).
 
 use std::fmt;
+use waybill_model::{Code, CodeClass};
 
 /// Where in the interchange an error was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,21 +76,64 @@ pub enum ErrorKind {
     UnsupportedSet,
 }
 
+/// `x12.bad_isa`.
+pub const BAD_ISA: Code = Code::new("x12.bad_isa", CodeClass::Unprocessable);
+/// `x12.truncated`.
+pub const TRUNCATED: Code = Code::new("x12.truncated", CodeClass::Unprocessable);
+/// `x12.unexpected_segment`.
+pub const UNEXPECTED_SEGMENT: Code = Code::new("x12.unexpected_segment", CodeClass::Unprocessable);
+/// `x12.missing_segment`.
+pub const MISSING_SEGMENT: Code = Code::new("x12.missing_segment", CodeClass::Unprocessable);
+/// `x12.bad_element`.
+pub const BAD_ELEMENT: Code = Code::new("x12.bad_element", CodeClass::Unprocessable);
+/// `x12.segment_count_mismatch`.
+pub const SEGMENT_COUNT_MISMATCH: Code =
+    Code::new("x12.segment_count_mismatch", CodeClass::Unprocessable);
+/// `x12.set_count_mismatch`.
+pub const SET_COUNT_MISMATCH: Code = Code::new("x12.set_count_mismatch", CodeClass::Unprocessable);
+/// `x12.group_count_mismatch`.
+pub const GROUP_COUNT_MISMATCH: Code =
+    Code::new("x12.group_count_mismatch", CodeClass::Unprocessable);
+/// `x12.control_number_mismatch`.
+pub const CONTROL_NUMBER_MISMATCH: Code =
+    Code::new("x12.control_number_mismatch", CodeClass::Unprocessable);
+/// `x12.unsupported_set`.
+pub const UNSUPPORTED_SET: Code = Code::new("x12.unsupported_set", CodeClass::Unprocessable);
+/// Every X12 code.
+pub const CODES: &[Code] = &[
+    BAD_ISA,
+    TRUNCATED,
+    UNEXPECTED_SEGMENT,
+    MISSING_SEGMENT,
+    BAD_ELEMENT,
+    SEGMENT_COUNT_MISMATCH,
+    SET_COUNT_MISMATCH,
+    GROUP_COUNT_MISMATCH,
+    CONTROL_NUMBER_MISMATCH,
+    UNSUPPORTED_SET,
+];
+
 impl ErrorKind {
+    /// The failure code, e.g. `x12.segment_count_mismatch` (answered 422, or kept with a
+    /// dropped file).
+    pub fn failure(&self) -> Code {
+        match self {
+            ErrorKind::BadIsa => BAD_ISA,
+            ErrorKind::Truncated => TRUNCATED,
+            ErrorKind::UnexpectedSegment => UNEXPECTED_SEGMENT,
+            ErrorKind::MissingSegment(_) => MISSING_SEGMENT,
+            ErrorKind::BadElement(_) => BAD_ELEMENT,
+            ErrorKind::SegmentCountMismatch => SEGMENT_COUNT_MISMATCH,
+            ErrorKind::SetCountMismatch => SET_COUNT_MISMATCH,
+            ErrorKind::GroupCountMismatch => GROUP_COUNT_MISMATCH,
+            ErrorKind::ControlNumberMismatch => CONTROL_NUMBER_MISMATCH,
+            ErrorKind::UnsupportedSet => UNSUPPORTED_SET,
+        }
+    }
+
     /// The stable operator-facing code, e.g. `x12.segment_count_mismatch`.
     pub fn code(&self) -> &'static str {
-        match self {
-            ErrorKind::BadIsa => "x12.bad_isa",
-            ErrorKind::Truncated => "x12.truncated",
-            ErrorKind::UnexpectedSegment => "x12.unexpected_segment",
-            ErrorKind::MissingSegment(_) => "x12.missing_segment",
-            ErrorKind::BadElement(_) => "x12.bad_element",
-            ErrorKind::SegmentCountMismatch => "x12.segment_count_mismatch",
-            ErrorKind::SetCountMismatch => "x12.set_count_mismatch",
-            ErrorKind::GroupCountMismatch => "x12.group_count_mismatch",
-            ErrorKind::ControlNumberMismatch => "x12.control_number_mismatch",
-            ErrorKind::UnsupportedSet => "x12.unsupported_set",
-        }
+        self.failure().as_str()
     }
 }
 
@@ -118,5 +162,10 @@ impl X12Error {
     /// The stable code of this error, e.g. `x12.control_number_mismatch`.
     pub fn code(&self) -> &'static str {
         self.kind.code()
+    }
+
+    /// The failure code.
+    pub fn failure(&self) -> Code {
+        self.kind.failure()
     }
 }

@@ -115,7 +115,7 @@ mod proptests;
 mod tests;
 
 pub use ack::{ack_997, reject_997, AckResult, Rejection};
-pub use error::{ElementProblem, ErrorKind, Position, X12Error};
+pub use error::{ElementProblem, ErrorKind, Position, X12Error, CODES};
 pub use freight_invoice::{Amount, Charge, FreightInvoice};
 pub use mapping::{map, shipment_key};
 pub use parse::parse;

@@ -1,0 +1,56 @@
+//! The codes the API raises itself, and the one place where a code's class becomes an
+//! HTTP status (docs/errors.md documents each code; a test compares the two).
+
+use waybill_model::{Code, CodeClass};
+
+/// A `/v1` call without a known bearer key.
+pub const UNAUTHORIZED: Code = Code::new("api.unauthorized", CodeClass::Unauthenticated);
+/// No such route.
+pub const NOT_FOUND: Code = Code::new("api.not_found", CodeClass::NotFound);
+/// A shipment key that is not one.
+pub const BAD_KEY: Code = Code::new("api.bad_key", CodeClass::BadRequest);
+/// No events for that shipment key.
+pub const SHIPMENT_NOT_FOUND: Code = Code::new("api.shipment_not_found", CodeClass::NotFound);
+/// An unknown state name in a query.
+pub const BAD_STATE: Code = Code::new("api.bad_state", CodeClass::BadRequest);
+/// No such dead letter (or already replayed).
+pub const DEAD_LETTER_NOT_FOUND: Code = Code::new("api.dead_letter_not_found", CodeClass::NotFound);
+/// A request body that is not the expected JSON.
+pub const BAD_JSON: Code = Code::new("api.bad_json", CodeClass::BadRequest);
+/// A request that is well-formed but not explicit enough.
+pub const BAD_REQUEST: Code = Code::new("api.bad_request", CodeClass::BadRequest);
+/// A request body over the limit.
+pub const TOO_LARGE: Code = Code::new("api.too_large", CodeClass::TooLarge);
+/// The store failed while answering.
+pub const UNAVAILABLE: Code = Code::new("server.unavailable", CodeClass::Unavailable);
+/// `/readyz`: the store does not answer.
+pub const NOT_READY: Code = Code::new("server.not_ready", CodeClass::Unavailable);
+
+/// Every code of the API.
+pub const CODES: &[Code] = &[
+    UNAUTHORIZED,
+    NOT_FOUND,
+    BAD_KEY,
+    SHIPMENT_NOT_FOUND,
+    BAD_STATE,
+    DEAD_LETTER_NOT_FOUND,
+    BAD_JSON,
+    BAD_REQUEST,
+    TOO_LARGE,
+    UNAVAILABLE,
+    NOT_READY,
+];
+
+/// The HTTP status a code of this class is answered with; `None` for classes that are
+/// never answered over HTTP (file, delivery and configuration failures).
+pub fn http_status(class: CodeClass) -> Option<u16> {
+    match class {
+        CodeClass::BadRequest => Some(400),
+        CodeClass::Unauthenticated => Some(401),
+        CodeClass::NotFound => Some(404),
+        CodeClass::TooLarge => Some(413),
+        CodeClass::Unprocessable => Some(422),
+        CodeClass::Unavailable => Some(503),
+        CodeClass::File | CodeClass::Delivery | CodeClass::Config => None,
+    }
+}

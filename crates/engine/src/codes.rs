@@ -1,0 +1,31 @@
+//! The failure codes the engine raises on ingest (docs/errors.md documents each; a test
+//! in the binary compares the two).
+
+use waybill_model::{Code, CodeClass};
+
+/// `POST /v1/ingest/{source}` names no configured source.
+pub const UNKNOWN_SOURCE: Code = Code::new("ingest.unknown_source", CodeClass::NotFound);
+/// The body is larger than the source's limit.
+pub const TOO_LARGE: Code = Code::new("ingest.too_large", CodeClass::TooLarge);
+/// The Standard Webhooks signature check failed.
+pub const BAD_SIGNATURE: Code = Code::new("ingest.bad_signature", CodeClass::Unauthenticated);
+/// No or an unknown API key or URL token.
+pub const UNAUTHORIZED: Code = Code::new("ingest.unauthorized", CodeClass::Unauthenticated);
+/// The body is not JSON.
+pub const BAD_JSON: Code = Code::new("ingest.bad_json", CodeClass::BadRequest);
+/// The source's `idempotency_key` expression gave no usable key.
+pub const NO_IDEMPOTENCY_KEY: Code =
+    Code::new("ingest.no_idempotency_key", CodeClass::Unprocessable);
+/// A rejection that lost its reason (not expected).
+pub const REJECTED: Code = Code::new("ingest.rejected", CodeClass::Unprocessable);
+
+/// Every ingest code.
+pub const CODES: &[Code] = &[
+    UNKNOWN_SOURCE,
+    TOO_LARGE,
+    BAD_SIGNATURE,
+    UNAUTHORIZED,
+    BAD_JSON,
+    NO_IDEMPOTENCY_KEY,
+    REJECTED,
+];
