@@ -45,12 +45,14 @@ struct Carrier {
     max_body: usize,
     verify: Verify,
     map: MapFn,
+    secret_headers: &'static [&'static str],
 }
 
 pub(crate) fn carrier(
     cfg: &CarrierConfig,
     verify: Verify,
     map: MapFn,
+    secret_headers: &'static [&'static str],
 ) -> Result<Arc<dyn Inbound>, Vec<String>> {
     let secret = cfg
         .secret
@@ -61,12 +63,17 @@ pub(crate) fn carrier(
         max_body: cfg.max_body_bytes,
         verify,
         map,
+        secret_headers,
     }))
 }
 
 impl Inbound for Carrier {
     fn max_body_bytes(&self) -> usize {
         self.max_body
+    }
+
+    fn secret_headers(&self) -> &'static [&'static str] {
+        self.secret_headers
     }
 
     fn authenticate(&self, r: &Received) -> Result<(), Rejection> {

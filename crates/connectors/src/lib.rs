@@ -9,6 +9,7 @@ pub mod aftership;
 pub mod easypost;
 pub mod file_drop;
 pub mod http_webhook;
+pub mod jq;
 pub mod karrio;
 pub mod odoo;
 pub mod x12;
@@ -51,7 +52,7 @@ pub fn codes() -> Vec<waybill_model::Code> {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceConfig {
     /// Any JSON partner, mapped by a jq program.
-    Jq(waybill_engine::SourceConfig),
+    Jq(jq::JqConfig),
     /// EasyPost tracker webhooks (`X-Hmac-Signature`).
     Easypost(CarrierConfig),
     /// AfterShip tracking webhooks (`aftership-hmac-sha256`).
@@ -86,14 +87,16 @@ impl SourceConfig {
     pub fn build(&self, name: &str) -> Result<BuiltSource, Vec<String>> {
         use BuiltSource::Http;
         match self {
-            SourceConfig::Jq(c) => Ok(Http(Arc::new(waybill_engine::Source::build(name, c)?))),
+            SourceConfig::Jq(c) => Ok(Http(Arc::new(jq::JqSource::build(name, c)?))),
             SourceConfig::Easypost(c) => {
-                inbound::carrier(c, easypost::verify, easypost::map).map(Http)
+                inbound::carrier(c, easypost::verify, easypost::map, &[]).map(Http)
             }
             SourceConfig::Aftership(c) => {
-                inbound::carrier(c, aftership::verify, aftership::map).map(Http)
+                inbound::carrier(c, aftership::verify, aftership::map, &[]).map(Http)
             }
-            SourceConfig::Karrio(c) => inbound::carrier(c, karrio::verify, karrio::map).map(Http),
+            SourceConfig::Karrio(c) => {
+                inbound::carrier(c, karrio::verify, karrio::map, &[karrio::SECRET_HEADER]).map(Http)
+            }
             SourceConfig::X12(c) => inbound::x12(c).map(Http),
             SourceConfig::Odoo(c) => odoo_source(name, c),
             SourceConfig::FileDrop(c) => Ok(BuiltSource::FileDrop(Arc::new(

@@ -5,9 +5,7 @@ pub use crate::auth::{Auth, AuthConfig};
 use crate::codes;
 use crate::partner::{Ack, Inbound, Mapped, Rejection};
 use crate::Hub;
-use serde::Deserialize;
 use time::OffsetDateTime;
-use waybill_mapping::{MappingError, Payload, Program};
 use waybill_model::draft::Origin;
 use waybill_model::ids::content_hash;
 use waybill_model::{CloudEvent, Code, EventDraft, EventId};
@@ -15,64 +13,6 @@ use waybill_store::{IngestOutcome, IngestRecord, StoreError, Verdict};
 
 /// Default body limit of a source: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
-
-/// One inbound source, as configured under `[sources.<name>]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    /// Authentication of requests.
-    pub auth: AuthConfig,
-    /// jq program from the partner payload to event drafts (see `waybill_model::draft`).
-    pub mapping: String,
-    /// jq expression giving the payload's idempotency key; default: the `webhook-id`
-    /// header, then `Idempotency-Key`, then a SHA-256 of the body.
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
-    /// Largest accepted body in bytes (default 1 MiB).
-    #[serde(default = "default_max_body")]
-    pub max_body_bytes: usize,
-}
-
-fn default_max_body() -> usize {
-    DEFAULT_MAX_BODY
-}
-
-/// A source ready to receive: secrets resolved, programs compiled.
-pub struct Source {
-    name: String,
-    auth: Auth,
-    mapping: Program,
-    idempotency_key: Option<Program>,
-    /// Largest accepted body.
-    pub max_body_bytes: usize,
-}
-
-impl Source {
-    /// Validates a configured source (no network); errors are `field: message`.
-    pub fn build(name: &str, cfg: &SourceConfig) -> Result<Source, Vec<String>> {
-        let mut errs = Vec::new();
-        let auth = Auth::build(&cfg.auth).map_err(|e| errs.extend(e)).ok();
-        let mapping = Program::compile(&cfg.mapping)
-            .map_err(|e| errs.push(format!("mapping: {e}")))
-            .ok();
-        let idem = match &cfg.idempotency_key {
-            None => None,
-            Some(code) => Program::compile(code)
-                .map_err(|e| errs.push(format!("idempotency_key: {e}")))
-                .ok(),
-        };
-        match (mapping, auth) {
-            (Some(mapping), Some(auth)) if errs.is_empty() => Ok(Source {
-                name: name.to_owned(),
-                auth,
-                mapping,
-                idempotency_key: idem,
-                max_body_bytes: cfg.max_body_bytes,
-            }),
-            _ => Err(errs),
-        }
-    }
-}
 
 /// A payload as received over HTTP (or read from a file).
 #[derive(Debug, Clone)]
@@ -124,38 +64,26 @@ fn reject(code: Code, detail: impl Into<String>) -> Rejection {
     Rejection::new(code, detail)
 }
 
-fn mapping_rejection(e: MappingError) -> Rejection {
-    match e {
-        MappingError::Json(_) => reject(codes::BAD_JSON, e.to_string()),
-        other => reject(other.failure(), other.to_string()),
-    }
-}
-
-/// Headers never stored nor shown to mappings: they carry credentials (Karrio sends its
-/// webhook secret itself in `x-event-id`).
-pub const HIDDEN_HEADERS: [&str; 5] = [
+/// Headers that carry credentials in any protocol: never stored nor shown to mappings.
+/// Partner formats add their own (a source's [`Inbound::secret_headers`]); the hub hides
+/// the headers of every configured source from every source.
+pub const CREDENTIAL_HEADERS: [&str; 4] = [
     "authorization",
     "cookie",
     "x-api-key",
     "proxy-authorization",
-    "x-event-id",
 ];
-
-/// Whether a header is one of [`HIDDEN_HEADERS`] (any case).
-fn is_hidden(name: &str) -> bool {
-    HIDDEN_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h))
-}
 
 impl Hub {
     /// Ingests one payload for a configured source.
-    pub async fn ingest(&self, r: Received) -> Result<(IngestReply, Option<Ack>), StoreError> {
+    pub async fn ingest(&self, mut r: Received) -> Result<(IngestReply, Option<Ack>), StoreError> {
         let src = self.sources.get(&r.source).cloned();
         let verdict = match &src {
             None => Err(reject(
                 codes::UNKNOWN_SOURCE,
                 format!("no source named `{}`", r.source),
             )),
-            Some(src) => evaluate(src.as_ref(), &r),
+            Some(src) => self.evaluate(src.as_ref(), &mut r),
         };
         let ack = src
             .as_ref()
@@ -204,7 +132,7 @@ impl Hub {
         let headers: Vec<(String, String)> = r
             .headers
             .into_iter()
-            .filter(|(k, _)| !is_hidden(k))
+            .filter(|(k, _)| !self.is_hidden(k))
             .collect();
         let (key, v, rejection) = match verdict {
             Ok((key, events)) => (key, Verdict::Accepted(events), None),
@@ -256,79 +184,35 @@ impl Hub {
     }
 }
 
-impl Inbound for Source {
-    fn max_body_bytes(&self) -> usize {
-        self.max_body_bytes
+impl Hub {
+    /// Whether a header carries credentials (any case): never stored nor mapped.
+    fn is_hidden(&self, name: &str) -> bool {
+        self.hidden_headers
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h))
     }
 
-    fn authenticate(&self, r: &Received) -> Result<(), Rejection> {
-        self.auth.check(r)
+    /// Size, authentication, mapping: the verdict on one payload, before storage. The
+    /// source authenticates with every header; it maps without the credential ones.
+    fn evaluate(
+        &self,
+        src: &dyn Inbound,
+        r: &mut Received,
+    ) -> Result<(String, Vec<CloudEvent>), Rejection> {
+        if r.too_large {
+            return Err(reject(
+                codes::TOO_LARGE,
+                format!("body exceeds {} bytes", src.max_body_bytes()),
+            ));
+        }
+        src.authenticate(r)?;
+        r.headers.retain(|(k, _)| !self.is_hidden(k));
+        // A partner payload may carry nothing to record (a non-tracking notification): it
+        // is accepted with no events, so the partner does not retry it.
+        let mapped = src.map(r)?;
+        let events = to_events(mapped.drafts, &r.source, &mapped.payload_key, r)?;
+        Ok((mapped.payload_key, events))
     }
-
-    fn map(&self, r: &Received) -> Result<Mapped, Rejection> {
-        let payload = Payload::parse(&r.body).map_err(mapping_rejection)?;
-        // Only a program that names `$headers` is shown them (without the hidden ones).
-        let shown = self.mapping.uses_headers()
-            || self
-                .idempotency_key
-                .as_ref()
-                .is_some_and(Program::uses_headers);
-        let headers: Vec<(String, String)> = if shown {
-            r.headers
-                .iter()
-                .filter(|(k, _)| !is_hidden(k))
-                .cloned()
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let payload_key = match &self.idempotency_key {
-            Some(p) => {
-                let v = p
-                    .run_values(&payload, &headers, &self.name)
-                    .map_err(mapping_rejection)?;
-                match v.first() {
-                    Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
-                    Some(serde_json::Value::Number(n)) => n.to_string(),
-                    _ => {
-                        return Err(reject(
-                            codes::NO_IDEMPOTENCY_KEY,
-                            "idempotency_key expression gave no string",
-                        ))
-                    }
-                }
-            }
-            None => r
-                .header("webhook-id")
-                .or_else(|| r.header("idempotency-key"))
-                .map(str::to_owned)
-                .unwrap_or_else(|| content_hash(&r.body)),
-        };
-        let drafts = self
-            .mapping
-            .run(&payload, &headers, &self.name)
-            .map_err(mapping_rejection)?;
-        Ok(Mapped {
-            payload_key,
-            drafts,
-        })
-    }
-}
-
-/// Size, authentication, mapping: the verdict on one payload, before storage.
-fn evaluate(src: &dyn Inbound, r: &Received) -> Result<(String, Vec<CloudEvent>), Rejection> {
-    if r.too_large {
-        return Err(reject(
-            codes::TOO_LARGE,
-            format!("body exceeds {} bytes", src.max_body_bytes()),
-        ));
-    }
-    src.authenticate(r)?;
-    // A partner payload may carry nothing to record (a non-tracking notification): it is
-    // accepted with no events, so the partner does not retry it.
-    let mapped = src.map(r)?;
-    let events = to_events(mapped.drafts, &r.source, &mapped.payload_key, r)?;
-    Ok((mapped.payload_key, events))
 }
 
 fn to_events(

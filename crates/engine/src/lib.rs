@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use waybill_store::Store;
 
-pub use ingest::{IngestReply, Received, Source, SourceConfig};
+pub use ingest::{IngestReply, Received};
 pub use metrics::Metrics;
 
 /// The running hub: the store, the configured sources, the metrics.
@@ -36,6 +36,8 @@ pub struct Hub {
     /// Metrics shared with the API.
     pub metrics: Arc<Metrics>,
     sources: HashMap<String, Arc<dyn Inbound>>,
+    /// Credential headers: the common ones and every source's own secret headers.
+    hidden_headers: Vec<&'static str>,
 }
 
 impl Hub {
@@ -45,10 +47,19 @@ impl Hub {
         sources: HashMap<String, Arc<dyn Inbound>>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let mut hidden_headers = ingest::CREDENTIAL_HEADERS.to_vec();
+        for s in sources.values() {
+            for h in s.secret_headers() {
+                if !hidden_headers.iter().any(|x| x.eq_ignore_ascii_case(h)) {
+                    hidden_headers.push(h);
+                }
+            }
+        }
         Hub {
             store,
             metrics,
             sources,
+            hidden_headers,
         }
     }
 

@@ -155,6 +155,11 @@ pub struct Ack {
 pub trait Inbound: Send + Sync + 'static {
     /// Largest accepted body in bytes.
     fn max_body_bytes(&self) -> usize;
+    /// Headers of this format that carry a secret (lower case); the hub never stores them
+    /// nor shows them to any mapping. Default: none beyond the common credential headers.
+    fn secret_headers(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Checks the request's authentication (signature, API key).
     fn authenticate(&self, r: &crate::Received) -> Result<(), Rejection>;
     /// Parses and maps the payload.
