@@ -67,16 +67,35 @@ pub(crate) fn classify(status: Option<&Status>, reason: Option<&Reason>) -> Clas
     }
 }
 
-/// Every update of one tracker: events (chronological), current status, POD.
+/// Every update of one tracker: scans (chronological), current status, POD.
 pub(crate) fn updates(t: &Tracker, base: &str) -> Result<Vec<Update>, MapError> {
     let mut scans = Vec::new();
+    let mut moved = false;
     for (i, e) in t.events.iter().flatten().enumerate() {
-        let class = classify(e.status.as_ref(), e.reason.as_ref());
-        let Some(ty) = class.ty else { continue };
         let (time, raw) = event_time(e, &format!("data.events[{i}]"))?;
-        scans.push(scan(e, ty, class.reason, time, raw.as_deref(), base));
+        let class = classify(e.status.as_ref(), e.reason.as_ref());
+        moved |= e.status.as_ref().is_some_and(is_moving);
+        let u = match class.ty {
+            Some(ty) => scan(e, ty, class.reason, time, raw.as_deref(), base),
+            // No status to classify: typed by `infer` once the history is in order.
+            None => {
+                let mut u = scan(
+                    e,
+                    EventType::ShipmentInTransit,
+                    None,
+                    time,
+                    raw.as_deref(),
+                    base,
+                );
+                u.data.insert(INFERRED.into(), Value::Bool(true));
+                u
+            }
+        };
+        scans.push(u);
     }
     checkpoint::sort_chronologically(&mut scans);
+    let tracker = t.status.as_ref().filter(|s| !s.is_blank());
+    infer(&mut scans, tracker, moved || tracker.is_some_and(is_moving));
     if let Some(current) = current(t, &scans, base) {
         checkpoint::settle_current(&mut scans, current);
     }
@@ -85,6 +104,68 @@ pub(crate) fn updates(t: &Tracker, base: &str) -> Result<Vec<Update>, MapError> 
         scans.push(pod);
     }
     Ok(scans)
+}
+
+/// `data` flag of a scan whose canonical type was inferred (the carrier gave no status).
+const INFERRED: &str = "status_inferred";
+
+/// A status that says the carrier has the parcel (`pending`, `unknown`, `cancelled` and
+/// values this version does not know say nothing of the kind).
+fn is_moving(s: &Status) -> bool {
+    match s {
+        Status::PickedUp
+        | Status::InTransit
+        | Status::OnHold
+        | Status::DeliveryDelayed
+        | Status::OutForDelivery
+        | Status::ReadyForPickup
+        | Status::DeliveryFailed
+        | Status::Delivered
+        | Status::ReturnToSender => true,
+        Status::Pending | Status::Unknown | Status::Cancelled | Status::Other(_) => false,
+    }
+}
+
+/// Types the scans that carry no status (nor incident reason), in chronological order:
+/// - the newest timed scan takes the tracker's status (it is the current status), unless
+///   another scan states that status itself or the tracker's status is `unknown`;
+/// - the tracker's oldest scan is `shipment.label_created` (what carriers record first is
+///   the shipment information), as is every other one while nothing says the parcel has
+///   moved (`moved`: the tracker or a scan is past `pending`);
+/// - any other is `shipment.in_transit`.
+///
+/// Each keeps `data.status_inferred = true`. The rule reads one webhook only: a scan that
+/// took the tracker's status while it was the newest is typed by the later rules once
+/// newer scans arrive, so it can be recorded twice with two types (see the module docs).
+fn infer(scans: &mut [Update], tracker: Option<&Status>, moved: bool) {
+    let stated = |s: &Status| {
+        scans
+            .iter()
+            .any(|u| !u.data.contains_key(INFERRED) && has_status(u, s.as_str()))
+    };
+    let current = tracker.filter(|s| !stated(s)).and_then(|s| {
+        let class = classify(Some(s), None);
+        class.ty.map(|ty| (s, ty, class.reason))
+    });
+    let newest = scans.iter().rposition(|u| u.time.is_some());
+    for (i, u) in scans.iter_mut().enumerate() {
+        if !u.data.contains_key(INFERRED) {
+            continue;
+        }
+        match current {
+            Some((status, ty, reason)) if Some(i) == newest => {
+                u.ty = ty;
+                u.reason = reason.map(str::to_owned);
+                u.data.insert("status".into(), Value::from(status.as_str()));
+            }
+            _ if i == 0 || !moved => u.ty = EventType::ShipmentLabelCreated,
+            _ => u.ty = EventType::ShipmentInTransit,
+        }
+    }
+}
+
+fn has_status(u: &Update, status: &str) -> bool {
+    u.data.get("status").and_then(Value::as_str) == Some(status)
 }
 
 /// `timestamp` when present, else `date` + `time`; neither is fine (no time).

@@ -1,8 +1,12 @@
-//! Karrio's webhook payload as its server sends it: `{"event": "<type>", "data": <object>}`
-//! (`notify_webhook_subscribers` in `karrio.server.events.task_definitions.base.webhook`),
-//! where for `tracker_created`/`tracker_updated` the object is the `TrackingStatus`
-//! serializer of `karrio.server.core.serializers` (<https://docs.karrio.io>, source
-//! github.com/karrioapi/karrio). Only the fields the mapping reads are declared.
+//! Karrio's webhook payload in its two shapes: as its server sends it,
+//! `{"event": "<type>", "data": <object>}` (`notify_webhook_subscribers` in
+//! `karrio.server.events.task_definitions.base.webhook`), and as its documentation shows
+//! it, the stored Event `{"id": "evt_…", "type": "<type>", "data": <object>, "test_mode",
+//! "pending_webhooks", "created_at"}` (docs.karrio.io, guide `reference/guides/trackers`).
+//! For `tracker_*` the object is the `TrackingStatus` serializer, for `shipment_*` the
+//! `Shipment` serializer, both in `karrio.server.core.serializers` (source
+//! github.com/karrioapi/karrio). Only the fields the mapping reads are declared: a
+//! shipment's label bytes (`shipping_documents[].base64`) are never read.
 
 use crate::string_enum::string_enum;
 use serde::Deserialize;
@@ -113,11 +117,18 @@ string_enum! {
     }
 }
 
-/// First pass: the event type.
+/// First pass: the envelope without its object.
 #[derive(Debug, Deserialize)]
 pub(crate) struct WebhookHead {
-    /// `tracker_created`, `tracker_updated`, `shipment_purchased`, …
+    /// The event type as the server sends it: `tracker_updated`, `shipment_purchased`, …
     pub event: Option<String>,
+    /// The event type as the documentation shows it (same values).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The stored event's id (`evt_…`), documented shape only.
+    pub id: Option<String>,
+    /// Whether the event belongs to a test-mode account (documented shape only).
+    pub test_mode: Option<bool>,
 }
 
 /// A tracker webhook.
@@ -125,6 +136,57 @@ pub(crate) struct WebhookHead {
 pub(crate) struct TrackerWebhook {
     /// The tracker.
     pub data: Option<Tracker>,
+}
+
+/// A shipment webhook.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ShipmentWebhook {
+    /// The shipment.
+    pub data: Option<Shipment>,
+}
+
+/// `Shipment` serializer output.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Shipment {
+    /// `shp_…`.
+    pub id: Option<String>,
+    /// `draft`, `created` (label bought), `cancelled`, `shipped`, `in_transit`, …
+    pub status: Option<String>,
+    /// Carrier (`ups`, `canadapost`, or a custom carrier's name).
+    pub carrier_name: Option<String>,
+    /// The configured carrier connection.
+    pub carrier_id: Option<String>,
+    /// Tracking number (absent on a draft).
+    pub tracking_number: Option<String>,
+    /// The carrier's service.
+    pub service: Option<String>,
+    /// The attached tracker (`trk_…`).
+    pub tracker_id: Option<String>,
+    /// Label file type (`PDF`, `ZPL`, `PNG`).
+    pub label_type: Option<String>,
+    /// Where Karrio serves the label (often a path on the Karrio server).
+    pub label_url: Option<String>,
+    /// Carrier tracking page.
+    pub tracking_url: Option<String>,
+    /// The rate bought.
+    pub selected_rate: Option<Rate>,
+    /// When the shipment was created (`YYYY-MM-DD HH:MM:SS.ffffff+00:00`).
+    pub created_at: Option<String>,
+    /// When it last changed (not in 2026.1's serializer; read when present).
+    pub updated_at: Option<String>,
+    /// Test mode.
+    pub test_mode: Option<bool>,
+}
+
+/// `Rate` serializer output (the selected rate).
+#[derive(Debug, Deserialize)]
+pub(crate) struct Rate {
+    /// Total charge.
+    pub total_charge: Option<f64>,
+    /// Currency of the charge.
+    pub currency: Option<String>,
+    /// The carrier's service.
+    pub service: Option<String>,
 }
 
 /// `TrackingStatus` serializer output.
