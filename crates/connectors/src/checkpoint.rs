@@ -44,6 +44,9 @@ pub struct Update {
     pub current: bool,
     /// Identified by its fact (type, time, code, place) rather than by `key`.
     pub fact: bool,
+    /// The partner gave no status: the type was inferred from the rest of the history, so
+    /// the identity leaves it out (`waybill_model::untyped_fact_key`).
+    pub type_inferred: bool,
 }
 
 impl Update {
@@ -61,6 +64,7 @@ impl Update {
             data: Map::new(),
             current: false,
             fact: true,
+            type_inferred: false,
         }
     }
 
@@ -223,6 +227,9 @@ pub fn into_drafts(
 
 fn to_draft(subject: &str, refs: &BTreeMap<String, String>, u: Update) -> EventDraft {
     let key = match &u.time {
+        Some(t) if u.fact && u.type_inferred => {
+            waybill_model::untyped_fact_key(&t.rfc3339(), u.code.as_deref(), u.location.as_ref())
+        }
         Some(t) if u.fact && u.ty.is_status() => {
             waybill_model::fact_key(u.ty, &t.rfc3339(), u.code.as_deref(), u.location.as_ref())
         }

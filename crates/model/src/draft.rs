@@ -94,6 +94,19 @@ pub fn fact_key(
     serde_json::Value::from(vec!["fact", ty.as_str(), time, code, place.as_str()]).to_string()
 }
 
+/// The identity of a scan whose partner gave no status (its canonical type was inferred
+/// by a documented rule that depends on the rest of the history): the time, raw code and
+/// place alone, so the scan stays one event when a later webhook types it otherwise.
+pub fn untyped_fact_key(
+    time: &str,
+    code: Option<&str>,
+    location: Option<&serde_json::Value>,
+) -> String {
+    let code = code.map(str::trim).unwrap_or("");
+    let place = location.map(normalize_place).unwrap_or_default();
+    serde_json::Value::from(vec!["fact", "", time, code, place.as_str()]).to_string()
+}
+
 /// A UTC instant as the RFC 3339 text [`fact_key`] takes.
 pub fn utc_text(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC)

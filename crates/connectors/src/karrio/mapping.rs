@@ -88,6 +88,7 @@ pub(crate) fn updates(t: &Tracker, base: &str) -> Result<Vec<Update>, MapError> 
                     base,
                 );
                 u.data.insert(INFERRED.into(), Value::Bool(true));
+                u.type_inferred = true;
                 u
             }
         };
@@ -136,7 +137,8 @@ fn is_moving(s: &Status) -> bool {
 ///
 /// Each keeps `data.status_inferred = true`. The rule reads one webhook only: a scan that
 /// took the tracker's status while it was the newest is typed by the later rules once
-/// newer scans arrive, so it can be recorded twice with two types (see the module docs).
+/// newer scans arrive; its identity leaves the inferred type out, so it stays one event,
+/// recorded with the type of the webhook that first carried it.
 fn infer(scans: &mut [Update], tracker: Option<&Status>, moved: bool) {
     let stated = |s: &Status| {
         scans

@@ -46,9 +46,9 @@
 //!   other while nothing says the parcel has moved (neither the tracker nor a scan is past
 //!   `pending`); any other is `shipment.in_transit`. The rule sees one webhook: a scan that
 //!   took a status other than `in_transit` while it was the newest (`picked_up`,
-//!   `out_for_delivery`, …) is, in later webhooks, `shipment.in_transit` — a second event
-//!   of another type at the same time and place. The milestone never moves back; the
-//!   timeline shows both.
+//!   `out_for_delivery`, …) is, in later webhooks, `shipment.in_transit`. An inferred
+//!   scan is therefore identified by its time, code and place only
+//!   (`waybill_model::untyped_fact_key`): one event, of the type it first arrived with.
 //! - The tracker's current status is the scan it repeats (same status, that scan's time;
 //!   `checkpoint::settle_current`), which then also carries `estimated_delivery`,
 //!   `service`, `tracking_url`, `test_mode` (true for test-mode trackers: consumers should
