@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
             let ack = x12::ack_997(&ic, &result, 1, now);
             // The 997 we would send back must go through our own parser too.
             assert!(x12::parse(ack.as_bytes()).is_ok(), "{ack}");
-            match x12::map(&ic, now) {
+            match x12::map(&ic, now, None) {
                 Ok(drafts) => common::to_events(drafts, &key),
                 // A mapping failure is answered with a rejecting 997 (inbound.rs).
                 Err(err) => {

@@ -5,7 +5,7 @@ use crate::carrier_signature::SignatureError;
 use crate::map_error::MapError;
 use serde::Deserialize;
 use std::sync::Arc;
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
 use waybill_engine::ingest::{Auth, AuthConfig, DEFAULT_MAX_BODY};
 use waybill_engine::partner::{Ack, Inbound, Mapped, Rejection};
 use waybill_engine::secret::{Secret, SecretRef};
@@ -31,6 +31,12 @@ pub struct X12Config {
     /// Largest accepted interchange in bytes (default 1 MiB).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// The fixed UTC offset (`"-06:00"`) of the times the partner sends without a zone
+    /// (AT7 without a time code or with `LT`, DTM without one, BSN, the 210's dates).
+    /// Without it, such times are kept as `data.local_time` and the event is dated when
+    /// received.
+    #[serde(default)]
+    pub local_time_offset: Option<String>,
 }
 
 fn default_max_body() -> usize {
@@ -94,13 +100,31 @@ impl Inbound for Carrier {
 struct X12 {
     auth: Auth,
     max_body: usize,
+    local_offset: Option<UtcOffset>,
+}
+
+/// Validates a `local_time_offset` setting (error prefixed with its key).
+pub(crate) fn local_time_offset(raw: Option<&str>) -> Result<Option<UtcOffset>, String> {
+    raw.map(crate::x12::parse_offset)
+        .transpose()
+        .map_err(|e| format!("local_time_offset: {e}"))
 }
 
 pub(crate) fn x12(cfg: &X12Config) -> Result<Arc<dyn Inbound>, Vec<String>> {
-    Ok(Arc::new(X12 {
-        auth: Auth::build(&cfg.auth)?,
-        max_body: cfg.max_body_bytes,
-    }))
+    let offset = local_time_offset(cfg.local_time_offset.as_deref());
+    let auth = Auth::build(&cfg.auth);
+    match (auth, offset) {
+        (Ok(auth), Ok(local_offset)) => Ok(Arc::new(X12 {
+            auth,
+            max_body: cfg.max_body_bytes,
+            local_offset,
+        })),
+        (auth, offset) => {
+            let mut errs = auth.err().unwrap_or_default();
+            errs.extend(offset.err());
+            Err(errs)
+        }
+    }
 }
 
 /// A 997 control number derived from the interchange, so a re-sent interchange gets the
@@ -110,17 +134,18 @@ fn control_number(payload_key: &str) -> u32 {
     u32::from_str_radix(&h[..8], 16).unwrap_or(1) % 999_999_999
 }
 
-/// Parses and maps an interchange. Draft keys are unique inside an interchange; prefixed
-/// with the interchange's identity they are unique for the source (ids derive from source
-/// and key).
-pub(crate) fn x12_mapped(body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, Rejection> {
+/// Parses and maps an interchange. Draft keys identify the facts (see `x12::map`), never
+/// the interchange, the source or the channel: the same document re-sent, or received
+/// once over HTTP and once as a dropped file, gives the same event ids.
+pub(crate) fn x12_mapped(
+    body: &[u8],
+    received_at: OffsetDateTime,
+    local_offset: Option<UtcOffset>,
+) -> Result<Mapped, Rejection> {
     let ic = crate::x12::parse(body).map_err(|e| Rejection::new(e.failure(), e.to_string()))?;
     let payload_key = ic.payload_key();
-    let mut drafts = crate::x12::map(&ic, received_at)
+    let drafts = crate::x12::map(&ic, received_at, local_offset)
         .map_err(|e| Rejection::new(e.failure(), e.to_string()))?;
-    for d in &mut drafts {
-        d.key = Some(format!("{payload_key}:{}", d.key.as_deref().unwrap_or("")));
-    }
     Ok(Mapped {
         payload_key,
         drafts,
@@ -164,7 +189,8 @@ pub(crate) fn x12_ack(
         Err(rej) if crate::x12::CODES.contains(&rej.code) => {
             let err = match crate::x12::parse(body) {
                 Err(e) => e,
-                Ok(ic) => crate::x12::map(&ic, now).err()?,
+                // Whether a set maps does not depend on the local time offset.
+                Ok(ic) => crate::x12::map(&ic, now, None).err()?,
             };
             // Derived from the content: the same broken interchange re-sent gets the same
             // answer, two different ones get different control numbers.
@@ -190,7 +216,7 @@ impl Inbound for X12 {
     }
 
     fn map(&self, r: &Received) -> Result<Mapped, Rejection> {
-        x12_mapped(&r.body, r.received_at)
+        x12_mapped(&r.body, r.received_at, self.local_offset)
     }
 
     fn acknowledgement(&self, r: &Received, outcome: Result<(), &Rejection>) -> Option<Ack> {

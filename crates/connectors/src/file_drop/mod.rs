@@ -76,6 +76,10 @@ pub struct FileDropConfig {
     /// Largest file read, in bytes (default 64 MiB); larger files go to `failed/`.
     #[serde(default = "default_max_file")]
     pub max_file_bytes: u64,
+    /// For X12 files: the fixed UTC offset (`"-06:00"`) of the times sent without a zone,
+    /// as on an `x12` source.
+    #[serde(default)]
+    pub local_time_offset: Option<String>,
 }
 
 fn default_formats() -> Vec<String> {
@@ -102,6 +106,7 @@ pub struct FileDrop {
     poll: Duration,
     delimiter: u8,
     max_file_bytes: u64,
+    local_offset: Option<time::UtcOffset>,
 }
 
 /// A problem with one line of a file.
@@ -151,6 +156,10 @@ impl FileDrop {
         if !cfg.delimiter.is_ascii() {
             errs.push("delimiter: must be one ASCII character".into());
         }
+        let local_offset = crate::inbound::local_time_offset(cfg.local_time_offset.as_deref())
+            .map_err(|e| errs.push(e))
+            .ok()
+            .flatten();
         match mapping {
             _ if !errs.is_empty() => Err(errs),
             mapping => Ok(FileDrop {
@@ -162,6 +171,7 @@ impl FileDrop {
                 poll: cfg.poll,
                 delimiter: cfg.delimiter as u8,
                 max_file_bytes: cfg.max_file_bytes,
+                local_offset,
             }),
         }
     }
@@ -348,7 +358,9 @@ impl FileDrop {
             url_token: None,
             received_at: OffsetDateTime::now_utc(),
         };
-        let mapped = crate::inbound::x12_mapped(&received.body, received.received_at);
+        // Keys come from the documents only: not the file name, not the source.
+        let mapped =
+            crate::inbound::x12_mapped(&received.body, received.received_at, self.local_offset);
         let ack = crate::inbound::x12_ack(
             &received.body,
             mapped.as_ref().map(|_| ()),

@@ -20,6 +20,7 @@ fn drop_source(dir: &Path) -> FileDrop {
             poll: Duration::from_millis(50),
             delimiter: ',',
             max_file_bytes: 1 << 20,
+            local_time_offset: None,
         },
     )
     .unwrap()
@@ -97,12 +98,34 @@ fn a_bad_mapping_is_a_configuration_error() {
             poll: Duration::from_secs(1),
             delimiter: ',',
             max_file_bytes: 1,
+            local_time_offset: None,
         },
     )
     .err()
     .unwrap();
     assert!(errs.iter().any(|e| e.starts_with("mapping:")), "{errs:?}");
     assert!(errs.iter().any(|e| e.starts_with("formats:")), "{errs:?}");
+}
+
+#[test]
+fn the_local_time_offset_for_x12_files_is_validated() {
+    let cfg = |offset: &str| FileDropConfig {
+        dir: ".".into(),
+        formats: vec!["x12".into()],
+        mapping: None,
+        poll: Duration::from_secs(1),
+        delimiter: ',',
+        max_file_bytes: 1,
+        local_time_offset: Some(offset.into()),
+    };
+    let src = FileDrop::build("edi", &cfg("-06:00")).unwrap();
+    assert_eq!(src.local_offset, Some(time::macros::offset!(-6:00)));
+    let errs = FileDrop::build("edi", &cfg("6h")).err().unwrap();
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("local_time_offset: `6h`")),
+        "{errs:?}"
+    );
 }
 
 proptest::proptest! {

@@ -74,7 +74,7 @@ impl AckResult {
         for (gi, group) in ic.groups.iter().enumerate() {
             for (si, set) in group.sets.iter().enumerate() {
                 all.push((gi, si));
-                if let Err(e) = mapping::map_set(ic, group, set, OffsetDateTime::UNIX_EPOCH) {
+                if let Err(e) = mapping::map_set(ic, group, set, OffsetDateTime::UNIX_EPOCH, None) {
                     failed.push(Rejection {
                         group: gi,
                         set: Some(si),

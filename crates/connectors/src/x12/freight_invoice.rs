@@ -1,16 +1,23 @@
 //! Transaction set 210, Motor Carrier Freight Details and Invoice: typed extraction.
 //!
-//! Read: B3 (02 invoice number, 03 shipment id, 04 method of payment, 06 invoice date,
-//! 07 net amount due, 11 SCAC), C3 (01 currency), N9 references (01 qualifier, 02 value)
-//! and every L1 charge line (01 line number, 04 charge, 08 special charge or allowance
-//! code, 12 description). Amounts are type N2 (implied two decimals, digits and an
-//! optional leading minus only): `48250` is 482.50. Layout source: X12 004010 210
-//! (<https://www.stedi.com/edi/x12-004010/210>) and kputnam/stupidedi
-//! `lib/stupidedi/versions/004010/segment_defs/{B3,C3,L1,N9}.rb`.
+//! Read: B3 (02 invoice number, 03 shipment id, 04 method of payment, 05 weight unit,
+//! 06 invoice date, 07 net amount due, 09 delivery date, 11 SCAC), C3 (01 currency), N9
+//! references (01 qualifier, 02 value), G62 dates (01 date qualifier, 02 date, 04 time,
+//! 05 time code), N1/N4 parties (`parties.rs`), every L1 charge line (01 line number,
+//! 04 charge, 08 special charge or allowance code, 12 description), the LX loops' L5
+//! (02 lading description, 03 commodity code, 04 its qualifier: `N` NMFC), L0 (weight,
+//! pieces, packaging: `measure.rs`; 02 billed-as quantity, 03 its qualifier) and L7
+//! (07 freight class, element 59), and the L3 totals (`measure.rs`). Amounts are type N2
+//! (implied two decimals, digits and an optional leading minus only): `48250` is 482.50.
+//! Layout source: X12 004010 210 (<https://www.stedi.com/edi/x12-004010/210>) and
+//! kputnam/stupidedi
+//! `lib/stupidedi/versions/004010/segment_defs/{B3,C3,G62,L0,L1,L3,L5,L7,N1,N4,N9}.rb`.
 
 use super::error::{ElementProblem, ErrorKind, Position, X12Error};
+use super::measure::{owned, Lading, Quantity};
+use super::parties::Party;
 use super::refs::Reference;
-use super::timecode;
+use super::timecode::{self, Stamp};
 use super::wire::{Segment, TransactionSet};
 use std::fmt;
 
@@ -67,8 +74,12 @@ pub struct FreightInvoice {
     pub shipment_id: String,
     /// B3-04 shipment method of payment (`PP` prepaid, `CC` collect, `TP` third party, …).
     pub payment_method: Option<String>,
-    /// B3-06 invoice date, `YYYY-MM-DD`.
-    pub invoice_date: Option<String>,
+    /// B3-05 weight unit code (element 188), for weights that give none.
+    pub weight_unit: Option<String>,
+    /// B3-06 invoice date (a local date).
+    pub invoice_date: Option<Stamp>,
+    /// B3-09 delivery date (a local date).
+    pub delivery_date: Option<Stamp>,
     /// B3-07 net amount due.
     pub total: Amount,
     /// B3-11 SCAC.
@@ -79,6 +90,14 @@ pub struct FreightInvoice {
     pub references: Vec<Reference>,
     /// L1 lines in document order.
     pub charges: Vec<Charge>,
+    /// G62 dates: (date qualifier, date) in document order.
+    pub dates: Vec<(String, Stamp)>,
+    /// N1 loops.
+    pub parties: Vec<Party>,
+    /// LX loops: what was carried, line by line.
+    pub items: Vec<InvoiceItem>,
+    /// L3: totals of weight, volume and pieces.
+    pub totals: Option<Lading>,
     /// Where the B3 is.
     pub at: Position,
 }
@@ -94,6 +113,44 @@ pub struct Charge {
     pub amount: Option<Amount>,
     /// L1-12 special charge description.
     pub description: Option<String>,
+}
+
+/// One LX loop: L5, L0 and L7 of one lading line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InvoiceItem {
+    /// LX-01 assigned number.
+    pub line: Option<String>,
+    /// L5-02 lading description.
+    pub description: Option<String>,
+    /// L5-03 commodity code (the NMFC item when L5-04 is `N`).
+    pub commodity: Option<String>,
+    /// L5-04 commodity code qualifier.
+    pub commodity_qualifier: Option<String>,
+    /// L0-02 billed or rated-as quantity.
+    pub billed_quantity: Option<Quantity>,
+    /// L0-03 its qualifier (element 221, e.g. `FR` flat rate, `CW` chargeable weight).
+    pub billed_qualifier: Option<String>,
+    /// L0 weight, volume, pieces and packaging.
+    pub lading: Option<Lading>,
+    /// L7-07 freight class (element 59, e.g. `70`, `92.5`), as published.
+    pub freight_class: Option<String>,
+}
+
+/// A B3 date element as a local date (error names the element).
+fn b3_date(b3: &Segment, pos: usize) -> Result<Option<Stamp>, X12Error> {
+    timecode::read(b3, pos, usize::MAX, usize::MAX)
+}
+
+/// G62: date qualifier and date (with its time and time code when given). A G62 that
+/// gives only a time has no date for Waybill to keep.
+fn g62(seg: &Segment) -> Result<Option<(String, Stamp)>, X12Error> {
+    let Some(qualifier) = seg.get(1) else {
+        return Ok(None);
+    };
+    if seg.get(2).is_none() {
+        return Ok(None);
+    }
+    Ok(timecode::read(seg, 2, 4, 5)?.map(|stamp| (qualifier.to_owned(), stamp)))
 }
 
 /// Reads a 210 set.
@@ -128,35 +185,25 @@ pub fn read(set: &TransactionSet) -> Result<FreightInvoice, X12Error> {
         )
     })?;
     let scac = b3.require(11)?.to_owned();
-    let invoice_date = match b3.get(6) {
-        None => None,
-        Some(raw) => {
-            let d = timecode::date(raw).ok_or_else(|| {
-                b3.element_error(
-                    6,
-                    ElementProblem::InvalidDate,
-                    format!("`{raw}` is not CCYYMMDD"),
-                )
-            })?;
-            Some(format!(
-                "{:04}-{:02}-{:02}",
-                d.year(),
-                u8::from(d.month()),
-                d.day()
-            ))
-        }
-    };
+    let invoice_date = b3_date(b3, 6)?;
+    let delivery_date = b3_date(b3, 9)?;
     let mut invoice = FreightInvoice {
         set_control: set.control_number.clone(),
         invoice_number,
         shipment_id,
         payment_method: b3.get(4).map(str::to_owned),
+        weight_unit: owned(b3, 5),
         invoice_date,
+        delivery_date,
         total,
         scac,
         currency: None,
         references: Vec::new(),
         charges: Vec::new(),
+        dates: Vec::new(),
+        parties: Vec::new(),
+        items: Vec::new(),
+        totals: None,
         at: b3.position(None),
     };
     for seg in body.iter().skip(1) {
@@ -169,6 +216,26 @@ pub fn read(set: &TransactionSet) -> Result<FreightInvoice, X12Error> {
                 amount: Amount::read(seg, 4)?,
                 description: seg.get(12).map(str::to_owned),
             }),
+            "G62" => invoice.dates.extend(g62(seg)?),
+            "N1" => invoice.parties.push(Party::from_n1(seg)?),
+            "N4" => {
+                if let Some(p) = invoice.parties.last_mut() {
+                    p.add_n4(seg);
+                }
+            }
+            "LX" => invoice.items.push(InvoiceItem {
+                line: owned(seg, 1),
+                ..InvoiceItem::default()
+            }),
+            "L5" | "L0" | "L7" => {
+                if invoice.items.is_empty() {
+                    invoice.items.push(InvoiceItem::default());
+                }
+                if let Some(item) = invoice.items.last_mut() {
+                    item.read(seg)?;
+                }
+            }
+            "L3" if invoice.totals.is_none() => invoice.totals = Some(Lading::from_l3(seg)?),
             "B3" => {
                 return Err(X12Error::new(
                     ErrorKind::UnexpectedSegment,
@@ -180,4 +247,25 @@ pub fn read(set: &TransactionSet) -> Result<FreightInvoice, X12Error> {
         }
     }
     Ok(invoice)
+}
+
+impl InvoiceItem {
+    /// Takes in the first L5, L0 and L7 of the loop.
+    fn read(&mut self, seg: &Segment) -> Result<(), X12Error> {
+        match seg.id.as_str() {
+            "L5" if self.description.is_none() && self.commodity.is_none() => {
+                self.description = owned(seg, 2);
+                self.commodity = owned(seg, 3);
+                self.commodity_qualifier = owned(seg, 4);
+            }
+            "L0" if self.lading.is_none() => {
+                self.billed_quantity = Quantity::read(seg, 2)?;
+                self.billed_qualifier = owned(seg, 3);
+                self.lading = Some(Lading::from_l0(seg)?);
+            }
+            "L7" if self.freight_class.is_none() => self.freight_class = owned(seg, 7),
+            _ => {}
+        }
+        Ok(())
+    }
 }

@@ -16,7 +16,8 @@
 //! - **214** Transportation Carrier Shipment Status: every AT7 status → one draft, typed
 //!   per the AT7-01 column of EVENTS.md §2.2 (see `vocabulary.rs`); `status.rs`.
 //! - **856** Ship Notice/Manifest: one `warehouse.packed` per shipment level (HL `S`)
-//!   listing its packages (SSCC, tracking numbers) and orders, plus `shipment.dispatched`
+//!   listing its packages (SSCC, tracking numbers, weights), orders and line items
+//!   (shipped, ordered, backordered), plus `shipment.dispatched`
 //!   when the notice is an original (BSN-01 `00`) and states a shipped date (DTM `011`):
 //!   the shipper itself says when the goods left, which is what `dispatched` means
 //!   (ownership rules still decide whether the carrier's own pick-up scan wins);
@@ -24,7 +25,8 @@
 //! - **210** Motor Carrier Freight Details and Invoice: one `freight.charge_confirmed`
 //!   with `{invoice_number, currency, total, charges: [{code, amount, description}]}`,
 //!   amounts as decimal strings from N2 elements (implied two decimals, never floats),
-//!   timed when received (the invoice's arrival is the confirmation); `freight_invoice.rs`.
+//!   plus weight, freight class, items, dates and parties, dated at the invoice date
+//!   (B3-06); `freight_invoice.rs`.
 //! - **997**/**999** received: parsed, map to nothing. Any other set: `x12.unsupported_set`.
 //!   TA1 segments received between the ISA and the first GS: kept in
 //!   [`Interchange::interchange_acks`], map to nothing.
@@ -39,12 +41,13 @@
 //! # Keys
 //! - Payload idempotency key: [`Interchange::payload_key`] =
 //!   `x12:<ISA06>:<ISA08>:<ISA09>:<ISA13>` (sender, receiver, interchange date,
-//!   interchange control number).
-//! - Event key inside the payload: `<GS06>:<ST02>:<rest>` — GS06 is part of it because
-//!   ST02 is only unique within its group. `<rest>` is the 1-based LX loop position for a
-//!   214 status (`.2`, `.3`… appended for a second or third AT7 in one LX loop),
-//!   `HL<id>:packed` / `HL<id>:dispatched` for an 856, `invoice` for a 210. So the
-//!   idempotency of every event rests on ISA13 + GS06 + ST02.
+//!   interchange control number): the same interchange re-sent is a duplicate.
+//! - Event keys identify the fact, never the envelope (ISA13, GS06, ST02 are only in
+//!   `data.x12`): a 214 status is `waybill_model::fact_key(type, time, AT7-01, MS1 place)`
+//!   with the time as UTC when AT7-07 names a zone, else `local:<wall clock>`; an 856's
+//!   events are `856:<BSN-02>:HL<id>:packed|dispatched`; a 210 is `210:<SCAC>:<B3-02>`.
+//!   So a document re-sent in a new interchange (carriers re-send history) adds nothing,
+//!   and the same interchange over HTTP and as a dropped file gives the same event ids.
 //! - Subject: [`shipment_key`] = `x12:<SCAC>:<shipment id>`.
 //!
 //! # Errors
@@ -59,10 +62,13 @@
 //! # Files
 //! `wire.rs` raw segments and envelope types · `parse.rs` ISA and tokenizer ·
 //! `envelope.rs` GS/ST nesting, counts, control numbers · `status.rs` (214),
-//! `ship_notice.rs` (856), `freight_invoice.rs` (210) typed extraction · `timecode.rs`
-//! dates, times, zones · `refs.rs` reference qualifiers → `refs` names · `vocabulary.rs`
-//! AT7 codes → taxonomy · `mapping.rs` drafts · `ack.rs`, `ack_write.rs` 997 · `ta1.rs` TA1 ·
-//! `error.rs` · `tests.rs`, `proptests.rs`, `testdata/` (sources in its README).
+//! `ship_notice.rs` and `line_items.rs` (856), `freight_invoice.rs` (210) typed
+//! extraction, with `measure.rs` (quantities, weights, volumes: AT8, TD1, L0, L3) and
+//! `parties.rs` (N1/N4) · `timecode.rs` dates, times, zones · `local_time.rs` placing
+//! times without a zone · `refs.rs` reference qualifiers → `refs` names · `vocabulary.rs`
+//! AT7 codes → taxonomy · `mapping/` drafts, one file per set · `ack.rs`, `ack_write.rs`
+//! 997 · `ta1.rs` TA1 · `error.rs` · `tests.rs`, `fact_tests.rs`, `proptests.rs`,
+//! `testdata/` (sources in its README).
 //!
 //! # Drafts
 //! - 214: `code` = AT7-01, `text` = its X12 name, `reason` per `vocabulary.rs`, `time` from
@@ -71,22 +77,34 @@
 //!   per the standard's note on B10-01), then L11s by qualifier (`BM` → `bol`, `PO` → `po`,
 //!   … see `refs.rs`; a second different value under a name becomes `name_2`), `data` =
 //!   `lx`, `reason_code` (raw AT7-02), `appointment`, `time_code`, `time_zone`,
-//!   `equipment` (MS2), `partial` (code `PA`), `x12` (control numbers). B10-02 is optional
+//!   `local_time`, `utc_offset`, `equipment` (MS2), `weight`, `pieces`,
+//!   `unitized_pieces`, `volume` (the loop's AT8, else the shipment's), `partial` (code
+//!   `PA`), `x12` (control numbers). B10-02 is optional
 //!   in the standard but required here: it is the only identifier the 214 shares with
 //!   the 856 (BSN-02) and the 210 (B3-03), so it keys the shipment.
-//! - 856: `warehouse.packed` timed at BSN-03/04 (when the notice was made, local time);
-//!   `data.packages` = `[{hl, level, parent, sscc, tracking, packaging}]` for every `T`/`P`
-//!   level under the shipment, `data.orders` = `[{hl, po}]`; the SCAC comes from TD5
-//!   (`x12.missing_segment` when no TD5 names one).
+//! - 856: `warehouse.packed` timed at BSN-03/04 (when the notice was made, local time),
+//!   but never after the shipped time (`data.time_adjusted`, see `mapping/ship_notice.rs`);
+//!   `data.packages` = `[{hl, level, parent, sscc, tracking, packaging, pieces, weight,
+//!   volume, dimensions}]` for every `T`/`P` level under the shipment, `data.orders` =
+//!   `[{hl, po}]`, `data.lines` (LIN/SN1/PO4/PID: ids, shipped, ordered, backordered,
+//!   unit, po, pack, description), `data.totals` and `data.partial`, the shipment's TD1
+//!   (`packaging`, `pieces`, `weight`, `volume`), TD5 (`carrier`), MEA (`dimensions`)
+//!   and N1 (`parties`); the SCAC comes from TD5 (`x12.missing_segment` when no TD5 names
+//!   one).
 //! - 210: `data` = `{invoice_number, invoice_date, payment_method, currency, total,
-//!   charges: [{line, code, amount, description}], x12}`.
+//!   charges: [{line, code, amount, description}], weight, pieces, volume, freight_class,
+//!   items, dates, parties, x12}`.
+//! - Every field, set by set, with what stays only in the raw payload: docs/connectors.md
+//!   ("X12 fields and events").
 //!
 //! # Quirks handled
 //! - CR/LF after segment terminators (and leading whitespace, a UTF-8 BOM, trailing
 //!   whitespace) are tolerated; the 997 reuses the sender's line breaks and delimiters.
 //! - Non-UTF-8 bytes in elements (Latin-1 names) become U+FFFD instead of failing.
-//! - AT7-06 without AT7-07, or with `LT`, is local time of an unknown zone: kept as if UTC
-//!   and flagged `"time_zone": "local"` in `data` (see `timecode.rs` for every zone).
+//! - AT7-06 without AT7-07, or with `LT` (and the BSN, DTMs and G62s without a time
+//!   code, the 210's B3 dates) is local time of an unknown zone: never written as UTC. It
+//!   is converted with the source's `local_time_offset` when set, else the event is dated
+//!   when received and `data.local_time` keeps the wall clock (`local_time.rs`).
 //! - Unknown AT7-01 codes map to `shipment.in_transit` with reason `unknown`, never
 //!   rejected; an AT7 with only an appointment (AT7-03/04) is a plan, not a status, and
 //!   maps to nothing.
@@ -99,8 +117,12 @@ mod ack_write;
 mod envelope;
 mod error;
 mod freight_invoice;
+mod line_items;
+mod local_time;
 mod mapping;
+mod measure;
 mod parse;
+mod parties;
 mod refs;
 mod ship_notice;
 mod status;
@@ -110,17 +132,23 @@ mod vocabulary;
 mod wire;
 
 #[cfg(test)]
+mod fact_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
 
 pub use ack::{ack_997, reject_997, AckResult, Rejection};
 pub use error::{ElementProblem, ErrorKind, Position, X12Error, CODES};
-pub use freight_invoice::{Amount, Charge, FreightInvoice};
+pub use freight_invoice::{Amount, Charge, FreightInvoice, InvoiceItem};
+pub use line_items::{LineItem, Pack};
+pub use local_time::parse_offset;
 pub use mapping::{map, shipment_key};
+pub use measure::{Lading, Quantity, Volume, Weight};
 pub use parse::parse;
+pub use parties::Party;
 pub use refs::Reference;
-pub use ship_notice::{Level, ShipNotice};
+pub use ship_notice::{Carrier, Level, Measurement, ShipNotice};
 pub use status::{Equipment, ShipmentStatus, StatusDetail, StatusLocation};
 pub use ta1::reject_ta1;
 pub(crate) use ta1::requested as ta1_requested;

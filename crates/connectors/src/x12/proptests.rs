@@ -4,6 +4,7 @@
 use super::tests::STATUS_214;
 use super::*;
 use proptest::prelude::*;
+use serde_json::Value;
 use time::macros::datetime;
 
 const RECEIVED: time::OffsetDateTime = datetime!(2026-03-12 15:00:00 UTC);
@@ -31,7 +32,7 @@ fn exercise(input: &[u8]) {
 fn exercise_once(input: &[u8]) {
     match parse(input) {
         Ok(ic) => {
-            let _ = map(&ic, RECEIVED);
+            let _ = map(&ic, RECEIVED, None);
             let ack = ack_997(&ic, &AckResult::check(&ic), 42, RECEIVED);
             assert_is_997(&ack, ic.groups.len());
         }
@@ -202,7 +203,7 @@ proptest! {
     ) {
         let text = build_214(&scac, &id, &statuses, delims);
         let ic = parse(text.as_bytes()).map_err(|e| TestCaseError::fail(format!("{e}\n{text:?}")))?;
-        let drafts = map(&ic, RECEIVED).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        let drafts = map(&ic, RECEIVED, None).map_err(|e| TestCaseError::fail(format!("{e}")))?;
         prop_assert_eq!(drafts.len(), statuses.len());
         for (d, (code, reason, _, zone)) in drafts.iter().zip(&statuses) {
             let (ty, known) = vocabulary::event_type(code);
@@ -224,6 +225,12 @@ proptest! {
             }
             let local = d.data.as_ref().and_then(|v| v.get("time_zone")).is_some();
             prop_assert_eq!(local, zone == "LT" || zone.is_empty());
+            if local {
+                // Never a wall clock written as UTC: the receipt time, the wall clock kept.
+                prop_assert_eq!(t, "2026-03-12T15:00:00Z");
+                let wall = d.data.as_ref().and_then(|v| v.get("local_time")).and_then(Value::as_str);
+                prop_assert!(wall.is_some_and(|w| !w.ends_with('Z')), "{:?}", wall);
+            }
         }
         let ack = ack_997(&ic, &AckResult::check(&ic), 7, RECEIVED);
         assert_is_997(&ack, 1);

@@ -3,14 +3,21 @@
 //! Read: BSN (01 purpose, 02 shipment id, 03 date, 04 time), DTM (01 qualifier, 02 date,
 //! 03 time, 04 time code), and the HL hierarchy (01 id, 02 parent id, 03 level:
 //! `S` shipment, `O` order, `T` tare, `P` pack, `I` item) with, per level, TD1
-//! (packaging, lading quantity), TD5 (02 id qualifier, 03 id: SCAC when 02 is `2`), REF
-//! (01 qualifier, 02 value), MAN (01 qualifier, 02 marks: `GM` = SSCC-18 with its
-//! application identifier, `CP` = carrier-assigned package id) and PRF (01 PO number).
+//! (packaging, lading quantity, weight, volume: see `measure.rs`), TD5 (02 id qualifier,
+//! 03 id: SCAC when 02 is `2`, 04 transportation method, 05 routing, 12 service level),
+//! REF (01 qualifier, 02 value), MAN (01 qualifier, 02 marks: `GM` = SSCC-18 with its
+//! application identifier, `CP` = carrier-assigned package id), MEA (01 reference, 02
+//! qualifier: `LN`/`WD`/`HT` length/width/height…, 03 value, 04 unit), PRF (01 PO number),
+//! N1/N4 parties (`parties.rs`) and the item segments LIN/SN1/PO4/PID (`line_items.rs`).
 //! Parents must appear before their children; ids must be unique. Layout source: X12
-//! 004010 856 (<https://www.stedi.com/edi/x12-004010/856>) and kputnam/stupidedi
-//! `lib/stupidedi/versions/004010/segment_defs/{BSN,HL,TD1,TD5,MAN,PRF,REF}.rb`.
+//! 004010 856 (<https://www.stedi.com/edi/x12-004010/856>, `/segment/TD1`, `/segment/TD5`)
+//! and kputnam/stupidedi
+//! `lib/stupidedi/versions/004010/segment_defs/{BSN,HL,TD1,TD5,MAN,MEA,PRF,REF}.rb`.
 
 use super::error::{ElementProblem, ErrorKind, Position, X12Error};
+use super::line_items::LineItem;
+use super::measure::{owned, Lading, Quantity};
+use super::parties::Party;
 use super::refs::Reference;
 use super::timecode::{self, Stamp};
 use super::wire::{Segment, TransactionSet};
@@ -42,13 +49,17 @@ pub struct Level {
     pub id: String,
     /// HL-02 parent id.
     pub parent: Option<String>,
+    /// Index in [`ShipNotice::levels`] of the parent level.
+    pub parent_index: Option<usize>,
     /// Index in [`ShipNotice::levels`] of the shipment level (`S`) this level is in:
     /// itself for a shipment level, its parent's for the others.
     pub shipment: Option<usize>,
     /// HL-03 level code.
     pub code: String,
-    /// TD5-03 when TD5-02 is `2` (SCAC).
+    /// TD5-03 of the first TD5 whose TD5-02 is `2` (SCAC).
     pub scac: Option<String>,
+    /// The first TD5: carrier and routing.
+    pub carrier: Option<Carrier>,
     /// DTM `011` (shipped) inside this level.
     pub shipped: Option<Stamp>,
     /// REF references.
@@ -57,10 +68,43 @@ pub struct Level {
     pub marks: Vec<Reference>,
     /// PRF-01 purchase order numbers.
     pub po_numbers: Vec<String>,
-    /// TD1-01/02 packaging code and lading quantity.
-    pub packaging: Option<(Option<String>, Option<String>)>,
+    /// Every TD1: packaging, lading quantity, weight, volume.
+    pub lading: Vec<Lading>,
+    /// MEA measurements.
+    pub measurements: Vec<Measurement>,
+    /// N1 loops.
+    pub parties: Vec<Party>,
+    /// LIN/SN1/PO4/PID: the item this level describes.
+    pub item: Option<LineItem>,
     /// Where the HL is.
     pub at: Position,
+}
+
+/// TD5: who carries the shipment, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Carrier {
+    /// TD5-03 when TD5-02 is `2`.
+    pub scac: Option<String>,
+    /// TD5-04 transportation method/type code (element 91: `M` motor, `A` air, …).
+    pub method: Option<String>,
+    /// TD5-05 routing (free text, often the carrier's name).
+    pub routing: Option<String>,
+    /// TD5-12 service level code (element 284).
+    pub service_level: Option<String>,
+}
+
+/// MEA: one measurement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measurement {
+    /// MEA-01 measurement reference id code (element 737, e.g. `PD` physical dimensions).
+    pub reference: Option<String>,
+    /// MEA-02 measurement qualifier (element 738: `LN` length, `WD` width, `HT` height,
+    /// `G` gross weight, `VOL` volume, …).
+    pub qualifier: Option<String>,
+    /// MEA-03 value.
+    pub value: Option<Quantity>,
+    /// MEA-04's first component: the unit (element 355).
+    pub unit: Option<String>,
 }
 
 impl Level {
@@ -129,15 +173,20 @@ fn hl(seg: &Segment, levels: &[Level], ids: &HashMap<String, usize>) -> Result<L
     }
     Ok(Level {
         id,
+        parent_index: parent.as_ref().and_then(|p| ids.get(p).copied()),
         parent,
         shipment,
         code: code.to_owned(),
         scac: None,
+        carrier: None,
         shipped: None,
         references: Vec::new(),
         marks: Vec::new(),
         po_numbers: Vec::new(),
-        packaging: None,
+        lading: Vec::new(),
+        measurements: Vec::new(),
+        parties: Vec::new(),
+        item: None,
         at: seg.position(None),
     })
 }
@@ -193,10 +242,35 @@ pub fn read(set: &TransactionSet) -> Result<ShipNotice, X12Error> {
         };
         match seg.id.as_str() {
             "DTM" if level.shipped.is_none() => level.shipped = shipped(seg)?,
-            "TD5" if seg.get(2) == Some("2") => level.scac = seg.get(3).map(str::to_owned),
-            "TD1" => {
-                level.packaging =
-                    Some((seg.get(1).map(str::to_owned), seg.get(2).map(str::to_owned)))
+            "TD5" => {
+                let scac = owned(seg, 3).filter(|_| seg.get(2) == Some("2"));
+                if level.scac.is_none() {
+                    level.scac.clone_from(&scac);
+                }
+                if level.carrier.is_none() {
+                    level.carrier = Some(Carrier {
+                        scac,
+                        method: owned(seg, 4),
+                        routing: owned(seg, 5),
+                        service_level: owned(seg, 12),
+                    });
+                }
+            }
+            "TD1" => level.lading.push(Lading::from_td1(seg)?),
+            "MEA" => level.measurements.push(Measurement {
+                reference: owned(seg, 1),
+                qualifier: owned(seg, 2),
+                value: Quantity::read(seg, 3)?,
+                unit: seg.get(4).and_then(first_component),
+            }),
+            "N1" => level.parties.push(Party::from_n1(seg)?),
+            "N4" => {
+                if let Some(p) = level.parties.last_mut() {
+                    p.add_n4(seg);
+                }
+            }
+            "LIN" | "SN1" | "PO4" | "PID" => {
+                level.item.get_or_insert_with(LineItem::default).read(seg)?;
             }
             "REF" => level.references.extend(Reference::read(seg, 2, 1)),
             "MAN" => level.marks.extend(Reference::read(seg, 2, 1)),
@@ -230,4 +304,27 @@ impl ShipNotice {
     pub fn shipment_of(&self, level: &Level) -> Option<&Level> {
         self.levels.get(level.shipment?)
     }
+
+    /// The first PRF purchase order of `level` or of its nearest ancestor that has one.
+    pub fn po_of<'a>(&'a self, level: &'a Level) -> Option<&'a str> {
+        let mut at = Some(level);
+        // Parents come before their children, so the walk ends within `levels.len()` steps.
+        for _ in 0..=self.levels.len() {
+            let l = at?;
+            if let Some(po) = l.po_numbers.first() {
+                return Some(po);
+            }
+            at = l.parent_index.and_then(|i| self.levels.get(i));
+        }
+        None
+    }
+}
+
+/// The first component of a composite element: its leading letters and digits (the
+/// component separator is not kept with the segment; unit codes are alphanumeric).
+fn first_component(raw: &str) -> Option<String> {
+    let end = raw
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(raw.len());
+    raw.get(..end).filter(|s| !s.is_empty()).map(str::to_owned)
 }

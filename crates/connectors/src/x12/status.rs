@@ -4,14 +4,19 @@
 //! references, and each LX loop: its AT7 status details (01 status, 02 status reason,
 //! 03 appointment status, 04 appointment reason, 05 date, 06 time, 07 time code), each
 //! followed by MS1 (city, state, country) and MS2 (equipment owner SCAC, number, type),
-//! and the loop's own L11 references. Other segments (N1 loops, MS3, AT8, K1, Q7, …) are
+//! and the loop's own L11 references and AT8 (01 weight qualifier, 02 weight unit,
+//! 03 weight, 04 lading quantity of handling units not unitized — the piece count —,
+//! 05 lading quantity of unitized handling units, 06 volume unit, 07 volume); an AT8
+//! before the first LX is the shipment's. Other segments (N1 loops, MS3, K1, Q7, …) are
 //! skipped. Source of the layout: X12 004010 214 as published by Stedi
-//! (<https://www.stedi.com/edi/x12-004010/214>) and the segment definitions in
-//! kputnam/stupidedi (`lib/stupidedi/versions/004010/segment_defs/{B10,AT7,MS1,MS2,L11}.rb`).
+//! (<https://www.stedi.com/edi/x12-004010/214>, `/segment/AT8`) and the segment
+//! definitions in kputnam/stupidedi
+//! (`lib/stupidedi/versions/004010/segment_defs/{B10,AT7,AT8,MS1,MS2,L11}.rb`).
 
 use super::error::{ElementProblem, ErrorKind, Position, X12Error};
+use super::measure::Lading;
 use super::refs::Reference;
-use super::timecode;
+use super::timecode::{self, Stamp};
 use super::wire::{Segment, TransactionSet};
 
 /// One 214 transaction set.
@@ -27,6 +32,8 @@ pub struct ShipmentStatus {
     pub scac: String,
     /// L11 references before the first LX.
     pub references: Vec<Reference>,
+    /// The first AT8 before the first LX: the shipment's weight and pieces.
+    pub lading: Option<Lading>,
     /// Every AT7 in document order.
     pub statuses: Vec<StatusDetail>,
     /// Where the B10 is.
@@ -52,14 +59,16 @@ pub struct StatusDetail {
     pub appointment_reason: Option<String>,
     /// AT7-07 time code as sent.
     pub time_code: Option<String>,
-    /// AT7-05/06/07 as RFC 3339, and whether the zone was local (unknown).
-    pub time: Option<(String, bool)>,
+    /// AT7-05/06/07: date, time and zone as given.
+    pub time: Option<Stamp>,
     /// MS1 location.
     pub location: Option<StatusLocation>,
     /// MS2 equipment.
     pub equipment: Option<Equipment>,
     /// L11 references of the LX loop.
     pub references: Vec<Reference>,
+    /// The first AT8 of the LX loop (weight, pieces, volume of what this status is about).
+    pub lading: Option<Lading>,
     /// Where the AT7 is.
     pub at: Position,
 }
@@ -113,10 +122,7 @@ fn at7(
     if status.is_none() && appointment.is_none() {
         return Err(seg.element_error(1, ElementProblem::Missing, "AT7 needs AT701 or AT703"));
     }
-    let time = match timecode::read(seg, 5, 6, 7)? {
-        Some(stamp) => Some(stamp.rfc3339_at(seg, 5)?),
-        None => None,
-    };
+    let time = timecode::read(seg, 5, 6, 7)?;
     Ok(StatusDetail {
         lx,
         lx_number,
@@ -130,6 +136,7 @@ fn at7(
         location: None,
         equipment: None,
         references: Vec::new(),
+        lading: None,
         at: seg.position(None),
     })
 }
@@ -140,12 +147,14 @@ struct Loop {
     number: Option<String>,
     statuses: Vec<StatusDetail>,
     references: Vec<Reference>,
+    lading: Option<Lading>,
 }
 
 impl Loop {
     fn finish(self, out: &mut Vec<StatusDetail>) {
         for mut s in self.statuses {
             s.references = self.references.clone();
+            s.lading = self.lading.clone();
             out.push(s);
         }
     }
@@ -168,6 +177,7 @@ pub fn read(set: &TransactionSet) -> Result<ShipmentStatus, X12Error> {
     let scac = b10.require(3)?.to_owned();
     let shipment_id = b10.require(2)?.to_owned();
     let mut references = Vec::new();
+    let mut lading = None;
     let mut statuses = Vec::new();
     let mut current: Option<Loop> = None;
     let mut lx_count = 0;
@@ -183,6 +193,7 @@ pub fn read(set: &TransactionSet) -> Result<ShipmentStatus, X12Error> {
                     number: owned(seg, 1),
                     statuses: Vec::new(),
                     references: Vec::new(),
+                    lading: None,
                 });
             }
             "AT7" => {
@@ -226,6 +237,16 @@ pub fn read(set: &TransactionSet) -> Result<ShipmentStatus, X12Error> {
                     None => references.extend(r),
                 }
             }
+            "AT8" => {
+                let read = Lading::from_at8(seg)?;
+                let slot = match current.as_mut() {
+                    Some(lx) => &mut lx.lading,
+                    None => &mut lading,
+                };
+                if slot.is_none() {
+                    *slot = Some(read);
+                }
+            }
             "B10" => {
                 return Err(X12Error::new(
                     ErrorKind::UnexpectedSegment,
@@ -245,6 +266,7 @@ pub fn read(set: &TransactionSet) -> Result<ShipmentStatus, X12Error> {
         shipment_id,
         scac,
         references,
+        lading,
         statuses,
         at: b10.position(None),
     })

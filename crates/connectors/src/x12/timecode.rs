@@ -1,5 +1,5 @@
 //! X12 dates (CCYYMMDD), times (`HHMM[SS[D[D]]]`) and time codes (element 623, used by
-//! AT7-07 and DTM-04) → RFC 3339.
+//! AT7-07, DTM-04 and G62-05) → a wall clock and, when the code names one, its offset.
 //!
 //! Time codes: `UT`/`GM` are UTC; `ES`/`ED`, `CS`/`CD`, `MS`/`MD`, `PS`/`PD`, `AS`/`AD`
 //! (Alaska), `HS`/`HD`, `NS`/`ND` (Newfoundland), `TS`/`TD` (Atlantic) are fixed standard
@@ -9,12 +9,11 @@
 //! since 2007, applied to every year); `HT` is taken as Hawaii (no daylight saving);
 //! `01`–`12` are ISO P01–P12 (+01:00…+12:00) and `13`–`24` are M12–M01 (−12:00…−01:00).
 //! `LT` (local time) and an absent code — which the standard defines as local time of
-//! the status — cannot be placed without knowing the location's zone: the time is
-//! treated as UTC and the draft records `"time_zone": "local"`.
+//! the status — cannot be placed without knowing the location's zone: `local_time.rs`
+//! places them (with the source's `local_time_offset`, or not at all).
 
 use super::error::{ElementProblem, X12Error};
 use super::wire::Segment;
-use time::format_description::well_known::Rfc3339;
 use time::{Date, Month, PrimitiveDateTime, Time, UtcOffset, Weekday};
 
 /// The zone a time code designates.
@@ -190,25 +189,20 @@ fn daylight(at: PrimitiveDateTime) -> bool {
 }
 
 impl Stamp {
-    /// RFC 3339 with the partner's offset (UTC for local times), and whether the time was
-    /// local (zone unknown). `None` if the result is outside RFC 3339's years 0000–9999.
-    pub fn rfc3339(&self) -> Option<(String, bool)> {
-        let at = PrimitiveDateTime::new(self.date, self.time.unwrap_or(Time::MIDNIGHT));
-        let minutes = match self.zone {
-            Zone::Local => 0,
-            Zone::Fixed(m) => m,
-            Zone::Seasonal(m) if daylight(at) => m + 60,
-            Zone::Seasonal(m) => m,
-        };
-        let offset = UtcOffset::from_whole_seconds(i32::from(minutes) * 60).ok()?;
-        let text = at.assume_offset(offset).format(&Rfc3339).ok()?;
-        Some((text, self.zone == Zone::Local))
+    /// The date and time of day as given (midnight when no time was given).
+    pub fn wall(&self) -> PrimitiveDateTime {
+        PrimitiveDateTime::new(self.date, self.time.unwrap_or(Time::MIDNIGHT))
     }
 
-    /// Like [`Stamp::rfc3339`], with an error naming `seg`'s date element when it fails.
-    pub fn rfc3339_at(&self, seg: &Segment, date_pos: usize) -> Result<(String, bool), X12Error> {
-        self.rfc3339().ok_or_else(|| {
-            seg.element_error(date_pos, ElementProblem::InvalidDate, "date out of range")
-        })
+    /// The UTC offset the time code names; `None` for a local time (zone unknown), which
+    /// `local_time.rs` places.
+    pub fn offset(&self) -> Option<UtcOffset> {
+        let minutes = match self.zone {
+            Zone::Local => return None,
+            Zone::Fixed(m) => m,
+            Zone::Seasonal(m) if daylight(self.wall()) => m + 60,
+            Zone::Seasonal(m) => m,
+        };
+        UtcOffset::from_whole_seconds(i32::from(minutes) * 60).ok()
     }
 }

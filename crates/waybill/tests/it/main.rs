@@ -5,6 +5,7 @@
 mod config;
 mod crash;
 mod delivery;
+mod edi;
 mod ingest;
 mod odoo;
 mod partners;

@@ -14,6 +14,7 @@ fn extra_sources(drop_dir: &Path) -> String {
 [sources.edi]
 type = "x12"
 auth = {{ type = "api_key", keys = ["plain:edi-key"] }}
+local_time_offset = "-05:00"
 [sources.easypost]
 type = "easypost"
 secret = "plain:{EASYPOST_SECRET}"
