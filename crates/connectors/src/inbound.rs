@@ -1,8 +1,7 @@
 //! Adapters from the partner modules' pure functions (`verify`, `map`, `parse`) to the
 //! engine's [`Inbound`] contract.
 
-use crate::carrier_signature::SignatureError;
-use crate::map_error::MapError;
+use crate::carrier::CarrierFormat;
 use serde::Deserialize;
 use std::sync::Arc;
 use time::{OffsetDateTime, UtcOffset};
@@ -43,22 +42,15 @@ fn default_max_body() -> usize {
     DEFAULT_MAX_BODY
 }
 
-type Verify = fn(&[(String, String)], &[u8], &str) -> Result<(), SignatureError>;
-type MapFn = fn(&[u8], OffsetDateTime) -> Result<crate::mapped::Mapped, MapError>;
-
 struct Carrier {
     secret: Secret,
     max_body: usize,
-    verify: Verify,
-    map: MapFn,
-    secret_headers: &'static [&'static str],
+    format: &'static dyn CarrierFormat,
 }
 
 pub(crate) fn carrier(
     cfg: &CarrierConfig,
-    verify: Verify,
-    map: MapFn,
-    secret_headers: &'static [&'static str],
+    format: &'static dyn CarrierFormat,
 ) -> Result<Arc<dyn Inbound>, Vec<String>> {
     let secret = cfg
         .secret
@@ -67,9 +59,7 @@ pub(crate) fn carrier(
     Ok(Arc::new(Carrier {
         secret,
         max_body: cfg.max_body_bytes,
-        verify,
-        map,
-        secret_headers,
+        format,
     }))
 }
 
@@ -78,22 +68,26 @@ impl Inbound for Carrier {
         self.max_body
     }
 
-    fn secret_headers(&self) -> &'static [&'static str] {
-        self.secret_headers
+    fn secret_headers(&self) -> Vec<&'static str> {
+        if self.format.header_is_secret() {
+            vec![self.format.signature_header()]
+        } else {
+            Vec::new()
+        }
     }
 
     fn authenticate(&self, r: &Received) -> Result<(), Rejection> {
-        (self.verify)(&r.headers, &r.body, self.secret.expose())
+        self.format
+            .verify(&r.headers, &r.body, self.secret.expose())
             .map_err(|e| Rejection::new(e.failure(), e.to_string()))
     }
 
     fn map(&self, r: &Received) -> Result<Mapped, Rejection> {
-        let m = (self.map)(&r.body, r.received_at)
+        let m = self
+            .format
+            .map(&r.body, r.received_at)
             .map_err(|e| Rejection::new(e.failure(), e.to_string()))?;
-        Ok(Mapped {
-            payload_key: m.payload_key,
-            drafts: m.drafts,
-        })
+        Ok(m)
     }
 }
 

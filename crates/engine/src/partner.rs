@@ -133,7 +133,7 @@ impl Rejection {
 }
 
 /// What a source made of a payload.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Mapped {
     /// The payload's idempotency key (the same payload always gives the same key).
     pub payload_key: String,
@@ -157,8 +157,8 @@ pub trait Inbound: Send + Sync + 'static {
     fn max_body_bytes(&self) -> usize;
     /// Headers of this format that carry a secret (lower case); the hub never stores them
     /// nor shows them to any mapping. Default: none beyond the common credential headers.
-    fn secret_headers(&self) -> &'static [&'static str] {
-        &[]
+    fn secret_headers(&self) -> Vec<&'static str> {
+        Vec::new()
     }
     /// Checks the request's authentication (signature, API key).
     fn authenticate(&self, r: &crate::Received) -> Result<(), Rejection>;

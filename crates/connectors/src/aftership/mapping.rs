@@ -2,13 +2,13 @@
 //! paragraph; decisions where the table is silent are in STATUS_TABLE.md).
 
 use super::wire::{Checkpoint, Subtag, Tag, Tracking};
-use crate::carrier_time::{self, CarrierTime};
-use crate::checkpoint::{self, location, non_blank, time_part, Update};
-use crate::map_error::{MapError, Partner};
+use crate::carrier::map_error::{MapError, Partner};
+use crate::carrier::timestamps::{self, CarrierTime};
+use crate::carrier::updates::{self, location, non_blank, time_part, Update};
 use serde_json::Value;
 use waybill_model::EventType;
 
-const P: Partner = Partner::AfterShip;
+const P: Partner = super::P;
 
 /// Canonical type (none: nothing to record) and normalized reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,11 +183,11 @@ pub(crate) fn updates(t: &Tracking, base: &str) -> Result<Vec<Update>, MapError>
             t.slug.as_deref(),
         ));
     }
-    checkpoint::sort_chronologically(&mut scans);
+    updates::sort_chronologically(&mut scans);
     if let Some(current) = current(t, &scans, base)? {
-        checkpoint::settle_current(&mut scans, current);
+        updates::settle_current(&mut scans, current);
     }
-    checkpoint::apply_return_leg(&mut scans);
+    updates::apply_return_leg(&mut scans);
     if let Some(pod) = scans.last().and_then(|last| pod(t, last, base)) {
         scans.push(pod);
     }
@@ -195,7 +195,7 @@ pub(crate) fn updates(t: &Tracking, base: &str) -> Result<Vec<Update>, MapError>
 }
 
 fn checkpoint_time(c: &Checkpoint, path: &str) -> Result<CarrierTime, MapError> {
-    carrier_time::required(
+    timestamps::required(
         P,
         c.checkpoint_time.as_deref(),
         &format!("{path}.checkpoint_time"),
@@ -259,7 +259,7 @@ fn current(t: &Tracking, scans: &[Update], base: &str) -> Result<Option<Update>,
         Some(u) => (u.time.clone(), u.raw_time.clone()),
         None => match non_blank(t.updated_at.as_deref()) {
             Some(raw) => {
-                let parsed = carrier_time::parse(raw).ok_or_else(|| MapError::BadTime {
+                let parsed = timestamps::parse(raw).ok_or_else(|| MapError::BadTime {
                     partner: P,
                     path: "msg.updated_at".into(),
                     value: raw.to_owned(),

@@ -55,19 +55,19 @@ mod mapping;
 mod tests;
 mod wire;
 
-pub use crate::carrier_signature::SignatureError;
-pub use crate::map_error::MapError;
-pub use crate::mapped::Mapped;
+pub use crate::carrier::map_error::MapError;
+pub use crate::carrier::signature::CarrierSignatureError;
+pub use waybill_engine::partner::Mapped;
 
-use crate::carrier_signature::{digest_matches, hmac_sha256, single_header};
-use crate::checkpoint::{into_drafts, non_blank};
-use crate::map_error::{content_key, parse_json, Partner};
-use crate::tracking_key::{normalize_carrier, tracking_key};
+use crate::carrier::map_error::{content_key, parse_json, Partner};
+use crate::carrier::signature::{digest_matches, hmac_sha256, single_header};
+use crate::carrier::tracking_key::{normalize_carrier, tracking_key};
+use crate::carrier::updates::{into_drafts, non_blank};
 use base64::Engine;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-const P: Partner = Partner::AfterShip;
+pub(crate) const P: Partner = crate::carrier::partner!("aftership");
 
 /// The signature header (matched case-insensitively).
 pub const SIGNATURE_HEADER: &str = "aftership-hmac-sha256";
@@ -77,19 +77,19 @@ pub fn verify(
     headers: &[(String, String)],
     body: &[u8],
     secret: &str,
-) -> Result<(), SignatureError> {
+) -> Result<(), CarrierSignatureError> {
     if secret.is_empty() {
-        return Err(SignatureError::EmptySecret);
+        return Err(CarrierSignatureError::EmptySecret);
     }
     let value = single_header(headers, SIGNATURE_HEADER)?;
     let received = base64::engine::general_purpose::STANDARD
         .decode(value)
-        .map_err(|_| SignatureError::Malformed {
+        .map_err(|_| CarrierSignatureError::Malformed {
             header: SIGNATURE_HEADER,
             reason: "not base64",
         })?;
     if received.len() != 32 {
-        return Err(SignatureError::Malformed {
+        return Err(CarrierSignatureError::Malformed {
             header: SIGNATURE_HEADER,
             reason: "digest is not 32 bytes",
         });
@@ -97,7 +97,7 @@ pub fn verify(
     if digest_matches(&received, &hmac_sha256(secret.as_bytes(), body)) {
         Ok(())
     } else {
-        Err(SignatureError::Mismatch)
+        Err(CarrierSignatureError::Mismatch)
     }
 }
 
@@ -141,7 +141,7 @@ pub fn map(body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, MapError>
     }
     let base = non_blank(t.id.as_deref()).unwrap_or(&subject).to_owned();
     let mut updates = mapping::updates(&t, &base)?;
-    crate::checkpoint::flag_after_receipt(&mut updates, received_at);
+    crate::carrier::updates::flag_after_receipt(&mut updates, received_at);
     Ok(Mapped {
         payload_key,
         drafts: into_drafts(&subject, &refs, updates),
@@ -152,3 +152,38 @@ pub fn map(body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, MapError>
 pub(crate) use mapping::classify;
 #[cfg(test)]
 pub(crate) use wire::{Subtag, Tag};
+
+/// AfterShip as a [`crate::carrier::CarrierFormat`].
+pub struct AfterShip;
+
+impl crate::carrier::CarrierFormat for AfterShip {
+    fn partner(&self) -> Partner {
+        P
+    }
+
+    fn display_name(&self) -> &'static str {
+        "AfterShip"
+    }
+
+    fn signature_header(&self) -> &'static str {
+        SIGNATURE_HEADER
+    }
+
+    fn verify(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+        secret: &str,
+    ) -> Result<(), CarrierSignatureError> {
+        verify(headers, body, secret)
+    }
+
+    fn map(&self, body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, MapError> {
+        map(body, received_at)
+    }
+
+    /// The base64 of HMAC-SHA256(body) keyed with the secret.
+    fn sign(&self, body: &[u8], secret: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(hmac_sha256(secret.as_bytes(), body))
+    }
+}

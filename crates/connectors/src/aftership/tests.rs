@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::test_support::{self, check_fixtures, mutations, received_at};
+use crate::carrier::test_support::{self, check_fixtures, mutations, received_at};
 use proptest::prelude::*;
 
 const PARTNER: &str = "aftership";
@@ -46,23 +46,23 @@ fn wrong_missing_truncated_or_malformed_signatures_are_rejected() {
     let good = DELIVERED_SIG;
     assert_eq!(
         verify(&headers(good), &body, "other"),
-        Err(SignatureError::Mismatch)
+        Err(CarrierSignatureError::Mismatch)
     );
     let mut altered = body.clone();
     altered[10] ^= 1;
     assert_eq!(
         verify(&headers(good), &altered, SECRET),
-        Err(SignatureError::Mismatch)
+        Err(CarrierSignatureError::Mismatch)
     );
-    let other = crate::carrier_signature::hmac_sha256(SECRET.as_bytes(), b"{}");
+    let other = crate::carrier::signature::hmac_sha256(SECRET.as_bytes(), b"{}");
     let other = base64::engine::general_purpose::STANDARD.encode(other);
     assert_eq!(
         verify(&headers(&other), &body, SECRET),
-        Err(SignatureError::Mismatch)
+        Err(CarrierSignatureError::Mismatch)
     );
     assert_eq!(
         verify(&[], &body, SECRET),
-        Err(SignatureError::MissingHeader {
+        Err(CarrierSignatureError::MissingHeader {
             header: SIGNATURE_HEADER
         })
     );
@@ -71,14 +71,14 @@ fn wrong_missing_truncated_or_malformed_signatures_are_rejected() {
         assert!(
             matches!(
                 verify(&headers(bad), &body, SECRET),
-                Err(SignatureError::Malformed { .. })
+                Err(CarrierSignatureError::Malformed { .. })
             ),
             "{bad:?}"
         );
     }
     assert_eq!(
         verify(&headers(good), &body, ""),
-        Err(SignatureError::EmptySecret)
+        Err(CarrierSignatureError::EmptySecret)
     );
 }
 

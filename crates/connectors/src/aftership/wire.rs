@@ -6,7 +6,7 @@
 //! Only the fields the mapping reads are declared; serde ignores the rest (`customers`,
 //! `carbon_emissions`, `first_mile`, …).
 
-use crate::string_enum::string_enum;
+use crate::carrier::string_enum::string_enum;
 use serde::Deserialize;
 
 string_enum! {

@@ -2,13 +2,13 @@
 //! the table is silent are in STATUS_TABLE.md and the module docs of `easypost`).
 
 use super::wire::{Status, StatusDetail, Tracker, TrackingDetail};
-use crate::carrier_time::{self, CarrierTime};
-use crate::checkpoint::{self, location, non_blank, time_part, Update};
-use crate::map_error::{MapError, Partner};
+use crate::carrier::map_error::{MapError, Partner};
+use crate::carrier::timestamps::{self, CarrierTime};
+use crate::carrier::updates::{self, location, non_blank, time_part, Update};
 use serde_json::Value;
 use waybill_model::EventType;
 
-const P: Partner = Partner::EasyPost;
+const P: Partner = super::P;
 
 /// Canonical type (none: nothing to record) and normalized reason of one status pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +145,7 @@ pub(crate) fn updates(t: &Tracker, base: &str) -> Result<Vec<Update>, MapError> 
         let time = scan_time(d, &path)?;
         scans.push(scan(d, status, ty, time, base));
     }
-    checkpoint::sort_chronologically(&mut scans);
+    updates::sort_chronologically(&mut scans);
     // EVENTS.md §2.2: the first `in_transit` scan is the hand-over to the carrier.
     let in_transit = Value::from(Status::InTransit.as_str());
     if let Some(first) = scans
@@ -157,9 +157,9 @@ pub(crate) fn updates(t: &Tracker, base: &str) -> Result<Vec<Update>, MapError> 
         }
     }
     if let Some(current) = current(t, &scans, base)? {
-        checkpoint::settle_current(&mut scans, current);
+        updates::settle_current(&mut scans, current);
     }
-    checkpoint::apply_return_leg(&mut scans);
+    updates::apply_return_leg(&mut scans);
     if let Some(pod) = scans.last().and_then(|last| pod(t, last, base)) {
         scans.push(pod);
     }
@@ -167,7 +167,7 @@ pub(crate) fn updates(t: &Tracker, base: &str) -> Result<Vec<Update>, MapError> 
 }
 
 fn scan_time(d: &TrackingDetail, path: &str) -> Result<CarrierTime, MapError> {
-    carrier_time::required(P, d.datetime.as_deref(), &format!("{path}.datetime"))
+    timestamps::required(P, d.datetime.as_deref(), &format!("{path}.datetime"))
 }
 
 fn scan(
@@ -225,7 +225,7 @@ fn current(t: &Tracker, scans: &[Update], base: &str) -> Result<Option<Update>, 
         Some(u) => (u.time.clone(), u.raw_time.clone()),
         None => match non_blank(t.updated_at.as_deref()) {
             Some(raw) => {
-                let parsed = carrier_time::parse(raw).ok_or_else(|| MapError::BadTime {
+                let parsed = timestamps::parse(raw).ok_or_else(|| MapError::BadTime {
                     partner: P,
                     path: "result.updated_at".into(),
                     value: raw.to_owned(),

@@ -46,7 +46,7 @@
 //!   with reason `unknown`.
 //! - Time zones: EasyPost gives a scan its local offset only when it could geocode the
 //!   location, else UTC; a datetime without any zone is read as UTC and flagged
-//!   (`data.time_zone = "assumed_utc"`, `data.raw_time`), see `carrier_time`.
+//!   (`data.time_zone = "assumed_utc"`, `data.raw_time`), see `carrier::timestamps`.
 //! - Carrier names are EasyPost's (`FedEx`, `DHLExpress`), lowercased in the subject.
 //! - The Node client library rewrites `"weight": 136` to `136.0` before checking the HMAC
 //!   because JavaScript re-serialization loses the `.0`; we always verify the raw bytes as
@@ -57,19 +57,19 @@ mod mapping;
 mod tests;
 mod wire;
 
-pub use crate::carrier_signature::SignatureError;
-pub use crate::map_error::MapError;
-pub use crate::mapped::Mapped;
+pub use crate::carrier::map_error::MapError;
+pub use crate::carrier::signature::CarrierSignatureError;
+pub use waybill_engine::partner::Mapped;
 
-use crate::carrier_signature::{digest_matches, hmac_sha256, single_header};
-use crate::checkpoint::{into_drafts, non_blank};
-use crate::map_error::{content_key, parse_json, Partner};
-use crate::tracking_key::{normalize_carrier, tracking_key};
+use crate::carrier::map_error::{content_key, parse_json, Partner};
+use crate::carrier::signature::{digest_matches, hmac_sha256, single_header};
+use crate::carrier::tracking_key::{normalize_carrier, tracking_key};
+use crate::carrier::updates::{into_drafts, non_blank};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use unicode_normalization::UnicodeNormalization;
 
-const P: Partner = Partner::EasyPost;
+pub(crate) const P: Partner = crate::carrier::partner!("easypost");
 
 /// The signature header (matched case-insensitively).
 pub const SIGNATURE_HEADER: &str = "x-hmac-signature";
@@ -82,12 +82,12 @@ pub fn verify(
     headers: &[(String, String)],
     body: &[u8],
     secret: &str,
-) -> Result<(), SignatureError> {
+) -> Result<(), CarrierSignatureError> {
     if secret.is_empty() {
-        return Err(SignatureError::EmptySecret);
+        return Err(CarrierSignatureError::EmptySecret);
     }
     let value = single_header(headers, SIGNATURE_HEADER)?;
-    let malformed = |reason| SignatureError::Malformed {
+    let malformed = |reason| CarrierSignatureError::Malformed {
         header: SIGNATURE_HEADER,
         reason,
     };
@@ -104,7 +104,7 @@ pub fn verify(
     if digest_matches(&received, &hmac_sha256(key.as_bytes(), body)) {
         Ok(())
     } else {
-        Err(SignatureError::Mismatch)
+        Err(CarrierSignatureError::Mismatch)
     }
 }
 
@@ -151,7 +151,7 @@ pub fn map(body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, MapError>
     }
     let base = non_blank(t.id.as_deref()).unwrap_or(&subject).to_owned();
     let mut updates = mapping::updates(&t, &base)?;
-    crate::checkpoint::flag_after_receipt(&mut updates, received_at);
+    crate::carrier::updates::flag_after_receipt(&mut updates, received_at);
     Ok(Mapped {
         payload_key,
         drafts: into_drafts(&subject, &refs, updates),
@@ -162,3 +162,41 @@ pub fn map(body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, MapError>
 pub(crate) use mapping::classify;
 #[cfg(test)]
 pub(crate) use wire::{Status, StatusDetail};
+
+/// EasyPost as a [`crate::carrier::CarrierFormat`].
+pub struct EasyPost;
+
+impl crate::carrier::CarrierFormat for EasyPost {
+    fn partner(&self) -> Partner {
+        P
+    }
+
+    fn display_name(&self) -> &'static str {
+        "EasyPost"
+    }
+
+    fn signature_header(&self) -> &'static str {
+        SIGNATURE_HEADER
+    }
+
+    fn verify(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+        secret: &str,
+    ) -> Result<(), CarrierSignatureError> {
+        verify(headers, body, secret)
+    }
+
+    fn map(&self, body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, MapError> {
+        map(body, received_at)
+    }
+
+    /// `hmac-sha256-hex=<hex of HMAC-SHA256(body)>`, keyed with the NFKD-normalized secret.
+    fn sign(&self, body: &[u8], secret: &str) -> String {
+        let secret: String = secret.nfkd().collect();
+        let mac = hmac_sha256(secret.as_bytes(), body);
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        format!("hmac-sha256-hex={hex}")
+    }
+}

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::test_support::{self, check_fixtures, mutations, received_at};
+use crate::carrier::test_support::{self, check_fixtures, mutations, received_at};
 use proptest::prelude::*;
 
 const PARTNER: &str = "easypost";
@@ -36,7 +36,7 @@ fn a_valid_signature_is_accepted_with_the_secret_nfkd_normalized() {
     let decomposed = "se\u{301}cret";
     let sig = format!(
         "{SIGNATURE_PREFIX}{}",
-        hex::encode(crate::carrier_signature::hmac_sha256(
+        hex::encode(crate::carrier::signature::hmac_sha256(
             decomposed.as_bytes(),
             &body
         ))
@@ -65,21 +65,21 @@ fn wrong_missing_truncated_or_malformed_signatures_are_rejected() {
     wrong.replace_range(good.len() - 4.., "aaaa");
     assert_eq!(
         verify(&headers(&wrong), &body, "sécret"),
-        Err(SignatureError::Mismatch)
+        Err(CarrierSignatureError::Mismatch)
     );
     assert_eq!(
         verify(&headers(good), &body, "secret"),
-        Err(SignatureError::Mismatch)
+        Err(CarrierSignatureError::Mismatch)
     );
     let mut altered = body.clone();
     altered.push(b' ');
     assert_eq!(
         verify(&headers(good), &altered, "sécret"),
-        Err(SignatureError::Mismatch)
+        Err(CarrierSignatureError::Mismatch)
     );
     assert_eq!(
         verify(&[], &body, "sécret"),
-        Err(SignatureError::MissingHeader {
+        Err(CarrierSignatureError::MissingHeader {
             header: SIGNATURE_HEADER
         })
     );
@@ -92,7 +92,7 @@ fn wrong_missing_truncated_or_malformed_signatures_are_rejected() {
         assert!(
             matches!(
                 verify(&headers(bad), &body, "sécret"),
-                Err(SignatureError::Malformed { .. })
+                Err(CarrierSignatureError::Malformed { .. })
             ),
             "{bad}"
         );
@@ -101,11 +101,11 @@ fn wrong_missing_truncated_or_malformed_signatures_are_rejected() {
     twice.push(("x-hmac-signature".into(), good.into()));
     assert!(matches!(
         verify(&twice, &body, "sécret"),
-        Err(SignatureError::DuplicateHeader { .. })
+        Err(CarrierSignatureError::DuplicateHeader { .. })
     ));
     assert_eq!(
         verify(&headers(good), &body, ""),
-        Err(SignatureError::EmptySecret)
+        Err(CarrierSignatureError::EmptySecret)
     );
 }
 

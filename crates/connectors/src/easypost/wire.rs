@@ -6,7 +6,7 @@
 //! field is optional here; the mapping decides which ones it needs and names the missing
 //! one by its JSON path.
 
-use crate::string_enum::string_enum;
+use crate::carrier::string_enum::string_enum;
 use serde::Deserialize;
 
 string_enum! {

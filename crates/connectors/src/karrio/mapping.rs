@@ -2,13 +2,13 @@
 //! reasons are already the normalized reason family and pass through).
 
 use super::wire::{Event, Reason, Status, Tracker};
-use crate::carrier_time::{self, CarrierTime};
-use crate::checkpoint::{self, location, non_blank, time_part, Update};
-use crate::map_error::{MapError, Partner};
+use crate::carrier::map_error::{MapError, Partner};
+use crate::carrier::timestamps::{self, CarrierTime};
+use crate::carrier::updates::{self, location, non_blank, time_part, Update};
 use serde_json::Value;
 use waybill_model::EventType;
 
-const P: Partner = Partner::Karrio;
+const P: Partner = super::P;
 
 /// Canonical type (none: nothing to record) and normalized reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,13 +94,13 @@ pub(crate) fn updates(t: &Tracker, base: &str) -> Result<Vec<Update>, MapError> 
         };
         scans.push(u);
     }
-    checkpoint::sort_chronologically(&mut scans);
+    updates::sort_chronologically(&mut scans);
     let tracker = t.status.as_ref().filter(|s| !s.is_blank());
     infer(&mut scans, tracker, moved || tracker.is_some_and(is_moving));
     if let Some(current) = current(t, &scans, base) {
-        checkpoint::settle_current(&mut scans, current);
+        updates::settle_current(&mut scans, current);
     }
-    checkpoint::apply_return_leg(&mut scans);
+    updates::apply_return_leg(&mut scans);
     if let Some(pod) = scans.last().and_then(|last| pod(t, last, base)) {
         scans.push(pod);
     }
@@ -178,7 +178,7 @@ fn event_time(e: &Event, path: &str) -> Result<(Option<CarrierTime>, Option<Stri
         value: value.to_owned(),
     };
     if let Some(ts) = non_blank(e.timestamp.as_deref()) {
-        return match carrier_time::parse(ts) {
+        return match timestamps::parse(ts) {
             Some(t) => Ok((Some(t), Some(ts.to_owned()))),
             None => Err(bad("timestamp", ts)),
         };
@@ -188,7 +188,7 @@ fn event_time(e: &Event, path: &str) -> Result<(Option<CarrierTime>, Option<Stri
     };
     let clock = non_blank(e.time.as_deref());
     let raw = clock.map_or_else(|| date.to_owned(), |c| format!("{date} {c}"));
-    match carrier_time::parse_date_and_clock(date, clock) {
+    match timestamps::parse_date_and_clock(date, clock) {
         Some(t) => Ok((Some(t), Some(raw))),
         None => Err(bad("date", date)),
     }

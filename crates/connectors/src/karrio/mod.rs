@@ -50,7 +50,7 @@
 //!   scan is therefore identified by its time, code and place only
 //!   (`waybill_model::untyped_fact_key`): one event, of the type it first arrived with.
 //! - The tracker's current status is the scan it repeats (same status, that scan's time;
-//!   `checkpoint::settle_current`), which then also carries `estimated_delivery`,
+//!   `updates::settle_current`), which then also carries `estimated_delivery`,
 //!   `service`, `tracking_url`, `test_mode` (true for test-mode trackers: consumers should
 //!   not drive real shipments from them), and on delivery `signed_by`, `photo_url`,
 //!   `signature_url` (Karrio serves the images at those URLs). With no such scan it is one
@@ -97,20 +97,20 @@ mod shipment;
 mod tests;
 mod wire;
 
-pub use crate::carrier_signature::SignatureError;
-pub use crate::map_error::MapError;
-pub use crate::mapped::Mapped;
+pub use crate::carrier::map_error::MapError;
+pub use crate::carrier::signature::CarrierSignatureError;
+pub use waybill_engine::partner::Mapped;
 
-use crate::carrier_signature::{secrets_match, single_header};
-use crate::checkpoint::{flag_after_receipt, into_drafts, non_blank, Update};
-use crate::map_error::{content_key, parse_json, Partner};
-use crate::tracking_key::{normalize_carrier, tracking_key};
+use crate::carrier::map_error::{content_key, parse_json, Partner};
+use crate::carrier::signature::{secrets_match, single_header};
+use crate::carrier::tracking_key::{normalize_carrier, tracking_key};
+use crate::carrier::updates::{flag_after_receipt, into_drafts, non_blank, Update};
 use serde_json::Value;
 use shipment::ShipmentEvent;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-const P: Partner = Partner::Karrio;
+pub(crate) const P: Partner = crate::carrier::partner!("karrio");
 
 /// The header that carries the shared secret (matched case-insensitively).
 pub const SECRET_HEADER: &str = "x-event-id";
@@ -151,13 +151,13 @@ pub fn verify(
     headers: &[(String, String)],
     _body: &[u8],
     secret: &str,
-) -> Result<(), SignatureError> {
+) -> Result<(), CarrierSignatureError> {
     if secret.is_empty() {
-        return Err(SignatureError::EmptySecret);
+        return Err(CarrierSignatureError::EmptySecret);
     }
     let value = single_header(headers, SECRET_HEADER)?;
     if value.is_empty() {
-        return Err(SignatureError::Malformed {
+        return Err(CarrierSignatureError::Malformed {
             header: SECRET_HEADER,
             reason: "empty",
         });
@@ -165,7 +165,7 @@ pub fn verify(
     if secrets_match(value, secret) {
         Ok(())
     } else {
-        Err(SignatureError::Mismatch)
+        Err(CarrierSignatureError::Mismatch)
     }
 }
 
@@ -275,3 +275,42 @@ fn subject(
 pub(crate) use mapping::classify;
 #[cfg(test)]
 pub(crate) use wire::{Reason, Status};
+
+/// Karrio as a [`crate::carrier::CarrierFormat`].
+pub struct Karrio;
+
+impl crate::carrier::CarrierFormat for Karrio {
+    fn partner(&self) -> Partner {
+        P
+    }
+
+    fn display_name(&self) -> &'static str {
+        "Karrio"
+    }
+
+    fn signature_header(&self) -> &'static str {
+        SECRET_HEADER
+    }
+
+    fn header_is_secret(&self) -> bool {
+        true
+    }
+
+    fn verify(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+        secret: &str,
+    ) -> Result<(), CarrierSignatureError> {
+        verify(headers, body, secret)
+    }
+
+    fn map(&self, body: &[u8], received_at: OffsetDateTime) -> Result<Mapped, MapError> {
+        map(body, received_at)
+    }
+
+    /// The secret itself: Karrio signs nothing.
+    fn sign(&self, _body: &[u8], secret: &str) -> String {
+        secret.to_owned()
+    }
+}

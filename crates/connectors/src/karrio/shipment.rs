@@ -3,13 +3,13 @@
 //! `shipment_cancelled` signal handlers (`karrio.server.events.signals`).
 
 use super::wire::Shipment;
-use crate::carrier_time::{self, CarrierTime};
-use crate::checkpoint::{non_blank, Update};
-use crate::map_error::{MapError, Partner};
+use crate::carrier::map_error::{MapError, Partner};
+use crate::carrier::timestamps::{self, CarrierTime};
+use crate::carrier::updates::{non_blank, Update};
 use serde_json::{json, Value};
 use waybill_model::EventType;
 
-const P: Partner = Partner::Karrio;
+const P: Partner = super::P;
 
 /// The shipment events the hub records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,11 +92,11 @@ fn time_of<'a>(
         return Ok(None);
     };
     let spaced = || Some(format!("{}T{}", raw.get(..10)?, raw.get(11..)?));
-    let parsed = carrier_time::parse(raw).or_else(|| {
+    let parsed = timestamps::parse(raw).or_else(|| {
         (raw.get(10..11) == Some(" "))
             .then(spaced)
             .flatten()
-            .and_then(|t| carrier_time::parse(&t))
+            .and_then(|t| timestamps::parse(&t))
     });
     match parsed {
         Some(t) => Ok(Some((t, raw))),

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::test_support::{self, check_fixtures, mutations, received_at};
+use crate::carrier::test_support::{self, check_fixtures, mutations, received_at};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -42,30 +42,30 @@ fn a_wrong_missing_truncated_or_empty_secret_is_rejected() {
     let body = sample("delivered.json");
     assert_eq!(
         verify(&headers("whsec_other"), &body, SECRET),
-        Err(SignatureError::Mismatch)
+        Err(CarrierSignatureError::Mismatch)
     );
     assert_eq!(
         verify(&headers(&SECRET[..SECRET.len() - 1]), &body, SECRET),
-        Err(SignatureError::Mismatch)
+        Err(CarrierSignatureError::Mismatch)
     );
     assert_eq!(
         verify(&headers(&SECRET.to_uppercase()), &body, SECRET),
-        Err(SignatureError::Mismatch)
+        Err(CarrierSignatureError::Mismatch)
     );
     assert_eq!(
         verify(&[], &body, SECRET),
-        Err(SignatureError::MissingHeader {
+        Err(CarrierSignatureError::MissingHeader {
             header: SECRET_HEADER
         })
     );
     assert!(matches!(
         verify(&headers(""), &body, SECRET),
-        Err(SignatureError::Malformed { .. })
+        Err(CarrierSignatureError::Malformed { .. })
     ));
     // An unset secret must never accept an empty header.
     assert_eq!(
         verify(&headers(""), &body, ""),
-        Err(SignatureError::EmptySecret)
+        Err(CarrierSignatureError::EmptySecret)
     );
 }
 

@@ -8,7 +8,7 @@
 //! github.com/karrioapi/karrio). Only the fields the mapping reads are declared: a
 //! shipment's label bytes (`shipping_documents[].base64`) are never read.
 
-use crate::string_enum::string_enum;
+use crate::carrier::string_enum::string_enum;
 use serde::Deserialize;
 
 string_enum! {

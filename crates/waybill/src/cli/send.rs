@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use waybill::Config;
-use waybill_connectors::carrier_signature::hmac_sha256;
 use waybill_connectors::SourceConfig;
 use waybill_engine::ingest::AuthConfig;
 use waybill_engine::secret::SecretRef;
@@ -26,10 +25,6 @@ pub struct Args {
     id: Option<String>,
     /// The payload file.
     file: PathBuf,
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
@@ -93,22 +88,14 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
                 .bearer_auth(resolve(first, "auth.keys[0]")?.expose())
                 .header("idempotency-key", &id);
         }
-        (None, SourceConfig::Easypost(c)) => {
-            use unicode_normalization::UnicodeNormalization;
-            let secret: String = resolve(&c.secret, "secret")?.expose().nfkd().collect();
-            let mac = hmac_sha256(secret.as_bytes(), &body);
-            req = req.header("x-hmac-signature", format!("hmac-sha256-hex={}", hex(&mac)));
-        }
-        (None, SourceConfig::Aftership(c)) => {
-            use base64::Engine;
-            let mac = hmac_sha256(resolve(&c.secret, "secret")?.expose().as_bytes(), &body);
-            req = req.header(
-                "aftership-hmac-sha256",
-                base64::engine::general_purpose::STANDARD.encode(mac),
-            );
-        }
-        (None, SourceConfig::Karrio(c)) => {
-            req = req.header("x-event-id", resolve(&c.secret, "secret")?.expose());
+        (None, src) if src.carrier().is_some() => {
+            if let Some((format, c)) = src.carrier() {
+                let secret = resolve(&c.secret, "secret")?;
+                req = req.header(
+                    format.signature_header(),
+                    format.sign(&body, secret.expose()),
+                );
+            }
         }
         (Some(AuthConfig::UrlToken { .. }), _) => {}
         (None, _) => anyhow::bail!(

@@ -3,6 +3,7 @@
 
 use crate::*;
 use std::path::Path;
+use waybill_connectors::carrier::{CarrierFormat, CARRIERS};
 use waybill_testkit::FakePartner;
 
 pub(crate) const CONNECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../connectors/src");
@@ -15,16 +16,7 @@ fn extra_sources(drop_dir: &Path) -> String {
 type = "x12"
 auth = {{ type = "api_key", keys = ["plain:edi-key"] }}
 local_time_offset = "-05:00"
-[sources.easypost]
-type = "easypost"
-secret = "plain:{EASYPOST_SECRET}"
-[sources.aftership]
-type = "aftership"
-secret = "plain:{EASYPOST_SECRET}"
-[sources.karrio]
-type = "karrio"
-secret = "plain:{EASYPOST_SECRET}"
-[sources.threepl]
+{carriers}[sources.threepl]
 type = "file_drop"
 dir = "{dir}"
 formats = ["csv", "x12"]
@@ -35,7 +27,16 @@ mapping = '''
 | {{type: $t, subject: ("x12:" + .scac + ":" + .shipment_id), time: .shipped_at, code: .status}}
 '''
 "#,
-        dir = drop_dir.display().to_string().replace('\\', "/")
+        dir = drop_dir.display().to_string().replace('\\', "/"),
+        carriers = CARRIERS
+            .iter()
+            .map(|c| {
+                let name = c.partner().name();
+                format!(
+                    "[sources.{name}]\ntype = \"{name}\"\nsecret = \"plain:{EASYPOST_SECRET}\"\n"
+                )
+            })
+            .collect::<String>()
     )
 }
 
@@ -210,12 +211,11 @@ async fn malformed_partner_input_is_answered_precisely_and_kept() {
     );
     // EasyPost: signed correctly → events; wrong signature → 401, kept
     let body = std::fs::read(format!("{CONNECTORS}/easypost/testdata/delivered.json")).unwrap();
-    let mac = waybill_connectors::carrier_signature::hmac_sha256(EASYPOST_SECRET.as_bytes(), &body);
-    let hexmac: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+    let easypost = &waybill_connectors::easypost::EasyPost;
     let r = hub
         .client
         .post(format!("{}/v1/ingest/easypost", hub.base))
-        .header("x-hmac-signature", format!("hmac-sha256-hex={hexmac}"))
+        .header("x-hmac-signature", easypost.sign(&body, EASYPOST_SECRET))
         .body(body.clone())
         .send()
         .await
@@ -253,28 +253,16 @@ async fn malformed_partner_input_is_answered_precisely_and_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_carrier_format_maps_its_samples_and_keeps_malformed_ones() {
-    use base64::Engine;
     let sink = FakePartner::start().await;
     let (hub, _) = start(&sink).await;
-    let sign = |partner: &str, body: &[u8]| -> (&'static str, String) {
-        let mac =
-            waybill_connectors::carrier_signature::hmac_sha256(EASYPOST_SECRET.as_bytes(), body);
-        match partner {
-            "easypost" => (
-                "x-hmac-signature",
-                format!(
-                    "hmac-sha256-hex={}",
-                    mac.iter().map(|b| format!("{b:02x}")).collect::<String>()
-                ),
-            ),
-            "aftership" => (
-                "aftership-hmac-sha256",
-                base64::engine::general_purpose::STANDARD.encode(mac),
-            ),
-            _ => ("x-event-id", EASYPOST_SECRET.to_string()),
-        }
-    };
-    for partner in ["easypost", "aftership", "karrio"] {
+    for format in CARRIERS {
+        let partner = format.partner().name();
+        let sign = |body: &[u8]| {
+            (
+                format.signature_header(),
+                format.sign(body, EASYPOST_SECRET),
+            )
+        };
         let dir = format!("{CONNECTORS}/{partner}/testdata");
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
@@ -285,7 +273,7 @@ async fn every_carrier_format_maps_its_samples_and_keeps_malformed_ones() {
         let (mut ok, mut bad) = (0, 0);
         for name in names {
             let body = std::fs::read(format!("{dir}/{name}")).unwrap();
-            let (h, v) = sign(partner, &body);
+            let (h, v) = sign(&body);
             let r = hub
                 .client
                 .post(format!("{}/v1/ingest/{partner}", hub.base))

@@ -44,12 +44,13 @@ impl CarrierTime {
 
 /// A required time field at `path`: missing and unparsable are both errors naming it.
 pub fn required(
-    partner: crate::map_error::Partner,
+    partner: crate::carrier::map_error::Partner,
     raw: Option<&str>,
     path: &str,
-) -> Result<CarrierTime, crate::map_error::MapError> {
-    use crate::map_error::MapError;
-    let raw = crate::checkpoint::non_blank(raw).ok_or_else(|| MapError::missing(partner, path))?;
+) -> Result<CarrierTime, crate::carrier::map_error::MapError> {
+    use crate::carrier::map_error::MapError;
+    let raw =
+        crate::carrier::updates::non_blank(raw).ok_or_else(|| MapError::missing(partner, path))?;
     parse(raw).ok_or_else(|| MapError::BadTime {
         partner,
         path: path.to_owned(),

@@ -12,7 +12,7 @@ use waybill_model::{Code, CodeClass};
 
 /// Why a request's signature was not accepted. Every variant means "reject with 401".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
+pub enum CarrierSignatureError {
     /// The configured secret is empty: nothing could ever be verified with it.
     #[error("the configured webhook secret is empty")]
     EmptySecret,
@@ -61,15 +61,15 @@ pub const CODES: &[Code] = &[
     MISMATCH,
 ];
 
-impl SignatureError {
+impl CarrierSignatureError {
     /// The failure code (all of them are answered 401).
     pub fn failure(&self) -> Code {
         match self {
-            SignatureError::EmptySecret => EMPTY_SECRET,
-            SignatureError::MissingHeader { .. } => MISSING_HEADER,
-            SignatureError::DuplicateHeader { .. } => DUPLICATE_HEADER,
-            SignatureError::Malformed { .. } => MALFORMED,
-            SignatureError::Mismatch => MISMATCH,
+            CarrierSignatureError::EmptySecret => EMPTY_SECRET,
+            CarrierSignatureError::MissingHeader { .. } => MISSING_HEADER,
+            CarrierSignatureError::DuplicateHeader { .. } => DUPLICATE_HEADER,
+            CarrierSignatureError::Malformed { .. } => MALFORMED,
+            CarrierSignatureError::Mismatch => MISMATCH,
         }
     }
 
@@ -84,15 +84,15 @@ impl SignatureError {
 pub fn single_header<'a>(
     headers: &'a [(String, String)],
     name: &'static str,
-) -> Result<&'a str, SignatureError> {
+) -> Result<&'a str, CarrierSignatureError> {
     let mut found = headers
         .iter()
         .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name));
     let first = found
         .next()
-        .ok_or(SignatureError::MissingHeader { header: name })?;
+        .ok_or(CarrierSignatureError::MissingHeader { header: name })?;
     if found.next().is_some() {
-        return Err(SignatureError::DuplicateHeader { header: name });
+        return Err(CarrierSignatureError::DuplicateHeader { header: name });
     }
     Ok(first.1.trim())
 }
@@ -144,12 +144,12 @@ mod tests {
         let none = h(&[("content-type", "application/json")]);
         assert_eq!(
             single_header(&none, "x-a"),
-            Err(SignatureError::MissingHeader { header: "x-a" })
+            Err(CarrierSignatureError::MissingHeader { header: "x-a" })
         );
         let twice = h(&[("x-a", "1"), ("X-A", "2")]);
         assert_eq!(
             single_header(&twice, "x-a"),
-            Err(SignatureError::DuplicateHeader { header: "x-a" })
+            Err(CarrierSignatureError::DuplicateHeader { header: "x-a" })
         );
     }
 

@@ -4,29 +4,41 @@
 //! the partner's own field names (`result.tracking_details[3].datetime`). Codes are stable
 //! (`easypost.bad_json`, `aftership.missing_field`, …) and documented per variant.
 
-use crate::json_path::path_at;
+use crate::carrier::json_path::path_at;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use std::fmt;
-use waybill_model::{Code, CodeClass};
+use waybill_model::Code;
 
-/// The partner whose payload failed.
+/// The carrier format whose payload failed: its name (the code prefix) and its five codes
+/// (`<name>.bad_json`, `.bad_shape`, `.missing_field`, `.bad_time`, `.bad_value`), made by
+/// [`crate::carrier::partner!`] in the format's own folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Partner {
-    /// EasyPost.
-    EasyPost,
-    /// AfterShip.
-    AfterShip,
-    /// Karrio.
-    Karrio,
+pub struct Partner {
+    name: &'static str,
+    codes: &'static [Code; 5],
+}
+
+impl Partner {
+    /// A partner with its codes, in the order bad_json, bad_shape, missing_field, bad_time,
+    /// bad_value (use the macro, which spells them).
+    pub const fn new(name: &'static str, codes: &'static [Code; 5]) -> Self {
+        Partner { name, codes }
+    }
+
+    /// The format's name: its config `type`, folder and code prefix.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Its five codes.
+    pub const fn codes(&self) -> &'static [Code; 5] {
+        self.codes
+    }
 }
 
 impl fmt::Display for Partner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Partner::EasyPost => "easypost",
-            Partner::AfterShip => "aftership",
-            Partner::Karrio => "karrio",
-        })
+        f.write_str(self.name)
     }
 }
 
@@ -68,7 +80,7 @@ pub enum MapError {
         /// JSON path of the missing field.
         path: String,
     },
-    /// `<partner>.bad_time`: a date-time that is not one (see `carrier_time`).
+    /// `<partner>.bad_time`: a date-time that is not one (see `carrier::timestamps`).
     #[error("{partner}: {path}: `{value}` is not a date-time")]
     BadTime {
         /// Partner.
@@ -90,31 +102,6 @@ pub enum MapError {
     },
 }
 
-/// Every code of the carrier formats, by partner (rows) and kind (columns).
-pub const CODES: [[Code; 5]; 3] = [
-    [
-        Code::new("easypost.bad_json", CodeClass::BadRequest),
-        Code::new("easypost.bad_shape", CodeClass::Unprocessable),
-        Code::new("easypost.missing_field", CodeClass::Unprocessable),
-        Code::new("easypost.bad_time", CodeClass::Unprocessable),
-        Code::new("easypost.bad_value", CodeClass::Unprocessable),
-    ],
-    [
-        Code::new("aftership.bad_json", CodeClass::BadRequest),
-        Code::new("aftership.bad_shape", CodeClass::Unprocessable),
-        Code::new("aftership.missing_field", CodeClass::Unprocessable),
-        Code::new("aftership.bad_time", CodeClass::Unprocessable),
-        Code::new("aftership.bad_value", CodeClass::Unprocessable),
-    ],
-    [
-        Code::new("karrio.bad_json", CodeClass::BadRequest),
-        Code::new("karrio.bad_shape", CodeClass::Unprocessable),
-        Code::new("karrio.missing_field", CodeClass::Unprocessable),
-        Code::new("karrio.bad_time", CodeClass::Unprocessable),
-        Code::new("karrio.bad_value", CodeClass::Unprocessable),
-    ],
-];
-
 impl MapError {
     /// A required field is absent at `path`.
     pub fn missing(partner: Partner, path: &str) -> Self {
@@ -127,11 +114,11 @@ impl MapError {
     /// The tracking key could not be built; names the carrier or the tracking field.
     pub fn bad_tracking_key(
         partner: Partner,
-        e: &crate::tracking_key::TrackingKeyError,
+        e: &crate::carrier::tracking_key::TrackingKeyError,
         carrier_path: &str,
         tracking_path: &str,
     ) -> Self {
-        use crate::tracking_key::TrackingKeyError as K;
+        use crate::carrier::tracking_key::TrackingKeyError as K;
         let path = match e {
             K::EmptyCarrier => carrier_path,
             K::EmptyTracking | K::TooLong => tracking_path,
@@ -153,12 +140,7 @@ impl MapError {
             MapError::BadTime { partner, .. } => (partner, 3),
             MapError::BadValue { partner, .. } => (partner, 4),
         };
-        let row = match partner {
-            Partner::EasyPost => 0,
-            Partner::AfterShip => 1,
-            Partner::Karrio => 2,
-        };
-        CODES[row][kind]
+        partner.codes[kind]
     }
 
     /// The failure code as written in answers and logs.
@@ -246,12 +228,12 @@ mod tests {
     #[test]
     fn codes_are_prefixed_by_the_partner() {
         let e = MapError::MissingField {
-            partner: Partner::Karrio,
+            partner: crate::karrio::P,
             path: "data.tracking_number".into(),
         };
         assert_eq!(e.code(), "karrio.missing_field");
         assert_eq!(e.path(), Some("data.tracking_number"));
-        let e = parse_json::<serde_json::Value>(Partner::AfterShip, b"{").expect_err("eof");
+        let e = parse_json::<serde_json::Value>(crate::aftership::P, b"{").expect_err("eof");
         assert_eq!(e.code(), "aftership.bad_json");
     }
 }

@@ -6,11 +6,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::map_error::MapError;
-use crate::mapped::Mapped;
+use crate::carrier::map_error::MapError;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
+use waybill_engine::partner::Mapped;
 use waybill_model::draft::Origin;
 
 /// A partner's `map` function.

@@ -11,7 +11,7 @@
 //! get `~2`, `~3` in payload order; exact repeats (carriers do send duplicate scans) are
 //! dropped.
 
-use crate::carrier_time::{CarrierTime, Zone};
+use crate::carrier::timestamps::{CarrierTime, Zone};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use waybill_model::{EventDraft, EventType};
@@ -265,7 +265,7 @@ fn to_draft(subject: &str, refs: &BTreeMap<String, String>, u: Update) -> EventD
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::carrier_time::parse;
+    use crate::carrier::timestamps::parse;
 
     fn up(ty: EventType, key: &str, t: &str) -> Update {
         Update::new(ty, key.into()).at(parse(t), Some(t))

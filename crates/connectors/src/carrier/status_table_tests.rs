@@ -190,3 +190,17 @@ fn karrio_table_matches_the_code() {
         "TrackingIncidentReason list differs from the code"
     );
 }
+
+#[test]
+fn every_carrier_format_has_its_table() {
+    for format in super::CARRIERS {
+        // `rows` fails when the section is missing or empty.
+        let rows = rows(format.display_name());
+        assert!(
+            rows.len() > 3,
+            "{}: {} rows",
+            format.display_name(),
+            rows.len()
+        );
+    }
+}
