@@ -243,6 +243,30 @@ pub async fn start(major: i64) -> (String, Arc<Fake>) {
     (format!("http://{addr}"), fake)
 }
 
+/// A `sale.order` record as `search_read` returns it; `client_order_ref` is the
+/// customer's reference (their purchase order number), `false` when empty.
+pub fn sale_order(id: i64, name: &str, client_order_ref: Option<&str>) -> Value {
+    json!({"_model": "sale.order", "id": id, "name": name, "state": "sale",
+           "client_order_ref": client_order_ref.map_or(json!(false), |r| json!(r)),
+           "company_id": [1, "YourCompany"], "invoice_status": "no", "invoice_ids": [],
+           "write_date": "2026-11-23 07:00:00"})
+}
+
+/// A storable `product.product` with its internal reference (`default_code`) and barcode.
+pub fn product(id: i64, default_code: &str, barcode: Option<&str>) -> Value {
+    json!({"_model": "product.product", "id": id, "default_code": default_code,
+           "barcode": barcode.map_or(json!(false), |b| json!(b)), "is_storable": true,
+           "display_name": format!("[{default_code}] Product {id}")})
+}
+
+/// A `stock.move` of a picking as a confirmed sale order leaves it: `demand` units
+/// (`product_uom_qty`), all reserved (`quantity`), not picked, `assigned`.
+pub fn stock_move(id: i64, picking: i64, product: i64, demand: f64) -> Value {
+    json!({"_model": "stock.move", "id": id, "picking_id": [picking, format!("WH/OUT/{picking:05}")],
+           "product_id": [product, format!("Product {product}")], "product_uom_qty": demand,
+           "quantity": demand, "picked": false, "state": "assigned", "product_uom": [1, "Units"]})
+}
+
 /// A `stock.picking` record as `search_read` returns it (`_model` marks the fake's table).
 pub fn picking(id: i64, state: &str, write_date: &str) -> Value {
     json!({"_model": "stock.picking", "id": id, "name": format!("WH/OUT/{id:05}"), "state": state,
@@ -299,13 +323,6 @@ fn orm(
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_i64).collect())
         .unwrap_or_default();
-    let next_id = |all: &Vec<Value>| {
-        all.iter()
-            .filter_map(|r| r["id"].as_i64())
-            .max()
-            .unwrap_or(0)
-            + 1
-    };
     match method {
         // The XML id of the Note subtype, as in a fresh Odoo (mail.mt_note is id 2).
         "search_read" if model == "ir.model.data" => Ok(Some(
@@ -321,43 +338,43 @@ fn orm(
             .filter(|r| r["_model"] == model && matches(r, &kw["domain"]))
             .count()))),
         "write" => {
-            for r in all
-                .iter_mut()
-                .filter(|r| r["_model"] == model && ids.contains(&r["id"].as_i64().unwrap_or(-1)))
-            {
-                if let (Some(o), Some(vals)) = (r.as_object_mut(), kw["vals"].as_object()) {
+            // Values by keyword (`vals`) or as the second positional argument.
+            let vals = kw["vals"].as_object().or_else(|| pos[1].as_object());
+            for r in all.iter_mut().filter(|r| is_one_of(r, model, &ids)) {
+                if let (Some(o), Some(vals)) = (r.as_object_mut(), vals) {
                     for (k, v) in vals {
-                        o.insert(k.clone(), v.clone());
+                        // Float fields read back as floats (6 is stored and read as 6.0).
+                        let v = match v.as_f64() {
+                            Some(f) if FLOAT_FIELDS.contains(&k.as_str()) => json!(f),
+                            _ => v.clone(),
+                        };
+                        o.insert(k.clone(), v);
                     }
+                }
+                // A move's state follows what is reserved (stock.move `_recompute_state`).
+                if model == "stock.move" && vals.is_some_and(|v| v.contains_key("quantity")) {
+                    let (q, d) = (
+                        r["quantity"].as_f64().unwrap_or(0.0),
+                        r["product_uom_qty"].as_f64().unwrap_or(0.0),
+                    );
+                    r["state"] = json!(if q <= 0.0 {
+                        "confirmed"
+                    } else if q < d {
+                        "partially_available"
+                    } else {
+                        "assigned"
+                    });
                 }
             }
             Ok(Some(json!(true)))
         }
-        "button_validate" => {
-            let mut wizard = None;
-            for r in all
-                .iter_mut()
-                .filter(|r| r["_model"] == model && ids.contains(&r["id"].as_i64().unwrap_or(-1)))
-            {
-                if r["state"] == "done" {
-                    return Err(error(
-                        "odoo.exceptions.UserError",
-                        "You cannot validate a transfer if no quantities are reserved.",
-                    ));
-                }
-                if r["_partial"] == json!(true) {
-                    wizard = Some(
-                        json!({"name": "Create Backorder?", "type": "ir.actions.act_window",
-                        "res_model": "stock.backorder.confirmation", "target": "new", "views": [[898, "form"]],
-                        "context": {"button_validate_picking_ids": ids, "default_show_transfers": false,
-                                    "default_pick_ids": ids.iter().map(|i| json!([4, i])).collect::<Vec<_>>()}}),
-                    );
-                } else {
-                    r["state"] = json!("done");
-                }
-            }
-            Ok(Some(wizard.unwrap_or(json!(true))))
-        }
+        "read" => Ok(Some(Value::Array(
+            ids.iter()
+                .filter_map(|id| all.iter().find(|r| is_one_of(r, model, &[*id])))
+                .map(|r| only(r.clone(), &kw["fields"]))
+                .collect(),
+        ))),
+        "button_validate" => button_validate(all, &ids, &kw["context"]),
         // Odoo's call_kw for `create` reads args[0]: values passed as keywords fail so.
         "create" if pos.as_array().is_none_or(|a| a.is_empty()) => {
             Err(error("builtins.IndexError", "tuple index out of range"))
@@ -377,25 +394,21 @@ fn orm(
         }
         "process" | "process_cancel_backorder" if model == "stock.backorder.confirmation" => {
             // Without the action's context the wizard validates nothing (as in Odoo).
-            let targets: Vec<i64> = kw["context"]["button_validate_picking_ids"]
+            let mut ctx = kw["context"].clone();
+            let targets: Vec<i64> = ctx["button_validate_picking_ids"]
                 .as_array()
                 .map(|a| a.iter().filter_map(Value::as_i64).collect())
                 .unwrap_or_default();
-            let mut backorders = Vec::new();
-            for r in all.iter_mut().filter(|r| {
-                r["_model"] == "stock.picking" && targets.contains(&r["id"].as_i64().unwrap_or(-1))
-            }) {
-                r["state"] = json!("done");
-                if method == "process" {
-                    backorders.push(r["id"].as_i64().unwrap_or(0));
+            if targets.is_empty() {
+                return Ok(Some(json!(true)));
+            }
+            if let Some(c) = ctx.as_object_mut() {
+                c.insert("skip_backorder".into(), json!(true));
+                if method == "process_cancel_backorder" {
+                    c.insert("picking_ids_not_to_backorder".into(), json!(targets));
                 }
             }
-            for b in backorders {
-                let id = next_id(all);
-                all.push(json!({"_model": "stock.picking", "id": id, "state": "assigned", "backorder_id": [b, "backorder"],
-                                "picking_type_code": "outgoing", "carrier_tracking_ref": false, "write_date": "2026-11-23 08:00:00"}));
-            }
-            Ok(Some(json!(true)))
+            button_validate(all, &targets, &ctx)
         }
         "create" if model == "sale.advance.payment.inv" => {
             let id = next_id(all);
@@ -466,6 +479,197 @@ fn orm(
     }
 }
 
+/// Fields of type Float among those the fake keeps.
+const FLOAT_FIELDS: &[&str] = &["quantity", "product_uom_qty", "carrier_price"];
+
+fn is_one_of(r: &Value, model: &str, ids: &[i64]) -> bool {
+    r["_model"] == model && r["id"].as_i64().is_some_and(|id| ids.contains(&id))
+}
+
+fn next_id(all: &[Value]) -> i64 {
+    all.iter()
+        .filter_map(|r| r["id"].as_i64())
+        .max()
+        .unwrap_or(0)
+        + 1
+}
+
+/// `stock.picking.button_validate` as Odoo 18 runs it (stock/models/stock_picking.py:
+/// `_sanity_check`, `_pre_action_done_hook`, `_check_backorder`, then `_action_done`
+/// with stock.move `_action_done` and `_create_backorder`), for pickings with moves:
+/// - no quantity on any open move: `UserError` (also for a picking already done);
+/// - quantities but nothing picked: every move is picked;
+/// - a move not picked, or picked for less than its demand, and no `skip_backorder` in
+///   the context: the "Create Backorder?" action, its context the caller's plus
+///   `button_validate_picking_ids`;
+/// - otherwise picked moves are done for their quantity (a move done for less is split,
+///   the rest a new move), and the open moves go to a new picking whose `backorder_id`
+///   is this one — unless the picking is in `picking_ids_not_to_backorder`, then they
+///   are cancelled.
+///
+/// A picking of the fake without moves stands for one whose moves are reserved in full:
+/// it is done at once, or, marked `_partial`, answers the backorder wizard first.
+fn button_validate(all: &mut Vec<Value>, ids: &[i64], ctx: &Value) -> Result<Option<Value>, Value> {
+    let mut ctx = match ctx {
+        Value::Object(_) => ctx.clone(),
+        _ => json!({}),
+    };
+    if ctx["button_validate_picking_ids"].is_null() {
+        ctx["button_validate_picking_ids"] = json!(ids);
+    }
+    let no_quantities = || {
+        error(
+            "odoo.exceptions.UserError",
+            "You cannot validate a transfer if no quantities are reserved. To force the transfer, encode quantities.",
+        )
+    };
+    let skip_backorder = ctx["skip_backorder"] == json!(true);
+    let not_to_backorder: Vec<i64> = ctx["picking_ids_not_to_backorder"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default();
+    let mut to_backorder = Vec::new();
+    for &pid in ids {
+        let Some(picking) = all
+            .iter()
+            .find(|r| is_one_of(r, "stock.picking", &[pid]))
+            .cloned()
+        else {
+            return Err(error(
+                "odoo.exceptions.MissingError",
+                "Record does not exist or has been deleted.",
+            ));
+        };
+        if picking["state"] == "done" {
+            return Err(no_quantities());
+        }
+        let of_picking =
+            |r: &Value| r["_model"] == "stock.move" && r["picking_id"].get(0) == Some(&json!(pid));
+        let has_moves = all.iter().any(of_picking);
+        let open = |r: &Value| of_picking(r) && r["state"] != "done" && r["state"] != "cancel";
+        let qty = |r: &Value| r["quantity"].as_f64().unwrap_or(0.0);
+        let demand = |r: &Value| r["product_uom_qty"].as_f64().unwrap_or(0.0);
+        if !has_moves {
+            if picking["_partial"] == json!(true) && !skip_backorder {
+                to_backorder.push(pid);
+            }
+            continue;
+        }
+        if all.iter().filter(|r| open(r)).all(|r| qty(r) <= 0.0) {
+            return Err(no_quantities());
+        }
+        let has_pick = all
+            .iter()
+            .any(|r| of_picking(r) && r["picked"] == json!(true));
+        if !has_pick {
+            for m in all.iter_mut().filter(|r| of_picking(r)) {
+                m["picked"] = json!(true);
+            }
+        }
+        let short = all.iter().filter(|r| open(r)).any(|r| {
+            (demand(r) > 0.0 && r["picked"] != json!(true))
+                || (r["picked"] == json!(true) && qty(r) < demand(r))
+        });
+        if short && !skip_backorder {
+            to_backorder.push(pid);
+        }
+    }
+    if !to_backorder.is_empty() {
+        let mut wctx = ctx.clone();
+        wctx["default_show_transfers"] = json!(false);
+        wctx["default_pick_ids"] = json!(to_backorder
+            .iter()
+            .map(|i| json!([4, i]))
+            .collect::<Vec<_>>());
+        return Ok(Some(
+            json!({"name": "Create Backorder?", "type": "ir.actions.act_window", "view_mode": "form",
+            "res_model": "stock.backorder.confirmation", "views": [[893, "form"]], "view_id": 893, "target": "new",
+            "context": wctx}),
+        ));
+    }
+    for &pid in ids {
+        let cancel_backorder = not_to_backorder.contains(&pid);
+        let Some(picking) = all
+            .iter()
+            .find(|r| is_one_of(r, "stock.picking", &[pid]))
+            .cloned()
+        else {
+            continue;
+        };
+        let move_ids: Vec<i64> = all
+            .iter()
+            .filter(|r| {
+                r["_model"] == "stock.move"
+                    && r["picking_id"].get(0) == Some(&json!(pid))
+                    && r["state"] != "done"
+                    && r["state"] != "cancel"
+            })
+            .filter_map(|r| r["id"].as_i64())
+            .collect();
+        let mut rest = Vec::new();
+        for mid in &move_ids {
+            let Some(m) = all.iter_mut().find(|r| is_one_of(r, "stock.move", &[*mid])) else {
+                continue;
+            };
+            let (q, d) = (
+                m["quantity"].as_f64().unwrap_or(0.0),
+                m["product_uom_qty"].as_f64().unwrap_or(0.0),
+            );
+            if q <= 0.0 || m["picked"] != json!(true) {
+                if cancel_backorder {
+                    m["state"] = json!("cancel");
+                } else {
+                    rest.push(*mid);
+                }
+                continue;
+            }
+            m["state"] = json!("done");
+            if q < d {
+                m["product_uom_qty"] = json!(q);
+                if !cancel_backorder {
+                    let mut split = m.clone();
+                    split["product_uom_qty"] = json!(d - q);
+                    split["quantity"] = json!(d - q);
+                    split["picked"] = json!(false);
+                    split["state"] = json!("assigned");
+                    let id = next_id(all);
+                    split["id"] = json!(id);
+                    all.push(split);
+                    rest.push(id);
+                }
+            }
+        }
+        let partial_without_moves =
+            move_ids.is_empty() && picking["_partial"] == json!(true) && !cancel_backorder;
+        if !rest.is_empty() || partial_without_moves {
+            let id = next_id(all);
+            let name = format!("WH/OUT/{id:05}");
+            let mut bo = picking.clone();
+            if let Some(o) = bo.as_object_mut() {
+                o.remove("_partial");
+            }
+            bo["id"] = json!(id);
+            bo["name"] = json!(name);
+            bo["state"] = json!("assigned");
+            bo["backorder_id"] = json!([pid, picking["name"]]);
+            bo["carrier_tracking_ref"] = json!(false);
+            bo["date_done"] = json!(false);
+            all.push(bo);
+            for m in all.iter_mut().filter(|r| is_one_of(r, "stock.move", &rest)) {
+                m["picking_id"] = json!([id, name]);
+            }
+        }
+        if let Some(p) = all
+            .iter_mut()
+            .find(|r| is_one_of(r, "stock.picking", &[pid]))
+        {
+            p["state"] = json!("done");
+            p["date_done"] = json!("2026-11-23 08:00:00");
+        }
+    }
+    Ok(Some(json!(true)))
+}
+
 fn serve_records_domain(all: &[Value], model: &str, kw: &Value) -> Value {
     let domain = &kw["domain"];
     if domain[0][0] == "write_date" {
@@ -481,7 +685,28 @@ fn serve_records_domain(all: &[Value], model: &str, kw: &Value) -> Value {
         Some(0) | None => usize::MAX,
         Some(n) => n as usize,
     };
-    Value::Array(rows.into_iter().take(limit).collect())
+    Value::Array(
+        rows.into_iter()
+            .take(limit)
+            .map(|r| only(r, &kw["fields"]))
+            .collect(),
+    )
+}
+
+/// A row as `search_read` answers it: `id` and the fields asked for (those the fake's
+/// record has), nothing else.
+fn only(rec: Value, fields: &Value) -> Value {
+    let Some(asked) = fields.as_array().filter(|a| !a.is_empty()) else {
+        return rec;
+    };
+    let mut row = serde_json::Map::new();
+    row.insert("id".into(), rec["id"].clone());
+    for f in asked.iter().filter_map(Value::as_str) {
+        if let Some(v) = rec.get(f) {
+            row.insert(f.to_owned(), v.clone());
+        }
+    }
+    Value::Object(row)
 }
 
 /// The records of one model, for assertions.

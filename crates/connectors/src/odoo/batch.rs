@@ -20,6 +20,7 @@ pub struct BatchedRead {
     field: &'static str,
     extra: Vec<Value>,
     fields: &'static [&'static str],
+    context: Option<Value>,
     queue: Queue<Value, Vec<Value>>,
 }
 
@@ -46,20 +47,40 @@ impl BatchedRead {
             field,
             extra,
             fields,
+            context: None,
             queue: Queue::new(max_keys),
         }
     }
 
+    /// Reads with this context, e.g. `{"active_test": false}` to see archived records too.
+    pub fn with_context(mut self, context: Value) -> Self {
+        self.context = Some(context);
+        self
+    }
+
     /// The rows whose `field` equals `key`, in id order.
     pub async fn get(&self, client: &OdooClient, key: Value) -> Result<Vec<Value>, OdooError> {
-        let (mut rxs, leader) = self.queue.push(vec![key]);
+        self.get_many(client, vec![key]).await
+    }
+
+    /// The rows whose `field` equals one of `keys`, key by key, each key's in id order.
+    pub async fn get_many(
+        &self,
+        client: &OdooClient,
+        keys: Vec<Value>,
+    ) -> Result<Vec<Value>, OdooError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (rxs, leader) = self.queue.push(keys);
         if leader {
             self.lead(client).await;
         }
-        match rxs.pop() {
-            Some(rx) => Queue::<Value, Vec<Value>>::answer(rx).await,
-            None => Err(OdooError::Transport("batched read abandoned".into())),
+        let mut rows = Vec::new();
+        for rx in rxs {
+            rows.extend(Queue::<Value, Vec<Value>>::answer(rx).await?);
         }
+        Ok(rows)
     }
 
     async fn lead(&self, client: &OdooClient) {
@@ -81,6 +102,11 @@ impl BatchedRead {
                     }
                     let mut domain = vec![json!([self.field, "in", keys])];
                     domain.extend(self.extra.iter().cloned());
+                    // The rows are told apart by the key field: it is always read.
+                    let mut fields = self.fields.to_vec();
+                    if !fields.contains(&self.field) {
+                        fields.push(self.field);
+                    }
                     let page = Page {
                         order: "id asc",
                         limit: 0,
@@ -91,9 +117,9 @@ impl BatchedRead {
                             Some(t),
                             self.model,
                             Value::Array(domain),
-                            self.fields,
+                            &fields,
                             page,
-                            None,
+                            self.context.as_ref(),
                         )
                         .await
                 }

@@ -34,7 +34,9 @@ pub use client::{OdooClient, Page, Protocol, Ticket};
 pub use config::OdooConfig;
 pub use error::OdooError;
 pub use poller::{OdooPoller, OdooSourceConfig, PollError};
-pub use sink::{default_actions, Action, OdooSink, OdooSinkConfig, ValidateSms};
+pub use sink::{
+    default_actions, Action, OdooSink, OdooSinkConfig, OrderRefField, UnmatchedLines, ValidateSms,
+};
 pub use webhook::{OdooWebhook, UNSUPPORTED_WEBHOOK};
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Odoo → Waybill through the real server: the poller emits `order.released`, a webhook
-//! (a hint) makes the hub re-read the record at once, and neither duplicates the other.
+//! Odoo through the real server: the poller emits `order.released`, a webhook (a hint)
+//! makes the hub re-read the record at once, and neither duplicates the other; an
+//! advance ship notice posted to the hub ships its quantities in Odoo.
 
 use crate::*;
 use waybill_testkit::fake_odoo::{picking, start, KEY};
@@ -148,4 +149,85 @@ async fn a_burst_of_carrier_events_is_coalesced_into_few_odoo_requests() {
             .all(|m| m["body"].as_str().unwrap().matches("[waybill ").count() == 5));
         println!("{protocol}: {r:?} → {:.2} requests/event", r.per_event());
     }
+}
+
+/// An advance ship notice (the drafts an X12 856 becomes, posted to `/v1/events`) reaches
+/// Odoo through the sink: the picking is found by the customer's PO number, validated
+/// for the 6 units shipped of 10, and Odoo keeps the other 4 in a backorder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asn_posted_to_the_hub_ships_6_of_10_in_odoo_with_a_backorder_of_4() {
+    use serde_json::json;
+    use waybill_testkit::fake_odoo::{product, records_of, sale_order, stock_move};
+    let (odoo_url, fake) = start(18).await;
+    *fake.records.lock().unwrap() = Some(vec![
+        picking(20, "assigned", "2026-11-23 07:00:00"),
+        sale_order(25, "S00025", Some("PO-4500012345")),
+        product(51, "ASN-W1", Some("012345678905")),
+        stock_move(44, 20, 51, 10.0),
+    ]);
+    let ops = FakePartner::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut toml = config_toml(&dir.path().join("hub.db"), &ops.url("hook"), "");
+    toml.push_str(&format!(
+        r#"
+[sinks.odoo]
+type = "odoo"
+coalesce_window = "50ms"
+[sinks.odoo.connection]
+url = "{odoo_url}"
+database = "logistics"
+login = "middleware"
+api_key = "plain:{KEY}"
+[[subscriptions]]
+name = "edi-to-odoo"
+sink = "odoo"
+types = ["warehouse.*", "shipment.*"]
+"#
+    ));
+    let cfg = waybill::Config::parse(&toml, std::iter::empty()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = TestHub::from_parts(cfg, listener, dir);
+    let refs = json!({"po": "PO-4500012345", "scac": "ABCD", "shipment_id": "SHIP-1001"});
+    let data = json!({"lines": [{"ids": {"upc": "012345678905", "sku": "ASN-W1"}, "shipped": 6,
+        "ordered": 10, "backordered": 4, "unit": "EA", "po": "PO-4500012345"}],
+        "totals": {"shipped_units": 6, "ordered_units": 10, "backordered_units": 4}, "partial": true});
+    let drafts = json!([
+        {"type": "warehouse.packed", "subject": "x12:ABCD:SHIP-1001", "time": "2026-03-09T06:45:00Z",
+         "refs": refs, "data": data},
+        {"type": "shipment.dispatched", "subject": "x12:ABCD:SHIP-1001", "time": "2026-03-09T07:30:00Z",
+         "refs": refs, "data": data}
+    ]);
+    let r = hub
+        .client
+        .post(format!("{}/v1/events", hub.base))
+        .bearer_auth(API_KEY)
+        .json(&drafts)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while records_of(&fake, "stock.picking").len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no backorder in Odoo"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pickings = records_of(&fake, "stock.picking");
+    assert_eq!(pickings[0]["state"], "done");
+    assert_eq!(pickings[1]["backorder_id"][0], 20);
+    let moves = records_of(&fake, "stock.move");
+    let qty = |p: i64| {
+        moves
+            .iter()
+            .filter(|m| m["picking_id"][0] == p)
+            .map(|m| m["product_uom_qty"].as_f64().unwrap())
+            .sum::<f64>()
+    };
+    assert_eq!(
+        (qty(20), qty(pickings[1]["id"].as_i64().unwrap())),
+        (6.0, 4.0)
+    );
+    hub.stop().await;
 }

@@ -49,6 +49,14 @@ pub struct OdooSinkConfig {
     /// Odoo companies (ids) this sink acts for; empty: every company the API user has.
     #[serde(default)]
     pub companies: Vec<i64>,
+    /// Sale order fields an event's `po` reference is looked up in, in order of preference
+    /// (default `["client_order_ref", "name"]`: the customer reference, then the order name).
+    #[serde(default = "default_order_ref_match")]
+    pub order_ref_match: Vec<OrderRefField>,
+    /// An advance ship notice line (`data.lines`) that matches no move of the picking:
+    /// `refuse` the event (default, `odoo.asn_line_unmatched`) or `ignore` the line.
+    #[serde(default)]
+    pub unmatched_lines: UnmatchedLines,
     /// How long a shipment's first pending event waits for the next ones (default 1s).
     #[serde(default = "default_window", deserialize_with = "duration::de")]
     pub coalesce_window: Duration,
@@ -70,6 +78,41 @@ pub enum ValidateSms {
     Skip,
     /// Follow the company's setting.
     Company,
+}
+
+/// A field of `sale.order` that an event's `po` reference may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderRefField {
+    /// The customer reference (`client_order_ref`): the buyer's purchase order number.
+    ClientOrderRef,
+    /// The order's own name (`S00025`).
+    Name,
+}
+
+impl OrderRefField {
+    /// The field's name in Odoo.
+    pub fn field(self) -> &'static str {
+        match self {
+            OrderRefField::ClientOrderRef => "client_order_ref",
+            OrderRefField::Name => "name",
+        }
+    }
+}
+
+/// See [`OdooSinkConfig::unmatched_lines`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnmatchedLines {
+    /// Refuse the event (permanent, `odoo.asn_line_unmatched`), naming the line.
+    #[default]
+    Refuse,
+    /// Leave the line out and validate the others.
+    Ignore,
+}
+
+fn default_order_ref_match() -> Vec<OrderRefField> {
+    vec![OrderRefField::ClientOrderRef, OrderRefField::Name]
 }
 
 fn default_true() -> bool {

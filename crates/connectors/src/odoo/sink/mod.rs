@@ -4,8 +4,9 @@
 //!
 //! Every action reads before it writes, so replaying an event changes nothing: a tracking
 //! ref already set is not written again; a picking already done is not validated again;
-//! chatter notes and activities carry the event id as a marker (`[waybill <id>]`) and an
-//! event whose marker is already there is not posted again.
+//! chatter notes and activities carry the event id as a marker (`[waybill <id>`, on
+//! note lines followed by ` shipment <key>]`) and an event whose marker is already there
+//! is not posted again.
 //!
 //! Odoo is the slow party, so the sink coalesces and batches:
 //! - the dispatcher hands it the pending events of one shipment together (after a
@@ -22,8 +23,11 @@
 //! names its Odoo company (`odoo.company_id`) only matches pickings of that company.
 //!
 //! The picking is found by the event's `odoo.picking_id` reference, else by its tracking
-//! number (`carrier_tracking_ref`), else by its sale order name (`odoo.order`, matched on
-//! the picking's `origin`). Not found yet (Odoo may not have it): retryable.
+//! number (`carrier_tracking_ref`), else by its sale order's name (`odoo.order`), else by
+//! the purchase order it names (`po`: the sale order's customer reference or name, see
+//! `picking.rs`). Not found yet (Odoo may not have it): retryable. A validating event
+//! with ship notice lines (`data.lines`) sets each move's done quantity first
+//! (`shipped.rs`), so a partial shipment leaves a backorder.
 
 use super::batch::{BatchedCreate, BatchedRead};
 use super::{OdooClient, OdooConfig, OdooError};
@@ -39,11 +43,16 @@ use waybill_engine::partner::{
 use waybill_model::{CloudEvent, EventType, FailureKind};
 use waybill_store::OutboxItem;
 
+mod chatter_line;
 mod config;
 mod money;
 mod notes;
+mod picking;
+mod shipped;
 
-pub use config::{default_actions, Action, OdooSinkConfig, ValidateSms};
+pub use config::{
+    default_actions, Action, OdooSinkConfig, OrderRefField, UnmatchedLines, ValidateSms,
+};
 
 /// The fields of a picking the sink reads.
 const PICKING_FIELDS: &[&str] = &[
@@ -69,10 +78,19 @@ pub struct OdooSink {
     validate_sms: ValidateSms,
     chatter_on_order: bool,
     companies: Vec<i64>,
+    unmatched_lines: UnmatchedLines,
     batching: Batching,
     locks: Mutex<HashMap<RecordKey, Arc<tokio::sync::Mutex<()>>>>,
     by_id: BatchedRead,
     by_tracking: BatchedRead,
+    /// Sale orders by each field a `po` reference is looked up in, in order.
+    orders_by: Vec<(OrderRefField, BatchedRead)>,
+    /// Outgoing, not cancelled pickings by sale order.
+    by_sale: BatchedRead,
+    /// Open moves by picking.
+    moves: BatchedRead,
+    /// Products by id, archived ones too.
+    products: BatchedRead,
     notes: BatchedRead,
     order_notes: BatchedRead,
     activities: BatchedRead,
@@ -132,7 +150,26 @@ impl OdooSink {
         if cfg.max_batch == 0 {
             errs.push(format!("sinks.{name}.max_batch: must be at least 1"));
         }
+        if cfg.order_ref_match.is_empty() {
+            errs.push(format!(
+                "sinks.{name}.order_ref_match: name at least one of client_order_ref, name"
+            ));
+        }
         let keys = cfg.pickings_in_flight.clamp(1, 500);
+        let outgoing = || {
+            vec![
+                json!(["picking_type_code", "=", "outgoing"]),
+                json!(["state", "!=", "cancel"]),
+            ]
+        };
+        let mut orders_by = Vec::new();
+        for f in &cfg.order_ref_match {
+            if !orders_by.iter().any(|(g, _)| g == f) {
+                let read =
+                    BatchedRead::new("sale.order", f.field(), vec![], picking::ORDER_FIELDS, keys);
+                orders_by.push((*f, read));
+            }
+        }
         match client {
             Some(client) if errs.is_empty() => Ok(OdooSink {
                 client,
@@ -142,6 +179,7 @@ impl OdooSink {
                 validate_sms: cfg.validate_sms,
                 chatter_on_order: cfg.chatter_on_order,
                 companies: cfg.companies.clone(),
+                unmatched_lines: cfg.unmatched_lines,
                 batching: Batching {
                     max: cfg.max_batch,
                     window: cfg.coalesce_window,
@@ -151,13 +189,33 @@ impl OdooSink {
                 by_tracking: BatchedRead::new(
                     "stock.picking",
                     "carrier_tracking_ref",
-                    vec![
-                        json!(["picking_type_code", "=", "outgoing"]),
-                        json!(["state", "!=", "cancel"]),
-                    ],
+                    outgoing(),
                     PICKING_FIELDS,
                     keys,
                 ),
+                orders_by,
+                by_sale: BatchedRead::new(
+                    "stock.picking",
+                    "sale_id",
+                    outgoing(),
+                    PICKING_FIELDS,
+                    keys,
+                ),
+                moves: BatchedRead::new(
+                    "stock.move",
+                    "picking_id",
+                    vec![json!(["state", "not in", ["done", "cancel"]])],
+                    shipped::MOVE_FIELDS,
+                    keys,
+                ),
+                products: BatchedRead::new(
+                    "product.product",
+                    "id",
+                    vec![],
+                    shipped::PRODUCT_FIELDS,
+                    keys,
+                )
+                .with_context(json!({"active_test": false})),
                 notes: BatchedRead::new(
                     "mail.message",
                     "res_id",
@@ -229,91 +287,6 @@ impl OdooSink {
         })
     }
 
-    /// The picking's id, from the first event that locates one: by id, else by
-    /// tracking number, else by sale order name.
-    async fn find_picking(&self, evs: &[&CloudEvent]) -> Result<i64, DeliveryError> {
-        let first = |key: &str| {
-            evs.iter()
-                .find_map(|ev| refs_of(ev).get(key).map(|v| (*v).to_owned()))
-        };
-        if let Some(id) = first("odoo.picking_id").and_then(|s| s.parse::<i64>().ok()) {
-            return Ok(id);
-        }
-        let mut candidates = Vec::new();
-        if let Some(t) = first("tracking") {
-            candidates = self
-                .by_tracking
-                .get(&self.client, json!(t))
-                .await
-                .map_err(err)?;
-        }
-        if !candidates.iter().any(|r| self.company_allows(r, evs)) {
-            if let Some(o) = first("odoo.order") {
-                let mut domain = vec![
-                    json!(["sale_id.name", "=", o]),
-                    json!(["picking_type_code", "=", "outgoing"]),
-                    json!(["state", "!=", "cancel"]),
-                ];
-                if !self.companies.is_empty() {
-                    domain.push(json!(["company_id", "in", self.companies]));
-                }
-                let mut by_order = self
-                    .client
-                    .search_read(
-                        "stock.picking",
-                        Value::Array(domain),
-                        PICKING_FIELDS,
-                        "id asc",
-                        20,
-                        0,
-                    )
-                    .await
-                    .map_err(err)?;
-                // A sale order can have several deliveries (backorders): the one this
-                // shipment is about is still open and carries no other tracking number;
-                // a done one only if it carries this shipment's.
-                // An event without a tracking number takes the open delivery first.
-                let tracking = first("tracking");
-                if tracking.is_some() {
-                    by_order.retain(|r| {
-                        let theirs = r["carrier_tracking_ref"].as_str();
-                        theirs == tracking.as_deref() || (r["state"] != "done" && theirs.is_none())
-                    });
-                }
-                by_order.sort_by_key(|r| {
-                    (
-                        r["carrier_tracking_ref"].as_str() != tracking.as_deref(),
-                        r["state"] == "done",
-                    )
-                });
-                if !by_order.is_empty() {
-                    candidates = by_order;
-                }
-            }
-        }
-        if let Some(id) = candidates
-            .iter()
-            .find(|r| self.company_allows(r, evs))
-            .and_then(|r| r["id"].as_i64())
-        {
-            return Ok(id);
-        }
-        let shipment = evs.first().map(|e| e.subject.0.as_str()).unwrap_or("");
-        match candidates.first() {
-            // Only pickings of companies this sink does not act for (or the event does
-            // not name) match: waiting will not change that.
-            Some(other) => Err(permanent(format!(
-                "odoo.foreign_company: shipment {shipment} matches picking {} of company {}, which this sink does not act for or the event does not name",
-                other["id"], other["company_id"]
-            ))),
-            // Odoo is up but does not have the picking yet: retried, and not held
-            // against Odoo's circuit breaker.
-            None => Err(DeliveryError::not_yet(format!(
-                "odoo.picking_not_found: no outgoing picking for shipment {shipment}"
-            ))),
-        }
-    }
-
     async fn read_picking(&self, id: i64) -> Result<Value, DeliveryError> {
         let rows = self.by_id.get(&self.client, json!(id)).await.map_err(err)?;
         rows.into_iter().next().ok_or_else(|| {
@@ -349,7 +322,7 @@ impl OdooSink {
         }
         let refs: Vec<&CloudEvent> = evs.iter().collect();
         let n = refs.len();
-        match self.apply(&refs).await {
+        match self.apply(&refs, &refs).await {
             Ok(()) => BatchOutcome {
                 delivered: n,
                 error: bad,
@@ -357,7 +330,7 @@ impl OdooSink {
             Err(e) if n > 1 && !e.kind.should_retry() && !e.gone => {
                 tracing::warn!(events = n, error = %e.message, "odoo: a coalesced batch was refused; delivering its events one by one");
                 for (i, ev) in refs.iter().enumerate() {
-                    if let Err(e) = self.apply(std::slice::from_ref(ev)).await {
+                    if let Err(e) = self.apply(std::slice::from_ref(ev), &refs).await {
                         return BatchOutcome {
                             delivered: i,
                             error: Some(e),
@@ -376,7 +349,9 @@ impl OdooSink {
         }
     }
 
-    async fn apply(&self, evs: &[&CloudEvent]) -> Result<(), DeliveryError> {
+    /// Applies `evs` to their picking; `batch` is every event delivered with them (the
+    /// ship notice lines of a validation may come from one of them).
+    async fn apply(&self, evs: &[&CloudEvent], batch: &[&CloudEvent]) -> Result<(), DeliveryError> {
         let plan: Vec<(&CloudEvent, &[Action])> = evs
             .iter()
             .filter_map(|ev| {
@@ -406,26 +381,53 @@ impl OdooSink {
                 .filter(move |(_, acts)| acts.contains(&a))
                 .map(|(e, _)| *e)
         };
+        // What a ship notice says was shipped is worked out before anything is written:
+        // a notice that does not fit the picking changes nothing.
+        // The lines are the validating event's; without any, those of the latest event
+        // delivered with it that has some (an 856's `warehouse.packed`), also when the
+        // events of a refused batch are tried one by one.
+        let open = !matches!(p["state"].as_str(), Some("done") | Some("cancel"));
+        let has_lines = |e: &&CloudEvent| e.data["lines"].is_array();
+        let notice = match with(Action::Validate).next() {
+            Some(_) if open => with(Action::Validate)
+                .rfind(has_lines)
+                .or_else(|| batch.iter().rev().copied().find(has_lines)),
+            _ => None,
+        };
+        let quantities = match notice {
+            Some(ev) => self.shipped_quantities(&p, ev).await?,
+            None => None,
+        };
         if let Some(ev) = with(Action::SetTracking).rfind(|e| refs_of(e).contains_key("tracking")) {
             self.set_tracking(&p, ev, &ctx).await?;
         }
         if let Some(ev) = with(Action::RecordFreight).next_back() {
             self.record_freight(&p, ev, &ctx).await?;
         }
-        if with(Action::Validate).next().is_some() {
-            p = self.validate(&p, &ctx).await?;
-        }
+        // The note comes before validation: should these events come again (Odoo did the
+        // work but its answer was lost), it tells their picking from its new backorder.
         let chatter: Vec<&CloudEvent> = with(Action::Chatter).collect();
         if !chatter.is_empty() {
+            let posted = self
+                .notes
+                .get(&self.client, json!(pid))
+                .await
+                .map_err(err)?;
+            let lines = chatter_line::chatter_lines(&posted, &chatter);
             let mut notes: Vec<Value> = self
-                .note("stock.picking", pid, &self.notes, "", &chatter)
+                .note("stock.picking", pid, &posted, "", &lines)
                 .await?
                 .into_iter()
                 .collect();
             if let Some(so) = m2o(&p["sale_id"]).filter(|_| self.chatter_on_order) {
+                let on_order = self
+                    .order_notes
+                    .get(&self.client, json!(so))
+                    .await
+                    .map_err(err)?;
                 let prefix = format!("{}: ", p["name"].as_str().unwrap_or(""));
                 notes.extend(
-                    self.note("sale.order", so, &self.order_notes, &prefix, &chatter)
+                    self.note("sale.order", so, &on_order, &prefix, &lines)
                         .await?,
                 );
             }
@@ -435,6 +437,12 @@ impl OdooSink {
                     .await
                     .map_err(err)?;
             }
+        }
+        if with(Action::Validate).next().is_some() {
+            if let Some(writes) = &quantities {
+                self.write_quantities(writes, &ctx).await?;
+            }
+            p = self.validate(&p, &ctx).await?;
         }
         let activity: Vec<&CloudEvent> = with(Action::Activity).collect();
         if !activity.is_empty() {

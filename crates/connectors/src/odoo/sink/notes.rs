@@ -1,6 +1,8 @@
 //! What people read in Odoo: chatter notes (on the picking and its sale order) and
-//! exception activities, each line carrying its event's marker.
+//! exception activities, each line carrying its event's marker. What a line says is in
+//! `chatter_line.rs`.
 
+use super::chatter_line::describe;
 use super::*;
 
 impl OdooSink {
@@ -14,17 +16,10 @@ impl OdooSink {
         evs: &[&'e CloudEvent],
     ) -> Result<Vec<&'e CloudEvent>, DeliveryError> {
         let existing = reader.get(&self.client, json!(pid)).await.map_err(err)?;
-        let seen = |m: &str| {
-            existing.iter().any(|r| {
-                fields
-                    .iter()
-                    .any(|f| r[*f].as_str().is_some_and(|b| b.contains(m)))
-            })
-        };
         Ok(evs
             .iter()
             .copied()
-            .filter(|ev| !seen(&marker(ev)))
+            .filter(|ev| !carries(&existing, fields, &marker(ev)))
             .collect())
     }
 
@@ -68,34 +63,34 @@ impl OdooSink {
             .copied()
     }
 
-    /// The values of one chatter note on the record (the picking, or its sale order) for
-    /// every event whose marker is not on it yet; none when every marker is there. Notes
-    /// are created as `mail.message` records (an internal note: type `comment`, subtype
-    /// *Note*, author the API user, what `message_post` of a note stores), so that the
-    /// notes of many pickings go to Odoo in one `create`.
+    /// The values of one chatter note on the record (the picking, or its sale order) with
+    /// the lines whose marker none of its notes (`posted`) carries yet; none when every
+    /// marker is there. Notes are created as `mail.message` records (an internal note:
+    /// type `comment`, subtype *Note*, author the API user, what `message_post` of a note
+    /// stores), so that the notes of many pickings go to Odoo in one `create`.
     pub(super) async fn note(
         &self,
         model: &str,
         id: i64,
-        notes: &BatchedRead,
+        posted: &[Value],
         prefix: &str,
-        evs: &[&CloudEvent],
+        lines: &[(&CloudEvent, String)],
     ) -> Result<Option<Value>, DeliveryError> {
-        let new = self.unmarked(notes, &["body"], id, evs).await?;
-        if new.is_empty() {
-            return Ok(None);
-        }
-        let body: String = new
+        let body: String = lines
             .iter()
-            .map(|ev| {
+            .filter(|(ev, _)| !carries(posted, &["body"], &marker(ev)))
+            .map(|(ev, line)| {
                 format!(
                     "<p>{}{} {}</p>",
                     html(prefix),
-                    html(&describe(ev)),
-                    html(&marker(ev))
+                    html(line),
+                    html(&line_marker(ev))
                 )
             })
             .collect();
+        if body.is_empty() {
+            return Ok(None);
+        }
         Ok(Some(json!({
             "model": model,
             "res_id": id,
@@ -126,7 +121,7 @@ impl OdooSink {
                     html(&describe(ev)),
                     html(&ev.subject.0),
                     html(ev.source_name()),
-                    html(&marker(ev))
+                    html(&format!("{}]", marker(ev)))
                 )
             })
             .collect();
@@ -151,49 +146,68 @@ impl OdooSink {
     }
 }
 
-/// The marker that makes a note or activity idempotent.
-fn marker(ev: &CloudEvent) -> String {
-    format!("[waybill {}]", ev.id)
+/// Whether one of the records carries the marker in one of the fields.
+fn carries(records: &[Value], fields: &[&str], marker: &str) -> bool {
+    records.iter().any(|r| {
+        fields
+            .iter()
+            .any(|f| r[*f].as_str().is_some_and(|b| b.contains(marker)))
+    })
+}
+
+/// What makes a note line or an activity idempotent: `[waybill <event id>`, which every
+/// marker this sink writes starts with (event ids are all 36 characters long).
+pub(super) fn marker(ev: &CloudEvent) -> String {
+    format!("[waybill {}", ev.id)
+}
+
+/// The marker ending a chatter line: the event, and the shipment it is about, which tells
+/// the picking this shipment was applied to from the order's other deliveries.
+fn line_marker(ev: &CloudEvent) -> String {
+    format!("{} shipment {}]", marker(ev), ev.subject.0)
+}
+
+/// Whether a note (its stored HTML body) has a line about the event's shipment.
+pub(super) fn names_shipment(body: &str, ev: &CloudEvent) -> bool {
+    body.contains(&html(&format!(" shipment {}]", ev.subject.0)))
 }
 
 /// Escapes text for an HTML body.
-fn html(s: &str) -> String {
+pub(super) fn html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
 
-/// A one-line human description of an event for chatter and activities.
-fn describe(ev: &CloudEvent) -> String {
-    let d = &ev.data;
-    let mut s = format!("{} at {}", ev.ty, ev.time.date());
-    if let Some(t) = d["raw"]["text"]
-        .as_str()
-        .or_else(|| d["raw"]["code"].as_str())
-    {
-        s.push_str(&format!(": {t}"));
-    }
-    if let Some(r) = d["reason"].as_str() {
-        s.push_str(&format!(" (reason: {r})"));
-    }
-    if let Some(c) = d["location"]["city"].as_str() {
-        s.push_str(&format!(", {c}"));
-    }
-    if ev.ty == EventType::FreightChargeConfirmed {
-        if let Some(t) = d["total"]
-            .as_str()
-            .map(str::to_owned)
-            .or_else(|| d["total"].as_f64().map(|f| f.to_string()))
-        {
-            s.push_str(&format!(
-                ": freight {t} {}",
-                d["currency"].as_str().unwrap_or("")
-            ));
-        }
-        if let Some(i) = d["invoice_number"].as_str() {
-            s.push_str(&format!(", carrier invoice {i}"));
+/// Text of an HTML paragraph: tags dropped, the entities [`html`] (and Odoo) write read back.
+pub(super) fn plain(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
         }
     }
-    s
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_text_reads_back_as_written() {
+        assert_eq!(
+            plain(&format!("<p>{}", html("a & <b> \"c\""))),
+            "a & <b> \"c\""
+        );
+    }
 }
