@@ -31,7 +31,8 @@ pub fn codes() -> Vec<waybill_model::Code> {
     v.extend(carrier::CARRIERS.iter().flat_map(|c| *c.partner().codes()));
     v.extend_from_slice(x12::CODES);
     v.extend_from_slice(file_drop::CODES);
-    v.push(odoo::UNSUPPORTED_WEBHOOK);
+    v.extend_from_slice(odoo::codes::CODES);
+    v.extend_from_slice(http_webhook::CODES);
     v
 }
 

@@ -19,7 +19,10 @@ pub const NO_IDEMPOTENCY_KEY: Code =
 /// A rejection that lost its reason (not expected).
 pub const REJECTED: Code = Code::new("ingest.rejected", CodeClass::Unprocessable);
 
-/// Every ingest code.
+/// A sink's delivery task panicked (a bug in the connector); the attempt is retried.
+pub const DELIVERY_PANICKED: Code = Code::new("delivery.panicked", CodeClass::Delivery);
+
+/// Every code of the engine.
 pub const CODES: &[Code] = &[
     UNKNOWN_SOURCE,
     TOO_LARGE,
@@ -28,4 +31,5 @@ pub const CODES: &[Code] = &[
     BAD_JSON,
     NO_IDEMPOTENCY_KEY,
     REJECTED,
+    DELIVERY_PANICKED,
 ];

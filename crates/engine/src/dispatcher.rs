@@ -263,6 +263,7 @@ impl Dispatcher {
                 let mut r = delivery.await.unwrap_or_else(|e| BatchOutcome {
                     delivered: 0,
                     error: Some(DeliveryError::new(
+                        crate::codes::DELIVERY_PANICKED,
                         waybill_model::FailureKind::Retryable,
                         format!("delivery task failed: {e}"),
                     )),
@@ -342,11 +343,13 @@ impl Dispatcher {
                     }
                     Decision::GiveUp => {
                         self.metrics.deliveries.inc(&[name, "dead"]);
-                        tracing::error!(sink = name, outbox_id = id, attempts, kind = e.kind.as_str(), error = %e.message, "delivery dead-lettered");
+                        tracing::error!(sink = name, outbox_id = id, attempts, code = %e.code, kind = e.kind.as_str(), error = %e.message, "delivery dead-lettered");
                         self.updates.push(DeliveryUpdate::Dead {
                             id,
                             attempts,
                             error: e.message,
+                            code: e.code.as_str().to_owned(),
+                            kind: e.kind.as_str().to_owned(),
                         });
                         lane.queue.pop_front();
                         self.buffered = self.buffered.saturating_sub(1);
@@ -449,9 +452,13 @@ mod tests {
             Box::pin(async move {
                 if item.shipment == "EARLY" {
                     return Err(if self.sink_up {
-                        DeliveryError::not_yet("not there yet")
+                        DeliveryError::not_yet(crate::codes::DELIVERY_PANICKED, "not there yet")
                     } else {
-                        DeliveryError::new(waybill_model::FailureKind::Retryable, "down")
+                        DeliveryError::new(
+                            crate::codes::DELIVERY_PANICKED,
+                            waybill_model::FailureKind::Retryable,
+                            "down",
+                        )
                     });
                 }
                 self.got.lock().unwrap().push(item.shipment.clone());

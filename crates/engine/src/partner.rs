@@ -10,6 +10,9 @@ use waybill_store::OutboxItem;
 /// Why a delivery attempt failed, classified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryError {
+    /// What failed: a stable code of the sink (`http.status`, `odoo.access_denied`),
+    /// documented in docs/errors.md and kept on the dead letter.
+    pub code: Code,
     /// How to treat it.
     pub kind: FailureKind,
     /// The partner asked us to wait this long (`Retry-After`).
@@ -25,9 +28,10 @@ pub struct DeliveryError {
 }
 
 impl DeliveryError {
-    /// A failure of the given kind.
-    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+    /// A failure with its code and kind.
+    pub fn new(code: Code, kind: FailureKind, message: impl Into<String>) -> Self {
         DeliveryError {
+            code,
             kind,
             retry_after: None,
             gone: false,
@@ -37,10 +41,10 @@ impl DeliveryError {
     }
 
     /// A retryable failure of this event alone, while the partner itself is up.
-    pub fn not_yet(message: impl Into<String>) -> Self {
+    pub fn not_yet(code: Code, message: impl Into<String>) -> Self {
         DeliveryError {
             sink_up: true,
-            ..DeliveryError::new(FailureKind::Retryable, message)
+            ..DeliveryError::new(code, FailureKind::Retryable, message)
         }
     }
 }

@@ -226,6 +226,10 @@ pub enum DeliveryUpdate {
         attempts: u32,
         /// Why it failed.
         error: String,
+        /// The failure's stable code (docs/errors.md).
+        code: String,
+        /// How it was classified (`permanent`, `invalid_input`, …).
+        kind: String,
     },
 }
 
@@ -250,6 +254,11 @@ pub struct DeadLetter {
     pub attempts: u32,
     /// Last error.
     pub error: String,
+    /// The last failure's stable code (none for dead letters stored before codes were).
+    pub code: Option<String>,
+    /// How the last failure was classified (`permanent`, `invalid_input`, `retryable`,
+    /// `auth`).
+    pub kind: Option<String>,
     /// When it was dead-lettered.
     #[serde(with = "time::serde::rfc3339")]
     pub failed_at: OffsetDateTime,

@@ -346,6 +346,8 @@ pub async fn dead_letters_are_replayed_once(store: Store) {
             id: rows[1].id,
             attempts: 2,
             error: "HTTP 400".into(),
+            code: "http.status".into(),
+            kind: "permanent".into(),
         }])
         .await
         .unwrap();
@@ -358,6 +360,10 @@ pub async fn dead_letters_are_replayed_once(store: Store) {
         .await
         .unwrap();
     assert_eq!(dl.len(), 1);
+    assert_eq!(
+        (dl[0].code.as_deref(), dl[0].kind.as_deref()),
+        (Some("http.status"), Some("permanent"))
+    );
     assert_eq!(
         (
             dl[0].event_id.as_str(),

@@ -16,7 +16,7 @@ pub use config::HttpWebhookConfig;
 use std::time::Duration;
 use waybill_engine::partner::{DeliverFuture, DeliveryError, Outbound};
 use waybill_engine::signature::SigningKey;
-use waybill_model::FailureKind;
+use waybill_model::{Code, CodeClass, FailureKind};
 use waybill_store::OutboxItem;
 
 /// The webhook sink.
@@ -98,14 +98,15 @@ impl HttpWebhook {
             .send()
             .await
             .map_err(|e| {
-                let what = if e.is_timeout() {
-                    "timed out"
+                let (code, what) = if e.is_timeout() {
+                    (TIMEOUT, "timed out")
                 } else if e.is_connect() {
-                    "connection failed"
+                    (CONNECT, "connection failed")
                 } else {
-                    "request failed"
+                    (REQUEST, "request failed")
                 };
                 DeliveryError::new(
+                    code,
                     FailureKind::Retryable,
                     format!("{what}: {}", without_url(&e)),
                 )
@@ -127,6 +128,17 @@ fn without_url(e: &reqwest::Error) -> String {
     s
 }
 
+/// `http.status`: the receiver answered something other than 2xx.
+pub const STATUS: Code = Code::new("http.status", CodeClass::Delivery);
+/// `http.timeout`: no complete answer within the sink's `timeout`.
+pub const TIMEOUT: Code = Code::new("http.timeout", CodeClass::Delivery);
+/// `http.connect`: connection refused, DNS or TLS failure.
+pub const CONNECT: Code = Code::new("http.connect", CodeClass::Delivery);
+/// `http.request`: any other transport error.
+pub const REQUEST: Code = Code::new("http.request", CodeClass::Delivery);
+/// Every code of the webhook sink.
+pub const CODES: &[Code] = &[STATUS, TIMEOUT, CONNECT, REQUEST];
+
 /// Classifies an HTTP answer of a webhook receiver.
 pub fn classify(status: u16, retry_after: Option<&str>) -> Result<(), DeliveryError> {
     let retry_after = retry_after
@@ -142,6 +154,7 @@ pub fn classify(status: u16, retry_after: Option<&str>) -> Result<(), DeliveryEr
         _ => (FailureKind::Retryable, false),
     };
     Err(DeliveryError {
+        code: STATUS,
         kind,
         retry_after,
         gone,

@@ -1,6 +1,6 @@
 //! Odoo errors, classified from Odoo's own error object.
 
-use waybill_model::FailureKind;
+use waybill_model::{Code, FailureKind};
 
 /// A failed Odoo call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,23 +46,29 @@ impl OdooError {
         }
     }
 
-    /// Stable code for operators (`odoo.access_denied`, …).
-    pub fn code(&self) -> &'static str {
+    /// The failure code (`odoo.access_denied`, …).
+    pub fn failure(&self) -> Code {
+        use super::codes as c;
         match self {
             OdooError::Server { name, .. } => match short(name) {
-                "AccessDenied" => "odoo.access_denied",
-                "AccessError" => "odoo.access_error",
-                "ValidationError" => "odoo.validation_error",
-                "UserError" => "odoo.user_error",
-                "MissingError" => "odoo.missing_record",
-                _ if is_concurrency(name) => "odoo.serialization_failure",
-                _ => "odoo.server_error",
+                "AccessDenied" => c::ACCESS_DENIED,
+                "AccessError" => c::ACCESS_ERROR,
+                "ValidationError" => c::VALIDATION_ERROR,
+                "UserError" => c::USER_ERROR,
+                "MissingError" => c::MISSING_RECORD,
+                _ if is_concurrency(name) => c::SERIALIZATION_FAILURE,
+                _ => c::SERVER_ERROR,
             },
-            OdooError::Http { .. } => "odoo.http_error",
-            OdooError::Transport(_) => "odoo.unreachable",
-            OdooError::Protocol(_) => "odoo.protocol_error",
-            OdooError::LoginRefused(_) => "odoo.login_refused",
+            OdooError::Http { .. } => c::HTTP_ERROR,
+            OdooError::Transport(_) => c::UNREACHABLE,
+            OdooError::Protocol(_) => c::PROTOCOL_ERROR,
+            OdooError::LoginRefused(_) => c::LOGIN_REFUSED,
         }
+    }
+
+    /// Stable code for operators (`odoo.access_denied`, …).
+    pub fn code(&self) -> &'static str {
+        self.failure().as_str()
     }
 }
 

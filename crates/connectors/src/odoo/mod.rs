@@ -22,6 +22,7 @@
 
 mod batch;
 mod client;
+pub mod codes;
 mod config;
 mod error;
 pub mod mapping;
@@ -37,7 +38,7 @@ pub use poller::{OdooPoller, OdooSourceConfig, PollError};
 pub use sink::{
     default_actions, Action, OdooSink, OdooSinkConfig, OrderRefField, UnmatchedLines, ValidateSms,
 };
-pub use webhook::{OdooWebhook, UNSUPPORTED_WEBHOOK};
+pub use webhook::OdooWebhook;
 
 #[cfg(test)]
 mod tests;

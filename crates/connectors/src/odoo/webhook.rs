@@ -16,17 +16,12 @@ use std::sync::Arc;
 use waybill_engine::ingest::{Auth, DEFAULT_MAX_BODY};
 use waybill_engine::partner::{Inbound, Mapped, Rejection};
 use waybill_engine::Received;
-use waybill_model::{Code, CodeClass};
 
 /// The webhook side of an `odoo` source.
 pub struct OdooWebhook {
     pub(crate) auth: Auth,
     pub(crate) poller: Arc<OdooPoller>,
 }
-
-/// `odoo.unsupported_webhook`: the body does not name a picking or a sale order.
-pub const UNSUPPORTED_WEBHOOK: Code =
-    Code::new("odoo.unsupported_webhook", CodeClass::Unprocessable);
 
 impl Inbound for OdooWebhook {
     fn max_body_bytes(&self) -> usize {
@@ -48,7 +43,7 @@ impl Inbound for OdooWebhook {
         let id = v["_id"].as_i64().or_else(|| v["id"].as_i64());
         let Some(id) = id.filter(|_| matches!(model, "stock.picking" | "sale.order")) else {
             return Err(Rejection::new(
-                UNSUPPORTED_WEBHOOK,
+                super::codes::UNSUPPORTED_WEBHOOK,
                 format!("expected `_model` stock.picking or sale.order and an integer `_id`, got `{model}`"),
             ));
         };

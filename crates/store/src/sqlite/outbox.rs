@@ -63,7 +63,7 @@ impl SqliteStore {
                         )?
                         .execute(params![id, attempts, next_attempt_at_ms, error, now])?;
                     }
-                    DeliveryUpdate::Dead { id, attempts, error } => {
+                    DeliveryUpdate::Dead { id, attempts, error, code, kind } => {
                         let n = c
                             .prepare_cached(
                                 "UPDATE outbox SET state = 'dead', attempts = ?2, last_error = ?3, updated_at = ?4
@@ -72,10 +72,10 @@ impl SqliteStore {
                             .execute(params![id, attempts, error, now])?;
                         if n == 1 {
                             c.prepare_cached(
-                                "INSERT INTO dead_letters (outbox_id, subscription, sink, event_seq, shipment, attempts, error, failed_at)
-                                 SELECT id, subscription, sink, event_seq, shipment, attempts, last_error, ?2 FROM outbox WHERE id = ?1",
+                                "INSERT INTO dead_letters (outbox_id, subscription, sink, event_seq, shipment, attempts, error, failed_at, code, kind)
+                                 SELECT id, subscription, sink, event_seq, shipment, attempts, last_error, ?2, ?3, ?4 FROM outbox WHERE id = ?1",
                             )?
-                            .execute(params![id, now])?;
+                            .execute(params![id, now, code, kind])?;
                         }
                     }
                 }
@@ -92,7 +92,7 @@ impl SqliteStore {
         self.read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT d.id, d.outbox_id, d.subscription, d.sink, d.shipment, e.event_id, e.type, d.attempts, d.error,
-                        d.failed_at, d.replayed_at
+                        d.failed_at, d.replayed_at, d.code, d.kind
                  FROM dead_letters d JOIN events e ON e.seq_id = d.event_seq
                  WHERE (?1 IS NULL OR d.sink = ?1) AND (?2 OR d.replayed_at IS NULL)
                  ORDER BY d.id DESC LIMIT ?3",
@@ -110,6 +110,8 @@ impl SqliteStore {
                     error: r.get(8)?,
                     failed_at: from_us(r.get(9)?),
                     replayed_at: r.get::<_, Option<i64>>(10)?.map(from_us),
+                    code: r.get(11)?,
+                    kind: r.get(12)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

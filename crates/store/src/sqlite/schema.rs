@@ -127,6 +127,11 @@ DROP TABLE events;
 ALTER TABLE events_v3 RENAME TO events;
 CREATE UNIQUE INDEX events_shipment_event ON events (shipment, event_id);
 "#,
+    // A dead letter keeps its failure's stable code and kind (older rows have none).
+    r#"
+ALTER TABLE dead_letters ADD COLUMN code TEXT;
+ALTER TABLE dead_letters ADD COLUMN kind TEXT;
+"#,
 ];
 
 /// The schema version this build expects.

@@ -30,6 +30,7 @@
 //! (`shipped.rs`), so a partial shipment leaves a backorder.
 
 use super::batch::{BatchedCreate, BatchedRead};
+use super::codes;
 use super::{OdooClient, OdooConfig, OdooError};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -40,7 +41,7 @@ use waybill_engine::duration;
 use waybill_engine::partner::{
     BatchFuture, BatchOutcome, Batching, DeliverFuture, DeliveryError, Outbound,
 };
-use waybill_model::{CloudEvent, EventType, FailureKind};
+use waybill_model::{CloudEvent, Code, EventType, FailureKind};
 use waybill_store::OutboxItem;
 
 mod chatter_line;
@@ -100,7 +101,7 @@ pub struct OdooSink {
 }
 
 fn err(e: OdooError) -> DeliveryError {
-    DeliveryError::new(e.kind(), format!("{}: {e}", e.code()))
+    DeliveryError::new(e.failure(), e.kind(), format!("{}: {e}", e.code()))
 }
 
 fn kw(pairs: &[(&str, Value)]) -> Map<String, Value> {
@@ -110,8 +111,8 @@ fn kw(pairs: &[(&str, Value)]) -> Map<String, Value> {
         .collect()
 }
 
-fn permanent(msg: String) -> DeliveryError {
-    DeliveryError::new(FailureKind::Permanent, msg)
+fn permanent(code: Code, msg: String) -> DeliveryError {
+    DeliveryError::new(code, FailureKind::Permanent, msg)
 }
 
 /// The many2one id of a field (`[id, name]` or `false`).
@@ -290,15 +291,17 @@ impl OdooSink {
     async fn read_picking(&self, id: i64) -> Result<Value, DeliveryError> {
         let rows = self.by_id.get(&self.client, json!(id)).await.map_err(err)?;
         rows.into_iter().next().ok_or_else(|| {
-            permanent(format!(
-                "odoo.missing_record: stock.picking {id} does not exist"
-            ))
+            permanent(
+                codes::MISSING_RECORD,
+                format!("odoo.missing_record: stock.picking {id} does not exist"),
+            )
         })
     }
 
     fn parse(item: &OutboxItem) -> Result<CloudEvent, DeliveryError> {
         serde_json::from_str(&item.body).map_err(|e| {
             DeliveryError::new(
+                codes::BAD_EVENT,
                 FailureKind::InvalidInput,
                 format!("not a canonical event: {e}"),
             )
@@ -370,7 +373,7 @@ impl OdooSink {
         let _guard = lock.lock().await;
         let mut p = self.read_picking(pid).await?;
         if !self.company_allows(&p, &acting) {
-            return Err(permanent(format!(
+            return Err(permanent(codes::FOREIGN_COMPANY, format!(
                 "odoo.foreign_company: picking {pid} belongs to company {} which this sink does not act for or the event does not name",
                 p["company_id"]
             )));
@@ -554,7 +557,12 @@ impl OdooSink {
                     .map_err(err)?
                     .first()
                     .copied()
-                    .ok_or_else(|| permanent(format!("{model}.create returned no id")))?,
+                    .ok_or_else(|| {
+                        permanent(
+                            codes::PROTOCOL_ERROR,
+                            format!("{model}.create returned no id"),
+                        )
+                    })?,
             };
             r = self
                 .client
@@ -564,10 +572,13 @@ impl OdooSink {
         }
         let after = self.read_picking(pid).await?;
         if after["state"] != "done" {
-            return Err(permanent(format!(
-                "odoo.not_validated: picking {pid} is `{}` after button_validate",
-                after["state"]
-            )));
+            return Err(permanent(
+                codes::NOT_VALIDATED,
+                format!(
+                    "odoo.not_validated: picking {pid} is `{}` after button_validate",
+                    after["state"]
+                ),
+            ));
         }
         Ok(after)
     }

@@ -51,9 +51,10 @@ impl OdooSink {
             .or_else(|| ev.data["total"].as_f64())
         else {
             return Err(DeliveryError::new(
+                codes::FREIGHT_NO_TOTAL,
                 FailureKind::InvalidInput,
                 format!(
-                    "freight.no_total: event {} has no numeric data.total",
+                    "odoo.freight_no_total: event {} has no numeric data.total",
                     ev.id
                 ),
             ));
@@ -146,9 +147,10 @@ impl OdooSink {
     ) -> Result<(), DeliveryError> {
         let pid = &p["id"];
         let Some(so) = m2o(&p["sale_id"]) else {
-            return Err(permanent(format!(
-                "odoo.no_sale_order: picking {pid} has no sale order"
-            )));
+            return Err(permanent(
+                codes::NO_SALE_ORDER,
+                format!("odoo.no_sale_order: picking {pid} has no sale order"),
+            ));
         };
         let (order, mut drafts) = self.draft_invoices(so, ctx).await?;
         if order["invoice_status"] == "invoiced" && drafts.is_empty() {
@@ -166,7 +168,12 @@ impl OdooSink {
                 .map_err(err)?
                 .first()
                 .copied()
-                .ok_or_else(|| permanent("sale.advance.payment.inv.create returned no id".into()))?;
+                .ok_or_else(|| {
+                    permanent(
+                        codes::PROTOCOL_ERROR,
+                        "sale.advance.payment.inv.create returned no id".into(),
+                    )
+                })?;
             self.client
                 .call(
                     "sale.advance.payment.inv",

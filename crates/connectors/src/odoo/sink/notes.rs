@@ -57,7 +57,12 @@ impl OdooSink {
                     .map_err(err)?;
                 rows.first()
                     .and_then(|r| r["res_id"].as_i64())
-                    .ok_or_else(|| permanent("odoo.no_note_subtype: mail.mt_note not found".into()))
+                    .ok_or_else(|| {
+                        permanent(
+                            codes::NO_NOTE_SUBTYPE,
+                            "odoo.no_note_subtype: mail.mt_note not found".into(),
+                        )
+                    })
             })
             .await
             .copied()

@@ -74,13 +74,13 @@ impl OdooSink {
         match candidates.first() {
             // Only pickings of companies this sink does not act for (or the event does
             // not name) match: waiting will not change that.
-            Some(other) => Err(permanent(format!(
+            Some(other) => Err(permanent(codes::FOREIGN_COMPANY, format!(
                 "odoo.foreign_company: shipment {shipment} matches picking {} of company {}, which this sink does not act for or the event does not name",
                 other["id"], other["company_id"]
             ))),
             // Odoo is up but does not have the picking yet: retried, and not held
             // against Odoo's circuit breaker.
-            None => Err(DeliveryError::not_yet(format!(
+            None => Err(DeliveryError::not_yet(codes::PICKING_NOT_FOUND, format!(
                 "odoo.picking_not_found: no outgoing picking for shipment {shipment}"
             ))),
         }

@@ -96,6 +96,7 @@ fn notice_lines(ev: &CloudEvent) -> Result<Option<Vec<NoticeLine>>, DeliveryErro
             .collect();
         let Some(shipped) = amount(&item["shipped"]) else {
             return Err(DeliveryError::new(
+                codes::ASN_LINE_INVALID,
                 FailureKind::InvalidInput,
                 format!(
                     "odoo.asn_line_invalid: line {number} of event {} has no shipped quantity (a number ≥ 0)",
@@ -179,17 +180,23 @@ fn plan(
         }
     }
     if !unmatched.is_empty() && unmatched_lines == UnmatchedLines::Refuse {
-        return Err(permanent(format!(
-            "odoo.asn_line_unmatched: picking {picking} has no move for {} (event {})",
-            unmatched.join("; "),
-            event.id
-        )));
+        return Err(permanent(
+            codes::ASN_LINE_UNMATCHED,
+            format!(
+                "odoo.asn_line_unmatched: picking {picking} has no move for {} (event {})",
+                unmatched.join("; "),
+                event.id
+            ),
+        ));
     }
     if shipped.values().all(|q| *q <= EPSILON) {
-        return Err(permanent(format!(
-            "odoo.asn_nothing_shipped: event {} ships nothing of picking {picking}",
-            event.id
-        )));
+        return Err(permanent(
+            codes::ASN_NOTHING_SHIPPED,
+            format!(
+                "odoo.asn_nothing_shipped: event {} ships nothing of picking {picking}",
+                event.id
+            ),
+        ));
     }
     let mut target: Vec<(i64, Option<f64>)> = Vec::with_capacity(moves.len());
     let mut by_id: Vec<&Move> = moves.iter().collect();

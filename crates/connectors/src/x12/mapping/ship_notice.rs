@@ -99,8 +99,9 @@ impl Ctx {
             shipment_facts(level, &mut data);
             data.insert("packages".into(), Value::Array(packages));
             data.insert("orders".into(), Value::Array(orders));
-            if !lines.is_empty() {
-                data.insert("lines".into(), Value::Array(lines));
+            let lines = (!lines.is_empty()).then_some(Value::Array(lines));
+            if let Some(l) = &lines {
+                data.insert("lines".into(), l.clone());
             }
             totals_facts(&totals, &mut data);
             let shipment_parties: Vec<Party> = std::iter::once(level)
@@ -135,6 +136,11 @@ impl Ctx {
                 let mut data = Map::new();
                 if let Some(c) = &level.carrier {
                     data.insert("carrier".into(), carrier(c));
+                }
+                // What left, line by line: a sink that ships quantities (Odoo) reads them
+                // from the event that says the goods left.
+                if let Some(l) = lines {
+                    data.insert("lines".into(), l);
                 }
                 totals_facts(&totals, &mut data);
                 s.describe(&mut data);
