@@ -5,6 +5,7 @@ use crate::carrier::CarrierFormat;
 use serde::Deserialize;
 use std::sync::Arc;
 use time::{OffsetDateTime, UtcOffset};
+use waybill_engine::config::ConfigError;
 use waybill_engine::ingest::{Auth, AuthConfig, DEFAULT_MAX_BODY};
 use waybill_engine::partner::{Ack, Inbound, Mapped, Rejection};
 use waybill_engine::secret::{Secret, SecretRef};
@@ -51,11 +52,11 @@ struct Carrier {
 pub(crate) fn carrier(
     cfg: &CarrierConfig,
     format: &'static dyn CarrierFormat,
-) -> Result<Arc<dyn Inbound>, Vec<String>> {
+) -> Result<Arc<dyn Inbound>, Vec<ConfigError>> {
     let secret = cfg
         .secret
         .resolve()
-        .map_err(|e| vec![format!("secret: {e}")])?;
+        .map_err(|e| vec![ConfigError::new("secret", e)])?;
     Ok(Arc::new(Carrier {
         secret,
         max_body: cfg.max_body_bytes,
@@ -97,14 +98,14 @@ struct X12 {
     local_offset: Option<UtcOffset>,
 }
 
-/// Validates a `local_time_offset` setting (error prefixed with its key).
-pub(crate) fn local_time_offset(raw: Option<&str>) -> Result<Option<UtcOffset>, String> {
+/// Validates a `local_time_offset` setting (the error names its key).
+pub(crate) fn local_time_offset(raw: Option<&str>) -> Result<Option<UtcOffset>, ConfigError> {
     raw.map(crate::x12::parse_offset)
         .transpose()
-        .map_err(|e| format!("local_time_offset: {e}"))
+        .map_err(|e| ConfigError::new("local_time_offset", e))
 }
 
-pub(crate) fn x12(cfg: &X12Config) -> Result<Arc<dyn Inbound>, Vec<String>> {
+pub(crate) fn x12(cfg: &X12Config) -> Result<Arc<dyn Inbound>, Vec<ConfigError>> {
     let offset = local_time_offset(cfg.local_time_offset.as_deref());
     let auth = Auth::build(&cfg.auth);
     match (auth, offset) {

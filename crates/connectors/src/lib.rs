@@ -22,6 +22,7 @@ pub use inbound::{CarrierConfig, X12Config};
 
 use serde::Deserialize;
 use std::sync::Arc;
+use waybill_engine::config::ConfigError;
 use waybill_engine::partner::{Inbound, Outbound};
 
 /// Every failure code the connectors raise (each documented in docs/errors.md).
@@ -86,7 +87,7 @@ impl SourceConfig {
     }
 
     /// Validates the configuration (no network) and builds the source.
-    pub fn build(&self, name: &str) -> Result<BuiltSource, Vec<String>> {
+    pub fn build(&self, name: &str) -> Result<BuiltSource, Vec<ConfigError>> {
         use BuiltSource::Http;
         match self {
             SourceConfig::Jq(c) => Ok(Http(Arc::new(jq::JqSource::build(name, c)?))),
@@ -99,13 +100,16 @@ impl SourceConfig {
             // `carrier()` (so a new format is not listed here too).
             _ => match self.carrier() {
                 Some((format, c)) => inbound::carrier(c, format).map(Http),
-                None => Err(vec!["type: not a source type of this build".into()]),
+                None => Err(vec![ConfigError::new(
+                    "type",
+                    "not a source type of this build",
+                )]),
             },
         }
     }
 }
 
-fn odoo_source(name: &str, c: &odoo::OdooSourceConfig) -> Result<BuiltSource, Vec<String>> {
+fn odoo_source(name: &str, c: &odoo::OdooSourceConfig) -> Result<BuiltSource, Vec<ConfigError>> {
     let poller = Arc::new(odoo::OdooPoller::build(name, c)?);
     let webhook: Option<Arc<dyn Inbound>> = if c.webhook_tokens.is_empty() {
         None
@@ -115,7 +119,10 @@ fn odoo_source(name: &str, c: &odoo::OdooSourceConfig) -> Result<BuiltSource, Ve
         };
         let auth = waybill_engine::ingest::Auth::build(&cfg).map_err(|es| {
             es.into_iter()
-                .map(|e| e.replace("auth.tokens", "webhook_tokens"))
+                .map(|e| ConfigError {
+                    path: e.path.replace("auth.tokens", "webhook_tokens"),
+                    ..e
+                })
                 .collect::<Vec<_>>()
         })?;
         Some(Arc::new(odoo::OdooWebhook {
@@ -138,10 +145,10 @@ pub enum SinkConfig {
 
 impl SinkConfig {
     /// Validates the configuration (no network) and builds the connector.
-    pub fn build(&self, name: &str) -> Result<Arc<dyn Outbound>, Vec<String>> {
+    pub fn build(&self) -> Result<Arc<dyn Outbound>, Vec<ConfigError>> {
         match self {
-            SinkConfig::HttpWebhook(c) => Ok(Arc::new(http_webhook::HttpWebhook::build(name, c)?)),
-            SinkConfig::Odoo(c) => Ok(Arc::new(odoo::OdooSink::build(name, c)?)),
+            SinkConfig::HttpWebhook(c) => Ok(Arc::new(http_webhook::HttpWebhook::build(c)?)),
+            SinkConfig::Odoo(c) => Ok(Arc::new(odoo::OdooSink::build(c)?)),
         }
     }
 

@@ -2,6 +2,7 @@
 //! keys, or a token in the URL for partners that can do neither.
 
 use crate::codes;
+use crate::config::ConfigError;
 use crate::ingest::Received;
 use crate::partner::Rejection;
 use crate::secret::{Secret, SecretRef};
@@ -49,7 +50,7 @@ pub enum Auth {
 
 impl Auth {
     /// Resolves the configured secrets; errors are `auth.…: message`.
-    pub fn build(cfg: &AuthConfig) -> Result<Auth, Vec<String>> {
+    pub fn build(cfg: &AuthConfig) -> Result<Auth, Vec<ConfigError>> {
         let mut errs = Vec::new();
         let auth = match cfg {
             AuthConfig::StandardWebhooks { secrets } => {
@@ -59,12 +60,17 @@ impl Auth {
                     .filter_map(|(i, s)| {
                         s.resolve()
                             .and_then(|v| SigningKey::parse(v.expose()))
-                            .map_err(|e| errs.push(format!("auth.secrets[{i}]: {e}")))
+                            .map_err(|e| {
+                                errs.push(ConfigError::new(format!("auth.secrets[{i}]"), e))
+                            })
                             .ok()
                     })
                     .collect();
                 if secrets.is_empty() {
-                    errs.push("auth.secrets: at least one secret is required".into());
+                    errs.push(ConfigError::new(
+                        "auth.secrets",
+                        "at least one secret is required",
+                    ));
                 }
                 Auth::StandardWebhooks(keys)
             }
@@ -74,15 +80,23 @@ impl Auth {
                     .enumerate()
                     .filter_map(|(i, s)| {
                         s.resolve()
-                            .map_err(|e| errs.push(format!("auth.tokens[{i}]: {e}")))
+                            .map_err(|e| {
+                                errs.push(ConfigError::new(format!("auth.tokens[{i}]"), e))
+                            })
                             .ok()
                     })
                     .collect();
                 if tokens.is_empty() {
-                    errs.push("auth.tokens: at least one token is required".into());
+                    errs.push(ConfigError::new(
+                        "auth.tokens",
+                        "at least one token is required",
+                    ));
                 }
                 if ts.iter().any(|t| t.expose().len() < 16) {
-                    errs.push("auth.tokens: a URL token must be at least 16 characters".into());
+                    errs.push(ConfigError::new(
+                        "auth.tokens",
+                        "a URL token must be at least 16 characters",
+                    ));
                 }
                 Auth::UrlToken(ts)
             }
@@ -92,12 +106,15 @@ impl Auth {
                     .enumerate()
                     .filter_map(|(i, s)| {
                         s.resolve()
-                            .map_err(|e| errs.push(format!("auth.keys[{i}]: {e}")))
+                            .map_err(|e| errs.push(ConfigError::new(format!("auth.keys[{i}]"), e)))
                             .ok()
                     })
                     .collect();
                 if keys.is_empty() {
-                    errs.push("auth.keys: at least one key is required".into());
+                    errs.push(ConfigError::new(
+                        "auth.keys",
+                        "at least one key is required",
+                    ));
                 }
                 Auth::ApiKey(ks)
             }

@@ -103,3 +103,71 @@ pub struct SubscriptionConfig {
     #[serde(default)]
     pub sources: Vec<String>,
 }
+
+/// A configuration error as data: where (the dotted path of the offending key, relative to
+/// what was being validated) and what is wrong. Each layer that validates a part adds its
+/// own prefix ([`ConfigError::under`]), so `waybill check-config` prints the full path
+/// (`sources.edi.local_time_offset: …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the key (`auth.secrets[0]`), empty for the part as a whole.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error at `path`.
+    pub fn new(path: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// The same error seen from one level up: `prefix.path`.
+    pub fn under(self, prefix: &str) -> Self {
+        let path = if self.path.is_empty() {
+            prefix.to_owned()
+        } else if self.path.starts_with('[') {
+            format!("{prefix}{}", self.path)
+        } else {
+            format!("{prefix}.{}", self.path)
+        };
+        ConfigError { path, ..self }
+    }
+
+    /// Every error of `errs` seen from one level up.
+    pub fn all_under(errs: Vec<ConfigError>, prefix: &str) -> Vec<ConfigError> {
+        errs.into_iter().map(|e| e.under(prefix)).collect()
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+#[cfg(test)]
+mod config_error_tests {
+    use super::ConfigError;
+
+    #[test]
+    fn a_path_grows_one_level_at_a_time() {
+        let e = ConfigError::new("auth.secrets[0]", "not a whsec_ key")
+            .under("edi")
+            .under("sources");
+        assert_eq!(e.path, "sources.edi.auth.secrets[0]");
+        assert_eq!(
+            e.to_string(),
+            "sources.edi.auth.secrets[0]: not a whsec_ key"
+        );
+        assert_eq!(ConfigError::new("[2]", "x").under("keys").path, "keys[2]");
+        assert_eq!(ConfigError::new("", "x").under("sinks").path, "sinks");
+    }
+}

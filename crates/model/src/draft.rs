@@ -102,9 +102,19 @@ pub fn untyped_fact_key(
     code: Option<&str>,
     location: Option<&serde_json::Value>,
 ) -> String {
+    key_of_fact("", time, code, location)
+}
+
+/// The key text of a fact: a JSON array, so no part can run into the next.
+fn key_of_fact(
+    ty: &str,
+    time: &str,
+    code: Option<&str>,
+    location: Option<&serde_json::Value>,
+) -> String {
     let code = code.map(str::trim).unwrap_or("");
     let place = location.map(normalize_place).unwrap_or_default();
-    serde_json::Value::from(vec!["fact", "", time, code, place.as_str()]).to_string()
+    serde_json::Value::from(vec!["fact", ty, time, code, place.as_str()]).to_string()
 }
 
 /// A UTC instant as the RFC 3339 text [`fact_key`] takes.

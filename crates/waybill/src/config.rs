@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use waybill_connectors::file_drop::FileDrop;
 use waybill_connectors::{BuiltSource, SinkConfig, SourceConfig};
-use waybill_engine::config::{DeliveryConfig, SubscriptionConfig};
+use waybill_engine::config::{ConfigError, DeliveryConfig, SubscriptionConfig};
 use waybill_engine::dispatcher::SinkRuntime;
 use waybill_engine::partner::Inbound;
 use waybill_engine::secret::{Secret, SecretRef};
@@ -261,13 +261,16 @@ pub struct Runtime {
 }
 
 impl Config {
-    /// Validates everything at once (no network); every error is `path: message`.
-    pub fn validate(&self) -> Result<Runtime, Vec<String>> {
+    /// Validates everything at once (no network); every error names its key's path.
+    pub fn validate(&self) -> Result<Runtime, Vec<ConfigError>> {
         let mut errs = Vec::new();
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            errs.push(format!(
-                "server.listen: `{}` is not an address like 127.0.0.1:8080",
-                self.server.listen
+            errs.push(ConfigError::new(
+                "server.listen",
+                format!(
+                    "`{}` is not an address like 127.0.0.1:8080",
+                    self.server.listen
+                ),
             ));
         }
         let api_keys: Vec<Secret> = self
@@ -277,28 +280,34 @@ impl Config {
             .enumerate()
             .filter_map(|(i, k)| {
                 k.resolve()
-                    .map_err(|e| errs.push(format!("server.api_keys[{i}]: {e}")))
+                    .map_err(|e| errs.push(ConfigError::new(format!("server.api_keys[{i}]"), e)))
                     .ok()
             })
             .collect();
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
-            errs.push("log.format: must be `pretty` or `json`".into());
+            errs.push(ConfigError::new("log.format", "must be `pretty` or `json`"));
         }
         if self.store.checkpoint_pages == 0 {
-            errs.push(
-                "store.checkpoint_pages: must be at least 1 (without the writer's checkpoints the WAL grows without bound)"
-                    .into(),
-            );
+            errs.push(ConfigError::new(
+                "store.checkpoint_pages",
+                "must be at least 1 (without the writer's checkpoints the WAL grows without bound)",
+            ));
         }
         if self.delivery.retry_schedule.is_empty() {
-            errs.push("delivery.retry_schedule: must list at least one delay".into());
+            errs.push(ConfigError::new(
+                "delivery.retry_schedule",
+                "must list at least one delay",
+            ));
         }
         let mut sources = HashMap::new();
         let mut drops = Vec::new();
         let mut pollers = Vec::new();
         for (name, cfg) in &self.sources {
             if name == "api" {
-                errs.push("sources.api: `api` is reserved for /v1/events".into());
+                errs.push(ConfigError::new(
+                    "sources.api",
+                    "`api` is reserved for /v1/events",
+                ));
             }
             match cfg.build(name) {
                 Ok(BuiltSource::Http(s)) => {
@@ -311,12 +320,12 @@ impl Config {
                         sources.insert(name.clone(), w);
                     }
                 }
-                Err(es) => errs.extend(es.into_iter().map(|e| format!("sources.{name}.{e}"))),
+                Err(es) => errs.extend(ConfigError::all_under(es, &format!("sources.{name}"))),
             }
         }
         let mut sinks = Vec::new();
         for (name, cfg) in &self.sinks {
-            match cfg.build(name) {
+            match cfg.build() {
                 Ok(outbound) => sinks.push(SinkRuntime {
                     name: name.clone(),
                     outbound: Arc::clone(&outbound),
@@ -328,7 +337,7 @@ impl Config {
                         .max(1),
                     pause_on_gone: self.delivery.pause_on_gone,
                 }),
-                Err(es) => errs.extend(es),
+                Err(es) => errs.extend(ConfigError::all_under(es, &format!("sinks.{name}"))),
             }
         }
         let mut names = std::collections::HashSet::new();
@@ -338,21 +347,22 @@ impl Config {
             .enumerate()
             .map(|(i, s)| {
                 if !names.insert(s.name.clone()) {
-                    errs.push(format!(
-                        "subscriptions[{i}].name: `{}` is used twice",
-                        s.name
+                    errs.push(ConfigError::new(
+                        format!("subscriptions[{i}].name"),
+                        format!("`{}` is used twice", s.name),
                     ));
                 }
                 if !self.sinks.contains_key(&s.sink) {
-                    errs.push(format!(
-                        "subscriptions[{i}].sink: no sink named `{}`",
-                        s.sink
+                    errs.push(ConfigError::new(
+                        format!("subscriptions[{i}].sink"),
+                        format!("no sink named `{}`", s.sink),
                     ));
                 }
                 for src in &s.sources {
                     if src != "api" && !self.sources.contains_key(src) {
-                        errs.push(format!(
-                            "subscriptions[{i}].sources: no source named `{src}`"
+                        errs.push(ConfigError::new(
+                            format!("subscriptions[{i}].sources"),
+                            format!("no source named `{src}`"),
                         ));
                     }
                 }
@@ -366,8 +376,9 @@ impl Config {
                         None => all.iter().any(|et| et.as_str() == t),
                     };
                     if !known {
-                        errs.push(format!(
-                            "subscriptions[{i}].types: `{t}` matches no event type"
+                        errs.push(ConfigError::new(
+                            format!("subscriptions[{i}].types"),
+                            format!("`{t}` matches no event type"),
                         ));
                     }
                 }

@@ -51,9 +51,10 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let rt = config
-        .validate()
-        .map_err(|errs| anyhow::anyhow!("invalid configuration:\n  {}", errs.join("\n  ")))?;
+    let rt = config.validate().map_err(|errs| {
+        let all: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("invalid configuration:\n  {}", all.join("\n  "))
+    })?;
     let store = open_store(&config).await?;
     store.sync_subscriptions(rt.subscriptions).await?;
     let metrics = Arc::new(Metrics::default());

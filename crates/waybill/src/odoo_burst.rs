@@ -93,10 +93,10 @@ pub async fn run(
     events_per_picking: usize,
     dir: &std::path::Path,
 ) -> anyhow::Result<BurstReport> {
-    let sink = Arc::new(
-        OdooSink::build("odoo", cfg)
-            .map_err(|e| anyhow::anyhow!("invalid Odoo sink: {}", e.join("; ")))?,
-    );
+    let sink = Arc::new(OdooSink::build(cfg).map_err(|es| {
+        let all: Vec<String> = es.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("invalid Odoo sink: {}", all.join("; "))
+    })?);
     let store = Store::open_sqlite(SqliteOptions::new(dir.join("burst.db")))
         .await
         .context("cannot open the burst's store")?;

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::watch;
+use waybill_engine::config::ConfigError;
 use waybill_engine::duration;
 use waybill_engine::partner::{Mapped, Rejection};
 use waybill_engine::{Hub, IngestReply, Received};
@@ -133,12 +134,13 @@ pub struct FileBatch {
 
 impl FileDrop {
     /// Validates the configuration (no I/O).
-    pub fn build(name: &str, cfg: &FileDropConfig) -> Result<FileDrop, Vec<String>> {
+    pub fn build(name: &str, cfg: &FileDropConfig) -> Result<FileDrop, Vec<ConfigError>> {
         let mut errs = Vec::new();
         for f in &cfg.formats {
             if f != "csv" && f != "x12" {
-                errs.push(format!(
-                    "formats: unknown format `{f}` (use \"csv\" or \"x12\")"
+                errs.push(ConfigError::new(
+                    "formats",
+                    format!("unknown format `{f}` (use \"csv\" or \"x12\")"),
                 ));
             }
         }
@@ -146,15 +148,15 @@ impl FileDrop {
         let x12 = cfg.formats.iter().any(|f| f == "x12");
         let mapping = match &cfg.mapping {
             Some(m) => Program::compile(m)
-                .map_err(|e| errs.push(format!("mapping: {e}")))
+                .map_err(|e| errs.push(ConfigError::new("mapping", e)))
                 .ok(),
             None => None,
         };
         if csv && cfg.mapping.is_none() {
-            errs.push("mapping: required to read CSV files".into());
+            errs.push(ConfigError::new("mapping", "required to read CSV files"));
         }
         if !cfg.delimiter.is_ascii() {
-            errs.push("delimiter: must be one ASCII character".into());
+            errs.push(ConfigError::new("delimiter", "must be one ASCII character"));
         }
         let local_offset = crate::inbound::local_time_offset(cfg.local_time_offset.as_deref())
             .map_err(|e| errs.push(e))

@@ -103,8 +103,8 @@ fn a_bad_mapping_is_a_configuration_error() {
     )
     .err()
     .unwrap();
-    assert!(errs.iter().any(|e| e.starts_with("mapping:")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.starts_with("formats:")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.path == "mapping"), "{errs:?}");
+    assert!(errs.iter().any(|e| e.path == "formats"), "{errs:?}");
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn the_local_time_offset_for_x12_files_is_validated() {
     let errs = FileDrop::build("edi", &cfg("6h")).err().unwrap();
     assert!(
         errs.iter()
-            .any(|e| e.starts_with("local_time_offset: `6h`")),
+            .any(|e| e.path == "local_time_offset" && e.message.starts_with("`6h`")),
         "{errs:?}"
     );
 }

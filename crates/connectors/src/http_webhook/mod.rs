@@ -14,6 +14,7 @@ mod config;
 pub use config::HttpWebhookConfig;
 
 use std::time::Duration;
+use waybill_engine::config::ConfigError;
 use waybill_engine::partner::{DeliverFuture, DeliveryError, Outbound};
 use waybill_engine::signature::SigningKey;
 use waybill_model::{Code, CodeClass, FailureKind};
@@ -29,15 +30,15 @@ pub struct HttpWebhook {
 
 impl HttpWebhook {
     /// Validates the configuration and builds the HTTP client.
-    pub fn build(name: &str, cfg: &HttpWebhookConfig) -> Result<HttpWebhook, Vec<String>> {
+    pub fn build(cfg: &HttpWebhookConfig) -> Result<HttpWebhook, Vec<ConfigError>> {
         let mut errs = Vec::new();
         let url = reqwest::Url::parse(&cfg.url)
-            .map_err(|e| errs.push(format!("url: {e}")))
+            .map_err(|e| errs.push(ConfigError::new("url", e)))
             .ok()
             .filter(|u| {
                 let ok = matches!(u.scheme(), "http" | "https");
                 if !ok {
-                    errs.push("url: scheme must be http or https".into());
+                    errs.push(ConfigError::new("url", "scheme must be http or https"));
                 }
                 ok
             });
@@ -46,7 +47,7 @@ impl HttpWebhook {
             Some(s) => s
                 .resolve()
                 .and_then(|v| SigningKey::parse(v.expose()))
-                .map_err(|e| errs.push(format!("secret: {e}")))
+                .map_err(|e| errs.push(ConfigError::new("secret", e)))
                 .ok(),
         };
         let client = reqwest::Client::builder()
@@ -56,7 +57,7 @@ impl HttpWebhook {
             .pool_max_idle_per_host(256)
             .user_agent(concat!("waybill/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| errs.push(format!("http client: {e}")))
+            .map_err(|e| errs.push(ConfigError::new("", format!("http client: {e}"))))
             .ok();
         match (url, client) {
             (Some(url), Some(client)) if errs.is_empty() => Ok(HttpWebhook {
@@ -69,10 +70,7 @@ impl HttpWebhook {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             }),
-            _ => Err(errs
-                .into_iter()
-                .map(|e| format!("sinks.{name}.{e}"))
-                .collect()),
+            _ => Err(errs),
         }
     }
 

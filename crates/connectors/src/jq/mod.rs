@@ -11,6 +11,7 @@
 
 use serde::Deserialize;
 use waybill_engine::codes;
+use waybill_engine::config::ConfigError;
 use waybill_engine::ingest::{Auth, AuthConfig, DEFAULT_MAX_BODY};
 use waybill_engine::partner::{Inbound, Mapped, Rejection};
 use waybill_engine::Received;
@@ -49,16 +50,16 @@ pub struct JqSource {
 
 impl JqSource {
     /// Validates a configured source (no network); errors are `field: message`.
-    pub fn build(name: &str, cfg: &JqConfig) -> Result<JqSource, Vec<String>> {
+    pub fn build(name: &str, cfg: &JqConfig) -> Result<JqSource, Vec<ConfigError>> {
         let mut errs = Vec::new();
         let auth = Auth::build(&cfg.auth).map_err(|e| errs.extend(e)).ok();
         let mapping = Program::compile(&cfg.mapping)
-            .map_err(|e| errs.push(format!("mapping: {e}")))
+            .map_err(|e| errs.push(ConfigError::new("mapping", e)))
             .ok();
         let idem = match &cfg.idempotency_key {
             None => None,
             Some(code) => Program::compile(code)
-                .map_err(|e| errs.push(format!("idempotency_key: {e}")))
+                .map_err(|e| errs.push(ConfigError::new("idempotency_key", e)))
                 .ok(),
         };
         match (mapping, auth) {

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
+use waybill_engine::config::ConfigError;
 use waybill_engine::secret::Secret;
 
 /// Wire protocol.
@@ -53,33 +54,42 @@ pub struct Ticket<'a>(#[allow(dead_code)] SemaphorePermit<'a>);
 
 impl OdooClient {
     /// Validates the configuration (no network) and builds the client.
-    pub fn build(cfg: &OdooConfig) -> Result<OdooClient, Vec<String>> {
+    pub fn build(cfg: &OdooConfig) -> Result<OdooClient, Vec<ConfigError>> {
         let mut errs = Vec::new();
         let configured = match cfg.protocol.as_str() {
             "auto" => None,
             "jsonrpc" => Some(Protocol::JsonRpc),
             "json2" => Some(Protocol::Json2),
             other => {
-                errs.push(format!("protocol: `{other}` (use auto, jsonrpc or json2)"));
+                errs.push(ConfigError::new(
+                    "protocol",
+                    format!("`{other}` (use auto, jsonrpc or json2)"),
+                ));
                 None
             }
         };
         if !(cfg.max_requests_per_second >= 0.0 && cfg.max_requests_per_second.is_finite()) {
-            errs.push("max_requests_per_second: must be a number ≥ 0".into());
+            errs.push(ConfigError::new(
+                "max_requests_per_second",
+                "must be a number ≥ 0",
+            ));
         }
         if !(cfg.url.starts_with("http://") || cfg.url.starts_with("https://")) {
-            errs.push("url: must start with http:// or https://".into());
+            errs.push(ConfigError::new(
+                "url",
+                "must start with http:// or https://",
+            ));
         }
         let key = cfg
             .api_key
             .resolve()
-            .map_err(|e| errs.push(format!("api_key: {e}")))
+            .map_err(|e| errs.push(ConfigError::new("api_key", e)))
             .ok();
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .pool_max_idle_per_host(cfg.max_concurrency.max(1))
             .build()
-            .map_err(|e| errs.push(format!("http client: {e}")))
+            .map_err(|e| errs.push(ConfigError::new("", format!("http client: {e}"))))
             .ok();
         match (key, http) {
             (Some(key), Some(http)) if errs.is_empty() => Ok(OdooClient {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 use tokio::sync::{mpsc, watch};
+use waybill_engine::config::ConfigError;
 use waybill_engine::duration;
 use waybill_engine::partner::Mapped;
 use waybill_engine::{Hub, Received};
@@ -98,14 +99,11 @@ fn minus(ts: &str, d: Duration) -> String {
 
 impl OdooPoller {
     /// Validates the configuration (no network).
-    pub fn build(name: &str, cfg: &OdooSourceConfig) -> Result<OdooPoller, Vec<String>> {
-        let client = OdooClient::build(&cfg.connection).map_err(|es| {
-            es.into_iter()
-                .map(|e| format!("connection.{e}"))
-                .collect::<Vec<_>>()
-        })?;
+    pub fn build(name: &str, cfg: &OdooSourceConfig) -> Result<OdooPoller, Vec<ConfigError>> {
+        let client = OdooClient::build(&cfg.connection)
+            .map_err(|es| ConfigError::all_under(es, "connection"))?;
         if cfg.page_size == 0 {
-            return Err(vec!["page_size: must be at least 1".into()]);
+            return Err(vec![ConfigError::new("page_size", "must be at least 1")]);
         }
         let (hints, hints_rx) = mpsc::unbounded_channel();
         Ok(OdooPoller {

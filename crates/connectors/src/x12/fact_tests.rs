@@ -187,7 +187,7 @@ fn an_x12_source_rejects_a_bad_local_time_offset() {
     let errs = crate::inbound::x12(&cfg("CST")).err().expect("rejected");
     assert!(
         errs.iter()
-            .any(|e| e.starts_with("local_time_offset: `CST`")),
+            .any(|e| e.path == "local_time_offset" && e.message.starts_with("`CST`")),
         "{errs:?}"
     );
 }

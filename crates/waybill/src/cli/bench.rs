@@ -172,8 +172,14 @@ async fn odoo(a: OdooArgs) -> anyhow::Result<ExitCode> {
             a.sink
         );
     };
-    let client = OdooClient::build(&cfg.connection)
-        .map_err(|e| anyhow::anyhow!("sinks.{}.connection: {}", a.sink, e.join("; ")))?;
+    let client = OdooClient::build(&cfg.connection).map_err(|es| {
+        let prefix = format!("sinks.{}.connection", a.sink);
+        let all: Vec<String> = es
+            .into_iter()
+            .map(|e| e.under(&prefix).to_string())
+            .collect();
+        anyhow::anyhow!("{}", all.join("; "))
+    })?;
     let rows = client
         .search_read(
             "stock.picking",

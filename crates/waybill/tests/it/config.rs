@@ -33,7 +33,11 @@ types = ["parcel.*", "shipment"]
         .validate()
         .err()
         .unwrap();
-    let joined = errs.join("\n");
+    let joined = errs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     for want in [
         "server.listen",
         "sources.x.auth.secrets[0]",
@@ -105,7 +109,8 @@ fn a_checkpoint_interval_of_zero_is_refused() {
     let errs = c.validate().err().unwrap_or_default();
     assert!(
         errs.iter()
-            .any(|e| e.starts_with("store.checkpoint_pages: must be at least 1")),
+            .any(|e| e.path == "store.checkpoint_pages"
+                && e.message.starts_with("must be at least 1")),
         "{errs:?}"
     );
 }

@@ -37,6 +37,7 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use waybill_engine::config::ConfigError;
 use waybill_engine::duration;
 use waybill_engine::partner::{
     BatchFuture, BatchOutcome, Batching, DeliverFuture, DeliveryError, Outbound,
@@ -126,15 +127,10 @@ fn refs_of(ev: &CloudEvent) -> BTreeMap<&str, &str> {
 
 impl OdooSink {
     /// Validates the configuration (no network).
-    pub fn build(name: &str, cfg: &OdooSinkConfig) -> Result<OdooSink, Vec<String>> {
+    pub fn build(cfg: &OdooSinkConfig) -> Result<OdooSink, Vec<ConfigError>> {
         let mut errs = Vec::new();
         let client = OdooClient::build(&cfg.connection)
-            .map_err(|es| {
-                errs.extend(
-                    es.into_iter()
-                        .map(|e| format!("sinks.{name}.connection.{e}")),
-                )
-            })
+            .map_err(|es| errs.extend(ConfigError::all_under(es, "connection")))
             .ok();
         let mut actions: HashMap<EventType, Vec<Action>> = EventType::ALL
             .iter()
@@ -145,15 +141,16 @@ impl OdooSink {
                 Ok(ty) => {
                     actions.insert(ty, a.clone());
                 }
-                Err(e) => errs.push(format!("sinks.{name}.actions: {e}")),
+                Err(e) => errs.push(ConfigError::new("actions", e)),
             }
         }
         if cfg.max_batch == 0 {
-            errs.push(format!("sinks.{name}.max_batch: must be at least 1"));
+            errs.push(ConfigError::new("max_batch", "must be at least 1"));
         }
         if cfg.order_ref_match.is_empty() {
-            errs.push(format!(
-                "sinks.{name}.order_ref_match: name at least one of client_order_ref, name"
+            errs.push(ConfigError::new(
+                "order_ref_match",
+                "name at least one of client_order_ref, name",
             ));
         }
         let keys = cfg.pickings_in_flight.clamp(1, 500);
