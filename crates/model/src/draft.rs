@@ -117,9 +117,12 @@ fn key_of_fact(
     serde_json::Value::from(vec!["fact", ty, time, code, place.as_str()]).to_string()
 }
 
-/// A UTC instant as the RFC 3339 text [`fact_key`] takes.
+/// A UTC instant as the RFC 3339 text [`fact_key`] takes. An instant that has no UTC
+/// date in range (year 9999 at a negative offset) keeps its own offset: the same instant
+/// always gives the same text, and nothing panics on a partner's date.
 pub fn utc_text(at: OffsetDateTime) -> String {
-    at.to_offset(time::UtcOffset::UTC)
+    at.checked_to_offset(time::UtcOffset::UTC)
+        .unwrap_or(at)
         .format(&Rfc3339)
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
@@ -376,6 +379,15 @@ mod tests {
             charge.clone().into_event(0, &origin()).expect("valid").id,
             charge.into_event(0, &other).expect("valid").id
         );
+    }
+
+    #[test]
+    fn utc_text_never_panics_out_of_range() {
+        // found by the x12 fuzz target (its year-9999 regression seed)
+        let late = OffsetDateTime::parse("9999-12-31T23:15:00-05:00", &Rfc3339).expect("valid");
+        assert_eq!(utc_text(late), "9999-12-31T23:15:00-05:00");
+        let t = OffsetDateTime::parse("2026-03-09T08:15:00-05:00", &Rfc3339).expect("valid");
+        assert_eq!(utc_text(t), "2026-03-09T13:15:00Z");
     }
 
     #[test]

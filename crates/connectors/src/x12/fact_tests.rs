@@ -382,3 +382,15 @@ fn quantities_are_exact_decimals() {
         assert!(Quantity::parse(bad).is_none(), "{bad}");
     }
 }
+
+#[test]
+fn a_status_in_year_9999_west_of_utc_is_mapped_without_a_panic() {
+    // Found by the x12 fuzz target on its own regression seed: the fact key's UTC text
+    // of 9999-12-31 23:15 -05:00 is past year 9999.
+    let edi = include_bytes!("../../../../fuzz/seeds/x12/regress_year9999_negative_offset.edi");
+    let ic = crate::x12::parse(edi).expect("the seed parses");
+    let received = time::OffsetDateTime::UNIX_EPOCH;
+    // An answer either way (drafts, or an element error), never a panic.
+    let _ = crate::x12::map(&ic, received, None);
+    let _ = crate::x12::AckResult::check(&ic);
+}
