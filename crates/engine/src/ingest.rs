@@ -5,6 +5,7 @@ pub use crate::auth::{Auth, AuthConfig};
 use crate::codes;
 use crate::partner::{Ack, Inbound, Mapped, Rejection};
 use crate::Hub;
+use std::collections::HashMap;
 use time::OffsetDateTime;
 use waybill_model::draft::Origin;
 use waybill_model::ids::content_hash;
@@ -227,14 +228,32 @@ fn to_events(
         received_at: r.received_at,
         traceparent: r.header("traceparent"),
     };
-    drafts
-        .into_iter()
-        .enumerate()
-        .map(|(i, d)| {
-            d.into_event(i, &origin)
-                .map_err(|e| reject(waybill_mapping::BAD_OUTPUT, e.to_string()))
-        })
-        .collect()
+    let bad = |e: waybill_model::DraftError| reject(waybill_mapping::BAD_OUTPUT, e.to_string());
+    // Two drafts of one payload can name the same fact (one CSV row per carton of a
+    // shipment, two 214 loops with the same status): an exact repeat is dropped, a
+    // different one is kept as the fact's `~2`, `~3` (stable for a re-sent payload).
+    let mut out: Vec<CloudEvent> = Vec::with_capacity(drafts.len());
+    let mut seen: HashMap<EventId, Vec<usize>> = HashMap::new();
+    for (i, d) in drafts.into_iter().enumerate() {
+        let e = d.clone().into_event(i, &origin).map_err(bad)?;
+        let Some(earlier) = seen.get(&e.id) else {
+            seen.insert(e.id.clone(), vec![out.len()]);
+            out.push(e);
+            continue;
+        };
+        let same = |j: &usize| {
+            let o = &out[*j];
+            o.ty == e.ty && o.time == e.time && o.data == e.data
+        };
+        if earlier.iter().any(same) {
+            continue;
+        }
+        let n = earlier.len() + 1;
+        let again = d.into_event_repeated(i, &origin, n).map_err(bad)?;
+        seen.entry(e.id).or_default().push(out.len());
+        out.push(again);
+    }
+    Ok(out)
 }
 
 /// `/v1/events`: drafts as they are, CloudEvents reduced to drafts (their `id` becomes the

@@ -63,6 +63,22 @@ impl Hub {
         }
     }
 
+    /// Also hides these headers (lower case) from storage and mappings: the secret
+    /// headers of every partner format the build knows, configured or not, so that a
+    /// partner posting to a wrong or removed source does not leave its secret in the inbox.
+    pub fn hiding(mut self, headers: impl IntoIterator<Item = &'static str>) -> Self {
+        for h in headers {
+            if !self
+                .hidden_headers
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(h))
+            {
+                self.hidden_headers.push(h);
+            }
+        }
+        self
+    }
+
     /// Largest body a source accepts (`None` for an unknown source).
     pub fn max_body(&self, source: &str) -> Option<usize> {
         self.sources.get(source).map(|s| s.max_body_bytes())

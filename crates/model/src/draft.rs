@@ -69,10 +69,28 @@ pub struct EventDraft {
     /// Data classification.
     #[serde(default)]
     pub dataclassification: Option<String>,
+    /// Whose `key` this is. Never read from a mapping's output: a mapping's key is the
+    /// partner's own identity, scoped to its source; only built-in connectors, which key
+    /// facts and documents themselves, share keys across sources.
+    #[serde(skip)]
+    pub key_scope: KeyScope,
 }
 
-/// The scope of ids derived from a draft's key: not a source name (source names cannot be
-/// empty), so a keyed fact has one id whichever source carried it.
+/// How far a draft's `key` reaches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyScope {
+    /// The key is the partner's own identity of the event: unique within its source (two
+    /// partners may both send `evt_1`).
+    #[default]
+    Source,
+    /// The key names the fact or document itself (a scan's fact, an ASN's number and
+    /// level, an invoice number), built by a connector: the same key from any source,
+    /// payload or channel is the same event.
+    Shared,
+}
+
+/// The scope of ids derived from a fact or a shared key: not a source name (source names
+/// are never empty), so such a draft has one id whichever source carried it.
 const FACT_SCOPE: &str = "";
 
 /// The identity of a status fact — a scan — as Waybill defines it for every connector and
@@ -92,6 +110,19 @@ pub fn fact_key(
     let code = code.map(str::trim).unwrap_or("");
     let place = location.map(normalize_place).unwrap_or_default();
     serde_json::Value::from(vec!["fact", ty.as_str(), time, code, place.as_str()]).to_string()
+}
+
+/// [`fact_key`] with the partner's own status in place of the canonical type, for
+/// connectors that know it: the canonical type of a scan can depend on the rest of the
+/// history (the first `in_transit` scan is the dispatch; a delivery after a return is the
+/// return), the partner's status of that scan does not.
+pub fn partner_fact_key(
+    partner_status: &str,
+    time: &str,
+    code: Option<&str>,
+    location: Option<&serde_json::Value>,
+) -> String {
+    key_of_fact(&format!("status:{partner_status}"), time, code, location)
 }
 
 /// The identity of a scan whose partner gave no status (its canonical type was inferred
@@ -127,16 +158,21 @@ pub fn utc_text(at: OffsetDateTime) -> String {
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
-/// A location as compact JSON with keys sorted and strings trimmed and lowercased.
+/// A location as compact JSON with keys sorted, strings trimmed and lowercased, and
+/// without coordinates.
 fn normalize_place(v: &serde_json::Value) -> String {
     fn norm(v: &serde_json::Value) -> serde_json::Value {
         use serde_json::Value as V;
         match v {
             V::String(s) => V::String(s.trim().to_lowercase()),
             V::Object(m) => {
+                // Coordinates are left out: a partner re-geocoding a scan does not make it
+                // another fact.
                 let sorted: BTreeMap<&String, V> = m
                     .iter()
-                    .filter(|(_, x)| !x.is_null())
+                    .filter(|(k, x)| {
+                        !x.is_null() && !matches!(k.as_str(), "latitude" | "longitude")
+                    })
                     .map(|(k, x)| (k, norm(x)))
                     .collect();
                 serde_json::to_value(sorted).unwrap_or(V::Null)
@@ -204,6 +240,27 @@ impl EventDraft {
 
     /// Validates the draft and makes it a canonical event (sequence unset).
     pub fn into_event(self, index: usize, origin: &Origin<'_>) -> Result<CloudEvent, DraftError> {
+        self.into_event_as(index, origin, None)
+    }
+
+    /// [`Self::into_event`] for the `n`th (2, 3, …) different draft of one payload that
+    /// would get the same id as an earlier one: its identity gets `~n`, so both are kept
+    /// and a re-sent payload gives the same ids again.
+    pub fn into_event_repeated(
+        self,
+        index: usize,
+        origin: &Origin<'_>,
+        n: usize,
+    ) -> Result<CloudEvent, DraftError> {
+        self.into_event_as(index, origin, Some(n))
+    }
+
+    fn into_event_as(
+        self,
+        index: usize,
+        origin: &Origin<'_>,
+        repeat: Option<usize>,
+    ) -> Result<CloudEvent, DraftError> {
         let err = |field: &'static str, message: String| DraftError {
             index,
             field,
@@ -220,15 +277,26 @@ impl EventDraft {
                 .ok_or_else(|| err("time", format!("`{t}` is out of range in UTC")))?,
         };
         let time = occurred.unwrap_or(origin.received_at);
+        let scope = match self.key_scope {
+            KeyScope::Source => origin.source,
+            KeyScope::Shared => FACT_SCOPE,
+        };
         let key = match (&self.key, occurred) {
-            (Some(k), _) if !k.is_empty() => Some(k.clone()),
-            (_, Some(at)) if ty.is_status() => Some(fact_key(
-                ty,
-                &utc_text(at),
-                self.code.as_deref(),
-                self.location.as_ref(),
+            (Some(k), _) if !k.is_empty() => Some((scope, k.clone())),
+            (_, Some(at)) if ty.is_status() => Some((
+                FACT_SCOPE,
+                fact_key(
+                    ty,
+                    &utc_text(at),
+                    self.code.as_deref(),
+                    self.location.as_ref(),
+                ),
             )),
             _ => None,
+        };
+        let key = match (key, repeat) {
+            (Some((scope, k)), Some(n)) => Some((scope, format!("{k}~{n}"))),
+            (key, _) => key,
         };
         let mut data = match self.data {
             None | Some(serde_json::Value::Null) => serde_json::Map::new(),
@@ -254,7 +322,7 @@ impl EventDraft {
             );
         }
         let id = match &key {
-            Some(k) => EventId::derive(FACT_SCOPE, &subject, "key", k),
+            Some((scope, k)) => EventId::derive(scope, &subject, "key", k),
             None => EventId::derive(
                 origin.source,
                 &subject,

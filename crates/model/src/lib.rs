@@ -16,7 +16,9 @@ pub mod ids;
 pub mod lifecycle;
 pub mod taxonomy;
 
-pub use draft::{fact_key, untyped_fact_key, utc_text, DraftError, EventDraft};
+pub use draft::{
+    fact_key, partner_fact_key, untyped_fact_key, utc_text, DraftError, EventDraft, KeyScope,
+};
 pub use event::CloudEvent;
 pub use failure::{Code, CodeClass, FailureKind};
 pub use ids::{EventId, ShipmentKey};

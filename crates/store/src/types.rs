@@ -172,6 +172,8 @@ pub struct InboxRecord {
     pub received_at: OffsetDateTime,
     /// Event ids when accepted.
     pub event_ids: Vec<String>,
+    /// The request headers kept with it (credential headers were never stored).
+    pub headers: Vec<(String, String)>,
     /// The raw body (lossy UTF-8 for display).
     pub body: String,
 }

@@ -37,6 +37,7 @@ pub fn event(
         causationid: None,
         tenant: None,
         dataclassification: None,
+        key_scope: waybill_model::KeyScope::Source,
     };
     draft
         .into_event(

@@ -58,7 +58,10 @@ pub async fn serve(
     let store = open_store(&config).await?;
     store.sync_subscriptions(rt.subscriptions).await?;
     let metrics = Arc::new(Metrics::default());
-    let hub = Arc::new(Hub::new(store.clone(), rt.sources, metrics.clone()));
+    let hub = Arc::new(
+        Hub::new(store.clone(), rt.sources, metrics.clone())
+            .hiding(waybill_connectors::carrier::secret_headers()),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let dispatchers = spawn_dispatchers(
         store.clone(),

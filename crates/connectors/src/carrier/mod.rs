@@ -110,6 +110,15 @@ pub static CARRIERS: &[&dyn CarrierFormat] = &[
     &crate::karrio::Karrio,
 ];
 
+/// The headers in which some format carries its secret itself (Karrio's `x-event-id`): the
+/// hub hides them on every source.
+pub fn secret_headers() -> impl Iterator<Item = &'static str> {
+    CARRIERS
+        .iter()
+        .filter(|c| c.header_is_secret())
+        .map(|c| c.signature_header())
+}
+
 /// The format named `name` (its config `type`).
 pub fn by_name(name: &str) -> Option<&'static dyn CarrierFormat> {
     CARRIERS

@@ -226,13 +226,25 @@ pub fn into_drafts(
 }
 
 fn to_draft(subject: &str, refs: &BTreeMap<String, String>, u: Update) -> EventDraft {
+    // A scan is identified by the partner's own status when it sent one (its canonical
+    // type can change with the history: dispatch, return leg), by time, code and place
+    // alone when its type was inferred, else by its canonical type.
+    let partner_status = u.data.get("status").and_then(Value::as_str);
     let key = match &u.time {
         Some(t) if u.fact && u.type_inferred => {
             waybill_model::untyped_fact_key(&t.rfc3339(), u.code.as_deref(), u.location.as_ref())
         }
-        Some(t) if u.fact && u.ty.is_status() => {
-            waybill_model::fact_key(u.ty, &t.rfc3339(), u.code.as_deref(), u.location.as_ref())
-        }
+        Some(t) if u.fact && u.ty.is_status() => match partner_status {
+            Some(status) => waybill_model::partner_fact_key(
+                status,
+                &t.rfc3339(),
+                u.code.as_deref(),
+                u.location.as_ref(),
+            ),
+            None => {
+                waybill_model::fact_key(u.ty, &t.rfc3339(), u.code.as_deref(), u.location.as_ref())
+            }
+        },
         _ => u.key,
     };
     let mut data = u.data;
@@ -259,6 +271,7 @@ fn to_draft(subject: &str, refs: &BTreeMap<String, String>, u: Update) -> EventD
         causationid: None,
         tenant: None,
         dataclassification: classification,
+        key_scope: waybill_model::KeyScope::Shared,
     }
 }
 

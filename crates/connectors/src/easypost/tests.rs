@@ -167,3 +167,53 @@ proptest! {
         }
     }
 }
+
+/// The first `in_transit` scan is the dispatch. When the carrier back-fills an earlier
+/// `in_transit` scan, that one becomes the dispatch and the former one a plain transit
+/// scan — still the same scan: nothing recorded earlier comes back under a new id.
+#[test]
+fn a_backfilled_scan_does_not_make_the_former_dispatch_a_second_event() {
+    use crate::carrier::test_support::assert_valid_events;
+    let full: serde_json::Value = serde_json::from_slice(&sample("delivered.json")).unwrap();
+    let details = full["result"]["tracking_details"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let cut = |keep: &[usize]| {
+        let mut v = full.clone();
+        let kept: Vec<_> = keep.iter().map(|i| details[*i].clone()).collect();
+        let newest = kept.last().unwrap().clone();
+        v["result"]["tracking_details"] = serde_json::Value::Array(kept);
+        v["result"]["status"] = newest["status"].clone();
+        v["result"]["status_detail"] = newest["status_detail"].clone();
+        v["result"]["signed_by"] = serde_json::Value::Null;
+        serde_json::to_vec(&v).unwrap()
+    };
+    let ids = |body: &[u8]| {
+        let m = map(body, received_at()).unwrap();
+        assert_valid_events(&m);
+        let origin = waybill_model::draft::Origin {
+            source: "easypost",
+            payload_key: &m.payload_key,
+            received_at: received_at(),
+            traceparent: None,
+        };
+        m.drafts
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| (d.ty.clone(), d.into_event(i, &origin).unwrap().id.0))
+            .collect::<Vec<_>>()
+    };
+    // Before the back-fill: label, then the second in_transit scan (the dispatch then).
+    let before = ids(&cut(&[0, 2]));
+    assert_eq!(before[1].0, "shipment.dispatched");
+    let after = ids(&cut(&[0, 1, 2]));
+    assert_eq!(after[1].0, "shipment.dispatched");
+    assert_eq!(after[2].0, "shipment.in_transit");
+    for (ty, id) in &before {
+        assert!(
+            after.iter().any(|(_, a)| a == id),
+            "{ty} {id} came back as a new event"
+        );
+    }
+}

@@ -122,6 +122,7 @@ pub fn picking(database: &str, rec: &Value) -> Vec<EventDraft> {
         causationid: None,
         tenant: None,
         dataclassification: None,
+        key_scope: waybill_model::KeyScope::Source,
     }]
 }
 
@@ -160,6 +161,7 @@ pub fn order(database: &str, rec: &Value) -> Vec<EventDraft> {
                 causationid: None,
                 tenant: None,
                 dataclassification: None,
+                key_scope: waybill_model::KeyScope::Source,
             }
         })
         .collect()

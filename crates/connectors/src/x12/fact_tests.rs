@@ -298,6 +298,17 @@ fn packed_is_never_dated_after_shipped() {
     let d = drafts(PARTIAL_856, None);
     assert_eq!(data(&d[0])["local_time"], "2026-03-09T08:00:00");
     assert_eq!(data(&d[0])["time_adjusted"]["from"], "2026-03-09T10:00:00");
+    // BSN local (unplaced, dated at receipt) and the shipped time with a zone: the wall
+    // clocks are compared, not the receipt time with the shipped instant.
+    let zoned = PARTIAL_856.replace("DTM*011*20260309*0800~", "DTM*011*20260309*1400*ET~");
+    let d = drafts(&zoned, None);
+    assert!(data(&d[0]).get("time_adjusted").is_none(), "{:?}", d[0]);
+    assert_eq!(data(&d[0])["local_time"], "2026-03-09T10:00:00");
+    // its own instant is unknown: dated at the shipped instant, never after it
+    assert_eq!(d[0].time, d[1].time);
+    let zoned_early = PARTIAL_856.replace("DTM*011*20260309*0800~", "DTM*011*20260309*0800*ET~");
+    let d = drafts(&zoned_early, None);
+    assert_eq!(data(&d[0])["time_adjusted"]["from"], "2026-03-09T10:00:00");
     // A notice made before the goods left keeps its own time.
     let early = PARTIAL_856.replace("20260309*1000*0001", "20260309*0700*0001");
     let d = drafts(&early, Some(offset!(-5:00)));

@@ -120,11 +120,13 @@ impl Placed {
         }
     }
 
-    /// Whether `self` is later than `other`: by wall clock when neither could be placed
-    /// (both `at`s are the receipt time then), else by instant.
+    /// Whether `self` is later than `other`: by wall clock when either could not be placed
+    /// (its `at` is the receipt time then), else by instant.
     pub fn is_after(&self, other: &Placed) -> bool {
         match (self.how, other.how) {
-            (Placement::Unplaced, Placement::Unplaced) => self.wall > other.wall,
+            // An unplaced time's `at` is the receipt time, not when it happened: only the
+            // wall clocks (the sender's, on both sides) can be compared.
+            (Placement::Unplaced, _) | (_, Placement::Unplaced) => self.wall > other.wall,
             _ => self.at > other.at,
         }
     }

@@ -86,7 +86,7 @@ impl SqliteStore {
     pub(crate) async fn inbox(&self, q: InboxQuery) -> Result<Vec<InboxRecord>, StoreError> {
         self.read(move |c| {
             let mut st = c.prepare_cached(
-                "SELECT id, source, idempotency_key, status, reason_code, reason, received_at, event_ids, body FROM inbox
+                "SELECT id, source, idempotency_key, status, reason_code, reason, received_at, event_ids, body, headers FROM inbox
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR source = ?2) ORDER BY id DESC LIMIT ?3",
             )?;
             let rows = st.query_map(params![q.status, q.source, q.limit as i64], |r| {
@@ -100,6 +100,7 @@ impl SqliteStore {
                     received_at: from_us(r.get(6)?),
                     event_ids: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
                     body: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(8)?).into_owned(),
+                    headers: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

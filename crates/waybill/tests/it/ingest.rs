@@ -256,3 +256,92 @@ async fn the_bench_reads_the_hubs_cpu_from_its_metrics() {
     assert_eq!(off.cpu, None);
     hub.stop().await;
 }
+
+/// Credential headers — the common ones and every partner format's secret header, with no
+/// source of that format configured — are neither stored nor shown; other headers are
+/// kept with the payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_headers_are_never_stored_whatever_the_source() {
+    let sink = waybill_testkit::FakePartner::start().await;
+    let hub = TestHub::start(&sink.url("hook"), "").await;
+    let r = hub
+        .client
+        .post(format!("{}/v1/ingest/removed-karrio-source", hub.base))
+        .header("x-event-id", "whsec_the_partners_secret")
+        .header("authorization", "Bearer leaked")
+        .header("x-partner-trace", "abc")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let inbox = hub.get("/v1/inbox?status=rejected").await;
+    let headers: Vec<String> = inbox["inbox"][0]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h[0].as_str().unwrap().to_ascii_lowercase())
+        .collect();
+    assert!(
+        headers.contains(&"x-partner-trace".to_owned()),
+        "{headers:?}"
+    );
+    for secret in ["x-event-id", "authorization"] {
+        assert!(!headers.contains(&secret.to_owned()), "{headers:?}");
+    }
+    assert!(!inbox.to_string().contains("whsec_the_partners_secret"));
+    hub.stop().await;
+}
+
+/// A partner's own event ids are its own: two sources that both send `evt-1` for one
+/// shipment are two events (a source cannot suppress another's by guessing its ids).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sources_may_use_the_same_event_ids() {
+    let sink = waybill_testkit::FakePartner::start().await;
+    let hub = TestHub::start(&sink.url("hook"), "").await;
+    let ev = carrier_event("evt-1", "S-SHARED", "shipment.in_transit", 5);
+    let a: serde_json::Value = hub.send(&ev, "msg-a").await.json().await.unwrap();
+    let r = hub
+        .client
+        .post(format!("{}/v1/ingest/wms", hub.base))
+        .bearer_auth("wms-key")
+        .json(&ev)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert_ne!(a["event_ids"], b["event_ids"], "{a} {b}");
+    hub.stop().await;
+}
+
+/// Two different drafts of one payload that name the same fact are both kept (`~2`);
+/// an exact repeat inside the payload is dropped; the payload re-sent changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_cartons_with_the_same_status_in_one_payload_are_both_kept() {
+    let sink = waybill_testkit::FakePartner::start().await;
+    let hub = TestHub::start(&sink.url("hook"), "").await;
+    let carton = |tracking: &str| {
+        serde_json::json!({"type": "shipment.dispatched", "subject": "S-CARTONS",
+            "time": "2026-11-23T10:00:00Z", "code": "SHIPPED", "refs": {"tracking": tracking}})
+    };
+    let body = serde_json::json!([carton("1Z-A"), carton("1Z-B"), carton("1Z-A")]);
+    let post = || {
+        hub.client
+            .post(format!("{}/v1/events", hub.base))
+            .bearer_auth(API_KEY)
+            .json(&body)
+            .send()
+    };
+    let r = post().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let first: serde_json::Value = r.json().await.unwrap();
+    let ids = first["event_ids"].as_array().unwrap().clone();
+    assert_eq!(ids.len(), 2, "{first}");
+    assert_ne!(ids[0], ids[1]);
+    let again: serde_json::Value = post().await.unwrap().json().await.unwrap();
+    assert_eq!(again["event_ids"].as_array().unwrap(), &ids, "{again}");
+    let s = hub.get("/v1/shipments/S-CARTONS").await;
+    assert_eq!(s["timeline"].as_array().unwrap().len(), 2, "{s}");
+    hub.stop().await;
+}

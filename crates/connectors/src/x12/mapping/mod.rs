@@ -153,5 +153,6 @@ fn draft(ty: EventType, subject: String, key: String, time: Option<String>) -> E
         causationid: None,
         tenant: None,
         dataclassification: None,
+        key_scope: waybill_model::KeyScope::Shared,
     }
 }

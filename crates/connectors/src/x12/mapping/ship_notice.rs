@@ -86,6 +86,11 @@ impl Ctx {
                         "rule": PACKED_NOT_AFTER_SHIPPED,
                     }));
                     p.move_to(s);
+                } else if p.at > s.at {
+                    // Packed before it shipped by the document's own clocks, but with no
+                    // zone to place it (its `at` is the receipt time): it happened no later
+                    // than the goods left, so it is dated at that instant.
+                    p.at = s.at;
                 }
             }
             let time = packed
