@@ -235,7 +235,7 @@ fn to_events(
     let mut out: Vec<CloudEvent> = Vec::with_capacity(drafts.len());
     let mut seen: HashMap<EventId, Vec<usize>> = HashMap::new();
     for (i, d) in drafts.into_iter().enumerate() {
-        let e = d.clone().into_event(i, &origin).map_err(bad)?;
+        let (mut e, identity) = d.into_event_and_identity(i, &origin).map_err(bad)?;
         let Some(earlier) = seen.get(&e.id) else {
             seen.insert(e.id.clone(), vec![out.len()]);
             out.push(e);
@@ -248,10 +248,12 @@ fn to_events(
         if earlier.iter().any(same) {
             continue;
         }
-        let n = earlier.len() + 1;
-        let again = d.into_event_repeated(i, &origin, n).map_err(bad)?;
-        seen.entry(e.id).or_default().push(out.len());
-        out.push(again);
+        // Ids without an identity are by position, so they never repeat in one payload.
+        let Some(identity) = identity else { continue };
+        let first = e.id.clone();
+        e.id = identity.repeated(&e.subject, earlier.len() + 1);
+        seen.entry(first).or_default().push(out.len());
+        out.push(e);
     }
     Ok(out)
 }

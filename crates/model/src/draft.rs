@@ -240,27 +240,17 @@ impl EventDraft {
 
     /// Validates the draft and makes it a canonical event (sequence unset).
     pub fn into_event(self, index: usize, origin: &Origin<'_>) -> Result<CloudEvent, DraftError> {
-        self.into_event_as(index, origin, None)
+        self.into_event_and_identity(index, origin).map(|(e, _)| e)
     }
 
-    /// [`Self::into_event`] for the `n`th (2, 3, …) different draft of one payload that
-    /// would get the same id as an earlier one: its identity gets `~n`, so both are kept
-    /// and a re-sent payload gives the same ids again.
-    pub fn into_event_repeated(
+    /// [`Self::into_event`], and the identity its id was derived from when it has one (a
+    /// key or a fact), so that a second, different draft of the same payload with the
+    /// same identity can be given its own id ([`Identity::repeated`]).
+    pub fn into_event_and_identity(
         self,
         index: usize,
         origin: &Origin<'_>,
-        n: usize,
-    ) -> Result<CloudEvent, DraftError> {
-        self.into_event_as(index, origin, Some(n))
-    }
-
-    fn into_event_as(
-        self,
-        index: usize,
-        origin: &Origin<'_>,
-        repeat: Option<usize>,
-    ) -> Result<CloudEvent, DraftError> {
+    ) -> Result<(CloudEvent, Option<Identity>), DraftError> {
         let err = |field: &'static str, message: String| DraftError {
             index,
             field,
@@ -294,10 +284,6 @@ impl EventDraft {
             )),
             _ => None,
         };
-        let key = match (key, repeat) {
-            (Some((scope, k)), Some(n)) => Some((scope, format!("{k}~{n}"))),
-            (key, _) => key,
-        };
         let mut data = match self.data {
             None | Some(serde_json::Value::Null) => serde_json::Map::new(),
             Some(serde_json::Value::Object(m)) => m,
@@ -322,7 +308,7 @@ impl EventDraft {
             );
         }
         let id = match &key {
-            Some((scope, k)) => EventId::derive(scope, &subject, "key", k),
+            Some((scope, k)) => Identity::id(scope, &subject, k),
             None => EventId::derive(
                 origin.source,
                 &subject,
@@ -330,7 +316,11 @@ impl EventDraft {
                 &index.to_string(),
             ),
         };
-        Ok(CloudEvent {
+        let identity = key.map(|(scope, key)| Identity {
+            scope: scope.to_owned(),
+            key,
+        });
+        let event = CloudEvent {
             id,
             source: source_uri(origin.source),
             specversion: "1.0".into(),
@@ -347,7 +337,30 @@ impl EventDraft {
             dataclassification: self.dataclassification,
             tenant: self.tenant,
             data: serde_json::Value::Object(data),
-        })
+        };
+        Ok((event, identity))
+    }
+}
+
+/// What a keyed or fact-identified event's id was derived from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The source name, or empty for a fact or a shared key.
+    scope: String,
+    /// The key (a partner's, a connector's, or a [`fact_key`]).
+    key: String,
+}
+
+impl Identity {
+    fn id(scope: &str, subject: &ShipmentKey, key: &str) -> EventId {
+        EventId::derive(scope, subject, "key", key)
+    }
+
+    /// The id of the `n`th (2, 3, …) different draft of one payload with this identity:
+    /// its key gets `~n`, so both are kept and the same payload re-sent gives the same
+    /// ids again.
+    pub fn repeated(&self, subject: &ShipmentKey, n: usize) -> EventId {
+        Self::id(&self.scope, subject, &format!("{}~{n}", self.key))
     }
 }
 

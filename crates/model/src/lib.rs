@@ -17,7 +17,8 @@ pub mod lifecycle;
 pub mod taxonomy;
 
 pub use draft::{
-    fact_key, partner_fact_key, untyped_fact_key, utc_text, DraftError, EventDraft, KeyScope,
+    fact_key, partner_fact_key, untyped_fact_key, utc_text, DraftError, EventDraft, Identity,
+    KeyScope,
 };
 pub use event::CloudEvent;
 pub use failure::{Code, CodeClass, FailureKind};
