@@ -107,9 +107,7 @@ pub fn fact_key(
     code: Option<&str>,
     location: Option<&serde_json::Value>,
 ) -> String {
-    let code = code.map(str::trim).unwrap_or("");
-    let place = location.map(normalize_place).unwrap_or_default();
-    serde_json::Value::from(vec!["fact", ty.as_str(), time, code, place.as_str()]).to_string()
+    key_of_fact(ty.as_str(), time, code, location)
 }
 
 /// [`fact_key`] with the partner's own status in place of the canonical type, for

@@ -342,11 +342,16 @@ fn outbox_item(ty: &str, key: &str, refs: Value, minute: u32) -> waybill_store::
         "location": {"city": "Springfield"}
     }))
     .unwrap();
+    outbox_row(draft, "carrier")
+}
+
+/// The outbox row the dispatcher would hand the sink for this draft from `source`.
+fn outbox_row(draft: waybill_model::EventDraft, source: &str) -> waybill_store::OutboxItem {
     let ev = draft
         .into_event(
             0,
             &waybill_model::draft::Origin {
-                source: "carrier",
+                source,
                 payload_key: "p",
                 received_at: time::OffsetDateTime::UNIX_EPOCH,
                 traceparent: None,
@@ -756,27 +761,7 @@ fn event_item(ty: &str, refs: Value, time: &str, data: Value) -> waybill_store::
         draft[k] = v.clone();
     }
     let draft: waybill_model::EventDraft = serde_json::from_value(draft).unwrap();
-    let ev = draft
-        .into_event(
-            0,
-            &waybill_model::draft::Origin {
-                source: "edi",
-                payload_key: "p",
-                received_at: time::OffsetDateTime::UNIX_EPOCH,
-                traceparent: None,
-            },
-        )
-        .unwrap();
-    waybill_store::OutboxItem {
-        id: 1,
-        subscription: "odoo".into(),
-        sink: "odoo".into(),
-        shipment: ev.subject.0.clone(),
-        event_id: ev.id.0.clone(),
-        attempts: 0,
-        next_attempt_at_ms: 0,
-        body: Arc::from(serde_json::to_string(&ev).unwrap()),
-    }
+    outbox_row(draft, "edi")
 }
 
 /// The two events an X12 856 becomes: packed, and dispatched with the same lines.
