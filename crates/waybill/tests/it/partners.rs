@@ -40,6 +40,28 @@ mapping = '''
     )
 }
 
+/// Posts `body` to the source named after `format`, signed as that partner signs.
+pub(crate) async fn post_signed(
+    hub: &TestHub,
+    format: &dyn CarrierFormat,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    hub.client
+        .post(format!(
+            "{}/v1/ingest/{}",
+            hub.base,
+            format.partner().name()
+        ))
+        .header(
+            format.signature_header(),
+            format.sign(&body, EASYPOST_SECRET),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 pub(crate) async fn start(sink: &FakePartner) -> (TestHub, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let drop_dir = dir.path().join("drop");
@@ -211,15 +233,7 @@ async fn malformed_partner_input_is_answered_precisely_and_kept() {
     );
     // EasyPost: signed correctly → events; wrong signature → 401, kept
     let body = std::fs::read(format!("{CONNECTORS}/easypost/testdata/delivered.json")).unwrap();
-    let easypost = &waybill_connectors::easypost::EasyPost;
-    let r = hub
-        .client
-        .post(format!("{}/v1/ingest/easypost", hub.base))
-        .header("x-hmac-signature", easypost.sign(&body, EASYPOST_SECRET))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = post_signed(&hub, &waybill_connectors::easypost::EasyPost, body.clone()).await;
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     let r = hub
         .client
@@ -257,12 +271,6 @@ async fn every_carrier_format_maps_its_samples_and_keeps_malformed_ones() {
     let (hub, _) = start(&sink).await;
     for format in CARRIERS {
         let partner = format.partner().name();
-        let sign = |body: &[u8]| {
-            (
-                format.signature_header(),
-                format.sign(body, EASYPOST_SECRET),
-            )
-        };
         let dir = format!("{CONNECTORS}/{partner}/testdata");
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
@@ -273,15 +281,7 @@ async fn every_carrier_format_maps_its_samples_and_keeps_malformed_ones() {
         let (mut ok, mut bad) = (0, 0);
         for name in names {
             let body = std::fs::read(format!("{dir}/{name}")).unwrap();
-            let (h, v) = sign(&body);
-            let r = hub
-                .client
-                .post(format!("{}/v1/ingest/{partner}", hub.base))
-                .header(h, v)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let r = post_signed(&hub, *format, body).await;
             let status = r.status().as_u16();
             if name.starts_with("malformed") {
                 assert!(status == 400 || status == 422, "{partner}/{name}: {status}");

@@ -2,7 +2,7 @@
 //! and add a "current status" that repeats the newest scan. However many webhooks carry a
 //! scan, in whatever order they arrive, with duplicates, each scan reaches a sink once.
 
-use crate::partners::{start, CONNECTORS, EASYPOST_SECRET};
+use crate::partners::{post_signed, start, CONNECTORS};
 use crate::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,14 +87,6 @@ fn scans(partner: &str, full: &Value) -> Vec<Value> {
     v
 }
 
-fn headers(partner: &str, body: &[u8]) -> (&'static str, String) {
-    let format = carrier::by_name(partner).unwrap();
-    (
-        format.signature_header(),
-        format.sign(body, EASYPOST_SECRET),
-    )
-}
-
 /// The ids the hub gives the drafts of one payload.
 fn ids_of(partner: &str, body: &[u8]) -> Vec<String> {
     let now = OffsetDateTime::now_utc();
@@ -148,15 +140,7 @@ async fn a_shuffled_duplicated_webhook_series_delivers_each_milestone_once() {
         expected.extend(ids);
         for k in shuffled(n, 7 + p as u64) {
             let body = serde_json::to_vec(&webhook(partner, &full, k)).unwrap();
-            let (h, v) = headers(partner, &body);
-            let r = hub
-                .client
-                .post(format!("{}/v1/ingest/{partner}", hub.base))
-                .header(h, v)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let r = post_signed(&hub, *format, body).await;
             assert!(
                 r.status().is_success(),
                 "{partner} webhook {k}: {}",
