@@ -11,6 +11,12 @@ pub const NOT_FOUND: Code = Code::new("api.not_found", CodeClass::NotFound);
 pub const BAD_KEY: Code = Code::new("api.bad_key", CodeClass::BadRequest);
 /// No events for that shipment key.
 pub const SHIPMENT_NOT_FOUND: Code = Code::new("api.shipment_not_found", CodeClass::NotFound);
+/// An identifier that names several shipments (the answer lists them).
+pub const AMBIGUOUS: Code = Code::new("api.ambiguous_alias", CodeClass::Conflict);
+/// No order has that identifier.
+pub const ORDER_NOT_FOUND: Code = Code::new("api.order_not_found", CodeClass::NotFound);
+/// A `ref` query that is not `kind:value`, or an unknown conflict kind.
+pub const BAD_REF: Code = Code::new("api.bad_ref", CodeClass::BadRequest);
 /// An unknown state name in a query.
 pub const BAD_STATE: Code = Code::new("api.bad_state", CodeClass::BadRequest);
 /// No such dead letter (or already replayed).
@@ -32,6 +38,9 @@ pub const CODES: &[Code] = &[
     NOT_FOUND,
     BAD_KEY,
     SHIPMENT_NOT_FOUND,
+    AMBIGUOUS,
+    ORDER_NOT_FOUND,
+    BAD_REF,
     BAD_STATE,
     DEAD_LETTER_NOT_FOUND,
     BAD_JSON,
@@ -48,6 +57,7 @@ pub fn http_status(class: CodeClass) -> Option<u16> {
         CodeClass::BadRequest => Some(400),
         CodeClass::Unauthenticated => Some(401),
         CodeClass::NotFound => Some(404),
+        CodeClass::Conflict => Some(409),
         CodeClass::TooLarge => Some(413),
         CodeClass::Unprocessable => Some(422),
         CodeClass::Unavailable => Some(503),

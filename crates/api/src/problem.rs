@@ -22,6 +22,9 @@ pub struct Problem {
     /// Inbox record keeping the rejected payload, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inbox_id: Option<i64>,
+    /// The shipments an ambiguous identifier names (`api.ambiguous_alias`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipments: Option<Vec<String>>,
 }
 
 impl Problem {
@@ -41,6 +44,7 @@ impl Problem {
             detail: detail.into(),
             code: code.as_str().to_owned(),
             inbox_id: None,
+            shipments: None,
         }
     }
 

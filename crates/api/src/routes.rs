@@ -14,7 +14,9 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use waybill_engine::{IngestReply, Received};
 use waybill_model::{Milestone, ShipmentKey};
-use waybill_store::{DeadLetterQuery, InboxQuery, ReplaySelector, ShipmentQuery};
+use waybill_store::{
+    ConflictQuery, DeadLetterQuery, InboxQuery, ReplaySelector, Resolved, ShipmentQuery,
+};
 
 type AppResult = Result<Response, Problem>;
 
@@ -26,6 +28,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/events", post(post_events))
         .route("/v1/shipments", get(list_shipments))
         .route("/v1/shipments/{key}", get(get_shipment))
+        .route("/v1/orders/{key}", get(get_order))
+        .route("/v1/conflicts", get(list_conflicts))
         .route("/v1/dead-letters", get(list_dead_letters))
         .route("/v1/dead-letters/replay", post(replay_bulk))
         .route("/v1/dead-letters/{id}/replay", post(replay_one))
@@ -196,11 +200,42 @@ async fn get_shipment(
     Path(key): Path<String>,
 ) -> AppResult {
     authorize(&st, &h)?;
-    let key = ShipmentKey::parse(&key).map_err(|m| Problem::new(codes::BAD_KEY, m))?;
+    if key.trim().is_empty() || key.len() > 400 {
+        return Err(Problem::new(
+            codes::BAD_KEY,
+            "a shipment key or alias is 1 to 400 bytes",
+        ));
+    }
+    let canonical = match st
+        .hub
+        .store
+        .resolve_key(&key)
+        .await
+        .map_err(|e| Problem::internal(&e))?
+    {
+        Resolved::One(k) => k,
+        Resolved::NotFound => {
+            return Err(Problem::new(
+                codes::SHIPMENT_NOT_FOUND,
+                format!("no shipment `{key}`"),
+            ))
+        }
+        Resolved::Several(keys) => {
+            let mut p = Problem::new(
+                codes::AMBIGUOUS,
+                format!(
+                    "`{key}` names {} shipments; ask for one of them by key",
+                    keys.len()
+                ),
+            );
+            p.shipments = Some(keys);
+            return Err(p);
+        }
+    };
     match st
         .hub
         .store
-        .shipment(&key)
+        .shipment(&ShipmentKey(canonical))
         .await
         .map_err(|e| Problem::internal(&e))?
     {
@@ -212,10 +247,77 @@ async fn get_shipment(
     }
 }
 
+async fn get_order(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(key): Path<String>,
+) -> AppResult {
+    authorize(&st, &h)?;
+    if key.trim().is_empty() || key.len() > 400 {
+        return Err(Problem::new(
+            codes::BAD_KEY,
+            "an order key or alias is 1 to 400 bytes",
+        ));
+    }
+    match st
+        .hub
+        .store
+        .order(&key)
+        .await
+        .map_err(|e| Problem::internal(&e))?
+    {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(Problem::new(
+            codes::ORDER_NOT_FOUND,
+            format!("no order `{key}`"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListConflicts {
+    kind: Option<String>,
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+async fn list_conflicts(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Query(q): Query<ListConflicts>,
+) -> AppResult {
+    authorize(&st, &h)?;
+    if let Some(k) = q.kind.as_deref() {
+        if k != "identity" && k != "ownership" {
+            return Err(Problem::new(
+                codes::BAD_REF,
+                format!("unknown conflict kind `{k}` (identity or ownership)"),
+            ));
+        }
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let rows = st
+        .hub
+        .store
+        .conflicts(ConflictQuery {
+            kind: q.kind,
+            after: q.after,
+            limit,
+        })
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(json!({"conflicts": rows, "next_after": next})).into_response())
+}
+
 #[derive(Deserialize)]
 struct ListShipments {
     state: Option<String>,
     after: Option<String>,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
     limit: Option<usize>,
 }
 
@@ -232,6 +334,21 @@ async fn list_shipments(
                 .map_err(|m| Problem::new(codes::BAD_STATE, m))?,
         ),
     };
+    let reference =
+        match q.reference.as_deref() {
+            None => None,
+            Some(r) => match r.split_once(':') {
+                Some((k, v)) if !k.is_empty() && !v.trim().is_empty() => {
+                    Some((k.to_owned(), v.to_owned()))
+                }
+                _ => return Err(Problem::new(
+                    codes::BAD_REF,
+                    format!(
+                        "`ref` must be kind:value (e.g. tracking:1Z999AA10123456784), got `{r}`"
+                    ),
+                )),
+            },
+        };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let rows = st
         .hub
@@ -239,6 +356,7 @@ async fn list_shipments(
         .shipments(ShipmentQuery {
             state,
             after: q.after,
+            reference,
             limit,
         })
         .await

@@ -51,6 +51,8 @@ pub enum CodeClass {
     Unauthenticated,
     /// What the request names does not exist: 404.
     NotFound,
+    /// What the request names is ambiguous (an identifier of several shipments): 409.
+    Conflict,
     /// The body is larger than allowed: 413.
     TooLarge,
     /// Well-formed input that cannot be used (mapping, partner format, EDI): 422.

@@ -12,8 +12,10 @@
 pub mod draft;
 pub mod event;
 pub mod failure;
+pub mod identity;
 pub mod ids;
 pub mod lifecycle;
+pub mod ownership;
 pub mod taxonomy;
 
 pub use draft::{

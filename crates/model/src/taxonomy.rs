@@ -63,6 +63,7 @@ event_types! {
     ShipmentReturned => "shipment.returned", M(Milestone::Returned);
     ShipmentCancelled => "shipment.cancelled", M(Milestone::Cancelled);
     ShipmentCorrected => "shipment.corrected", Timeline;
+    ShipmentLinked => "shipment.linked", Timeline;
     PodCaptured => "pod.captured", Timeline;
     FreightChargeConfirmed => "freight.charge_confirmed", Timeline;
     InvoicePosted => "invoice.posted", Timeline;

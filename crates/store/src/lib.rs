@@ -21,6 +21,7 @@ pub use sqlite::{
 };
 pub use types::*;
 
+use waybill_model::ownership::Ownership;
 use waybill_model::ShipmentKey;
 
 /// Errors from the store.
@@ -94,6 +95,32 @@ impl Store {
     /// Shipments, optionally in one state, ordered by key, after a cursor.
     pub async fn shipments(&self, q: ShipmentQuery) -> Result<Vec<ShipmentSummary>, StoreError> {
         dispatch!(self, s => s.shipments(q).await)
+    }
+
+    /// Sets the ownership rules (which sources own which shipment facts) that facts and
+    /// ownership conflicts are computed with; call before ingesting.
+    pub fn set_ownership(&self, ownership: Ownership) -> Result<(), StoreError> {
+        dispatch!(self, s => s.set_ownership(ownership))
+    }
+
+    /// What a shipment key or alias (`kind:value`, or a bare identifier) resolves to.
+    pub async fn resolve_key(&self, text: &str) -> Result<Resolved, StoreError> {
+        dispatch!(self, s => s.resolve_key(text).await)
+    }
+
+    /// The order named by an order alias, or by any key or alias of one of its shipments.
+    pub async fn order(&self, text: &str) -> Result<Option<OrderView>, StoreError> {
+        dispatch!(self, s => s.order(text).await)
+    }
+
+    /// Identity and ownership conflicts, in id order.
+    pub async fn conflicts(&self, q: ConflictQuery) -> Result<Vec<ConflictRecord>, StoreError> {
+        dispatch!(self, s => s.conflicts(q).await)
+    }
+
+    /// The references (`kind`, `value`) of every lane of the shipment `lane` resolves to.
+    pub async fn resolved_refs(&self, lane: &str) -> Result<Vec<(String, String)>, StoreError> {
+        dispatch!(self, s => s.resolved_refs(lane).await)
     }
 
     /// Inbox records (for inspection of rejected payloads).

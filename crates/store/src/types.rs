@@ -1,7 +1,9 @@
 //! The values that cross the store boundary.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
+use waybill_model::ownership::{Fact, Settled};
 use waybill_model::{CloudEvent, EventId, EventType, ShipmentState};
 
 /// A payload as received, with what ingest decided about it.
@@ -112,12 +114,91 @@ pub struct XRef {
 /// A shipment with everything the read API shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct ShipmentView {
-    /// Projection.
+    /// Projection (its `key` is the shipment's canonical key).
     pub state: ShipmentState,
-    /// Cross-references.
+    /// The lanes (event subjects) resolved into this shipment, canonical one included.
+    pub lanes: Vec<String>,
+    /// The order it belongs to (`kind:value` of the order's key), when one is named.
+    pub order: Option<String>,
+    /// Cross-references of every lane (identifiers normalised as they are matched).
     pub xrefs: Vec<XRef>,
-    /// Events ordered by occurrence time (ties by sequence).
+    /// Its packages (SSCC or per-package tracking numbers).
+    pub packages: Vec<String>,
+    /// Current facts under the ownership rules.
+    pub facts: BTreeMap<Fact, Settled>,
+    /// Whether identifiers of this shipment contradict another's (see `conflicts`).
+    pub identity_conflict: bool,
+    /// Identity and ownership conflicts of this shipment.
+    pub conflicts: Vec<ConflictRecord>,
+    /// Events of every lane ordered by occurrence time (ties by lane and sequence).
     pub timeline: Vec<TimelineEntry>,
+}
+
+/// An identity or ownership conflict.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConflictRecord {
+    /// Row id (pagination cursor).
+    pub id: i64,
+    /// `identity` or `ownership`.
+    pub kind: String,
+    /// The lane (identity) or shipment (ownership) it is recorded on.
+    pub shipment: String,
+    /// The fact (ownership) or the alias that would have joined (identity).
+    pub fact: String,
+    /// Both claims: for identity, each lane's contradicting facts; for ownership, the
+    /// owner's value and source and the value not applied with its source.
+    pub detail: serde_json::Value,
+    /// When it was last computed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: OffsetDateTime,
+}
+
+/// Filter for [`crate::Store::conflicts`].
+#[derive(Debug, Clone, Default)]
+pub struct ConflictQuery {
+    /// Only `identity` or `ownership`.
+    pub kind: Option<String>,
+    /// Rows after this id.
+    pub after: Option<i64>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// One shipment of an order.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderShipment {
+    /// Projection.
+    #[serde(flatten)]
+    pub state: ShipmentState,
+    /// Its lanes.
+    pub lanes: Vec<String>,
+}
+
+/// An order with its shipments.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderView {
+    /// The order's key (`kind:value`: a sale order name first, then a PO).
+    pub key: String,
+    /// Every identifier of the order (`kind:value`).
+    pub aliases: Vec<String>,
+    /// `unshipped`, `partially_shipped`, `shipped`, `partially_delivered`, `delivered`,
+    /// `returned` or `cancelled`.
+    pub status: String,
+    /// Its shipments.
+    pub shipments: Vec<OrderShipment>,
+    /// Events of every shipment, by occurrence time.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// What a key or alias resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// No shipment has it.
+    NotFound,
+    /// One shipment (its canonical key).
+    One(String),
+    /// Several shipments name it (a descriptive identifier, or a conflict).
+    Several(Vec<String>),
 }
 
 /// A shipment in a listing.
@@ -137,6 +218,8 @@ pub struct ShipmentQuery {
     pub state: Option<waybill_model::Milestone>,
     /// Keys strictly after this one (pagination cursor).
     pub after: Option<String>,
+    /// Only the shipments named by this reference (`kind`, `value`).
+    pub reference: Option<(String, String)>,
     /// At most this many.
     pub limit: usize,
 }

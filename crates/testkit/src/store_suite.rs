@@ -6,6 +6,11 @@ use waybill_model::draft::Origin;
 use waybill_model::{CloudEvent, EventDraft, Milestone, ShipmentKey};
 use waybill_store::*;
 
+pub use crate::identity_suite::{
+    a_non_owners_value_is_a_conflict_not_applied, contradicting_identifiers_are_flagged_not_merged,
+    linking_appends_and_routes_shipment_linked, one_shipment_across_systems_in_any_order,
+};
+
 /// A canonical event built the way ingest builds them.
 pub fn event(
     source: &str,
@@ -439,6 +444,7 @@ pub async fn xrefs_and_state_listing(store: Store) {
         .shipments(ShipmentQuery {
             state: Some(Milestone::Delivered),
             after: None,
+            reference: None,
             limit: 10,
         })
         .await
@@ -522,7 +528,11 @@ macro_rules! store_tests {
             dead_letters_are_replayed_once,
             xrefs_and_state_listing,
             concurrent_ingests_are_all_durable,
-            cursors_persist
+            cursors_persist,
+            one_shipment_across_systems_in_any_order,
+            contradicting_identifiers_are_flagged_not_merged,
+            a_non_owners_value_is_a_conflict_not_applied,
+            linking_appends_and_routes_shipment_linked
         );
     };
     (@each $open:expr; $($name:ident),*) => {

@@ -12,6 +12,7 @@ use waybill_engine::config::{ConfigError, DeliveryConfig, SubscriptionConfig};
 use waybill_engine::dispatcher::SinkRuntime;
 use waybill_engine::partner::Inbound;
 use waybill_engine::secret::{Secret, SecretRef};
+use waybill_model::ownership::{Fact, Ownership};
 use waybill_store::{Subscription, Synchronous};
 
 /// The whole configuration file.
@@ -39,6 +40,10 @@ pub struct Config {
     /// `[log]`.
     #[serde(default)]
     pub log: LogConfig,
+    /// `[ownership]`: fact name → the source names that own it (replacing the default
+    /// owners of that fact; `[]`: nobody owns it).
+    #[serde(default)]
+    pub ownership: BTreeMap<String, Vec<String>>,
 }
 
 /// `[server]`.
@@ -258,6 +263,23 @@ pub struct Runtime {
     pub subscriptions: Vec<Subscription>,
     /// API keys.
     pub api_keys: Vec<Secret>,
+    /// Who owns which shipment fact.
+    pub ownership: Ownership,
+}
+
+/// The default owners of each fact, by the type of the source (see
+/// docs/configuration.md, `[ownership]`): carriers own tracking, carrier and service,
+/// the ETA and the proof of delivery; the warehouse (X12 856, CSV drops) owns weights,
+/// dimensions, packages and shipped quantities; freight invoices (X12 210) own the
+/// freight charge. Odoo owns none of these by default, so the Odoo sink writes them.
+pub fn default_owner(fact: Fact, source: &SourceConfig) -> bool {
+    let carrier = source.carrier().is_some();
+    let warehouse = matches!(source, SourceConfig::X12(_) | SourceConfig::FileDrop(_));
+    match fact {
+        Fact::Tracking | Fact::Carrier | Fact::Service | Fact::Eta | Fact::Pod => carrier,
+        Fact::Weight | Fact::Dimensions | Fact::Packages | Fact::ShippedQuantity => warehouse,
+        Fact::FreightCharge => matches!(source, SourceConfig::X12(_)),
+    }
 }
 
 impl Config {
@@ -390,6 +412,7 @@ impl Config {
                 }
             })
             .collect();
+        let ownership = self.ownership(&mut errs);
         if errs.is_empty() {
             Ok(Runtime {
                 sources,
@@ -398,9 +421,45 @@ impl Config {
                 sinks,
                 subscriptions,
                 api_keys,
+                ownership,
             })
         } else {
             Err(errs)
         }
+    }
+}
+
+impl Config {
+    /// The ownership rules: `[ownership]` over the defaults of [`default_owner`].
+    fn ownership(&self, errs: &mut Vec<ConfigError>) -> Ownership {
+        let mut out = Ownership::default();
+        for fact in Fact::ALL {
+            let owners: std::collections::BTreeSet<String> = self
+                .sources
+                .iter()
+                .filter(|(_, src)| default_owner(*fact, src))
+                .map(|(name, _)| name.clone())
+                .collect();
+            out.owners.insert(*fact, owners);
+        }
+        for (name, owners) in &self.ownership {
+            let Ok(fact) = name.parse::<Fact>() else {
+                errs.push(ConfigError::new(
+                    format!("ownership.{name}"),
+                    format!("{}", name.parse::<Fact>().err().unwrap_or_default()),
+                ));
+                continue;
+            };
+            for o in owners {
+                if o != "api" && !self.sources.contains_key(o) {
+                    errs.push(ConfigError::new(
+                        format!("ownership.{name}"),
+                        format!("no source named `{o}`"),
+                    ));
+                }
+            }
+            out.owners.insert(fact, owners.iter().cloned().collect());
+        }
+        out
     }
 }

@@ -45,6 +45,7 @@ mod tests {
             CodeClass::BadRequest => &["400"],
             CodeClass::Unauthenticated => &["401"],
             CodeClass::NotFound => &["404"],
+            CodeClass::Conflict => &["409"],
             CodeClass::TooLarge => &["413"],
             CodeClass::Unprocessable => &["422", "422 or file"],
             CodeClass::Unavailable => &["503"],

@@ -56,6 +56,7 @@ pub async fn serve(
         anyhow::anyhow!("invalid configuration:\n  {}", all.join("\n  "))
     })?;
     let store = open_store(&config).await?;
+    store.set_ownership(rt.ownership)?;
     store.sync_subscriptions(rt.subscriptions).await?;
     let metrics = Arc::new(Metrics::default());
     let hub = Arc::new(

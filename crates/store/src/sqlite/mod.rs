@@ -10,6 +10,7 @@
 mod calibrate;
 mod outbox;
 mod read;
+mod resolve;
 pub(crate) mod schema;
 mod sequencer;
 
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use time::OffsetDateTime;
 use tokio::sync::{oneshot, watch};
+use waybill_model::ownership::Ownership;
 
 /// SQLite `synchronous` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -91,7 +93,7 @@ impl SqliteOptions {
 /// back, once more in a transaction of its own.
 trait WriteJob: Send {
     /// Runs inside the open transaction; returns whether it succeeded.
-    fn run(&mut self, conn: &Connection, subs: &[Subscription]) -> bool;
+    fn run(&mut self, conn: &Connection, rules: &Rules) -> bool;
     /// Whether its last run created outbox rows.
     fn created_outbox(&self) -> bool;
     /// Answers the caller: its own result, or `err` when its transaction did not commit.
@@ -112,9 +114,10 @@ where
     T: Send,
     F: FnMut(&Connection, &mut JobCtx<'_>) -> Result<T, StoreError> + Send,
 {
-    fn run(&mut self, conn: &Connection, subs: &[Subscription]) -> bool {
+    fn run(&mut self, conn: &Connection, rules: &Rules) -> bool {
         let mut ctx = JobCtx {
-            subs,
+            subs: &rules.subs,
+            ownership: &rules.ownership,
             created_outbox: false,
         };
         let r = (self.f)(conn, &mut ctx);
@@ -143,10 +146,19 @@ where
     }
 }
 
+/// What the writer routes and settles with: the subscriptions and the ownership rules.
+#[derive(Debug, Default)]
+pub(crate) struct Rules {
+    pub subs: Vec<Subscription>,
+    pub ownership: Ownership,
+}
+
 /// What a write job may tell the writer besides its result.
 pub(crate) struct JobCtx<'a> {
     /// Subscriptions to route with.
     pub subs: &'a [Subscription],
+    /// Who owns which shipment fact.
+    pub ownership: &'a Ownership,
     /// Set when the job created outbox rows: dispatchers are woken after the commit.
     pub created_outbox: bool,
 }
@@ -156,7 +168,7 @@ struct Inner {
     writer_done: Mutex<Option<oneshot::Receiver<()>>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: std::sync::atomic::AtomicUsize,
-    subscriptions: Arc<RwLock<Arc<Vec<Subscription>>>>,
+    subscriptions: Arc<RwLock<Arc<Rules>>>,
     signal: watch::Receiver<u64>,
     checkpoint_stop: Mutex<Option<mpsc::Sender<()>>>,
 }
@@ -217,7 +229,7 @@ impl SqliteStore {
         })
         .await
         .map_err(|_| StoreError::Closed)??;
-        let subscriptions = Arc::new(RwLock::new(Arc::new(Vec::new())));
+        let subscriptions = Arc::new(RwLock::new(Arc::new(Rules::default())));
         let (tx, rx) = mpsc::channel::<Job>();
         let (sig_tx, sig_rx) = watch::channel(0u64);
         let (done_tx, done_rx) = oneshot::channel();
@@ -332,10 +344,36 @@ impl SqliteStore {
             let mut w = cache
                 .write()
                 .map_err(|_| StoreError::Corrupt("subscription lock poisoned".into()))?;
-            *w = Arc::new(subs.clone());
+            *w = Arc::new(Rules {
+                subs: subs.clone(),
+                ownership: w.ownership.clone(),
+            });
             Ok(())
         })
         .await
+    }
+
+    /// Sets the ownership rules the writer settles facts with (at start-up).
+    pub(crate) fn set_ownership(&self, ownership: Ownership) -> Result<(), StoreError> {
+        let mut w = self
+            .inner
+            .subscriptions
+            .write()
+            .map_err(|_| StoreError::Corrupt("subscription lock poisoned".into()))?;
+        *w = Arc::new(Rules {
+            subs: w.subs.clone(),
+            ownership,
+        });
+        Ok(())
+    }
+
+    /// The ownership rules in force.
+    pub(crate) fn ownership(&self) -> Ownership {
+        self.inner
+            .subscriptions
+            .read()
+            .map(|r| r.ownership.clone())
+            .unwrap_or_default()
     }
 
     pub(crate) async fn ingest(&self, rec: IngestRecord) -> Result<IngestOutcome, StoreError> {
@@ -403,7 +441,7 @@ impl SqliteStore {
 fn writer_loop(
     conn: Connection,
     rx: mpsc::Receiver<Job>,
-    subs: Arc<RwLock<Arc<Vec<Subscription>>>>,
+    subs: Arc<RwLock<Arc<Rules>>>,
     signal: watch::Sender<u64>,
     max_batch: usize,
 ) {
@@ -427,7 +465,7 @@ fn writer_loop(
 /// Runs a batch in one transaction and answers every job; returns whether outbox rows
 /// were committed. When a job fails, the batch is rolled back and each job is run again
 /// in a transaction of its own, so that one bad write never fails the others.
-fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, subs: &[Subscription]) -> bool {
+fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, subs: &Rules) -> bool {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let e = e.to_string();
         for job in batch.drain(..) {

@@ -132,6 +132,33 @@ CREATE UNIQUE INDEX events_shipment_event ON events (shipment, event_id);
 ALTER TABLE dead_letters ADD COLUMN code TEXT;
 ALTER TABLE dead_letters ADD COLUMN kind TEXT;
 "#,
+    // Identity resolution and field ownership. A `shipments` row is a lane (one subject);
+    // lanes resolved into one shipment point at its canonical lane (`entity`, NULL for a
+    // canonical lane), whose row holds the shipment's state. Aliases are the `xrefs`;
+    // `observations` are the facts each source stated, one row per distinct value;
+    // `conflicts` the identity and ownership conflicts as last computed.
+    r#"
+ALTER TABLE shipments ADD COLUMN entity TEXT;
+CREATE INDEX shipments_entity ON shipments (entity) WHERE entity IS NOT NULL;
+CREATE TABLE observations (
+    lane     TEXT NOT NULL,
+    fact     TEXT NOT NULL,
+    source   TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (lane, fact, source, value)
+) WITHOUT ROWID;
+CREATE TABLE conflicts (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('identity', 'ownership')),
+    shipment    TEXT NOT NULL,
+    fact        TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL
+);
+CREATE INDEX conflicts_shipment ON conflicts (shipment);
+"#,
 ];
 
 /// The schema version this build expects.

@@ -149,6 +149,6 @@ pub fn default_actions(ty: EventType) -> Vec<Action> {
         | ShipmentBookingRejected => vec![Activity, Chatter],
         FreightChargeConfirmed => vec![RecordFreight, Chatter],
         OrderReleased | OrderCancelled | WarehousePicked | WarehousePacked | ShipmentCancelled
-        | ShipmentCorrected | InvoicePosted | PaymentReceived => vec![],
+        | ShipmentCorrected | ShipmentLinked | InvoicePosted | PaymentReceived => vec![],
     }
 }
