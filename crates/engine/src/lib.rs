@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod circuit;
+pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod dispatcher;

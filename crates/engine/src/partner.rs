@@ -3,9 +3,59 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use waybill_model::{Code, FailureKind};
-use waybill_store::OutboxItem;
+use waybill_model::{CloudEvent, Code, FailureKind};
+
+/// One event to deliver to one sink: what the dispatcher hands a connector. It carries
+/// no storage detail (the dispatcher keeps its own bookkeeping of outbox rows).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The CloudEvents `id`: stable across attempts and replays, so the receiver can
+    /// drop a repeat (the `webhook-id`).
+    pub event_id: String,
+    /// The shipment key: the ordering unit (one shipment's events arrive in log order).
+    pub shipment: String,
+    /// The subscription that routed the event to the sink.
+    pub subscription: String,
+    /// The sink's name (its configuration key).
+    pub sink: String,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
+    body: Arc<str>,
+    event: OnceLock<Result<CloudEvent, String>>,
+}
+
+impl Delivery {
+    /// The first attempt at delivering event `event_id` of `shipment`, whose CloudEvents
+    /// JSON is `body`; `subscription` and `sink` are empty until set.
+    pub fn new(event_id: impl Into<String>, shipment: impl Into<String>, body: Arc<str>) -> Self {
+        Delivery {
+            event_id: event_id.into(),
+            shipment: shipment.into(),
+            subscription: String::new(),
+            sink: String::new(),
+            attempt: 1,
+            body,
+            event: OnceLock::new(),
+        }
+    }
+
+    /// The CloudEvents JSON body exactly as stored: what a sink that forwards the event
+    /// sends (and signs) byte for byte.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// The body parsed as a canonical event, for a sink that acts on its fields. Parsed
+    /// on first use, once per delivery; the error says why the body is not one.
+    pub fn event(&self) -> Result<&CloudEvent, &str> {
+        self.event
+            .get_or_init(|| serde_json::from_str(&self.body).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+}
 
 /// Why a delivery attempt failed, classified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,9 +136,9 @@ impl Batching {
 
 /// A sink: something events are delivered to.
 pub trait Outbound: Send + Sync + 'static {
-    /// Delivers one event (the outbox item's body). Must be idempotent on the receiver's
-    /// side given the event id; must not retry by itself (the dispatcher does).
-    fn deliver<'a>(&'a self, item: &'a OutboxItem) -> DeliverFuture<'a>;
+    /// Delivers one event. Must be idempotent on the receiver's side given the event id;
+    /// must not retry by itself (the dispatcher does).
+    fn deliver<'a>(&'a self, item: &'a Delivery) -> DeliverFuture<'a>;
 
     /// How this sink wants events grouped; default: one at a time.
     fn batching(&self) -> Batching {
@@ -98,7 +148,7 @@ pub trait Outbound: Send + Sync + 'static {
     /// Delivers consecutive events of one shipment, in log order, as one unit (a sink that
     /// coalesces them into fewer partner calls overrides this). Default: one by one,
     /// stopping at the first failure.
-    fn deliver_batch<'a>(&'a self, items: &'a [OutboxItem]) -> BatchFuture<'a> {
+    fn deliver_batch<'a>(&'a self, items: &'a [Delivery]) -> BatchFuture<'a> {
         Box::pin(async move {
             for (i, item) in items.iter().enumerate() {
                 if let Err(e) = self.deliver(item).await {
@@ -175,5 +225,34 @@ pub trait Inbound: Send + Sync + 'static {
         _outcome: Result<(), &Rejection>,
     ) -> Option<Ack> {
         None
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_parses_its_body_once_and_says_why_it_cannot() {
+        let bad = Delivery::new("e", "S1", Arc::from("{\"id\": 1"));
+        assert!(
+            bad.event().unwrap_err().contains("expected a string"),
+            "{:?}",
+            bad.event()
+        );
+        let ev: CloudEvent = serde_json::from_value(serde_json::json!({
+            "id": "evt-1", "source": "/sources/t", "specversion": "1.0",
+            "type": "shipment.delivered", "time": "2026-11-23T10:00:00Z", "subject": "S1",
+            "datacontenttype": "application/json", "partitionkey": "S1",
+            "recordedtime": "2026-11-23T10:00:01Z", "data": {}
+        }))
+        .unwrap();
+        let body = serde_json::to_string(&ev).unwrap();
+        let d = Delivery::new("evt-1", "S1", Arc::from(body.as_str()));
+        assert_eq!(d.body(), body);
+        assert_eq!(d.attempt, 1);
+        assert_eq!(d.event().unwrap(), &ev);
+        assert!(std::ptr::eq(d.event().unwrap(), d.event().unwrap()));
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use waybill_api::{router, AppState};
+use waybill_engine::clock::SystemClock;
 use waybill_engine::dispatcher::{spawn_dispatchers, DispatchLimits};
 use waybill_engine::{Hub, Metrics};
 use waybill_store::{SqliteOptions, Store};
@@ -69,6 +70,7 @@ pub async fn serve(
         rt.sinks,
         metrics,
         DispatchLimits::default(),
+        Arc::new(SystemClock),
         stop_rx.clone(),
     );
     let mut watchers: Vec<_> = rt

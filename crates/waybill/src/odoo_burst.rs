@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use waybill_connectors::odoo::{OdooSink, OdooSinkConfig};
 use waybill_engine::circuit::CircuitConfig;
+use waybill_engine::clock::SystemClock;
 use waybill_engine::dispatcher::{spawn_dispatchers, DispatchLimits, SinkRuntime};
 use waybill_engine::retry::RetryPolicy;
 use waybill_engine::Metrics;
@@ -153,6 +154,7 @@ pub async fn run(
         }],
         metrics.clone(),
         DispatchLimits::default(),
+        Arc::new(SystemClock),
         stop_rx,
     );
     loop {

@@ -15,10 +15,9 @@ pub use config::HttpWebhookConfig;
 
 use std::time::Duration;
 use waybill_engine::config::ConfigError;
-use waybill_engine::partner::{DeliverFuture, DeliveryError, Outbound};
+use waybill_engine::partner::{DeliverFuture, Delivery, DeliveryError, Outbound};
 use waybill_engine::signature::SigningKey;
 use waybill_model::{Code, CodeClass, FailureKind};
-use waybill_store::OutboxItem;
 
 /// The webhook sink.
 pub struct HttpWebhook {
@@ -74,7 +73,7 @@ impl HttpWebhook {
         }
     }
 
-    async fn send(&self, item: &OutboxItem) -> Result<(), DeliveryError> {
+    async fn send(&self, item: &Delivery) -> Result<(), DeliveryError> {
         let ts = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut req = self
             .client
@@ -85,14 +84,14 @@ impl HttpWebhook {
         if let Some(k) = &self.key {
             req = req.header(
                 "webhook-signature",
-                k.sign(&item.event_id, ts, item.body.as_bytes()),
+                k.sign(&item.event_id, ts, item.body().as_bytes()),
             );
         }
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
         let resp = req
-            .body(item.body.as_bytes().to_vec())
+            .body(item.body().as_bytes().to_vec())
             .send()
             .await
             .map_err(|e| {
@@ -162,7 +161,7 @@ pub fn classify(status: u16, retry_after: Option<&str>) -> Result<(), DeliveryEr
 }
 
 impl Outbound for HttpWebhook {
-    fn deliver<'a>(&'a self, item: &'a OutboxItem) -> DeliverFuture<'a> {
+    fn deliver<'a>(&'a self, item: &'a Delivery) -> DeliverFuture<'a> {
         Box::pin(self.send(item))
     }
 }

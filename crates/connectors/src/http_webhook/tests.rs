@@ -7,17 +7,12 @@ use waybill_testkit::FakePartner;
 
 const SECRET: &str = "whsec_dGVzdC1zZWNyZXQtdGVzdC1zZWNyZXQtMTIzNA==";
 
-fn item() -> OutboxItem {
-    OutboxItem {
-        id: 1,
-        subscription: "s".into(),
-        sink: "ops".into(),
-        shipment: "S1".into(),
-        event_id: "evt-1".into(),
-        attempts: 0,
-        next_attempt_at_ms: 0,
-        body: Arc::from(r#"{"id":"evt-1","type":"shipment.delivered"}"#),
-    }
+fn item() -> Delivery {
+    Delivery::new(
+        "evt-1",
+        "S1",
+        Arc::from(r#"{"id":"evt-1","type":"shipment.delivered"}"#),
+    )
 }
 
 fn sink(url: String, timeout: Duration) -> HttpWebhook {
@@ -37,7 +32,7 @@ async fn delivers_the_exact_body_with_standard_webhooks_headers() {
     let s = sink(fake.url("hook"), Duration::from_secs(2));
     s.deliver(&item()).await.unwrap();
     let r = &fake.requests()[0];
-    assert_eq!(r.body, item().body.as_bytes());
+    assert_eq!(r.body, item().body().as_bytes());
     assert_eq!(r.header("webhook-id"), Some("evt-1"));
     assert_eq!(
         r.header("content-type"),

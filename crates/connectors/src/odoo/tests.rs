@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use waybill_engine::partner::Delivery;
 use waybill_engine::secret::SecretRef;
 use waybill_model::FailureKind;
 use waybill_testkit::fake_odoo::{picking, start, KEY};
@@ -335,18 +336,18 @@ async fn the_poller_skips_nothing_and_emits_nothing_twice() {
     store.close().await;
 }
 
-fn outbox_item(ty: &str, key: &str, refs: Value, minute: u32) -> waybill_store::OutboxItem {
+fn delivery(ty: &str, key: &str, refs: Value, minute: u32) -> Delivery {
     let draft: waybill_model::EventDraft = serde_json::from_value(json!({
         "type": ty, "subject": "trk:ups:1Z999", "key": key, "refs": refs,
         "time": format!("2026-11-23T10:{minute:02}:00Z"), "code": "X", "text": "status text",
         "location": {"city": "Springfield"}
     }))
     .unwrap();
-    outbox_row(draft, "carrier")
+    delivery_of(draft, "carrier")
 }
 
-/// The outbox row the dispatcher would hand the sink for this draft from `source`.
-fn outbox_row(draft: waybill_model::EventDraft, source: &str) -> waybill_store::OutboxItem {
+/// What the dispatcher hands the sink for this draft from `source`.
+fn delivery_of(draft: waybill_model::EventDraft, source: &str) -> Delivery {
     let ev = draft
         .into_event(
             0,
@@ -358,16 +359,20 @@ fn outbox_row(draft: waybill_model::EventDraft, source: &str) -> waybill_store::
             },
         )
         .unwrap();
-    waybill_store::OutboxItem {
-        id: 1,
-        subscription: "odoo".into(),
-        sink: "odoo".into(),
-        shipment: ev.subject.0.clone(),
-        event_id: ev.id.0.clone(),
-        attempts: 0,
-        next_attempt_at_ms: 0,
-        body: Arc::from(serde_json::to_string(&ev).unwrap()),
-    }
+    Delivery::new(
+        ev.id.0.clone(),
+        ev.subject.0.clone(),
+        Arc::from(serde_json::to_string(&ev).unwrap()),
+    )
+}
+
+/// The same delivery of another body.
+fn with_body(item: &Delivery, body: &Value) -> Delivery {
+    Delivery::new(
+        item.event_id.clone(),
+        item.shipment.clone(),
+        Arc::from(body.to_string()),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,16 +421,16 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
     .unwrap();
     let refs = json!({"tracking": "1Z999", "carrier": "UPS", "odoo.order": "S00025"});
     let items = vec![
-        outbox_item("shipment.label_created", "e1", refs.clone(), 1),
-        outbox_item("shipment.dispatched", "e2", refs.clone(), 2),
-        outbox_item(
+        delivery("shipment.label_created", "e1", refs.clone(), 1),
+        delivery("shipment.dispatched", "e2", refs.clone(), 2),
+        delivery(
             "shipment.delivery_attempted",
             "e3",
             json!({"tracking": "1Z999"}),
             3,
         ),
-        outbox_item("shipment.delivered", "e4", json!({"tracking": "1Z999"}), 4),
-        outbox_item(
+        delivery("shipment.delivered", "e4", json!({"tracking": "1Z999"}), 4),
+        delivery(
             "shipment.dispatched",
             "e5",
             json!({"odoo.order": "S00040"}),
@@ -487,7 +492,7 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
         .all(|(_, _, ctx)| ctx["skip_sms"] == json!(true)
             && ctx["allowed_company_ids"] == json!([1])));
     // an event for a shipment Odoo does not know (yet) is retried, not dropped
-    let unknown = outbox_item("shipment.dispatched", "e6", json!({"tracking": "NOPE"}), 6);
+    let unknown = delivery("shipment.dispatched", "e6", json!({"tracking": "NOPE"}), 6);
     let e = sink.deliver(&unknown).await.unwrap_err();
     assert_eq!(e.kind, FailureKind::Retryable);
     assert!(
@@ -522,13 +527,12 @@ fn sink_config(url: &str, companies: Vec<i64>, rate: f64) -> OdooSinkConfig {
     }
 }
 
-fn with_data(mut item: waybill_store::OutboxItem, data: Value) -> waybill_store::OutboxItem {
-    let mut ev: Value = serde_json::from_str(&item.body).unwrap();
+fn with_data(item: Delivery, data: Value) -> Delivery {
+    let mut ev: Value = serde_json::from_str(item.body()).unwrap();
     for (k, v) in data.as_object().unwrap() {
         ev["data"][k] = v.clone();
     }
-    item.body = Arc::from(serde_json::to_string(&ev).unwrap());
-    item
+    with_body(&item, &ev)
 }
 
 #[tokio::test]
@@ -572,7 +576,7 @@ async fn writes_run_in_the_company_of_the_picking_and_other_companies_are_left_a
     b["company_id"] = json!([2, "Company B"]);
     *fake.records.lock().unwrap() = Some(vec![a, b]);
     let sink = OdooSink::build(&sink_config(&url, vec![], 0.0)).unwrap();
-    let ev = outbox_item(
+    let ev = delivery(
         "shipment.label_created",
         "m1",
         json!({"tracking": "1ZB", "odoo.order": "S00025", "odoo.company_id": "2"}),
@@ -604,7 +608,7 @@ async fn writes_run_in_the_company_of_the_picking_and_other_companies_are_left_a
     assert_eq!(notes[0]["subtype_id"], 2, "the Note subtype");
     // A sink for company 1 only refuses to touch company 2's picking.
     let only1 = OdooSink::build(&sink_config(&url, vec![1], 0.0)).unwrap();
-    let ev = outbox_item(
+    let ev = delivery(
         "shipment.in_transit",
         "m2",
         json!({"odoo.picking_id": "31"}),
@@ -614,7 +618,7 @@ async fn writes_run_in_the_company_of_the_picking_and_other_companies_are_left_a
     assert_eq!(e.kind, FailureKind::Permanent);
     assert!(e.message.contains("odoo.foreign_company"), "{}", e.message);
     // Found only by its tracking number: refused at once too, naming what matched.
-    let ev = outbox_item("shipment.in_transit", "m3", json!({"tracking": "1ZB"}), 3);
+    let ev = delivery("shipment.in_transit", "m3", json!({"tracking": "1ZB"}), 3);
     let e = only1.deliver(&ev).await.unwrap_err();
     assert_eq!(e.kind, FailureKind::Permanent);
     assert!(
@@ -636,11 +640,11 @@ async fn a_confirmed_freight_charge_is_recorded_as_the_shipping_cost_once() {
     let sink = OdooSink::build(&sink_config(&url, vec![], 0.0)).unwrap();
     let refs = json!({"odoo.picking_id": "20", "invoice": "INV-210-77"});
     let usd = with_data(
-        outbox_item("freight.charge_confirmed", "f1", refs.clone(), 1),
+        delivery("freight.charge_confirmed", "f1", refs.clone(), 1),
         json!({"invoice_number": "INV-210-77", "currency": "USD", "total": "123.45"}),
     );
     let eur = with_data(
-        outbox_item("freight.charge_confirmed", "f2", refs, 2),
+        delivery("freight.charge_confirmed", "f2", refs, 2),
         json!({"invoice_number": "INV-210-78", "currency": "EUR", "total": "99.00"}),
     );
     for _ in 0..2 {
@@ -677,14 +681,11 @@ async fn a_refused_event_in_a_batch_does_not_take_the_others_with_it() {
     cfg.actions = [("pod.captured".to_string(), vec![Action::Invoice])].into();
     let sink = OdooSink::build(&cfg).unwrap();
     let refs = json!({"odoo.picking_id": "20", "tracking": "1Z1"});
-    let mut batch = vec![
-        outbox_item("shipment.label_created", "b1", refs.clone(), 1),
-        outbox_item("pod.captured", "b2", refs.clone(), 2),
-        outbox_item("shipment.delivered", "b3", refs, 3),
+    let batch = vec![
+        delivery("shipment.label_created", "b1", refs.clone(), 1),
+        delivery("pod.captured", "b2", refs.clone(), 2),
+        delivery("shipment.delivered", "b3", refs, 3),
     ];
-    for (i, it) in batch.iter_mut().enumerate() {
-        it.id = i as i64 + 1;
-    }
     let out = sink.deliver_batch(&batch).await;
     // The batch failed as a whole (after its note was posted), then went one by one.
     assert_eq!(out.delivered, 1, "{out:?}");
@@ -732,7 +733,7 @@ async fn a_second_shipment_of_an_order_goes_to_its_open_backorder() {
     *fake.records.lock().unwrap() = Some(vec![first, backorder, other]);
     let sink = OdooSink::build(&sink_config(&url, vec![], 0.0)).unwrap();
     let refs = json!({"tracking": "T2", "odoo.order": "S00025"});
-    sink.deliver(&outbox_item("shipment.dispatched", "bo1", refs, 1))
+    sink.deliver(&delivery("shipment.dispatched", "bo1", refs, 1))
         .await
         .unwrap();
     let p = records_of(&fake, "stock.picking");
@@ -754,38 +755,34 @@ async fn a_second_shipment_of_an_order_goes_to_its_open_backorder() {
 }
 
 /// A canonical event as the dispatcher hands it to the sink.
-fn event_item(ty: &str, refs: Value, time: &str, data: Value) -> waybill_store::OutboxItem {
+fn edi_delivery(ty: &str, refs: Value, time: &str, data: Value) -> Delivery {
     let mut draft =
         json!({"type": ty, "subject": "x12:ABCD:SHIP-1001", "refs": refs, "time": time});
     for (k, v) in data.as_object().unwrap() {
         draft[k] = v.clone();
     }
     let draft: waybill_model::EventDraft = serde_json::from_value(draft).unwrap();
-    outbox_row(draft, "edi")
+    delivery_of(draft, "edi")
 }
 
 /// The two events an X12 856 becomes: packed, and dispatched with the same lines.
-fn asn(po: &str, lines: Value) -> Vec<waybill_store::OutboxItem> {
+fn asn(po: &str, lines: Value) -> Vec<Delivery> {
     let refs = json!({"po": po, "scac": "ABCD", "shipment_id": "SHIP-1001", "bol": "BOL-55512"});
     let data = json!({"lines": lines, "totals": {"shipped_units": 6, "ordered_units": 10, "backordered_units": 4}, "partial": true, "time_zone": "local"});
-    let mut items = vec![
-        event_item(
+    vec![
+        edi_delivery(
             "warehouse.packed",
             refs.clone(),
             "2026-03-09T06:45:00Z",
             json!({"data": data.clone()}),
         ),
-        event_item(
+        edi_delivery(
             "shipment.dispatched",
             refs,
             "2026-03-09T07:30:00Z",
             json!({"data": data, "code": "011"}),
         ),
-    ];
-    for (i, it) in items.iter_mut().enumerate() {
-        it.id = i as i64 + 1;
-    }
-    items
+    ]
 }
 
 /// S00025 (customer reference PO-4500012345): picking 20 with one move of 10 units of
@@ -864,7 +861,7 @@ async fn an_asn_of_6_validates_a_picking_of_10_for_6_with_a_backorder_of_4() {
         "{note}"
     );
     // A later event of this shipment goes to the picking it shipped, not to the backorder.
-    let delivered = event_item(
+    let delivered = edi_delivery(
         "shipment.delivered",
         json!({"po": "PO-4500012345"}),
         "2026-03-10T15:00:00Z",
@@ -910,7 +907,7 @@ async fn an_asn_finds_its_picking_by_the_customer_reference() {
             } else {
                 "S00108".into()
             };
-            let item = event_item(
+            let item = edi_delivery(
                 "shipment.label_created",
                 json!({"po": po, "tracking": format!("1ZPO{i}")}),
                 "2026-03-09T06:45:00Z",
@@ -941,7 +938,7 @@ async fn an_asn_finds_its_picking_by_the_customer_reference() {
     let mut cfg = sink_config(&url, vec![], 0.0);
     cfg.order_ref_match = vec![OrderRefField::Name];
     let by_name = OdooSink::build(&cfg).unwrap();
-    let item = event_item(
+    let item = edi_delivery(
         "shipment.in_transit",
         json!({"po": "PO-1"}),
         "2026-03-09T08:00:00Z",
@@ -1014,7 +1011,7 @@ async fn a_dispatch_without_lines_validates_what_is_reserved() {
     let (url, fake) = start(18).await;
     *fake.records.lock().unwrap() = Some(order_of_ten());
     let sink = OdooSink::build(&sink_config(&url, vec![], 0.0)).unwrap();
-    let item = event_item(
+    let item = edi_delivery(
         "shipment.dispatched",
         json!({"po": "PO-4500012345"}),
         "2026-03-09T07:30:00Z",
@@ -1038,7 +1035,7 @@ async fn chatter_lines_follow_when_events_happened_and_a_late_one_says_so() {
     let sink = OdooSink::build(&sink_config(&url, vec![], 0.0)).unwrap();
     let refs = json!({"odoo.picking_id": "20"});
     let scan = |ty: &str, at: &str, place: Value| {
-        event_item(
+        edi_delivery(
             ty,
             refs.clone(),
             at,
@@ -1046,7 +1043,7 @@ async fn chatter_lines_follow_when_events_happened_and_a_late_one_says_so() {
         )
     };
     // Delivered arrives before the in-transit scan that preceded it.
-    let mut first = vec![
+    let first = vec![
         scan(
             "shipment.delivered",
             "2026-11-23T14:00:00Z",
@@ -1058,9 +1055,6 @@ async fn chatter_lines_follow_when_events_happened_and_a_late_one_says_so() {
             json!({"text": "Louisville hub"}),
         ),
     ];
-    for (i, it) in first.iter_mut().enumerate() {
-        it.id = i as i64 + 1;
-    }
     let out = sink.deliver_batch(&first).await;
     assert_eq!((out.delivered, out.error), (2, None));
     // Then, in later deliveries: an out-for-delivery scan from before the delivery, and
@@ -1231,9 +1225,9 @@ async fn a_dispatch_without_lines_ships_those_of_the_packed_event_delivered_with
     let lines = json!([{"ids": {"vendor_part": "asn-w1"}, "shipped": 6, "po": "PO-4500012345"}]);
     let without_lines_on_dispatch = |lines: Value| {
         let mut items = asn("PO-4500012345", lines);
-        let mut dispatched: Value = serde_json::from_str(&items[1].body).unwrap();
+        let mut dispatched: Value = serde_json::from_str(items[1].body()).unwrap();
         dispatched["data"].as_object_mut().unwrap().remove("lines");
-        items[1].body = Arc::from(dispatched.to_string());
+        items[1] = with_body(&items[1], &dispatched);
         items
     };
     // A line for another product: refused, also when the events are then tried one by

@@ -40,10 +40,9 @@ use std::time::Duration;
 use waybill_engine::config::ConfigError;
 use waybill_engine::duration;
 use waybill_engine::partner::{
-    BatchFuture, BatchOutcome, Batching, DeliverFuture, DeliveryError, Outbound,
+    BatchFuture, BatchOutcome, Batching, DeliverFuture, Delivery, DeliveryError, Outbound,
 };
 use waybill_model::{CloudEvent, Code, EventType, FailureKind};
-use waybill_store::OutboxItem;
 
 mod chatter_line;
 mod config;
@@ -295,8 +294,8 @@ impl OdooSink {
         })
     }
 
-    fn parse(item: &OutboxItem) -> Result<CloudEvent, DeliveryError> {
-        serde_json::from_str(&item.body).map_err(|e| {
+    fn parse(item: &Delivery) -> Result<&CloudEvent, DeliveryError> {
+        item.event().map_err(|e| {
             DeliveryError::new(
                 codes::BAD_EVENT,
                 FailureKind::InvalidInput,
@@ -308,19 +307,18 @@ impl OdooSink {
     /// Delivers consecutive events of one shipment as one set of Odoo calls. Should that
     /// fail for a reason retrying cannot fix, the events go one by one so that only the
     /// event at fault is refused.
-    async fn apply_batch(&self, items: &[OutboxItem]) -> BatchOutcome {
-        let mut evs = Vec::with_capacity(items.len());
+    async fn apply_batch(&self, items: &[Delivery]) -> BatchOutcome {
+        let mut refs: Vec<&CloudEvent> = Vec::with_capacity(items.len());
         let mut bad = None;
         for it in items {
             match Self::parse(it) {
-                Ok(ev) => evs.push(ev),
+                Ok(ev) => refs.push(ev),
                 Err(e) => {
                     bad = Some(e);
                     break;
                 }
             }
         }
-        let refs: Vec<&CloudEvent> = evs.iter().collect();
         let n = refs.len();
         match self.apply(&refs, &refs).await {
             Ok(()) => BatchOutcome {
@@ -582,7 +580,7 @@ impl OdooSink {
 }
 
 impl Outbound for OdooSink {
-    fn deliver<'a>(&'a self, item: &'a OutboxItem) -> DeliverFuture<'a> {
+    fn deliver<'a>(&'a self, item: &'a Delivery) -> DeliverFuture<'a> {
         Box::pin(async move {
             let o = self.apply_batch(std::slice::from_ref(item)).await;
             match o.error {
@@ -596,7 +594,7 @@ impl Outbound for OdooSink {
         self.batching
     }
 
-    fn deliver_batch<'a>(&'a self, items: &'a [OutboxItem]) -> BatchFuture<'a> {
+    fn deliver_batch<'a>(&'a self, items: &'a [Delivery]) -> BatchFuture<'a> {
         Box::pin(self.apply_batch(items))
     }
 }
