@@ -334,21 +334,22 @@ async fn list_shipments(
                 .map_err(|m| Problem::new(codes::BAD_STATE, m))?,
         ),
     };
-    let reference =
-        match q.reference.as_deref() {
-            None => None,
-            Some(r) => match r.split_once(':') {
-                Some((k, v)) if !k.is_empty() && !v.trim().is_empty() => {
-                    Some((k.to_owned(), v.to_owned()))
-                }
-                _ => return Err(Problem::new(
+    let reference = match q.reference.as_deref() {
+        None => None,
+        Some(r) => match r.split_once(':') {
+            Some((k, v)) if !k.is_empty() && !v.trim().is_empty() => {
+                Some((k.to_owned(), v.to_owned()))
+            }
+            _ => {
+                return Err(Problem::new(
                     codes::BAD_REF,
                     format!(
                         "`ref` must be kind:value (e.g. tracking:1Z999AA10123456784), got `{r}`"
                     ),
-                )),
-            },
-        };
+                ))
+            }
+        },
+    };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let rows = st
         .hub

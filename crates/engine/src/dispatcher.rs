@@ -254,7 +254,7 @@ impl Dispatcher {
                 continue;
             };
             // The head, and behind it (for a coalescing sink) the events already due.
-            let batch: Vec<Delivery> = lane
+            let mut batch: Vec<Delivery> = lane
                 .queue
                 .iter()
                 .enumerate()
@@ -269,7 +269,21 @@ impl Dispatcher {
             let out = self.sink.outbound.clone();
             let tx = res_tx.clone();
             let sent = batch.len();
+            let store = out.wants_shipment_refs().then(|| self.store.clone());
+            let lane_key = shipment.clone();
             let delivery = tokio::spawn(async move {
+                if let Some(store) = store {
+                    // Resolved now, not at append time: a link made since (a tracking
+                    // number bound to a picking) helps this attempt.
+                    match store.resolved_refs(&lane_key).await {
+                        Ok(refs) => batch
+                            .iter_mut()
+                            .for_each(|d| d.shipment_refs.clone_from(&refs)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, shipment = %lane_key, "cannot read the shipment's identifiers; delivering with the event's own")
+                        }
+                    }
+                }
                 if batch.len() == 1 {
                     match out.deliver(&batch[0]).await {
                         Ok(()) => BatchOutcome {

@@ -22,6 +22,11 @@ pub struct Delivery {
     pub sink: String,
     /// Which attempt this is, from 1.
     pub attempt: u32,
+    /// The identifiers (`kind`, `value`, normalised) of every lane of the shipment the
+    /// event's subject resolves to, read just before the attempt — filled only for a sink
+    /// whose [`Outbound::wants_shipment_refs`] says so (the Odoo sink finds its picking by
+    /// them when the event names only a tracking number).
+    pub shipment_refs: Vec<(String, String)>,
     body: Arc<str>,
     event: OnceLock<Result<CloudEvent, String>>,
 }
@@ -36,6 +41,7 @@ impl Delivery {
             subscription: String::new(),
             sink: String::new(),
             attempt: 1,
+            shipment_refs: Vec::new(),
             body,
             event: OnceLock::new(),
         }
@@ -139,6 +145,12 @@ pub trait Outbound: Send + Sync + 'static {
     /// Delivers one event. Must be idempotent on the receiver's side given the event id;
     /// must not retry by itself (the dispatcher does).
     fn deliver<'a>(&'a self, item: &'a Delivery) -> DeliverFuture<'a>;
+
+    /// Whether the dispatcher should read the resolved shipment's identifiers into each
+    /// delivery's [`Delivery::shipment_refs`] (one store read per attempt); default no.
+    fn wants_shipment_refs(&self) -> bool {
+        false
+    }
 
     /// How this sink wants events grouped; default: one at a time.
     fn batching(&self) -> Batching {

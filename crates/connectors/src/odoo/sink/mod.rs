@@ -320,7 +320,11 @@ impl OdooSink {
             }
         }
         let n = refs.len();
-        match self.apply(&refs, &refs).await {
+        let resolved = items
+            .first()
+            .map(|d| d.shipment_refs.as_slice())
+            .unwrap_or(&[]);
+        match self.apply(&refs, &refs, resolved).await {
             Ok(()) => BatchOutcome {
                 delivered: n,
                 error: bad,
@@ -328,7 +332,7 @@ impl OdooSink {
             Err(e) if n > 1 && !e.kind.should_retry() && !e.gone => {
                 tracing::warn!(events = n, error = %e.message, "odoo: a coalesced batch was refused; delivering its events one by one");
                 for (i, ev) in refs.iter().enumerate() {
-                    if let Err(e) = self.apply(std::slice::from_ref(ev), &refs).await {
+                    if let Err(e) = self.apply(std::slice::from_ref(ev), &refs, resolved).await {
                         return BatchOutcome {
                             delivered: i,
                             error: Some(e),
@@ -348,8 +352,14 @@ impl OdooSink {
     }
 
     /// Applies `evs` to their picking; `batch` is every event delivered with them (the
-    /// ship notice lines of a validation may come from one of them).
-    async fn apply(&self, evs: &[&CloudEvent], batch: &[&CloudEvent]) -> Result<(), DeliveryError> {
+    /// ship notice lines of a validation may come from one of them); `resolved` are the
+    /// identifiers of the shipment their subject resolves to.
+    async fn apply(
+        &self,
+        evs: &[&CloudEvent],
+        batch: &[&CloudEvent],
+        resolved: &[(String, String)],
+    ) -> Result<(), DeliveryError> {
         let plan: Vec<(&CloudEvent, &[Action])> = evs
             .iter()
             .filter_map(|ev| {
@@ -363,7 +373,7 @@ impl OdooSink {
             return Ok(());
         }
         let acting: Vec<&CloudEvent> = plan.iter().map(|(e, _)| *e).collect();
-        let pid = self.find_picking(&acting).await?;
+        let pid = self.find_picking(&acting, resolved).await?;
         let lock = self.lock_for("stock.picking", pid);
         let _guard = lock.lock().await;
         let mut p = self.read_picking(pid).await?;
@@ -592,6 +602,10 @@ impl Outbound for OdooSink {
 
     fn batching(&self) -> Batching {
         self.batching
+    }
+
+    fn wants_shipment_refs(&self) -> bool {
+        true
     }
 
     fn deliver_batch<'a>(&'a self, items: &'a [Delivery]) -> BatchFuture<'a> {

@@ -1,6 +1,7 @@
 //! Finding the picking events are about: by its id, by tracking number, by the sale
 //! order's name (`odoo.order`), or by the purchase order the events name (`po`, an X12
-//! 856's PRF) matched on the sale order's customer reference or name.
+//! 856's PRF) matched on the sale order's customer reference or name — each taken from
+//! the events, else from the resolved shipment's identifiers (`Delivery::shipment_refs`).
 //!
 //! A sale order can have several deliveries (a backorder after a partial shipment). The
 //! open one is preferred — unless one of them already carries a chatter note about this
@@ -16,10 +17,24 @@ pub(super) const ORDER_FIELDS: &[&str] = &["name", "client_order_ref", "company_
 impl OdooSink {
     /// The picking's id, from the first event that locates one: by id, else by tracking
     /// number, else by sale order name, else by purchase order (`po`).
-    pub(super) async fn find_picking(&self, evs: &[&CloudEvent]) -> Result<i64, DeliveryError> {
+    pub(super) async fn find_picking(
+        &self,
+        evs: &[&CloudEvent],
+        resolved: &[(String, String)],
+    ) -> Result<i64, DeliveryError> {
+        // The events' own references first, then those of the shipment their subject
+        // resolves to (a carrier scan naming only a tracking number, once that number is
+        // linked to a picking); a resolved kind with several values is not used.
         let first = |key: &str| {
             evs.iter()
                 .find_map(|ev| refs_of(ev).get(key).map(|v| (*v).to_owned()))
+                .or_else(|| {
+                    let mut vs = resolved.iter().filter(|(k, _)| k == key).map(|(_, v)| v);
+                    match (vs.next(), vs.next()) {
+                        (Some(v), None) => Some(v.clone()),
+                        _ => None,
+                    }
+                })
         };
         if let Some(id) = first("odoo.picking_id").and_then(|s| s.parse::<i64>().ok()) {
             return Ok(id);
