@@ -512,11 +512,28 @@ fn attach_to_order(lanes: &[LaneAliases], parts: Vec<Vec<usize>>) -> Vec<Vec<usi
             }
         }
     }
-    let mut out: Vec<Vec<usize>> = parts.clone();
+    // Several parts joining one picking must not bring two orders together either: if
+    // they would, none of them joins (which one would be a guess).
+    let mut joining: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (p, t) in target.iter().enumerate() {
         if let Some(t) = t {
+            joining.entry(*t).or_default().push(p);
+        }
+    }
+    let mut out: Vec<Vec<usize>> = parts.clone();
+    for (t, ps) in joining {
+        let s = singulars(
+            parts[t]
+                .iter()
+                .chain(ps.iter().flat_map(|p| parts[*p].iter()))
+                .map(|i| &lanes[*i]),
+        );
+        if contradicts(&s) {
+            continue;
+        }
+        for p in ps {
             let moved = std::mem::take(&mut out[p]);
-            out[*t].extend(moved);
+            out[t].extend(moved);
         }
     }
     out.retain(|p| !p.is_empty());

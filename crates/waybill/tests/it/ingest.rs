@@ -20,7 +20,8 @@ async fn ingest_answers_202_then_200_for_a_duplicate_with_the_same_ids() {
     let s = hub.get("/v1/shipments/S-1").await;
     assert_eq!(s["state"]["milestone"], "in_transit");
     assert_eq!(s["timeline"].as_array().unwrap().len(), 1);
-    assert_eq!(s["xrefs"][0]["value"], "1Z-S-1");
+    // Identifiers are stored as they are matched: upper case, no spaces or dashes.
+    assert_eq!(s["xrefs"][0]["value"], "1ZS1");
     let entry = &s["timeline"][0];
     assert_eq!(entry["event"]["source"], "/sources/carrier");
     assert_eq!(entry["event"]["time"], "2026-11-23T10:01:00Z");

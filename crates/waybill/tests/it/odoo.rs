@@ -231,3 +231,100 @@ types = ["warehouse.*", "shipment.*"]
     );
     hub.stop().await;
 }
+
+/// A carrier scan that names only a tracking number updates the right picking once an ASN
+/// naming the order (as its PO) with that tracking number on a package has linked it to
+/// the picking the poller reported: the sink finds the picking through the resolved
+/// shipment, not through the scan (which Odoo cannot match: no picking has that number).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_naming_only_a_tracking_number_updates_the_linked_picking() {
+    use serde_json::json;
+    use waybill_testkit::fake_odoo::{records_of, sale_order};
+    let (odoo_url, fake) = start(18).await;
+    let mut other = picking(21, "assigned", "2026-11-23 07:00:00");
+    other["sale_id"] = json!([26, "S00026"]);
+    *fake.records.lock().unwrap() = Some(vec![
+        picking(20, "assigned", "2026-11-23 07:00:00"),
+        other,
+        sale_order(25, "S00025", None),
+        sale_order(26, "S00026", None),
+    ]);
+    let ops = FakePartner::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut toml = config_toml(&dir.path().join("hub.db"), &ops.url("hook"), "");
+    toml.push_str(&format!(
+        r#"
+[sinks.odoo]
+type = "odoo"
+coalesce_window = "50ms"
+[sinks.odoo.connection]
+url = "{odoo_url}"
+database = "logistics"
+login = "middleware"
+api_key = "plain:{KEY}"
+[[subscriptions]]
+name = "scans-to-odoo"
+sink = "odoo"
+types = ["shipment.in_transit"]
+"#
+    ));
+    let cfg = waybill::Config::parse(&toml, std::iter::empty()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = TestHub::from_parts(cfg, listener, dir);
+    let post = |drafts: serde_json::Value| {
+        hub.client
+            .post(format!("{}/v1/events", hub.base))
+            .bearer_auth(API_KEY)
+            .json(&drafts)
+            .send()
+    };
+    // What the poller reports, the 3PL's ASN, then the carrier's scan.
+    for drafts in [
+        json!({"type": "order.released", "subject": "odoo:logistics:picking:20",
+               "time": "2026-11-23T07:00:00Z",
+               "refs": {"odoo.picking_id": "20", "odoo.order": "S00025"}}),
+        json!({"type": "warehouse.packed", "subject": "x12:ABCD:SH-9", "time": "2026-11-23T08:00:00Z",
+               "refs": {"po": "S00025", "bol": "BOL-9"},
+               "data": {"packages": [{"sscc": "006141410000000123", "tracking": "1ZLINK0001"}]}}),
+        json!({"type": "shipment.in_transit", "subject": "trk:ups:1ZLINK0001",
+               "time": "2026-11-23T09:00:00Z", "refs": {"tracking": "1ZLINK0001", "carrier": "UPS"}}),
+    ] {
+        assert_eq!(post(drafts).await.unwrap().status(), 202);
+    }
+    let found = hub.get("/v1/shipments/tracking:1ZLINK0001").await;
+    assert_eq!(found["state"]["key"], "odoo:logistics:picking:20");
+    assert_eq!(
+        found["lanes"],
+        json!([
+            "odoo:logistics:picking:20",
+            "trk:ups:1ZLINK0001",
+            "x12:ABCD:SH-9"
+        ])
+    );
+    // In transit: a chatter note on picking 20 (the default action), none on 21.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let notes = records_of(&fake, "mail.message");
+        let on = |id: i64| {
+            notes
+                .iter()
+                .filter(|n| n["model"] == "stock.picking" && n["res_id"] == id)
+                .count()
+        };
+        if on(20) > 0 {
+            assert_eq!(on(21), 0, "the other order's picking is untouched");
+            let body = notes.iter().find(|n| n["res_id"] == 20).unwrap()["body"].to_string();
+            assert!(body.contains("trk:ups:1ZLINK0001"), "{body}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no note on picking 20: {notes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let order = hub.get("/v1/orders/odoo.order:S00025").await;
+    assert_eq!(order["shipments"].as_array().unwrap().len(), 1);
+    assert_eq!(order["status"], "shipped");
+    hub.stop().await;
+}
