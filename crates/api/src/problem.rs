@@ -12,7 +12,7 @@ pub struct Problem {
     #[serde(rename = "type")]
     pub ty: String,
     /// Short summary (the HTTP reason phrase).
-    pub title: String,
+    pub title: &'static str,
     /// HTTP status.
     pub status: u16,
     /// What went wrong, for the client.
@@ -24,7 +24,7 @@ pub struct Problem {
     pub inbox_id: Option<i64>,
     /// The shipments an ambiguous identifier names (`api.ambiguous_alias`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub shipments: Option<Vec<String>>,
+    pub shipments: Option<Box<Vec<String>>>,
 }
 
 impl Problem {
@@ -35,8 +35,7 @@ impl Problem {
         let title = StatusCode::from_u16(status)
             .ok()
             .and_then(|s| s.canonical_reason())
-            .unwrap_or("Error")
-            .to_owned();
+            .unwrap_or("Error");
         Problem {
             ty: format!("urn:waybill:problem:{code}"),
             title,

@@ -194,18 +194,24 @@ async fn post_events(State(st): State<Arc<AppState>>, req: Request) -> AppResult
     Ok(reply(r))
 }
 
+/// A key or alias in a path: 1 to 400 bytes.
+fn check_key(key: &str) -> Result<(), Problem> {
+    if key.trim().is_empty() || key.len() > 400 {
+        return Err(Problem::new(
+            codes::BAD_KEY,
+            "a key or alias is 1 to 400 bytes",
+        ));
+    }
+    Ok(())
+}
+
 async fn get_shipment(
     State(st): State<Arc<AppState>>,
     h: HeaderMap,
     Path(key): Path<String>,
 ) -> AppResult {
     authorize(&st, &h)?;
-    if key.trim().is_empty() || key.len() > 400 {
-        return Err(Problem::new(
-            codes::BAD_KEY,
-            "a shipment key or alias is 1 to 400 bytes",
-        ));
-    }
+    check_key(&key)?;
     let canonical = match st
         .hub
         .store
@@ -228,7 +234,7 @@ async fn get_shipment(
                     keys.len()
                 ),
             );
-            p.shipments = Some(keys);
+            p.shipments = Some(Box::new(keys));
             return Err(p);
         }
     };
@@ -253,12 +259,7 @@ async fn get_order(
     Path(key): Path<String>,
 ) -> AppResult {
     authorize(&st, &h)?;
-    if key.trim().is_empty() || key.len() > 400 {
-        return Err(Problem::new(
-            codes::BAD_KEY,
-            "an order key or alias is 1 to 400 bytes",
-        ));
-    }
+    check_key(&key)?;
     match st
         .hub
         .store

@@ -140,7 +140,7 @@ pub enum SinkConfig {
     /// Signed HTTP webhook (Standard Webhooks + CloudEvents JSON).
     HttpWebhook(http_webhook::HttpWebhookConfig),
     /// Odoo: tracking refs, validation, chatter and activities on pickings.
-    Odoo(odoo::OdooSinkConfig),
+    Odoo(Box<odoo::OdooSinkConfig>),
 }
 
 impl SinkConfig {

@@ -345,8 +345,10 @@ impl Config {
                 Err(es) => errs.extend(ConfigError::all_under(es, &format!("sources.{name}"))),
             }
         }
+        let ownership = self.ownership(&mut errs);
         let mut sinks = Vec::new();
         for (name, cfg) in &self.sinks {
+            let cfg = &self.with_ownership(cfg, &ownership);
             match cfg.build() {
                 Ok(outbound) => sinks.push(SinkRuntime {
                     name: name.clone(),
@@ -412,7 +414,6 @@ impl Config {
                 }
             })
             .collect();
-        let ownership = self.ownership(&mut errs);
         if errs.is_empty() {
             Ok(Runtime {
                 sources,
@@ -430,6 +431,32 @@ impl Config {
 }
 
 impl Config {
+    /// An Odoo sink with the facts Odoo owns: those owned by an `odoo` source reading the
+    /// same database (same URL and database name).
+    fn with_ownership(&self, sink: &SinkConfig, ownership: &Ownership) -> SinkConfig {
+        let mut sink = sink.clone();
+        if let SinkConfig::Odoo(o) = &mut sink {
+            let same_db: Vec<&String> = self
+                .sources
+                .iter()
+                .filter(|(_, src)| match src {
+                    SourceConfig::Odoo(s) => {
+                        s.connection.url.trim_end_matches('/')
+                            == o.connection.url.trim_end_matches('/')
+                            && s.connection.database == o.connection.database
+                    }
+                    _ => false,
+                })
+                .map(|(name, _)| name)
+                .collect();
+            o.odoo_owns = same_db
+                .iter()
+                .flat_map(|name| ownership.owned_by(name))
+                .collect();
+        }
+        sink
+    }
+
     /// The ownership rules: `[ownership]` over the defaults of [`default_owner`].
     fn ownership(&self, errs: &mut Vec<ConfigError>) -> Ownership {
         let mut out = Ownership::default();
@@ -443,12 +470,12 @@ impl Config {
             out.owners.insert(*fact, owners);
         }
         for (name, owners) in &self.ownership {
-            let Ok(fact) = name.parse::<Fact>() else {
-                errs.push(ConfigError::new(
-                    format!("ownership.{name}"),
-                    format!("{}", name.parse::<Fact>().err().unwrap_or_default()),
-                ));
-                continue;
+            let fact = match name.parse::<Fact>() {
+                Ok(f) => f,
+                Err(e) => {
+                    errs.push(ConfigError::new(format!("ownership.{name}"), e));
+                    continue;
+                }
             };
             for o in owners {
                 if o != "api" && !self.sources.contains_key(o) {

@@ -417,6 +417,7 @@ async fn sink_actions_are_applied_once_even_when_replayed() {
         coalesce_window: Duration::ZERO,
         max_batch: 50,
         pickings_in_flight: 8,
+        odoo_owns: Default::default(),
     })
     .unwrap();
     let refs = json!({"tracking": "1Z999", "carrier": "UPS", "odoo.order": "S00025"});
@@ -524,6 +525,7 @@ fn sink_config(url: &str, companies: Vec<i64>, rate: f64) -> OdooSinkConfig {
         coalesce_window: Duration::ZERO,
         max_batch: 50,
         pickings_in_flight: 8,
+        odoo_owns: Default::default(),
     }
 }
 
@@ -1252,5 +1254,45 @@ async fn a_dispatch_without_lines_ships_those_of_the_packed_event_delivered_with
         records_of(&fake, "stock.picking").len(),
         2,
         "a backorder of 4"
+    );
+}
+
+/// A fact Odoo owns (here the tracking number, as when Odoo books the labels) is never
+/// written by the sink; the rest of the event's actions still happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fact_odoo_owns_is_not_written() {
+    use waybill_engine::partner::Outbound;
+    use waybill_model::ownership::Fact;
+    use waybill_testkit::fake_odoo::records_of;
+    let (url, fake) = start(18).await;
+    *fake.records.lock().unwrap() = Some(vec![picking(20, "assigned", "2026-11-23 07:00:00")]);
+    for (owns, expected) in [
+        (vec![Fact::Tracking], json!(false)),
+        (vec![], json!("1Z999")),
+    ] {
+        let mut cfg = sink_config(&url, vec![], 1000.0);
+        cfg.odoo_owns = owns.iter().copied().collect();
+        let sink = OdooSink::build(&cfg).unwrap();
+        let it = delivery(
+            "shipment.label_created",
+            &format!("own{}", owns.len()),
+            json!({"tracking": "1Z999", "odoo.picking_id": "20"}),
+            1,
+        );
+        sink.deliver(&it).await.unwrap();
+        let pickings = records_of(&fake, "stock.picking");
+        assert_eq!(
+            pickings[0]["carrier_tracking_ref"], expected,
+            "owns {owns:?}"
+        );
+    }
+    // The chatter note was posted both times.
+    let notes = records_of(&fake, "mail.message");
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|m| m["model"] == "stock.picking")
+            .count(),
+        2
     );
 }

@@ -416,9 +416,9 @@ fn order_view(c: &Connection, text: &str) -> Result<Option<OrderView>, StoreErro
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for l in &lanes {
         if let Some(k) = resolve::canonical_of(c, l)? {
-            if !groups.contains_key(&k) {
-                let members = resolve::members(c, &k)?;
-                groups.insert(k, members);
+            if let std::collections::btree_map::Entry::Vacant(e) = groups.entry(k) {
+                let members = resolve::members(c, e.key())?;
+                e.insert(members);
             }
         }
     }

@@ -4,7 +4,7 @@
 //! where lanes joined, and keep the identity and ownership conflicts current (the
 //! ownership rules are `waybill_model::ownership::settle`, also pure).
 
-use super::sequencer::{append, decode_state, write_state};
+use super::sequencer::{append, write_state};
 use super::{from_us, to_us, JobCtx};
 use crate::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -455,24 +455,9 @@ fn settle_conflicts(
     Ok(())
 }
 
-/// Decodes a canonical lane's state row (for the read side).
+/// A canonical lane's state (for the read side); None when there is no such lane.
 pub(crate) fn state_of(conn: &Connection, key: &str) -> Result<Option<ShipmentState>, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT state, milestone_at, milestone_event, flags, last_event_at FROM shipments WHERE key = ?1",
-        )?
-        .query_row([key], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<i64>>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-            ))
-        })
-        .optional()?;
-    row.map(|(st, m_at, m_ev, flags, last)| {
-        decode_state(ShipmentKey(key.to_owned()), &st, m_at, m_ev, &flags, last)
-    })
-    .transpose()
+    let (state, _, created, _) =
+        super::sequencer::load_shipment(conn, &ShipmentKey(key.to_owned()))?;
+    Ok(created.map(|_| state))
 }

@@ -114,3 +114,58 @@ fn a_checkpoint_interval_of_zero_is_refused() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn ownership_defaults_and_overrides_with_errors_named() {
+    use waybill_model::ownership::Fact;
+    let text = r#"
+[sources.ups]
+type = "easypost"
+secret = "plain:easypost-webhook-secret-0001"
+[sources.asn]
+type = "x12"
+auth = { type = "api_key", keys = ["plain:0123456789abcdef"] }
+[ownership]
+weight = ["ups"]
+freight_charge = []
+"#;
+    let rt = Config::parse(text, std::iter::empty())
+        .unwrap()
+        .validate()
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+    let o = &rt.ownership;
+    assert!(
+        o.owns("ups", Fact::Tracking),
+        "carriers own tracking by default"
+    );
+    assert!(
+        o.owns("asn", Fact::Packages),
+        "the warehouse owns packages by default"
+    );
+    assert!(
+        o.owns("ups", Fact::Weight) && !o.owns("asn", Fact::Weight),
+        "override"
+    );
+    assert!(o.owners[&Fact::FreightCharge].is_empty());
+    let errs = Config::parse(
+        "[ownership]\nweigth = []\ntracking = [\"nobody\"]\n",
+        std::iter::empty(),
+    )
+    .unwrap()
+    .validate()
+    .err()
+    .unwrap();
+    let joined = errs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        joined.contains("ownership.weigth: unknown fact"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("ownership.tracking: no source named `nobody`"),
+        "{joined}"
+    );
+}

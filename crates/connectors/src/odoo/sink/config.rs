@@ -28,6 +28,10 @@ pub enum Action {
 pub struct OdooSinkConfig {
     /// How to reach Odoo.
     pub connection: OdooConfig,
+    /// The shipment facts Odoo owns (set from `[ownership]` for the `odoo` sources that
+    /// read the same database; not a TOML key): the sink never writes them.
+    #[serde(skip)]
+    pub odoo_owns: std::collections::BTreeSet<waybill_model::ownership::Fact>,
     /// Event type → actions; replaces the default table for the types it lists.
     #[serde(default)]
     pub actions: BTreeMap<String, Vec<Action>>,

@@ -42,6 +42,7 @@ use waybill_engine::duration;
 use waybill_engine::partner::{
     BatchFuture, BatchOutcome, Batching, DeliverFuture, Delivery, DeliveryError, Outbound,
 };
+use waybill_model::ownership::Fact;
 use waybill_model::{CloudEvent, Code, EventType, FailureKind};
 
 mod chatter_line;
@@ -80,6 +81,8 @@ pub struct OdooSink {
     chatter_on_order: bool,
     companies: Vec<i64>,
     unmatched_lines: UnmatchedLines,
+    /// Facts Odoo owns: never written.
+    odoo_owns: std::collections::BTreeSet<Fact>,
     batching: Batching,
     locks: Mutex<HashMap<RecordKey, Arc<tokio::sync::Mutex<()>>>>,
     by_id: BatchedRead,
@@ -177,6 +180,7 @@ impl OdooSink {
                 chatter_on_order: cfg.chatter_on_order,
                 companies: cfg.companies.clone(),
                 unmatched_lines: cfg.unmatched_lines,
+                odoo_owns: cfg.odoo_owns.clone(),
                 batching: Batching {
                     max: cfg.max_batch,
                     window: cfg.coalesce_window,
@@ -409,7 +413,10 @@ impl OdooSink {
         if let Some(ev) = with(Action::SetTracking).rfind(|e| refs_of(e).contains_key("tracking")) {
             self.set_tracking(&p, ev, &ctx).await?;
         }
-        if let Some(ev) = with(Action::RecordFreight).next_back() {
+        if let Some(ev) = with(Action::RecordFreight)
+            .next_back()
+            .filter(|_| !self.odoo_owns.contains(&Fact::FreightCharge))
+        {
             self.record_freight(&p, ev, &ctx).await?;
         }
         // The note comes before validation: should these events come again (Odoo did the
@@ -500,10 +507,18 @@ impl OdooSink {
             return Ok(());
         };
         let mut vals = Map::new();
-        if p["carrier_tracking_ref"].as_str() != Some(tracking) {
+        // A fact Odoo owns is Odoo's to set (a differing value is recorded by the hub
+        // as an ownership conflict, not written).
+        if p["carrier_tracking_ref"].as_str() != Some(tracking)
+            && !self.odoo_owns.contains(&Fact::Tracking)
+        {
             vals.insert("carrier_tracking_ref".into(), json!(tracking));
         }
-        if let Some(cid) = refs.get("carrier").and_then(|c| self.carriers.get(*c)) {
+        if let Some(cid) = refs
+            .get("carrier")
+            .filter(|_| !self.odoo_owns.contains(&Fact::Carrier))
+            .and_then(|c| self.carriers.get(*c))
+        {
             if m2o(&p["carrier_id"]) != Some(*cid) {
                 vals.insert("carrier_id".into(), json!(cid));
             }
