@@ -12,6 +12,7 @@
 //! [`Store`] is an enum over the backends (SQLite now; PostgreSQL joins as a second
 //! variant). The behaviour suite in `waybill-testkit` runs against every variant.
 
+pub mod sequence;
 mod sqlite;
 mod types;
 

@@ -397,6 +397,8 @@ pub async fn linking_appends_and_routes_shipment_linked(store: Store) {
         second.data["previous"],
         json!(["odoo:test:picking:20l", "trk:ups:1Zl"])
     );
+    // Joined through the order: the ASN's PO is the picking's sale order.
+    assert_eq!(second.data["via"], json!(["odoo.order:Sl", "po:Sl"]));
     let refs = store.resolved_refs("trk:ups:1Zl").await.unwrap();
     assert!(
         refs.contains(&("odoo.picking_id".to_owned(), "20l".to_owned())),

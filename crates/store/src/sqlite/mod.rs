@@ -10,9 +10,9 @@
 mod calibrate;
 mod outbox;
 mod read;
-mod resolve;
 pub(crate) mod schema;
 mod sequencer;
+mod tx;
 
 pub use calibrate::{calibrate_sqlite, CalibrationError, SqliteCalibration, BATCH_ROWS};
 

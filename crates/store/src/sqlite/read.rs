@@ -1,13 +1,12 @@
 //! The read side: shipments with their timelines, inbox inspection, queue depths.
 
-use super::resolve;
 use super::sequencer::decode_state;
 use super::{from_us, SqliteStore};
 use crate::{
     ConflictQuery, ConflictRecord, Depths, InboxQuery, InboxRecord, OrderShipment, OrderView,
     Resolved, ShipmentQuery, ShipmentSummary, ShipmentView, StoreError, TimelineEntry, XRef,
 };
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use waybill_model::identity::{self, Alias};
 use waybill_model::ownership::{self, Fact, Ownership};
@@ -21,7 +20,7 @@ impl SqliteStore {
         let key = key.clone();
         let rules = self.ownership();
         self.read(move |c| {
-            let Some(canonical) = resolve::canonical_of(c, key.as_str())? else {
+            let Some(canonical) = canonical_of(c, key.as_str())? else {
                 return Ok(None);
             };
             shipment_view(c, &canonical, &rules)
@@ -33,13 +32,13 @@ impl SqliteStore {
     pub(crate) async fn resolve_key(&self, text: &str) -> Result<Resolved, StoreError> {
         let text = text.to_owned();
         self.read(move |c| {
-            if let Some(k) = resolve::canonical_of(c, &text)? {
+            if let Some(k) = canonical_of(c, &text)? {
                 return Ok(Resolved::One(k));
             }
             let mut found = BTreeSet::new();
             for (kind, value) in candidates(&text) {
                 for lane in lanes_naming(c, &kind, &value)? {
-                    if let Some(k) = resolve::canonical_of(c, &lane)? {
+                    if let Some(k) = canonical_of(c, &lane)? {
                         found.insert(k);
                     }
                 }
@@ -61,7 +60,7 @@ impl SqliteStore {
             if let Some((kind, value)) = &q.reference {
                 let mut keys = BTreeSet::new();
                 for lane in lanes_naming(c, kind, &identity::lookup_value(kind, value))? {
-                    if let Some(k) = resolve::canonical_of(c, &lane)? {
+                    if let Some(k) = canonical_of(c, &lane)? {
                         keys.insert(k);
                     }
                 }
@@ -71,7 +70,7 @@ impl SqliteStore {
                     .filter(|k| q.after.as_ref().is_none_or(|a| k > a))
                     .take(q.limit)
                 {
-                    if let Some(state) = resolve::state_of(c, &k)? {
+                    if let Some(state) = state_of(c, &k)? {
                         if q.state.is_none_or(|m| m == state.milestone) {
                             let events = events_of(c, &k)?;
                             out.push(ShipmentSummary { state, events });
@@ -145,7 +144,7 @@ impl SqliteStore {
         let lane = lane.to_owned();
         self.read(move |c| {
             let mut out = BTreeSet::new();
-            for l in resolve::members(c, &lane)? {
+            for l in members(c, &lane)? {
                 for x in xrefs_of(c, &l)? {
                     out.insert((x.kind, x.value));
                 }
@@ -298,10 +297,10 @@ fn shipment_view(
     canonical: &str,
     rules: &Ownership,
 ) -> Result<Option<ShipmentView>, StoreError> {
-    let Some(state) = resolve::state_of(c, canonical)? else {
+    let Some(state) = state_of(c, canonical)? else {
         return Ok(None);
     };
-    let mut lanes = resolve::members(c, canonical)?;
+    let mut lanes = members(c, canonical)?;
     lanes.sort();
     let mut xrefs = BTreeSet::new();
     for l in &lanes {
@@ -321,7 +320,10 @@ fn shipment_view(
         .filter(|a| a.kind == "sscc")
         .map(|a| a.value.clone())
         .collect();
-    let obs = resolve::observations(c, &lanes, Fact::ALL)?;
+    let mut obs = Vec::new();
+    for l in &lanes {
+        obs.extend(super::tx::observations(c, l, Fact::ALL)?);
+    }
     let (facts, _) = ownership::settle(&obs, rules);
     let mut conflicts = Vec::new();
     let mut st = c.prepare_cached(
@@ -361,7 +363,7 @@ fn order_view(c: &Connection, text: &str) -> Result<Option<OrderView>, StoreErro
         }
     }
     if seeds.is_empty() {
-        let lane = match resolve::canonical_of(c, text)? {
+        let lane = match canonical_of(c, text)? {
             Some(k) => Some(k),
             None => candidates(text).into_iter().find_map(|(k, v)| {
                 lanes_naming(c, &k, &v)
@@ -370,7 +372,7 @@ fn order_view(c: &Connection, text: &str) -> Result<Option<OrderView>, StoreErro
             }),
         };
         if let Some(lane) = lane {
-            for l in resolve::members(c, &lane)? {
+            for l in members(c, &lane)? {
                 for x in xrefs_of(c, &l)? {
                     let a = Alias {
                         kind: x.kind,
@@ -415,9 +417,9 @@ fn order_view(c: &Connection, text: &str) -> Result<Option<OrderView>, StoreErro
     }
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for l in &lanes {
-        if let Some(k) = resolve::canonical_of(c, l)? {
+        if let Some(k) = canonical_of(c, l)? {
             if let std::collections::btree_map::Entry::Vacant(e) = groups.entry(k) {
-                let members = resolve::members(c, e.key())?;
+                let members = members(c, e.key())?;
                 e.insert(members);
             }
         }
@@ -425,7 +427,7 @@ fn order_view(c: &Connection, text: &str) -> Result<Option<OrderView>, StoreErro
     let mut shipments = Vec::new();
     let mut all_lanes = Vec::new();
     for (k, members) in groups {
-        if let Some(state) = resolve::state_of(c, &k)? {
+        if let Some(state) = state_of(c, &k)? {
             all_lanes.extend(members.iter().cloned());
             shipments.push(OrderShipment {
                 state,
@@ -441,4 +443,46 @@ fn order_view(c: &Connection, text: &str) -> Result<Option<OrderView>, StoreErro
         timeline: timeline(c, &all_lanes)?,
         shipments,
     }))
+}
+
+/// The canonical lane of the shipment `lane` belongs to; None when no such lane exists.
+fn canonical_of(c: &Connection, lane: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT coalesce(entity, key) FROM shipments WHERE key = ?1")?
+            .query_row([lane], |r| r.get::<_, String>(0))
+            .optional()?,
+    )
+}
+
+/// The lanes of the shipment `lane` belongs to (the canonical one first).
+fn members(c: &Connection, lane: &str) -> Result<Vec<String>, StoreError> {
+    let canonical = canonical_of(c, lane)?.unwrap_or_else(|| lane.to_owned());
+    let mut out = vec![canonical.clone()];
+    let mut st = c.prepare_cached("SELECT key FROM shipments WHERE entity = ?1 ORDER BY key")?;
+    for k in st.query_map([canonical.as_str()], |r| r.get::<_, String>(0))? {
+        out.push(k?);
+    }
+    Ok(out)
+}
+
+/// A canonical lane's state; None when there is no such lane.
+fn state_of(c: &Connection, key: &str) -> Result<Option<waybill_model::ShipmentState>, StoreError> {
+    let row = c
+        .prepare_cached(
+            "SELECT state, milestone_at, milestone_event, flags, last_event_at FROM shipments WHERE key = ?1",
+        )?
+        .query_row([key], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        })
+        .optional()?;
+    row.map(|(st, m_at, m_ev, flags, last)| {
+        decode_state(ShipmentKey(key.to_owned()), &st, m_at, m_ev, &flags, last)
+    })
+    .transpose()
 }
