@@ -467,22 +467,5 @@ fn members(c: &Connection, lane: &str) -> Result<Vec<String>, StoreError> {
 
 /// A canonical lane's state; None when there is no such lane.
 fn state_of(c: &Connection, key: &str) -> Result<Option<waybill_model::ShipmentState>, StoreError> {
-    let row = c
-        .prepare_cached(
-            "SELECT state, milestone_at, milestone_event, flags, last_event_at FROM shipments WHERE key = ?1",
-        )?
-        .query_row([key], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<i64>>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-            ))
-        })
-        .optional()?;
-    row.map(|(st, m_at, m_ev, flags, last)| {
-        decode_state(ShipmentKey(key.to_owned()), &st, m_at, m_ev, &flags, last)
-    })
-    .transpose()
+    Ok(super::tx::lane_row(c, key)?.map(|l| l.state))
 }

@@ -47,32 +47,7 @@ impl Tx for SqliteTx<'_, '_, '_> {
     }
 
     fn lane(&mut self, key: &str) -> Result<Option<Lane>, StoreError> {
-        let row = self
-            .conn
-            .prepare_cached(
-                "SELECT state, milestone_at, milestone_event, flags, last_event_at, last_seq, entity
-                 FROM shipments WHERE key = ?1",
-            )?
-            .query_row([key], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<i64>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                ))
-            })
-            .optional()?;
-        row.map(|(st, m_at, m_ev, flags, last, last_seq, entity)| {
-            Ok(Lane {
-                state: decode_state(ShipmentKey(key.to_owned()), &st, m_at, m_ev, &flags, last)?,
-                last_seq,
-                entity,
-            })
-        })
-        .transpose()
+        lane_row(self.conn, key)
     }
 
     fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<Option<i64>, StoreError> {
@@ -390,4 +365,33 @@ pub(crate) fn observations(
         });
     }
     Ok(out)
+}
+
+/// A lane's row (also read by the read side).
+pub(crate) fn lane_row(conn: &Connection, key: &str) -> Result<Option<Lane>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT state, milestone_at, milestone_event, flags, last_event_at, last_seq, entity
+             FROM shipments WHERE key = ?1",
+        )?
+        .query_row([key], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, Option<String>>(6)?,
+            ))
+        })
+        .optional()?;
+    row.map(|(st, m_at, m_ev, flags, last, last_seq, entity)| {
+        Ok(Lane {
+            state: decode_state(ShipmentKey(key.to_owned()), &st, m_at, m_ev, &flags, last)?,
+            last_seq,
+            entity,
+        })
+    })
+    .transpose()
 }
