@@ -166,7 +166,7 @@ pub async fn one_shipment_across_systems_in_any_order(store: Store) {
         "tracking:1ZA",
         "tracking:1za",
         "bol:BOL-a",
-        "pro:ABCD/PROa",
+        "pro:ABCD:PROa",
         "sscc:00614141000000000a",
         "odoo.picking_id:20a",
         "odoo:test:picking:20a",

@@ -86,6 +86,8 @@ pub fn picking(database: &str, rec: &Value) -> Vec<EventDraft> {
     let opt = [
         ("odoo.picking", text(&rec["name"])),
         ("odoo.order", m2o_name(&rec["sale_id"])),
+        // The sale order's customer reference, added by the poller.
+        ("po", text(&rec["sale_client_order_ref"])),
         ("odoo.partner", m2o_name(&rec["partner_id"])),
         ("odoo.company", m2o_name(&rec["company_id"])),
         (

@@ -179,7 +179,7 @@ impl OdooPoller {
             } else {
                 ORDER_FIELDS
             };
-            let rows = self
+            let mut rows = self
                 .client
                 .search_read(
                     model,
@@ -190,8 +190,49 @@ impl OdooPoller {
                     0,
                 )
                 .await?;
+            if model == "stock.picking" {
+                self.with_customer_refs(&mut rows).await?;
+            }
             for rec in &rows {
                 self.ingest_record(hub, model, rec).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds to each picking its sale order's customer reference (`client_order_ref`, the
+    /// buyer's PO number), read for the whole page in one request, as
+    /// `sale_client_order_ref`: the picking's events then carry it as `po`, which is how a
+    /// 3PL's ship notice naming that PO resolves to this picking.
+    async fn with_customer_refs(&self, rows: &mut [serde_json::Value]) -> Result<(), PollError> {
+        let mut ids: Vec<i64> = rows
+            .iter()
+            .filter_map(|r| r["sale_id"].get(0).and_then(|v| v.as_i64()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let orders = self
+            .client
+            .search_read(
+                "sale.order",
+                json!([["id", "in", ids]]),
+                &["client_order_ref"],
+                "id asc",
+                ids.len(),
+                0,
+            )
+            .await?;
+        let refs: std::collections::HashMap<i64, &str> = orders
+            .iter()
+            .filter_map(|o| Some((o["id"].as_i64()?, o["client_order_ref"].as_str()?)))
+            .collect();
+        for r in rows.iter_mut() {
+            let sale = r["sale_id"].get(0).and_then(|v| v.as_i64());
+            if let Some(po) = sale.and_then(|id| refs.get(&id)) {
+                r["sale_client_order_ref"] = json!(po);
             }
         }
         Ok(())
@@ -255,7 +296,7 @@ impl OdooPoller {
         let mut offset = 0;
         let mut read = 0;
         loop {
-            let rows = self
+            let mut rows = self
                 .client
                 .search_read(
                     model,
@@ -266,6 +307,9 @@ impl OdooPoller {
                     offset,
                 )
                 .await?;
+            if model == "stock.picking" {
+                self.with_customer_refs(&mut rows).await?;
+            }
             for rec in &rows {
                 self.ingest_record(hub, model, rec).await?;
                 let write_date = rec["write_date"].as_str().unwrap_or("");

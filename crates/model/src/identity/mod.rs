@@ -177,16 +177,16 @@ pub fn normalise(kind: &str, value: &str, scac: Option<&str>, source: &str) -> O
             }
         }
         "pro" => match scac.map(str::trim).filter(|s| !s.is_empty()) {
-            Some(s) => format!("{}/{}", s.to_uppercase(), compact(v)),
+            Some(s) => format!("{}:{}", s.to_uppercase(), compact(v)),
             None => compact(v),
         },
-        "tracker" => format!("{source}/{v}"),
+        "tracker" => format!("{source}:{v}"),
         _ => v.to_owned(),
     })
 }
 
 /// The aliases one event asserts for its lane: its `refs` (normalised) and the `sscc` and
-/// `tracking` of each entry of `data.packages`.
+/// `tracking` (a string or a list of strings) of each entry of `data.packages`.
 pub fn aliases_of(ev: &CloudEvent) -> BTreeSet<Alias> {
     let mut out = BTreeSet::new();
     let refs: BTreeMap<&str, &str> = ev.refs().collect();
@@ -203,15 +203,21 @@ pub fn aliases_of(ev: &CloudEvent) -> BTreeSet<Alias> {
     if let Some(packages) = ev.data.get("packages").and_then(|p| p.as_array()) {
         for p in packages {
             for k in ["sscc", "tracking"] {
-                if let Some(value) = p
-                    .get(k)
-                    .and_then(|v| v.as_str())
-                    .and_then(|v| normalise(k, v, scac, source))
-                {
-                    out.insert(Alias {
-                        kind: k.to_owned(),
-                        value,
-                    });
+                // One identifier, or a list of them (an 856 package's REF*2I).
+                let values: Vec<&str> = match p.get(k) {
+                    Some(serde_json::Value::String(v)) => vec![v.as_str()],
+                    Some(serde_json::Value::Array(vs)) => {
+                        vs.iter().filter_map(|v| v.as_str()).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for v in values {
+                    if let Some(value) = normalise(k, v, scac, source) {
+                        out.insert(Alias {
+                            kind: k.to_owned(),
+                            value,
+                        });
+                    }
                 }
             }
         }
@@ -597,11 +603,11 @@ pub fn order_key<'a>(aliases: impl Iterator<Item = &'a Alias>) -> Option<String>
 }
 
 /// The value an API caller's `kind:value` is looked up by (aggregator tracker ids and
-/// PROs are already given in their stored form, `source/id` and `SCAC/PRO`).
+/// PROs are already given in their stored form, `source:id` and `SCAC:PRO`).
 pub fn lookup_value(kind: &str, value: &str) -> String {
     match kind {
         "tracking" | "bol" | "sscc" => normalise(kind, value, None, "").unwrap_or_default(),
-        "pro" => match value.split_once('/') {
+        "pro" => match value.split_once(':') {
             Some((scac, pro)) => normalise(kind, pro, Some(scac), "").unwrap_or_default(),
             None => normalise(kind, value, None, "").unwrap_or_default(),
         },

@@ -116,11 +116,11 @@ fn identifiers_are_compared_normalised() {
     );
     assert_eq!(
         normalise("pro", "123 456", Some("abcd"), "s").as_deref(),
-        Some("ABCD/123456")
+        Some("ABCD:123456")
     );
     assert_eq!(
         normalise("tracker", "trk_1", None, "easypost").as_deref(),
-        Some("easypost/trk_1")
+        Some("easypost:trk_1")
     );
     assert_eq!(normalise("bol", "  ", None, "s"), None);
 }

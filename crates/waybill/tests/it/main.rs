@@ -6,6 +6,7 @@ mod config;
 mod crash;
 mod delivery;
 mod edi;
+mod identity;
 mod ingest;
 mod odoo;
 mod partners;
