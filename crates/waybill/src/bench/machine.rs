@@ -37,6 +37,7 @@ pub async fn measure(
         .await??;
     let base = super::start_ceiling().await?;
     let ceiling = super::run(&Plan {
+        profile: super::Profile::Minimal,
         url: format!("{base}/ceiling"),
         secret: SECRET.to_owned(),
         events: requests,

@@ -35,6 +35,46 @@ pub struct Plan {
     pub run_id: String,
     /// Whose CPU to read around the timed phase.
     pub cpu: CpuWatch,
+    /// What each event looks like.
+    pub profile: Profile,
+}
+
+/// What the events of a run look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// A status with a tracking number (about 120 bytes).
+    Minimal,
+    /// A shipment event as an order system sends it: 8 order lines, a note, the ship-to
+    /// address and the weight (about 1.7 KB), kept in the event by the mapping.
+    Shipment,
+    /// The same with 200 order lines (about 31 KB), like a large ship notice.
+    Large,
+}
+
+impl Profile {
+    /// The jq mapping a source must have for this profile.
+    pub fn mapping(self) -> &'static str {
+        match self {
+            Profile::Minimal => MAPPING,
+            Profile::Shipment | Profile::Large => RICH_MAPPING,
+        }
+    }
+
+    /// The source of waybill.example.toml with that mapping.
+    pub fn source(self) -> &'static str {
+        match self {
+            Profile::Minimal => "bench",
+            Profile::Shipment | Profile::Large => "bench-rich",
+        }
+    }
+
+    fn lines(self) -> usize {
+        match self {
+            Profile::Minimal => 0,
+            Profile::Shipment => 8,
+            Profile::Large => 200,
+        }
+    }
 }
 
 /// Whose CPU a run reads at its start and end ([`cpu`]).
@@ -90,16 +130,34 @@ const STATUSES: [&str; 6] = [
     "shipment.delivered",
 ];
 
-/// The body of event `i` (shipment `i % shipments`).
-pub fn body(run_id: &str, i: usize, shipments: usize) -> Vec<u8> {
+/// The body of event `i` (shipment `i % shipments`) in a profile.
+pub fn body(profile: Profile, run_id: &str, i: usize, shipments: usize) -> Vec<u8> {
     let s = i % shipments.max(1);
     let n = i / shipments.max(1);
     let status = STATUSES[n % STATUSES.len()];
-    format!(
-        r#"{{"id":"{run_id}-{i}","shipment":"{run_id}-S{s}","status":"{status}","at":"2026-11-23T{:02}:{:02}:{:02}Z","tracking":"1Z{run_id}{s}"}}"#,
+    let head = format!(
+        r#"{{"id":"{run_id}-{i}","shipment":"{run_id}-S{s}","status":"{status}","at":"2026-11-23T{:02}:{:02}:{:02}Z","tracking":"1Z{run_id}{s}""#,
         (n / 3600) % 24,
         (n / 60) % 60,
         n % 60
+    );
+    if profile == Profile::Minimal {
+        return format!("{head}}}").into_bytes();
+    }
+    let lines: Vec<String> = (0..profile.lines())
+        .map(|l| {
+            format!(
+                r#"{{"line":{l},"sku":"SKU-{:05}","description":"Stainless steel shelf bracket, 300 mm, pack of 4","ordered":{},"shipped":{},"unit":"EA","unit_price":"12.40"}}"#,
+                (s * 7 + l) % 100_000,
+                4 + l % 5,
+                4 + l % 5
+            )
+        })
+        .collect();
+    format!(
+        r#"{head},"po":"PO-{run_id}-{s}","note":"Deliver to the loading dock at the back of the building between 07:00 and 15:00; call the warehouse office on arrival. Pallets must not exceed 1.8 m; fragile items are marked in red on the packing list.","ship_to":{{"name":"Northwind Garden Supplies","street":"Industriestrasse 14","city":"Kreuzlingen","postal_code":"8280","country":"CH"}},"weight":{{"value":{}.5,"unit":"KG"}},"lines":[{}]}}"#,
+        12 + s % 30,
+        lines.join(",")
     )
     .into_bytes()
 }
@@ -110,6 +168,10 @@ pub const SECRET: &str = "whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldA==";
 /// The jq mapping the bench source uses (also in waybill.example.toml).
 pub const MAPPING: &str =
     r#"{type: .status, subject: .shipment, time: .at, key: .id, refs: {tracking: .tracking}}"#;
+
+/// The mapping of the `shipment` and `large` profiles (the `bench-rich` source of
+/// waybill.example.toml): the order lines, note, address and weight are kept in `data`.
+pub const RICH_MAPPING: &str = r#"{type: .status, subject: .shipment, time: .at, key: .id, refs: {tracking: .tracking, po: .po}, data: {lines: .lines, note: .note, ship_to: .ship_to, weight: .weight}}"#;
 
 /// Runs the plan and returns what it measured. Each of `concurrency` connections keeps
 /// one request in flight (HTTP/1.1 keep-alive, no pipelining); a connection that fails is
@@ -153,7 +215,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
                     }
                     None => Instant::now(),
                 };
-                let b = body(&plan.run_id, i, plan.shipments);
+                let b = body(plan.profile, &plan.run_id, i, plan.shipments);
                 let id = format!("{}-{i}", plan.run_id);
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 let ts = now.to_string();
@@ -257,4 +319,40 @@ pub async fn start_sink() -> anyhow::Result<(String, Arc<AtomicUsize>)> {
         let _ = axum::serve(l, app).await;
     });
     Ok((format!("http://{addr}/sink"), n))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use waybill_mapping::{Payload, Program};
+
+    #[test]
+    fn each_profile_maps_to_one_event_that_keeps_its_lines() {
+        let example = include_str!("../../../../waybill.example.toml");
+        for (profile, size, lines) in [
+            (Profile::Minimal, 100..250, 0),
+            (Profile::Shipment, 1400..1900, 8),
+            (Profile::Large, 25_000..40_000, 200),
+        ] {
+            let b = body(profile, "b1", 3, 10);
+            assert!(size.contains(&b.len()), "{profile:?}: {} bytes", b.len());
+            assert!(
+                example.contains(&format!("mapping = '{}'", profile.mapping())),
+                "waybill.example.toml has the {profile:?} mapping"
+            );
+            let prog = Program::compile(profile.mapping()).unwrap();
+            let drafts = prog
+                .run(&Payload::parse(&b).unwrap(), &[], "bench")
+                .unwrap();
+            assert_eq!(drafts.len(), 1);
+            let kept = drafts[0]
+                .data
+                .as_ref()
+                .and_then(|d| d.get("lines"))
+                .and_then(|l| l.as_array())
+                .map_or(0, Vec::len);
+            assert_eq!(kept, lines, "{profile:?}");
+        }
+    }
 }

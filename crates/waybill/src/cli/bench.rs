@@ -65,9 +65,14 @@ struct IngestArgs {
     /// Hub base URL (ignored with --self-host).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     hub: String,
-    /// Source name to post to (it must use the bench mapping; see waybill.example.toml).
-    #[arg(long, default_value = "bench")]
-    source: String,
+    /// Source name to post to; it must use the profile's mapping (default: `bench` for
+    /// the minimal profile, `bench-rich` for the others, as in waybill.example.toml).
+    #[arg(long)]
+    source: Option<String>,
+    /// What each event looks like: `minimal` (a status, ~120 bytes), `shipment` (~1.7 KB
+    /// with 8 order lines, a note, an address, kept by the mapping) or `large` (200 lines).
+    #[arg(long, value_enum, default_value = "minimal")]
+    profile: bench::Profile,
     /// Standard Webhooks secret of that source.
     #[arg(
         long,
@@ -258,15 +263,21 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
     );
     let mut hosted = None;
     let (base, api_key) = if a.self_host {
-        let h = SelfHosted::start(&a.secret).await?;
+        let h = SelfHosted::start(&a.secret, a.profile).await?;
         let base = h.base.clone();
         hosted = Some(h);
         (base, Some("bench-api-key".to_string()))
     } else {
         (a.hub.trim_end_matches('/').to_string(), a.api_key.clone())
     };
+    let source = match (&a.source, a.self_host) {
+        (_, true) => "bench".to_owned(),
+        (Some(s), false) => s.clone(),
+        (None, false) => a.profile.source().to_owned(),
+    };
     let mut plan = Plan {
-        url: format!("{base}/v1/ingest/{}", a.source),
+        profile: a.profile,
+        url: format!("{base}/v1/ingest/{source}"),
         secret: a.secret.clone(),
         events: a.events,
         shipments: a.shipments,
@@ -280,12 +291,14 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
             bench::CpuWatch::Hub(format!("{base}/metrics"))
         },
     };
+    let payload = bench::body(a.profile, &run_id, 0, a.shipments).len();
     eprintln!(
-        "bench: {} events, {} shipments, concurrency {}, rate {}",
+        "bench: {} events, {} shipments, concurrency {}, rate {}, profile {:?} ({payload} bytes a payload)",
         a.events,
         a.shipments,
         a.concurrency,
-        a.rate.map_or("max".into(), |r| format!("{r}/s"))
+        a.rate.map_or("max".into(), |r| format!("{r}/s")),
+        a.profile
     );
     let ceiling = if a.no_ceiling {
         None
@@ -297,6 +310,8 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
         Some(bench::run(&p).await?)
     };
     let sampler = hosted.as_ref().map(|h| h.sample_outbox());
+    // Bytes this process sent to storage (the in-process hub's store: WAL, checkpoints).
+    let written_before = hosted.as_ref().and_then(|_| storage_write_bytes());
     let started = Instant::now();
     let hub = bench::run(&plan).await?;
     if let Some(c) = &ceiling {
@@ -326,6 +341,20 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
             delivered as f64 / took.as_secs_f64()
         );
     }
+    if let (Some(h), Some(before)) = (&hosted, written_before) {
+        if let Some(after) = storage_write_bytes() {
+            let per_event = after.saturating_sub(before) as f64 / hub.ok.max(1) as f64;
+            println!(
+                "disk       {per_event:.0} bytes written to storage per event ({:.1} × the {payload}-byte payload; /proc/self/io write_bytes, ingest and delivery)",
+                per_event / payload.max(1) as f64
+            );
+        }
+        let (db, wal) = h.store_sizes();
+        println!(
+            "store      database {db} bytes + WAL {wal} bytes after the run: {:.0} bytes per event",
+            (db + wal) as f64 / hub.ok.max(1) as f64
+        );
+    }
     if let Some(s) = sampler {
         let samples = s.stop().await;
         println!(
@@ -349,6 +378,15 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Bytes this process has caused to be sent to storage (`write_bytes` of
+/// `/proc/self/io`); None where the kernel does not say.
+fn storage_write_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/io").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Counts acknowledged events that the hub's read API does not show.
@@ -403,7 +441,7 @@ mod tempdir {
 }
 
 impl SelfHosted {
-    async fn start(secret: &str) -> anyhow::Result<SelfHosted> {
+    async fn start(secret: &str, profile: bench::Profile) -> anyhow::Result<SelfHosted> {
         let dir = std::env::temp_dir().join(format!("waybill-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let (sink, delivered) = bench::start_sink().await?;
@@ -433,7 +471,7 @@ sink = "local"
                 .display()
                 .to_string()
                 .replace('\\', "/"),
-            mapping = bench::MAPPING,
+            mapping = profile.mapping(),
         );
         let cfg = waybill::Config::parse(&toml, std::iter::empty())?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -449,6 +487,16 @@ sink = "local"
             task,
             _dir: tempdir::Dir(dir),
         })
+    }
+
+    /// Sizes of the store's database file and WAL.
+    fn store_sizes(&self) -> (u64, u64) {
+        let size = |name: &str| {
+            std::fs::metadata(self._dir.0.join(name))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        (size("bench.db"), size("bench.db-wal"))
     }
 
     fn sample_outbox(&self) -> Sampler {

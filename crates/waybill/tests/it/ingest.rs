@@ -236,6 +236,7 @@ async fn the_bench_reads_the_hubs_cpu_from_its_metrics() {
         rate: None,
         run_id: "cpu".into(),
         cpu: CpuWatch::Hub(format!("{}/metrics", hub.base)),
+        profile: waybill::bench::Profile::Minimal,
     };
     let r = run(&plan).await.unwrap();
     assert_eq!((r.ok, r.failed), (2_000, 0));
