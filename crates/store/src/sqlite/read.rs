@@ -157,24 +157,36 @@ impl SqliteStore {
     pub(crate) async fn inbox(&self, q: InboxQuery) -> Result<Vec<InboxRecord>, StoreError> {
         self.read(move |c| {
             let mut st = c.prepare_cached(
-                "SELECT id, source, idempotency_key, status, reason_code, reason, received_at, event_ids, body, headers FROM inbox
+                "SELECT id, source, idempotency_key, status, reason_code, reason, received_at, event_ids, body, headers, encoding FROM inbox
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR source = ?2) ORDER BY id DESC LIMIT ?3",
             )?;
             let rows = st.query_map(params![q.status, q.source, q.limit as i64], |r| {
-                Ok(InboxRecord {
-                    id: r.get(0)?,
-                    source: r.get(1)?,
-                    idempotency_key: r.get(2)?,
-                    status: r.get(3)?,
-                    reason_code: r.get(4)?,
-                    reason: r.get(5)?,
-                    received_at: from_us(r.get(6)?),
-                    event_ids: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
-                    body: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(8)?).into_owned(),
-                    headers: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
-                })
+                Ok((
+                    InboxRecord {
+                        id: r.get(0)?,
+                        source: r.get(1)?,
+                        idempotency_key: r.get(2)?,
+                        status: r.get(3)?,
+                        reason_code: r.get(4)?,
+                        reason: r.get(5)?,
+                        received_at: from_us(r.get(6)?),
+                        event_ids: serde_json::from_str(&r.get::<_, String>(7)?)
+                            .unwrap_or_default(),
+                        body: String::new(),
+                        headers: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+                    },
+                    r.get::<_, Vec<u8>>(8)?,
+                    r.get::<_, Option<String>>(10)?,
+                ))
             })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut out = Vec::new();
+            for row in rows {
+                let (mut rec, stored, encoding) = row?;
+                let raw = super::sequencer::unpack(stored, encoding.as_deref())?;
+                rec.body = String::from_utf8_lossy(&raw).into_owned();
+                out.push(rec);
+            }
+            Ok(out)
         })
         .await
     }

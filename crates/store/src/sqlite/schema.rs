@@ -159,6 +159,11 @@ CREATE TABLE conflicts (
 );
 CREATE INDEX conflicts_shipment ON conflicts (shipment);
 "#,
+    // An inbox body may be stored compressed: `encoding` says how (NULL: as received,
+    // `lz4`: LZ4 block, size-prefixed). Older rows are as received.
+    r#"
+ALTER TABLE inbox ADD COLUMN encoding TEXT;
+"#,
 ];
 
 /// The schema version this build expects.

@@ -15,6 +15,39 @@ pub(crate) struct Prepared {
     events: Vec<(CloudEvent, String)>,
     /// The events' ids as stored in the inbox row (JSON array).
     event_ids_json: String,
+    /// The body as stored and its encoding (see [`pack`]).
+    body: Vec<u8>,
+    encoding: Option<&'static str>,
+}
+
+/// Bodies shorter than this are stored as received.
+const PACK_FROM: usize = 512;
+
+/// The raw body as stored: LZ4-compressed (block format, size-prefixed; encoding
+/// `lz4`) when it is at least [`PACK_FROM`] bytes and that saves at least a fifth, else as
+/// received (encoding NULL). Done on the caller's thread, not the writer's.
+pub(crate) fn pack(body: &[u8]) -> (Option<Vec<u8>>, Option<&'static str>) {
+    if body.len() < PACK_FROM {
+        return (None, None);
+    }
+    let packed = lz4_flex::compress_prepend_size(body);
+    if packed.len() * 5 <= body.len() * 4 {
+        (Some(packed), Some("lz4"))
+    } else {
+        (None, None)
+    }
+}
+
+/// The raw body from its stored form.
+pub(crate) fn unpack(stored: Vec<u8>, encoding: Option<&str>) -> Result<Vec<u8>, StoreError> {
+    match encoding {
+        None => Ok(stored),
+        Some("lz4") => lz4_flex::decompress_size_prepended(&stored)
+            .map_err(|e| StoreError::Corrupt(format!("inbox body: {e}"))),
+        Some(other) => Err(StoreError::Corrupt(format!(
+            "inbox body in unknown encoding `{other}`"
+        ))),
+    }
 }
 
 /// What the writer decided; the caller turns it into an [`IngestOutcome`] with the ids
@@ -69,11 +102,18 @@ pub(crate) fn prepare(mut rec: IngestRecord) -> Result<Prepared, StoreError> {
     };
     let ids: Vec<&EventId> = events.iter().map(|(e, _)| &e.id).collect();
     let event_ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+    let (packed, encoding) = pack(&rec.body);
+    let body = match packed {
+        Some(p) => p,
+        None => std::mem::take(&mut rec.body),
+    };
     Ok(Prepared {
         rec,
         headers,
         events,
         event_ids_json,
+        body,
+        encoding,
     })
 }
 
@@ -87,12 +127,14 @@ pub(crate) fn ingest(
         headers,
         events,
         event_ids_json,
+        body,
+        encoding,
     } = prepared;
     match &rec.verdict {
         Verdict::Rejected { code, reason } => {
             conn.prepare_cached(
-                "INSERT INTO inbox (source, idempotency_key, status, reason_code, reason, received_at, headers, body)
-                 VALUES (?1, ?2, 'rejected', ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO inbox (source, idempotency_key, status, reason_code, reason, received_at, headers, body, encoding)
+                 VALUES (?1, ?2, 'rejected', ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 rec.source,
@@ -101,7 +143,8 @@ pub(crate) fn ingest(
                 reason,
                 to_us(rec.received_at),
                 headers,
-                rec.body
+                body,
+                encoding
             ])?;
             Ok(Stored::Rejected {
                 inbox_id: conn.last_insert_rowid(),
@@ -112,8 +155,8 @@ pub(crate) fn ingest(
             // statement in the common case, a lookup only for a duplicate.
             let inserted = conn
                 .prepare_cached(
-                    "INSERT INTO inbox (source, idempotency_key, status, received_at, headers, body, event_ids)
-                     VALUES (?1, ?2, 'accepted', ?3, ?4, ?5, ?6)
+                    "INSERT INTO inbox (source, idempotency_key, status, received_at, headers, body, event_ids, encoding)
+                     VALUES (?1, ?2, 'accepted', ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT (source, idempotency_key) WHERE status = 'accepted' DO NOTHING",
                 )?
                 .execute(params![
@@ -121,8 +164,9 @@ pub(crate) fn ingest(
                 rec.idempotency_key,
                 to_us(rec.received_at),
                 headers,
-                rec.body,
-                event_ids_json
+                body,
+                event_ids_json,
+                encoding
             ])?;
             if inserted == 0 {
                 let (inbox_id, ids): (i64, String) = conn
