@@ -1,16 +1,19 @@
 //! Durable state of Waybill: the inbox of raw payloads, the append-only event log with a
-//! per-shipment sequence, the shipment projection, cross-references, subscriptions, the
-//! outbox and the dead-letter queue.
+//! per-lane sequence, the shipment projection, aliases, observed facts, conflicts,
+//! subscriptions, the outbox and the dead-letter queue.
 //!
-//! Place in the flow: INBOX, SEQUENCE, EVENT LOG, OUTBOX. The engine calls it; it calls
-//! nothing but its database.
+//! Place in the flow: INBOX, SEQUENCE, EVENT LOG, RESOLVE, OUTBOX. The engine calls it; it
+//! calls nothing but its database.
 //! Never does: network calls, partner logic, or acknowledge anything before it is durable.
 //! Invariants: recording a payload, applying its events to their shipments, appending them
-//! to the log and creating their outbox rows happen in one transaction; an event id is
-//! stored at most once; a shipment's sequence numbers are dense and increasing.
+//! to the log, resolving identities and creating their outbox rows happen in one
+//! transaction; an event id is stored at most once; a lane's sequence numbers are dense
+//! and increasing.
 //!
-//! [`Store`] is an enum over the backends (SQLite now; PostgreSQL joins as a second
-//! variant). The behaviour suite in `waybill-testkit` runs against every variant.
+//! What happens to each accepted event is decided once, in [`sequence`], over the
+//! [`sequence::Tx`] trait; a backend only implements `Tx`. [`Store`] is an enum over the
+//! backends (SQLite now; PostgreSQL joins as a second variant). The behaviour suite in
+//! `waybill-testkit` runs against every variant.
 
 pub mod sequence;
 mod sqlite;
