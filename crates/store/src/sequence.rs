@@ -98,10 +98,10 @@ pub trait Tx {
     fn lanes_naming(&mut self, kind: &str, value: &str) -> Result<Vec<String>, StoreError>;
     /// Every alias of a lane.
     fn aliases(&mut self, lane: &str) -> Result<Vec<Alias>, StoreError>;
-    /// Routes an event to a sink.
+    /// Routes an event to the sink of subscription number `sub` of [`Tx::rules`].
     fn add_outbox(
         &mut self,
-        sub: &Subscription,
+        sub: usize,
         event_row: i64,
         lane: &str,
         now: OffsetDateTime,
@@ -201,14 +201,15 @@ pub fn append(
     }
     let new_alias = record_aliases(tx, ev)?;
     let source = ev.source_name();
-    let routes: Vec<Subscription> = tx
+    let routes: Vec<usize> = tx
         .rules()
         .0
         .iter()
-        .filter(|s| s.matches(ev.ty, source))
-        .cloned()
+        .enumerate()
+        .filter(|(_, s)| s.matches(ev.ty, source))
+        .map(|(i, _)| i)
         .collect();
-    for sub in &routes {
+    for sub in routes {
         tx.add_outbox(sub, event_row, key, now)?;
     }
     let shipment = if new_alias {

@@ -40,17 +40,6 @@ pub enum EntityKind {
     Package,
 }
 
-impl EntityKind {
-    /// Lower-case name used in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntityKind::Order => "order",
-            EntityKind::Shipment => "shipment",
-            EntityKind::Package => "package",
-        }
-    }
-}
-
 /// One kind of reference and what it means for identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RefKind {
@@ -276,15 +265,6 @@ pub struct Grouping {
     pub groups: Vec<Group>,
     /// Identity conflicts, sorted.
     pub conflicts: Vec<IdentityConflict>,
-}
-
-impl Grouping {
-    /// The group holding `lane`.
-    pub fn group_of(&self, lane: &str) -> Option<&Group> {
-        self.groups
-            .iter()
-            .find(|g| g.lanes.iter().any(|l| l == lane))
-    }
 }
 
 struct Dsu(Vec<usize>);

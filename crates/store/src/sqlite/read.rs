@@ -1,6 +1,7 @@
 //! The read side: shipments with their timelines, inbox inspection, queue depths.
 
 use super::sequencer::decode_state;
+use super::tx::{lanes_naming, lanes_of};
 use super::{from_us, SqliteStore};
 use crate::{
     ConflictQuery, ConflictRecord, Depths, InboxQuery, InboxRecord, OrderShipment, OrderView,
@@ -264,12 +265,6 @@ fn xrefs_of(c: &Connection, lane: &str) -> Result<Vec<XRef>, StoreError> {
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-fn lanes_naming(c: &Connection, kind: &str, value: &str) -> Result<Vec<String>, StoreError> {
-    let mut st = c.prepare_cached("SELECT shipment FROM xrefs WHERE kind = ?1 AND value = ?2")?;
-    let rows = st.query_map(params![kind, value], |r| r.get::<_, String>(0))?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
 /// The (kind, value) pairs a caller's text may mean: `kind:value` with a known kind, or
 /// the bare text as every identifying kind.
 fn candidates(text: &str) -> Vec<(String, String)> {
@@ -470,10 +465,7 @@ fn canonical_of(c: &Connection, lane: &str) -> Result<Option<String>, StoreError
 fn members(c: &Connection, lane: &str) -> Result<Vec<String>, StoreError> {
     let canonical = canonical_of(c, lane)?.unwrap_or_else(|| lane.to_owned());
     let mut out = vec![canonical.clone()];
-    let mut st = c.prepare_cached("SELECT key FROM shipments WHERE entity = ?1 ORDER BY key")?;
-    for k in st.query_map([canonical.as_str()], |r| r.get::<_, String>(0))? {
-        out.push(k?);
-    }
+    out.extend(lanes_of(c, &canonical)?);
     Ok(out)
 }
 

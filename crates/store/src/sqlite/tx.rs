@@ -156,11 +156,7 @@ impl Tx for SqliteTx<'_, '_, '_> {
     }
 
     fn lanes_of(&mut self, canonical: &str) -> Result<Vec<String>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT key FROM shipments WHERE entity = ?1 ORDER BY key")?;
-        let rows = st.query_map([canonical], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        lanes_of(self.conn, canonical)
     }
 
     fn event_facts(&mut self, lane: &str) -> Result<Vec<EventFacts>, StoreError> {
@@ -210,11 +206,7 @@ impl Tx for SqliteTx<'_, '_, '_> {
     }
 
     fn lanes_naming(&mut self, kind: &str, value: &str) -> Result<Vec<String>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT shipment FROM xrefs WHERE kind = ?1 AND value = ?2")?;
-        let rows = st.query_map(params![kind, value], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        lanes_naming(self.conn, kind, value)
     }
 
     fn aliases(&mut self, lane: &str) -> Result<Vec<Alias>, StoreError> {
@@ -232,11 +224,14 @@ impl Tx for SqliteTx<'_, '_, '_> {
 
     fn add_outbox(
         &mut self,
-        sub: &Subscription,
+        sub: usize,
         event_row: i64,
         lane: &str,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        let Some(sub) = self.ctx.subs.get(sub) else {
+            return Ok(());
+        };
         self.conn
             .prepare_cached(
                 "INSERT INTO outbox (subscription, sink, event_seq, shipment, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -394,4 +389,23 @@ pub(crate) fn lane_row(conn: &Connection, key: &str) -> Result<Option<Lane>, Sto
         })
     })
     .transpose()
+}
+
+/// The lanes pointing at canonical lane `canonical` (also read by the read side).
+pub(crate) fn lanes_of(conn: &Connection, canonical: &str) -> Result<Vec<String>, StoreError> {
+    let mut st = conn.prepare_cached("SELECT key FROM shipments WHERE entity = ?1 ORDER BY key")?;
+    let rows = st.query_map([canonical], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The lanes that have an alias (also read by the read side).
+pub(crate) fn lanes_naming(
+    conn: &Connection,
+    kind: &str,
+    value: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut st =
+        conn.prepare_cached("SELECT shipment FROM xrefs WHERE kind = ?1 AND value = ?2")?;
+    let rows = st.query_map(params![kind, value], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
