@@ -15,6 +15,7 @@
 //! backends (SQLite now; PostgreSQL joins as a second variant). The behaviour suite in
 //! `waybill-testkit` runs against every variant.
 
+pub mod body;
 pub mod sequence;
 mod sqlite;
 mod types;

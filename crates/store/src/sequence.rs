@@ -5,6 +5,7 @@
 //! form a shipment, what conflicts) is made here or in `waybill_model`'s pure functions
 //! (`lifecycle`, `identity::group`, `ownership::settle`).
 
+use crate::body::{with_sequence, EventBody};
 use crate::{StoreError, Subscription};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -34,14 +35,23 @@ pub struct Lane {
 pub struct NewEvent<'a> {
     /// The event.
     pub event: &'a CloudEvent,
-    /// Its stored body (with `sequence`).
-    pub body: &'a str,
+    /// Its stored body.
+    pub body: StoredBody<'a>,
     /// Its lane's sequence number.
     pub seq: i64,
     /// The inbox row it came with (None: made by the hub).
     pub inbox_id: Option<i64>,
     /// Its effect on the shipment.
     pub effect: Applied,
+}
+
+/// An event body as a row stores it (see [`crate::body`]).
+#[derive(Debug, Clone, Copy)]
+pub enum StoredBody<'a> {
+    /// The JSON with `sequence` (no encoding).
+    Json(&'a str),
+    /// Packed bytes and their encoding.
+    Packed(&'a [u8], &'static str),
 }
 
 /// The reads and writes of one write transaction. Implemented by each backend; nothing
@@ -129,16 +139,6 @@ pub trait Tx {
     ) -> Result<(), StoreError>;
 }
 
-/// The stored body: the serialized event with the `sequence` attribute added (a
-/// serialized object ends with `}`).
-fn with_sequence(json: &str, seq: i64) -> String {
-    let body = json.strip_suffix('}').unwrap_or(json);
-    format!(
-        "{body},\"sequence\":\"{}\"}}",
-        CloudEvent::format_sequence(seq)
-    )
-}
-
 /// Appends one event unless its id is already in its lane's log; returns whether it was
 /// new.
 ///
@@ -152,7 +152,7 @@ pub fn append(
     tx: &mut dyn Tx,
     inbox_id: Option<i64>,
     ev: &CloudEvent,
-    json: &str,
+    body: &EventBody,
 ) -> Result<bool, StoreError> {
     let key = ev.subject.as_str();
     let now = ev.recordedtime;
@@ -172,10 +172,17 @@ pub fn append(
     let milestone_before = state.milestone;
     let effect = state.apply(&ev.facts());
     let seq = last_seq + 1;
-    let body = with_sequence(json, seq);
+    let json;
+    let body = match body {
+        EventBody::Json(j) => {
+            json = with_sequence(j, seq);
+            StoredBody::Json(&json)
+        }
+        EventBody::Packed { bytes, encoding } => StoredBody::Packed(bytes, encoding),
+    };
     let inserted = tx.insert_event(&NewEvent {
         event: ev,
-        body: &body,
+        body,
         seq,
         inbox_id,
         effect,
@@ -438,7 +445,7 @@ pub fn resolve(tx: &mut dyn Tx, lane: &str, now: OffsetDateTime) -> Result<(), S
         };
         let body = serde_json::to_string(&ev)
             .map_err(|e| StoreError::Corrupt(format!("shipment.linked not serializable: {e}")))?;
-        append(tx, None, &ev, &body)?;
+        append(tx, None, &ev, &EventBody::Json(body))?;
     }
     Ok(())
 }

@@ -311,6 +311,69 @@ pub async fn events_are_routed_to_matching_subscriptions(store: Store) {
     );
 }
 
+/// Events that repeat a large payload (order lines) are delivered and shown exactly as
+/// made, with their sequence numbers, however the store keeps them.
+pub async fn events_repeating_their_payload_read_back_exactly(store: Store) {
+    store
+        .sync_subscriptions(vec![sub("all", "ops", &[], &[])])
+        .await
+        .unwrap();
+    let lines: Vec<serde_json::Value> = (0..40)
+        .map(|l| {
+            serde_json::json!({"line": l, "sku": format!("SKU-{l:05}"),
+                "description": "Stainless steel shelf bracket, 300 mm, pack of 4", "ordered": 4 + l % 5})
+        })
+        .collect();
+    let payload = serde_json::to_vec(&serde_json::json!({"asn": "A-1", "lines": lines})).unwrap();
+    let events: Vec<CloudEvent> = [
+        "warehouse.packed",
+        "shipment.dispatched",
+        "shipment.delivered",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, ty)| {
+        let mut e = event(
+            "wms",
+            "asn-1",
+            ty,
+            "S-BIG",
+            i as i64,
+            &[("tracking", "1ZBIG")],
+        );
+        e.data = serde_json::json!({"lines": lines, "note": format!("event {i}")});
+        e
+    })
+    .collect();
+    let mut rec = accepted("wms", "asn-1", events.clone());
+    rec.body = payload;
+    store.ingest(rec).await.unwrap();
+    let expected = |i: usize| {
+        let mut e = events[i].clone();
+        e.sequence = Some(CloudEvent::format_sequence(i as i64 + 1));
+        serde_json::to_value(&e).unwrap()
+    };
+    let pending = store.pending_outbox("ops", 0, 100).await.unwrap();
+    assert_eq!(pending.len(), 3);
+    for (i, item) in pending.iter().enumerate() {
+        let got: serde_json::Value = serde_json::from_str(&item.body).unwrap();
+        assert_eq!(got, expected(i), "outbox body {i}");
+    }
+    let view = store
+        .shipment(&ShipmentKey("S-BIG".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.timeline.len(), 3);
+    for (i, t) in view.timeline.iter().enumerate() {
+        assert_eq!(
+            serde_json::to_value(&t.event).unwrap(),
+            expected(i),
+            "timeline {i}"
+        );
+    }
+}
+
 /// Delivered rows leave the pending set; dead ones become dead letters; replay re-enqueues
 /// each dead letter once, as a new row.
 pub async fn dead_letters_are_replayed_once(store: Store) {
@@ -525,6 +588,7 @@ macro_rules! store_tests {
             rejected_payloads_are_kept,
             sequence_is_dense_and_late_events_do_not_regress,
             events_are_routed_to_matching_subscriptions,
+            events_repeating_their_payload_read_back_exactly,
             dead_letters_are_replayed_once,
             xrefs_and_state_listing,
             concurrent_ingests_are_all_durable,

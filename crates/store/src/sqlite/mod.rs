@@ -532,6 +532,51 @@ pub(crate) fn from_us(us: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// An event body as a query read it: the columns `e.body, e.encoding, e.shipment_seq,
+/// i.body, i.encoding` of `events e LEFT JOIN inbox i ON i.id = e.inbox_id AND e.encoding
+/// = 'lz4+payload'` (the payload is read only for a body packed against it).
+pub(crate) struct StoredEvent {
+    body: Vec<u8>,
+    encoding: Option<String>,
+    seq: i64,
+    payload: Option<(Vec<u8>, Option<String>)>,
+}
+
+impl StoredEvent {
+    /// Reads the five columns from `at` on.
+    pub(crate) fn read(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredEvent> {
+        use rusqlite::types::ValueRef;
+        let bytes = |v: ValueRef<'_>| match v {
+            ValueRef::Text(b) | ValueRef::Blob(b) => Some(b.to_vec()),
+            _ => None,
+        };
+        Ok(StoredEvent {
+            body: bytes(r.get_ref(at)?).unwrap_or_default(),
+            encoding: r.get(at + 1)?,
+            seq: r.get(at + 2)?,
+            payload: bytes(r.get_ref(at + 3)?)
+                .map(|b| Ok::<_, rusqlite::Error>((b, r.get(at + 4)?)))
+                .transpose()?,
+        })
+    }
+
+    /// The event's JSON, with `sequence`.
+    pub(crate) fn json(self) -> Result<String, StoreError> {
+        let StoredEvent {
+            body,
+            encoding,
+            seq,
+            payload,
+        } = self;
+        crate::body::unpack_event(body, encoding.as_deref(), seq, || match payload {
+            Some((raw, enc)) => crate::body::unpack_payload(raw, enc.as_deref()),
+            None => Err(StoreError::Corrupt(
+                "event body packed against a payload that is gone".into(),
+            )),
+        })
+    }
+}
+
 /// Unix milliseconds now.
 pub(crate) fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64

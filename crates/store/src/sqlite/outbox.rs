@@ -1,6 +1,6 @@
 //! OUTBOX and dead letters: what is waiting to be delivered, what was, what gave up.
 
-use super::{from_us, now_ms, to_us, SqliteStore};
+use super::{from_us, now_ms, to_us, SqliteStore, StoredEvent};
 use crate::{
     DeadLetter, DeadLetterQuery, DeliveryUpdate, OutboxItem, OutboxItemState, ReplaySelector,
     StoreError,
@@ -20,23 +20,34 @@ impl SqliteStore {
         let sink = sink.to_owned();
         self.read(move |c| {
             let mut st = c.prepare_cached(
-                "SELECT o.id, o.subscription, o.sink, o.shipment, e.event_id, o.attempts, o.next_attempt_at, e.body
+                "SELECT o.id, o.subscription, o.sink, o.shipment, e.event_id, o.attempts, o.next_attempt_at,
+                        e.body, e.encoding, e.shipment_seq, i.body, i.encoding
                  FROM outbox o JOIN events e ON e.seq_id = o.event_seq
+                 LEFT JOIN inbox i ON i.id = e.inbox_id AND e.encoding = 'lz4+payload'
                  WHERE o.sink = ?1 AND o.state = 'pending' AND o.id > ?2 ORDER BY o.id LIMIT ?3",
             )?;
             let rows = st.query_map(params![sink, after, limit as i64], |r| {
-                Ok(OutboxItem {
-                    id: r.get(0)?,
-                    subscription: r.get(1)?,
-                    sink: r.get(2)?,
-                    shipment: r.get(3)?,
-                    event_id: r.get(4)?,
-                    attempts: r.get(5)?,
-                    next_attempt_at_ms: r.get(6)?,
-                    body: Arc::from(r.get::<_, String>(7)?),
-                })
+                Ok((
+                    OutboxItem {
+                        id: r.get(0)?,
+                        subscription: r.get(1)?,
+                        sink: r.get(2)?,
+                        shipment: r.get(3)?,
+                        event_id: r.get(4)?,
+                        attempts: r.get(5)?,
+                        next_attempt_at_ms: r.get(6)?,
+                        body: Arc::from(""),
+                    },
+                    StoredEvent::read(r, 7)?,
+                ))
             })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut out = Vec::with_capacity(limit);
+            for row in rows {
+                let (mut item, stored) = row?;
+                item.body = Arc::from(stored.json()?);
+                out.push(item);
+            }
+            Ok(out)
         })
         .await
     }

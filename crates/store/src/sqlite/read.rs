@@ -2,7 +2,7 @@
 
 use super::sequencer::decode_state;
 use super::tx::{lanes_naming, lanes_of};
-use super::{from_us, SqliteStore};
+use super::{from_us, SqliteStore, StoredEvent};
 use crate::{
     ConflictQuery, ConflictRecord, Depths, InboxQuery, InboxRecord, OrderShipment, OrderView,
     Resolved, ShipmentQuery, ShipmentSummary, ShipmentView, StoreError, TimelineEntry, XRef,
@@ -183,7 +183,7 @@ impl SqliteStore {
             let mut out = Vec::new();
             for row in rows {
                 let (mut rec, stored, encoding) = row?;
-                let raw = super::sequencer::unpack(stored, encoding.as_deref())?;
+                let raw = crate::body::unpack_payload(stored, encoding.as_deref())?;
                 rec.body = String::from_utf8_lossy(&raw).into_owned();
                 out.push(rec);
             }
@@ -219,8 +219,9 @@ fn grouped(c: &Connection, sql: &str) -> Result<Vec<(String, i64)>, StoreError> 
 /// The events of these lanes by occurrence time (ties by lane and sequence).
 fn timeline(c: &Connection, lanes: &[String]) -> Result<Vec<TimelineEntry>, StoreError> {
     let mut st = c.prepare_cached(
-        "SELECT shipment_seq, effect, recorded_at, body, occurred_at FROM events WHERE shipment = ?1
-         ORDER BY occurred_at, shipment_seq",
+        "SELECT e.shipment_seq, e.effect, e.recorded_at, e.occurred_at, e.body, e.encoding, e.shipment_seq, i.body, i.encoding
+         FROM events e LEFT JOIN inbox i ON i.id = e.inbox_id AND e.encoding = 'lz4+payload'
+         WHERE e.shipment = ?1 ORDER BY e.occurred_at, e.shipment_seq",
     )?;
     let mut out = Vec::new();
     for key in lanes {
@@ -229,12 +230,13 @@ fn timeline(c: &Connection, lanes: &[String]) -> Result<Vec<TimelineEntry>, Stor
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(3)?,
+                StoredEvent::read(r, 4)?,
             ))
         })?;
         for row in rows {
-            let (sequence, effect, rec, body, at) = row?;
+            let (sequence, effect, rec, at, stored) = row?;
+            let body = stored.json()?;
             let event: CloudEvent = serde_json::from_str(&body)
                 .map_err(|e| StoreError::Corrupt(format!("event body of {key}#{sequence}: {e}")))?;
             out.push((

@@ -164,6 +164,13 @@ CREATE INDEX conflicts_shipment ON conflicts (shipment);
     r#"
 ALTER TABLE inbox ADD COLUMN encoding TEXT;
 "#,
+    // An event body may be stored packed (see `crate::body`): `encoding` NULL is the JSON
+    // with `sequence` (every older row); `lz4` and `lz4+payload` are LZ4 blocks of the
+    // JSON without `sequence`, the latter with its inbox row's raw payload as the
+    // dictionary.
+    r#"
+ALTER TABLE events ADD COLUMN encoding TEXT;
+"#,
 ];
 
 /// The schema version this build expects.

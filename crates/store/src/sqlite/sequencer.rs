@@ -2,6 +2,7 @@
 //! shipment, append it with the next per-shipment sequence number, route it to the outbox.
 
 use super::{from_us, to_us, JobCtx};
+use crate::body::{self, EventBody};
 use crate::{IngestOutcome, IngestRecord, StoreError, Verdict};
 use rusqlite::{params, Connection};
 use std::collections::BTreeSet;
@@ -12,42 +13,13 @@ use waybill_model::{CloudEvent, EventId, Flag, Milestone, ShipmentKey, ShipmentS
 pub(crate) struct Prepared {
     rec: IngestRecord,
     headers: String,
-    events: Vec<(CloudEvent, String)>,
+    /// The events with their bodies packed (see [`crate::body`]).
+    events: Vec<(CloudEvent, EventBody)>,
     /// The events' ids as stored in the inbox row (JSON array).
     event_ids_json: String,
-    /// The body as stored and its encoding (see [`pack`]).
+    /// The raw payload as stored and its encoding (see [`crate::body`]).
     body: Vec<u8>,
     encoding: Option<&'static str>,
-}
-
-/// Bodies shorter than this are stored as received.
-const PACK_FROM: usize = 512;
-
-/// The raw body as stored: LZ4-compressed (block format, size-prefixed; encoding
-/// `lz4`) when it is at least [`PACK_FROM`] bytes and that saves at least a fifth, else as
-/// received (encoding NULL). Done on the caller's thread, not the writer's.
-pub(crate) fn pack(body: &[u8]) -> (Option<Vec<u8>>, Option<&'static str>) {
-    if body.len() < PACK_FROM {
-        return (None, None);
-    }
-    let packed = lz4_flex::compress_prepend_size(body);
-    if packed.len() * 5 <= body.len() * 4 {
-        (Some(packed), Some("lz4"))
-    } else {
-        (None, None)
-    }
-}
-
-/// The raw body from its stored form.
-pub(crate) fn unpack(stored: Vec<u8>, encoding: Option<&str>) -> Result<Vec<u8>, StoreError> {
-    match encoding {
-        None => Ok(stored),
-        Some("lz4") => lz4_flex::decompress_size_prepended(&stored)
-            .map_err(|e| StoreError::Corrupt(format!("inbox body: {e}"))),
-        Some(other) => Err(StoreError::Corrupt(format!(
-            "inbox body in unknown encoding `{other}`"
-        ))),
-    }
 }
 
 /// What the writer decided; the caller turns it into an [`IngestOutcome`] with the ids
@@ -95,14 +67,15 @@ pub(crate) fn prepare(mut rec: IngestRecord) -> Result<Prepared, StoreError> {
                 let json = serde_json::to_string(&e).map_err(|err| {
                     StoreError::Corrupt(format!("event {} not serializable: {err}", e.id))
                 })?;
-                Ok((e, json))
+                // The event's body is packed with the raw payload as the dictionary.
+                Ok((e, body::pack_event(json, &rec.body)))
             })
             .collect::<Result<Vec<_>, StoreError>>()?,
         Verdict::Rejected { .. } => Vec::new(),
     };
     let ids: Vec<&EventId> = events.iter().map(|(e, _)| &e.id).collect();
     let event_ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-    let (packed, encoding) = pack(&rec.body);
+    let (packed, encoding) = body::pack_payload(&rec.body);
     let body = match packed {
         Some(p) => p,
         None => std::mem::take(&mut rec.body),
@@ -185,8 +158,8 @@ pub(crate) fn ingest(
             }
             let inbox_id = conn.last_insert_rowid();
             let mut tx = super::tx::SqliteTx { conn, ctx };
-            for (ev, json) in events {
-                crate::sequence::append(&mut tx, Some(inbox_id), ev, json)?;
+            for (ev, body) in events {
+                crate::sequence::append(&mut tx, Some(inbox_id), ev, body)?;
             }
             Ok(Stored::Accepted { inbox_id })
         }

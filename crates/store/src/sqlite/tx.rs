@@ -3,8 +3,9 @@
 
 use super::sequencer::{decode_state, flags_to_str};
 use super::{from_us, to_us, JobCtx};
-use crate::sequence::{Lane, NewEvent, Tx};
+use crate::sequence::{Lane, NewEvent, StoredBody, Tx};
 use crate::{StoreError, Subscription};
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
 use waybill_model::identity::{Alias, IdentityConflict};
@@ -52,13 +53,17 @@ impl Tx for SqliteTx<'_, '_, '_> {
 
     fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<Option<i64>, StoreError> {
         let ev = e.event;
+        let (body, encoding) = match e.body {
+            StoredBody::Json(j) => (ToSqlOutput::Borrowed(ValueRef::Text(j.as_bytes())), None),
+            StoredBody::Packed(b, enc) => (ToSqlOutput::Borrowed(ValueRef::Blob(b)), Some(enc)),
+        };
         // The unique index on (shipment, event_id) is the duplicate test — ids include
         // their lane, so this is the global test too.
         let n = self
             .conn
             .prepare_cached(
-                "INSERT INTO events (event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, inbox_id, effect, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (shipment, event_id) DO NOTHING",
+                "INSERT INTO events (event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, inbox_id, effect, body, encoding)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (shipment, event_id) DO NOTHING",
             )?
             .execute(params![
                 ev.id.as_str(),
@@ -70,7 +75,8 @@ impl Tx for SqliteTx<'_, '_, '_> {
                 to_us(ev.recordedtime),
                 e.inbox_id,
                 effect_name(e.effect),
-                e.body
+                body,
+                encoding
             ])?;
         Ok((n > 0).then(|| self.conn.last_insert_rowid()))
     }
