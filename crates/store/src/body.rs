@@ -6,8 +6,8 @@
 //! encoding). An event a mapping made from a payload repeats much of it (order lines,
 //! addresses, notes), so its body is LZ4-compressed *with that payload as the
 //! dictionary* (encoding `lz4+payload`): what the event repeats costs a back-reference,
-//! not a second copy. Without a payload (events the hub makes) or when the dictionary
-//! does not help, plain `lz4`; when nothing saves a fifth, the JSON as is. All of it runs
+//! not a second copy. Without a payload (events the hub makes), plain `lz4`; when
+//! packing does not save a fifth, the JSON as is. All of it runs
 //! on the request's thread, before the single writer sees the record.
 //!
 //! A packed event body is stored without its `sequence` attribute (the writer assigns
@@ -78,16 +78,14 @@ pub fn pack_event(json: String, payload: &[u8]) -> EventBody {
     if json.len() < PACK_FROM {
         return EventBody::Json(json);
     }
+    // One compression: a dictionary only adds places to copy from.
     let (bytes, encoding) = if payload.is_empty() {
         (lz4_flex::compress_prepend_size(json.as_bytes()), LZ4)
     } else {
-        let with = lz4_flex::block::compress_prepend_size_with_dict(json.as_bytes(), payload);
-        let without = lz4_flex::compress_prepend_size(json.as_bytes());
-        if with.len() < without.len() {
-            (with, LZ4_PAYLOAD)
-        } else {
-            (without, LZ4)
-        }
+        (
+            lz4_flex::block::compress_prepend_size_with_dict(json.as_bytes(), payload),
+            LZ4_PAYLOAD,
+        )
     };
     if pays(bytes.len(), json.len()) {
         EventBody::Packed { bytes, encoding }

@@ -299,7 +299,7 @@ pub async fn start_ceiling() -> anyhow::Result<String> {
 }
 
 /// Starts a counting sink receiver; returns its URL and the counter.
-pub async fn start_sink() -> anyhow::Result<(String, Arc<AtomicUsize>)> {
+pub async fn start_sink(listen: &str) -> anyhow::Result<(String, Arc<AtomicUsize>)> {
     use axum::routing::post;
     let n = Arc::new(AtomicUsize::new(0));
     let c = n.clone();
@@ -313,7 +313,7 @@ pub async fn start_sink() -> anyhow::Result<(String, Arc<AtomicUsize>)> {
             }
         }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let l = tokio::net::TcpListener::bind(listen).await?;
     let addr = l.local_addr()?;
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;

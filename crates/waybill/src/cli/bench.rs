@@ -24,6 +24,17 @@ enum What {
     /// 100 rows at a time, the HTTP ceiling of the bench client, and one core's time for
     /// the bench mapping. Ingest figures from two machines compare through these.
     Machine(MachineArgs),
+    /// A local webhook receiver that answers 204 at once and counts: the sink of an
+    /// end-to-end run against a hub in its own process (`bench ingest --hub` then reports
+    /// delivery from the hub's metrics).
+    Sink(SinkArgs),
+}
+
+#[derive(clap::Args)]
+struct SinkArgs {
+    /// Address to listen on; sinks post to `http://ADDR/sink`.
+    #[arg(long, default_value = "127.0.0.1:9099")]
+    listen: String,
 }
 
 #[derive(clap::Args)]
@@ -109,6 +120,13 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         What::Ingest(i) => ingest(i).await,
         What::Odoo(o) => odoo(o).await,
         What::Machine(m) => machine(m).await,
+        What::Sink(s) => {
+            let (url, count) = bench::start_sink(&s.listen).await?;
+            eprintln!("bench sink: answering 204 at {url}; Ctrl-C stops it");
+            tokio::signal::ctrl_c().await?;
+            eprintln!("bench sink: {} deliveries", count.load(Ordering::Relaxed));
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -310,6 +328,12 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
         Some(bench::run(&p).await?)
     };
     let sampler = hosted.as_ref().map(|h| h.sample_outbox());
+    // A hub in its own process: deliveries from its metrics.
+    let metrics_url = format!("{base}/metrics");
+    let delivered_before = match &hosted {
+        None => delivered_total(&metrics_url).await,
+        Some(_) => None,
+    };
     // Bytes this process sent to storage (the in-process hub's store: WAL, checkpoints).
     let written_before = hosted.as_ref().and_then(|_| storage_write_bytes());
     let started = Instant::now();
@@ -339,6 +363,28 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
             hub.ok,
             took.as_secs_f64(),
             delivered as f64 / took.as_secs_f64()
+        );
+    }
+    if let Some(before) = delivered_before {
+        // Until every acknowledged event is delivered, or deliveries stop for 10 s.
+        let (mut last, mut moved) = (before, Instant::now());
+        let mut done_at = started.elapsed();
+        while let Some(now) = delivered_total(&metrics_url).await {
+            if now != last {
+                (last, moved) = (now, Instant::now());
+                done_at = started.elapsed();
+            }
+            if now.saturating_sub(before) >= hub.ok as u64 || moved.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let delivered = last.saturating_sub(before);
+        println!(
+            "delivered  {delivered} of {} by the hub's sinks in {:.2} s from the first send: {:.0} events/s end to end (waybill_delivery_attempts_total, outcome delivered)",
+            hub.ok,
+            done_at.as_secs_f64(),
+            delivered as f64 / done_at.as_secs_f64().max(1e-9)
         );
     }
     if let (Some(h), Some(before)) = (&hosted, written_before) {
@@ -378,6 +424,18 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Deliveries the hub has made so far (sum of `waybill_delivery_attempts_total` with
+/// outcome `delivered`); None when its metrics cannot be read.
+async fn delivered_total(url: &str) -> Option<u64> {
+    let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with("waybill_delivery_attempts_total{") && l.contains("outcome=\"delivered\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum(),
+    )
 }
 
 /// Bytes this process has caused to be sent to storage (`write_bytes` of
@@ -444,7 +502,7 @@ impl SelfHosted {
     async fn start(secret: &str, profile: bench::Profile) -> anyhow::Result<SelfHosted> {
         let dir = std::env::temp_dir().join(format!("waybill-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let (sink, delivered) = bench::start_sink().await?;
+        let (sink, delivered) = bench::start_sink("127.0.0.1:0").await?;
         let toml = format!(
             r#"
 [server]
