@@ -49,6 +49,9 @@ pub enum Profile {
     Shipment,
     /// The same with 200 order lines (about 31 KB), like a large ship notice.
     Large,
+    /// A carrier's tracking webhook with 40 scans (about 7 KB), each scan an event: 40
+    /// events a request.
+    Scans,
 }
 
 impl Profile {
@@ -57,6 +60,15 @@ impl Profile {
         match self {
             Profile::Minimal => MAPPING,
             Profile::Shipment | Profile::Large => RICH_MAPPING,
+            Profile::Scans => SCANS_MAPPING,
+        }
+    }
+
+    /// Events each request carries.
+    pub fn events_per_request(self) -> usize {
+        match self {
+            Profile::Scans => SCANS,
+            _ => 1,
         }
     }
 
@@ -65,12 +77,13 @@ impl Profile {
         match self {
             Profile::Minimal => "bench",
             Profile::Shipment | Profile::Large => "bench-rich",
+            Profile::Scans => "bench-scans",
         }
     }
 
     fn lines(self) -> usize {
         match self {
-            Profile::Minimal => 0,
+            Profile::Minimal | Profile::Scans => 0,
             Profile::Shipment => 8,
             Profile::Large => 200,
         }
@@ -144,6 +157,21 @@ pub fn body(profile: Profile, run_id: &str, i: usize, shipments: usize) -> Vec<u
     if profile == Profile::Minimal {
         return format!("{head}}}").into_bytes();
     }
+    if profile == Profile::Scans {
+        // Request n of a shipment reports scans n*40 … n*40+39, a minute apart.
+        let scans: Vec<String> = (0..SCANS)
+            .map(|k| {
+                let m = n * SCANS + k;
+                format!(
+                    r#"{{"id":"{run_id}-{i}-{k}","at":"2026-11-{:02}T{:02}:{:02}:00Z","status":"in_transit","message":"Arrived at the sort facility","city":"Louisville","state":"KY","country":"US","zip":"40209"}}"#,
+                    1 + (m / 1440) % 28,
+                    (m / 60) % 24,
+                    m % 60
+                )
+            })
+            .collect();
+        return format!(r#"{head},"carrier":"UPS","scans":[{}]}}"#, scans.join(",")).into_bytes();
+    }
     let lines: Vec<String> = (0..profile.lines())
         .map(|l| {
             format!(
@@ -172,6 +200,13 @@ pub const MAPPING: &str =
 /// The mapping of the `shipment` and `large` profiles (the `bench-rich` source of
 /// waybill.example.toml): the order lines, note, address and weight are kept in `data`.
 pub const RICH_MAPPING: &str = r#"{type: .status, subject: .shipment, time: .at, key: .id, refs: {tracking: .tracking, po: .po}, data: {lines: .lines, note: .note, ship_to: .ship_to, weight: .weight}}"#;
+
+/// Scans in each request of the `scans` profile.
+pub const SCANS: usize = 40;
+
+/// The mapping of the `scans` profile (the `bench-scans` source of waybill.example.toml):
+/// one event per scan, timed and keyed by the scan, its place and message in `data`.
+pub const SCANS_MAPPING: &str = r#"[.shipment as $sh | .tracking as $t | .scans[] | {type: "shipment.in_transit", subject: $sh, time: .at, key: .id, refs: {tracking: $t}, data: {message: .message, city: .city, state: .state, country: .country, zip: .zip}}]"#;
 
 /// Runs the plan and returns what it measured. Each of `concurrency` connections keeps
 /// one request in flight (HTTP/1.1 keep-alive, no pipelining); a connection that fails is
@@ -328,12 +363,13 @@ mod tests {
     use waybill_mapping::{Payload, Program};
 
     #[test]
-    fn each_profile_maps_to_one_event_that_keeps_its_lines() {
+    fn each_profile_maps_to_its_events_and_keeps_its_lines() {
         let example = include_str!("../../../../waybill.example.toml");
         for (profile, size, lines) in [
             (Profile::Minimal, 100..250, 0),
             (Profile::Shipment, 1400..1900, 8),
             (Profile::Large, 25_000..40_000, 200),
+            (Profile::Scans, 6_000..10_000, 0),
         ] {
             let b = body(profile, "b1", 3, 10);
             assert!(size.contains(&b.len()), "{profile:?}: {} bytes", b.len());
@@ -345,7 +381,7 @@ mod tests {
             let drafts = prog
                 .run(&Payload::parse(&b).unwrap(), &[], "bench")
                 .unwrap();
-            assert_eq!(drafts.len(), 1);
+            assert_eq!(drafts.len(), profile.events_per_request(), "{profile:?}");
             let kept = drafts[0]
                 .data
                 .as_ref()

@@ -81,7 +81,8 @@ struct IngestArgs {
     #[arg(long)]
     source: Option<String>,
     /// What each event looks like: `minimal` (a status, ~120 bytes), `shipment` (~1.7 KB
-    /// with 8 order lines, a note, an address, kept by the mapping) or `large` (200 lines).
+    /// with 8 order lines, a note, an address, kept by the mapping), `large` (200 lines)
+    /// or `scans` (a carrier webhook with 40 scans, an event each).
     #[arg(long, value_enum, default_value = "minimal")]
     profile: bench::Profile,
     /// Standard Webhooks secret of that source.
@@ -94,7 +95,7 @@ struct IngestArgs {
     /// API key, to verify afterwards that every acknowledged event is stored.
     #[arg(long, env = "WAYBILL_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
-    /// Events to send.
+    /// Requests to send (one event each, but 40 in the `scans` profile).
     #[arg(long, default_value_t = 100_000)]
     events: usize,
     /// Distinct shipments.
@@ -310,6 +311,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let payload = bench::body(a.profile, &run_id, 0, a.shipments).len();
+    let per_request = a.profile.events_per_request();
     eprintln!(
         "bench: {} events, {} shipments, concurrency {}, rate {}, profile {:?} ({payload} bytes a payload)",
         a.events,
@@ -348,19 +350,27 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
             hub.rate() / c.rate().max(1e-9)
         );
     }
+    if per_request > 1 {
+        println!(
+            "events     {:.0} events/s acknowledged ({per_request} a request)",
+            hub.rate() * per_request as f64
+        );
+    }
     if let Some(line) = hub.cpu.and_then(|c| c.line(a.self_host)) {
         println!("{line}");
     }
     if let Some(h) = &hosted {
         let deadline = Instant::now() + Duration::from_secs(120);
-        while h.delivered.load(Ordering::Relaxed) < hub.ok && Instant::now() < deadline {
+        while h.delivered.load(Ordering::Relaxed) < hub.ok * per_request
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let delivered = h.delivered.load(Ordering::Relaxed);
         let took = started.elapsed();
         println!(
             "delivered  {delivered} of {} to the local sink in {:.2} s from the first send: {:.0} events/s end to end",
-            hub.ok,
+            hub.ok * per_request,
             took.as_secs_f64(),
             delivered as f64 / took.as_secs_f64()
         );
@@ -374,7 +384,9 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
                 (last, moved) = (now, Instant::now());
                 done_at = started.elapsed();
             }
-            if now.saturating_sub(before) >= hub.ok as u64 || moved.elapsed() > Duration::from_secs(10) {
+            if now.saturating_sub(before) >= (hub.ok * per_request) as u64
+                || moved.elapsed() > Duration::from_secs(10)
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -382,23 +394,26 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
         let delivered = last.saturating_sub(before);
         println!(
             "delivered  {delivered} of {} by the hub's sinks in {:.2} s from the first send: {:.0} events/s end to end (waybill_delivery_attempts_total, outcome delivered)",
-            hub.ok,
+            hub.ok * per_request,
             done_at.as_secs_f64(),
             delivered as f64 / done_at.as_secs_f64().max(1e-9)
         );
     }
     if let (Some(h), Some(before)) = (&hosted, written_before) {
         if let Some(after) = storage_write_bytes() {
-            let per_event = after.saturating_sub(before) as f64 / hub.ok.max(1) as f64;
+            let written = after.saturating_sub(before) as f64 / hub.ok.max(1) as f64;
             println!(
-                "disk       {per_event:.0} bytes written to storage per event ({:.1} × the {payload}-byte payload; /proc/self/io write_bytes, ingest and delivery)",
-                per_event / payload.max(1) as f64
+                "disk       {:.0} bytes written to storage per event, {written:.0} per request ({:.1} × the {payload}-byte payload; /proc/self/io write_bytes, ingest and delivery)",
+                written / per_request as f64,
+                written / payload.max(1) as f64
             );
         }
         let (db, wal) = h.store_sizes();
         println!(
-            "store      database {db} bytes + WAL {wal} bytes after the run: {:.0} bytes per event",
-            (db + wal) as f64 / hub.ok.max(1) as f64
+            "store      database {db} bytes + WAL {wal} bytes after the run: {:.0} bytes per event, {:.0} per request ({:.1} × the payload)",
+            (db + wal) as f64 / (hub.ok * per_request).max(1) as f64,
+            (db + wal) as f64 / hub.ok.max(1) as f64,
+            (db + wal) as f64 / hub.ok.max(1) as f64 / payload.max(1) as f64
         );
     }
     if let Some(s) = sampler {
@@ -412,7 +427,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
     let mut ok = hub.failed == 0;
     if let Some(key) = api_key {
         plan.url = base.clone();
-        let missing = verify(&base, &key, &run_id, &hub).await?;
+        let missing = verify(&base, &key, &run_id, &hub, per_request).await?;
         println!("verify     {missing} acknowledged events missing from the store");
         ok &= missing == 0;
     }
@@ -432,7 +447,10 @@ async fn delivered_total(url: &str) -> Option<u64> {
     let text = reqwest::get(url).await.ok()?.text().await.ok()?;
     Some(
         text.lines()
-            .filter(|l| l.starts_with("waybill_delivery_attempts_total{") && l.contains("outcome=\"delivered\""))
+            .filter(|l| {
+                l.starts_with("waybill_delivery_attempts_total{")
+                    && l.contains("outcome=\"delivered\"")
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum(),
     )
@@ -448,7 +466,13 @@ fn storage_write_bytes() -> Option<u64> {
 }
 
 /// Counts acknowledged events that the hub's read API does not show.
-async fn verify(base: &str, key: &str, run_id: &str, r: &Report) -> anyhow::Result<usize> {
+async fn verify(
+    base: &str,
+    key: &str,
+    run_id: &str,
+    r: &Report,
+    per_request: usize,
+) -> anyhow::Result<usize> {
     let client = reqwest::Client::new();
     let mut missing = 0usize;
     for (s, &n) in r.accepted_per_shipment.iter().enumerate() {
@@ -463,7 +487,7 @@ async fn verify(base: &str, key: &str, run_id: &str, r: &Report) -> anyhow::Resu
             .json()
             .await?;
         let have = v["timeline"].as_array().map_or(0, |t| t.len());
-        missing += n.saturating_sub(have);
+        missing += (n * per_request).saturating_sub(have);
     }
     Ok(missing)
 }
