@@ -107,11 +107,11 @@ pub fn with_sequence(json: &str, seq: i64) -> String {
 /// An event's JSON (with `sequence`) from its stored form. `seq` is the row's sequence
 /// number; `payload` gives the raw payload of its inbox row, asked for only for
 /// [`LZ4_PAYLOAD`].
-pub fn unpack_event(
+pub fn unpack_event<P: AsRef<[u8]>>(
     stored: Vec<u8>,
     encoding: Option<&str>,
     seq: i64,
-    payload: impl FnOnce() -> Result<Vec<u8>, StoreError>,
+    payload: impl FnOnce() -> Result<P, StoreError>,
 ) -> Result<String, StoreError> {
     let json = match encoding {
         None => {
@@ -122,7 +122,7 @@ pub fn unpack_event(
             .map_err(|e| StoreError::Corrupt(format!("event body: {e}")))?,
         Some(LZ4_PAYLOAD) => {
             let dict = payload()?;
-            lz4_flex::block::decompress_size_prepended_with_dict(&stored, &dict)
+            lz4_flex::block::decompress_size_prepended_with_dict(&stored, dict.as_ref())
                 .map_err(|e| StoreError::Corrupt(format!("event body: {e}")))?
         }
         Some(other) => {
@@ -195,8 +195,11 @@ mod tests {
 
     #[test]
     fn a_body_in_an_unknown_encoding_or_damaged_is_an_error() {
-        assert!(unpack_event(vec![1, 2, 3], Some("zz"), 1, || Ok(vec![])).is_err());
-        assert!(unpack_event(vec![200, 0, 0, 0, 0xF0], Some(LZ4), 1, || Ok(vec![])).is_err());
+        assert!(unpack_event(vec![1, 2, 3], Some("zz"), 1, || Ok(Vec::<u8>::new())).is_err());
+        assert!(unpack_event(vec![200, 0, 0, 0, 0xF0], Some(LZ4), 1, || Ok(
+            Vec::<u8>::new()
+        ))
+        .is_err());
         assert!(unpack_payload(vec![200, 0, 0, 0, 0xF0], Some(LZ4)).is_err());
     }
 

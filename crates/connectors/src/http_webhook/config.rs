@@ -24,7 +24,19 @@ pub struct HttpWebhookConfig {
     /// Extra headers sent with every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Most events of one shipment in one request, as a CloudEvents batch
+    /// (`application/cloudevents-batch+json`: a JSON array). 1 (the default): one event
+    /// per request, structured mode. Only for receivers that ask for batches.
+    #[serde(default = "one")]
+    pub batch: usize,
 }
+
+fn one() -> usize {
+    1
+}
+
+/// Largest `batch`.
+pub const MAX_BATCH: usize = 1000;
 
 fn default_timeout() -> Duration {
     Duration::from_secs(15)

@@ -1,8 +1,11 @@
 //! `http_webhook`: delivers canonical events to any HTTPS endpoint.
 //!
-//! Body: the CloudEvents JSON (structured mode, `application/cloudevents+json`).
+//! Body: the CloudEvents JSON (structured mode, `application/cloudevents+json`); with
+//! `batch` above 1, consecutive pending events of one shipment as one CloudEvents batch
+//! (`application/cloudevents-batch+json`, a JSON array of the same bodies, in log order).
 //! Headers: Standard Webhooks 1.0 — `webhook-id` (= the CloudEvents `id`, stable across
-//! retries, so receivers dedupe on it), `webhook-timestamp` (this attempt), and
+//! retries, so receivers dedupe on it; a batch of n > 1 events: `<first id>+<n>`, the
+//! same for the same batch), `webhook-timestamp` (this attempt), and
 //! `webhook-signature` (`v1,<base64 HMAC-SHA256>`) when a secret is configured.
 //! Redirects are not followed (a 3xx is a failure, per the spec).
 //! Classification: 2xx delivered; 410 pauses the sink; 408/429/5xx, timeouts and
@@ -11,11 +14,13 @@
 
 mod config;
 
-pub use config::HttpWebhookConfig;
+pub use config::{HttpWebhookConfig, MAX_BATCH};
 
 use std::time::Duration;
 use waybill_engine::config::ConfigError;
-use waybill_engine::partner::{DeliverFuture, Delivery, DeliveryError, Outbound};
+use waybill_engine::partner::{
+    BatchFuture, BatchOutcome, Batching, DeliverFuture, Delivery, DeliveryError, Outbound,
+};
 use waybill_engine::signature::SigningKey;
 use waybill_model::{Code, CodeClass, FailureKind};
 
@@ -25,6 +30,7 @@ pub struct HttpWebhook {
     key: Option<SigningKey>,
     client: reqwest::Client,
     headers: Vec<(String, String)>,
+    batch: usize,
 }
 
 impl HttpWebhook {
@@ -41,6 +47,12 @@ impl HttpWebhook {
                 }
                 ok
             });
+        if !(1..=MAX_BATCH).contains(&cfg.batch) {
+            errs.push(ConfigError::new(
+                "batch",
+                format!("must be from 1 to {MAX_BATCH}"),
+            ));
+        }
         let key = match &cfg.secret {
             None => None,
             Some(s) => s
@@ -68,46 +80,68 @@ impl HttpWebhook {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
+                batch: cfg.batch,
             }),
             _ => Err(errs),
         }
     }
 
-    async fn send(&self, item: &Delivery) -> Result<(), DeliveryError> {
+    /// One request: the event in structured mode, or (a batching sink) the events as a
+    /// CloudEvents batch.
+    async fn send(&self, items: &[Delivery]) -> Result<(), DeliveryError> {
+        let Some(first) = items.first() else {
+            return Ok(());
+        };
+        let (id, content_type, body) = if self.batch == 1 {
+            (
+                first.event_id.clone(),
+                "application/cloudevents+json",
+                first.body().as_bytes().to_vec(),
+            )
+        } else {
+            let len = items.iter().map(|i| i.body().len() + 1).sum::<usize>() + 1;
+            let mut body = Vec::with_capacity(len);
+            body.push(b'[');
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(item.body().as_bytes());
+            }
+            body.push(b']');
+            let id = match items.len() {
+                1 => first.event_id.clone(),
+                n => format!("{}+{n}", first.event_id),
+            };
+            (id, "application/cloudevents-batch+json", body)
+        };
         let ts = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut req = self
             .client
             .post(self.url.clone())
-            .header("content-type", "application/cloudevents+json")
-            .header("webhook-id", &item.event_id)
+            .header("content-type", content_type)
             .header("webhook-timestamp", ts.to_string());
         if let Some(k) = &self.key {
-            req = req.header(
-                "webhook-signature",
-                k.sign(&item.event_id, ts, item.body().as_bytes()),
-            );
+            req = req.header("webhook-signature", k.sign(&id, ts, &body));
         }
+        req = req.header("webhook-id", id);
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
-        let resp = req
-            .body(item.body().as_bytes().to_vec())
-            .send()
-            .await
-            .map_err(|e| {
-                let (code, what) = if e.is_timeout() {
-                    (TIMEOUT, "timed out")
-                } else if e.is_connect() {
-                    (CONNECT, "connection failed")
-                } else {
-                    (REQUEST, "request failed")
-                };
-                DeliveryError::new(
-                    code,
-                    FailureKind::Retryable,
-                    format!("{what}: {}", without_url(&e)),
-                )
-            })?;
+        let resp = req.body(body).send().await.map_err(|e| {
+            let (code, what) = if e.is_timeout() {
+                (TIMEOUT, "timed out")
+            } else if e.is_connect() {
+                (CONNECT, "connection failed")
+            } else {
+                (REQUEST, "request failed")
+            };
+            DeliveryError::new(
+                code,
+                FailureKind::Retryable,
+                format!("{what}: {}", without_url(&e)),
+            )
+        })?;
         classify(
             resp.status().as_u16(),
             resp.headers()
@@ -162,7 +196,30 @@ pub fn classify(status: u16, retry_after: Option<&str>) -> Result<(), DeliveryEr
 
 impl Outbound for HttpWebhook {
     fn deliver<'a>(&'a self, item: &'a Delivery) -> DeliverFuture<'a> {
-        Box::pin(self.send(item))
+        Box::pin(self.send(std::slice::from_ref(item)))
+    }
+
+    fn batching(&self) -> Batching {
+        Batching {
+            max: self.batch,
+            window: Duration::ZERO,
+        }
+    }
+
+    /// All or nothing: one request for the whole batch.
+    fn deliver_batch<'a>(&'a self, items: &'a [Delivery]) -> BatchFuture<'a> {
+        Box::pin(async move {
+            match self.send(items).await {
+                Ok(()) => BatchOutcome {
+                    delivered: items.len(),
+                    error: None,
+                },
+                Err(e) => BatchOutcome {
+                    delivered: 0,
+                    error: Some(e),
+                },
+            }
+        })
     }
 }
 

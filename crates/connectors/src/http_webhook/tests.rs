@@ -22,6 +22,7 @@ fn sink(url: String, timeout: Duration) -> HttpWebhook {
         timeout,
         concurrency: None,
         headers: [("x-tenant".to_string(), "acme".to_string())].into(),
+        batch: 1,
     })
     .unwrap()
 }
@@ -115,9 +116,82 @@ fn bad_configuration_is_reported_with_its_path() {
         timeout: Duration::from_secs(1),
         concurrency: None,
         headers: Default::default(),
+        batch: 0,
     })
     .err()
     .unwrap();
     assert!(errs.iter().any(|e| e.path == "url"), "{errs:?}");
     assert!(errs.iter().any(|e| e.path == "secret"), "{errs:?}");
+    assert!(errs.iter().any(|e| e.path == "batch"), "{errs:?}");
+}
+
+fn batching_sink(url: String) -> HttpWebhook {
+    HttpWebhook::build(&HttpWebhookConfig {
+        url,
+        secret: Some(SecretRef(format!("plain:{SECRET}"))),
+        timeout: Duration::from_secs(2),
+        concurrency: None,
+        headers: Default::default(),
+        batch: 10,
+    })
+    .unwrap()
+}
+
+fn event(n: usize) -> Delivery {
+    Delivery::new(
+        format!("evt-{n}"),
+        "S1",
+        Arc::from(
+            format!(r#"{{"id":"evt-{n}","type":"shipment.in_transit","sequence":"{n}"}}"#).as_str(),
+        ),
+    )
+}
+
+/// A batching sink sends consecutive events as one CloudEvents batch: a JSON array of the
+/// exact bodies in order, signed, with an id naming the first event and the count.
+#[tokio::test]
+async fn a_batching_sink_sends_one_signed_cloudevents_batch() {
+    let fake = FakePartner::start().await;
+    let s = batching_sink(fake.url("hook"));
+    assert_eq!(s.batching().max, 10);
+    let items: Vec<Delivery> = (1..=3).map(event).collect();
+    let out = s.deliver_batch(&items).await;
+    assert_eq!((out.delivered, out.error.is_none()), (3, true));
+    let got = fake.requests();
+    assert_eq!(got.len(), 1, "one request");
+    let r = &got[0];
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/cloudevents-batch+json")
+    );
+    assert_eq!(r.header("webhook-id"), Some("evt-1+3"));
+    let expected = format!(
+        "[{},{},{}]",
+        items[0].body(),
+        items[1].body(),
+        items[2].body()
+    );
+    assert_eq!(r.body, expected.as_bytes());
+    let ts: i64 = r.header("webhook-timestamp").unwrap().parse().unwrap();
+    assert_eq!(
+        waybill_engine::signature::verify(
+            &[SigningKey::parse(SECRET).unwrap()],
+            r.header("webhook-id"),
+            r.header("webhook-timestamp"),
+            r.header("webhook-signature"),
+            &r.body,
+            ts
+        ),
+        Ok(())
+    );
+    // One event alone is a batch of one with its own id.
+    s.deliver(&items[0]).await.unwrap();
+    let r = &fake.requests()[1];
+    assert_eq!(r.header("webhook-id"), Some("evt-1"));
+    assert_eq!(r.body, format!("[{}]", items[0].body()).as_bytes());
+    // A failed batch delivered none of its events.
+    fake.fail_next(1, 503);
+    let out = s.deliver_batch(&items).await;
+    assert_eq!(out.delivered, 0);
+    assert_eq!(out.error.map(|e| e.kind), Some(FailureKind::Retryable));
 }

@@ -532,48 +532,80 @@ pub(crate) fn from_us(us: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// An event body as a query read it: the columns `e.body, e.encoding, e.shipment_seq,
-/// i.body, i.encoding` of `events e LEFT JOIN inbox i ON i.id = e.inbox_id AND e.encoding
-/// = 'lz4+payload'` (the payload is read only for a body packed against it).
+/// An event body as a query read it: the columns `body, encoding, shipment_seq,
+/// inbox_id` of `events`.
 pub(crate) struct StoredEvent {
     body: Vec<u8>,
     encoding: Option<String>,
     seq: i64,
-    payload: Option<(Vec<u8>, Option<String>)>,
+    inbox_id: Option<i64>,
 }
 
 impl StoredEvent {
-    /// Reads the five columns from `at` on.
+    /// Reads the four columns from `at` on.
     pub(crate) fn read(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredEvent> {
         use rusqlite::types::ValueRef;
-        let bytes = |v: ValueRef<'_>| match v {
-            ValueRef::Text(b) | ValueRef::Blob(b) => Some(b.to_vec()),
-            _ => None,
-        };
         Ok(StoredEvent {
-            body: bytes(r.get_ref(at)?).unwrap_or_default(),
+            body: match r.get_ref(at)? {
+                ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
+                _ => Vec::new(),
+            },
             encoding: r.get(at + 1)?,
             seq: r.get(at + 2)?,
-            payload: bytes(r.get_ref(at + 3)?)
-                .map(|b| Ok::<_, rusqlite::Error>((b, r.get(at + 4)?)))
-                .transpose()?,
+            inbox_id: r.get(at + 3)?,
         })
     }
 
-    /// The event's JSON, with `sequence`.
-    pub(crate) fn json(self) -> Result<String, StoreError> {
+    /// The event's JSON, with `sequence`; a payload it was packed against is read through
+    /// `payloads`.
+    pub(crate) fn json(
+        self,
+        c: &Connection,
+        payloads: &mut Payloads,
+    ) -> Result<String, StoreError> {
         let StoredEvent {
             body,
             encoding,
             seq,
-            payload,
+            inbox_id,
         } = self;
-        crate::body::unpack_event(body, encoding.as_deref(), seq, || match payload {
-            Some((raw, enc)) => crate::body::unpack_payload(raw, enc.as_deref()),
+        crate::body::unpack_event(body, encoding.as_deref(), seq, || match inbox_id {
+            Some(id) => payloads.get(c, id),
             None => Err(StoreError::Corrupt(
-                "event body packed against a payload that is gone".into(),
+                "event body packed against a payload, without an inbox row".into(),
             )),
         })
+    }
+}
+
+/// The raw payload last read for an event packed against it: the events of one payload
+/// are read one after the other (one outbox page, one timeline), so one entry saves
+/// reading and unpacking the payload again for each.
+#[derive(Default)]
+pub(crate) struct Payloads {
+    last: Option<(i64, std::rc::Rc<[u8]>)>,
+}
+
+impl Payloads {
+    fn get(&mut self, c: &Connection, id: i64) -> Result<std::rc::Rc<[u8]>, StoreError> {
+        if let Some((have, raw)) = &self.last {
+            if *have == id {
+                return Ok(raw.clone());
+            }
+        }
+        let stored: Option<(Vec<u8>, Option<String>)> = c
+            .prepare_cached("SELECT body, encoding FROM inbox WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((stored, encoding)) = stored else {
+            return Err(StoreError::Corrupt(format!(
+                "event body packed against inbox row {id}, which is gone"
+            )));
+        };
+        let raw: std::rc::Rc<[u8]> =
+            crate::body::unpack_payload(stored, encoding.as_deref())?.into();
+        self.last = Some((id, raw.clone()));
+        Ok(raw)
     }
 }
 

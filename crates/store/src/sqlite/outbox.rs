@@ -1,6 +1,6 @@
 //! OUTBOX and dead letters: what is waiting to be delivered, what was, what gave up.
 
-use super::{from_us, now_ms, to_us, SqliteStore, StoredEvent};
+use super::{from_us, now_ms, to_us, Payloads, SqliteStore, StoredEvent};
 use crate::{
     DeadLetter, DeadLetterQuery, DeliveryUpdate, OutboxItem, OutboxItemState, ReplaySelector,
     StoreError,
@@ -21,9 +21,8 @@ impl SqliteStore {
         self.read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT o.id, o.subscription, o.sink, o.shipment, e.event_id, o.attempts, o.next_attempt_at,
-                        e.body, e.encoding, e.shipment_seq, i.body, i.encoding
+                        e.body, e.encoding, e.shipment_seq, e.inbox_id
                  FROM outbox o JOIN events e ON e.seq_id = o.event_seq
-                 LEFT JOIN inbox i ON i.id = e.inbox_id AND e.encoding = 'lz4+payload'
                  WHERE o.sink = ?1 AND o.state = 'pending' AND o.id > ?2 ORDER BY o.id LIMIT ?3",
             )?;
             let rows = st.query_map(params![sink, after, limit as i64], |r| {
@@ -41,10 +40,11 @@ impl SqliteStore {
                     StoredEvent::read(r, 7)?,
                 ))
             })?;
-            let mut out = Vec::with_capacity(limit);
-            for row in rows {
-                let (mut item, stored) = row?;
-                item.body = Arc::from(stored.json()?);
+            let rows = rows.collect::<Result<Vec<_>, _>>()?;
+            let mut payloads = Payloads::default();
+            let mut out = Vec::with_capacity(rows.len());
+            for (mut item, stored) in rows {
+                item.body = Arc::from(stored.json(c, &mut payloads)?);
                 out.push(item);
             }
             Ok(out)

@@ -2,7 +2,7 @@
 
 use super::sequencer::decode_state;
 use super::tx::{lanes_naming, lanes_of};
-use super::{from_us, SqliteStore, StoredEvent};
+use super::{from_us, Payloads, SqliteStore, StoredEvent};
 use crate::{
     ConflictQuery, ConflictRecord, Depths, InboxQuery, InboxRecord, OrderShipment, OrderView,
     Resolved, ShipmentQuery, ShipmentSummary, ShipmentView, StoreError, TimelineEntry, XRef,
@@ -219,11 +219,11 @@ fn grouped(c: &Connection, sql: &str) -> Result<Vec<(String, i64)>, StoreError> 
 /// The events of these lanes by occurrence time (ties by lane and sequence).
 fn timeline(c: &Connection, lanes: &[String]) -> Result<Vec<TimelineEntry>, StoreError> {
     let mut st = c.prepare_cached(
-        "SELECT e.shipment_seq, e.effect, e.recorded_at, e.occurred_at, e.body, e.encoding, e.shipment_seq, i.body, i.encoding
-         FROM events e LEFT JOIN inbox i ON i.id = e.inbox_id AND e.encoding = 'lz4+payload'
-         WHERE e.shipment = ?1 ORDER BY e.occurred_at, e.shipment_seq",
+        "SELECT shipment_seq, effect, recorded_at, occurred_at, body, encoding, shipment_seq, inbox_id
+         FROM events WHERE shipment = ?1 ORDER BY occurred_at, shipment_seq",
     )?;
     let mut out = Vec::new();
+    let mut payloads = Payloads::default();
     for key in lanes {
         let rows = st.query_map([key.as_str()], |r| {
             Ok((
@@ -234,9 +234,9 @@ fn timeline(c: &Connection, lanes: &[String]) -> Result<Vec<TimelineEntry>, Stor
                 StoredEvent::read(r, 4)?,
             ))
         })?;
-        for row in rows {
-            let (sequence, effect, rec, at, stored) = row?;
-            let body = stored.json()?;
+        for row in rows.collect::<Result<Vec<_>, _>>()? {
+            let (sequence, effect, rec, at, stored) = row;
+            let body = stored.json(c, &mut payloads)?;
             let event: CloudEvent = serde_json::from_str(&body)
                 .map_err(|e| StoreError::Corrupt(format!("event body of {key}#{sequence}: {e}")))?;
             out.push((

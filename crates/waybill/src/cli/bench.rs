@@ -389,7 +389,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
             {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let delivered = last.saturating_sub(before);
         println!(

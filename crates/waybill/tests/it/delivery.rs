@@ -281,3 +281,80 @@ async fn pending_deliveries_resume_after_a_graceful_restart() {
     assert_eq!(sink.accepted().len(), 5);
     hub.stop().await;
 }
+
+/// A sink that asks for batches gets a shipment's waiting events in one CloudEvents batch
+/// request, each exactly once and in log order, signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batching_sink_gets_each_shipments_waiting_events_in_one_request() {
+    let sink = FakePartner::start().await;
+    sink.set_default(503);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = config_toml(&dir.path().join("hub.db"), &sink.url("hook"), FAST_RETRIES)
+        .replace("timeout = \"2s\"", "timeout = \"2s\"\nbatch = 50");
+    let cfg = waybill::Config::parse(&toml, std::iter::empty()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = TestHub::from_parts(cfg, listener, dir);
+    for s in 0..3 {
+        for (i, status) in LIFECYCLE.iter().enumerate() {
+            let shipment = format!("OUT-{s}");
+            let id = format!("{shipment}-{i}");
+            let r = hub
+                .send(&carrier_event(&id, &shipment, status, i as u32), &id)
+                .await;
+            assert_eq!(r.status(), 202);
+        }
+    }
+    // The receiver is down while the events come in; they wait, then go in batches.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    sink.set_default(200);
+    let events = |got: &[Recorded]| -> Vec<serde_json::Value> {
+        got.iter()
+            .flat_map(|r| r.json().as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    sink.wait_until(WAIT, "24 events in batches", |got| events(got).len() >= 24)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = sink.accepted();
+    assert!(
+        got.len() <= 6,
+        "{} requests for 24 events of 3 shipments",
+        got.len()
+    );
+    let key = waybill_engine::signature::SigningKey::parse(SECRET).unwrap();
+    for r in &got {
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/cloudevents-batch+json")
+        );
+        let ts: i64 = r.header("webhook-timestamp").unwrap().parse().unwrap();
+        assert_eq!(
+            waybill_engine::signature::verify(
+                std::slice::from_ref(&key),
+                r.header("webhook-id"),
+                r.header("webhook-timestamp"),
+                r.header("webhook-signature"),
+                &r.body,
+                ts
+            ),
+            Ok(())
+        );
+    }
+    let all = events(&got);
+    assert_eq!(all.len(), 24, "each event once");
+    let mut per: HashMap<String, Vec<String>> = HashMap::new();
+    for e in &all {
+        per.entry(e["subject"].as_str().unwrap().to_string())
+            .or_default()
+            .push(e["sequence"].as_str().unwrap().to_string());
+    }
+    assert_eq!(per.len(), 3);
+    for seqs in per.values() {
+        let mut sorted = seqs.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(&sorted, seqs, "in log order, no repeats");
+        assert_eq!(seqs.len(), 8);
+    }
+    hub.stop().await;
+}
