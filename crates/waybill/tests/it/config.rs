@@ -10,7 +10,7 @@ fn example() -> Config {
 #[test]
 fn the_example_configuration_validates() {
     let rt = example().validate().unwrap_or_else(|e| panic!("{e:#?}"));
-    assert_eq!(rt.sources.len(), 4);
+    assert_eq!(rt.sources.len(), 5);
     assert_eq!(rt.sinks.len(), 1);
 }
 
