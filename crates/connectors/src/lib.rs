@@ -11,6 +11,7 @@ pub mod file_drop;
 pub mod http_webhook;
 pub mod jq;
 pub mod karrio;
+pub mod nats;
 pub mod odoo;
 pub mod x12;
 
@@ -34,6 +35,7 @@ pub fn codes() -> Vec<waybill_model::Code> {
     v.extend_from_slice(file_drop::CODES);
     v.extend_from_slice(odoo::codes::CODES);
     v.extend_from_slice(http_webhook::CODES);
+    v.extend_from_slice(nats::CODES);
     v
 }
 
@@ -141,6 +143,8 @@ pub enum SinkConfig {
     HttpWebhook(http_webhook::HttpWebhookConfig),
     /// Odoo: tracking refs, validation, chatter and activities on pickings.
     Odoo(Box<odoo::OdooSinkConfig>),
+    /// NATS JetStream: one message per event, deduplicated by event id.
+    Nats(nats::NatsSinkConfig),
 }
 
 impl SinkConfig {
@@ -149,6 +153,7 @@ impl SinkConfig {
         match self {
             SinkConfig::HttpWebhook(c) => Ok(Arc::new(http_webhook::HttpWebhook::build(c)?)),
             SinkConfig::Odoo(c) => Ok(Arc::new(odoo::OdooSink::build(c)?)),
+            SinkConfig::Nats(c) => Ok(Arc::new(nats::NatsSink::build(c)?)),
         }
     }
 
@@ -157,6 +162,7 @@ impl SinkConfig {
         match self {
             SinkConfig::HttpWebhook(c) => c.concurrency,
             SinkConfig::Odoo(c) => Some(c.pickings_in_flight),
+            SinkConfig::Nats(c) => c.concurrency,
         }
     }
 }

@@ -121,6 +121,7 @@ fn delivery(item: &OutboxItem) -> Delivery {
         item.shipment.clone(),
         item.body.clone(),
     );
+    d.event_type.clone_from(&item.event_type);
     d.subscription.clone_from(&item.subscription);
     d.sink.clone_from(&item.sink);
     d.attempt = item.attempts.saturating_add(1);

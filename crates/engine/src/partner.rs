@@ -16,6 +16,9 @@ pub struct Delivery {
     pub event_id: String,
     /// The shipment key: the ordering unit (one shipment's events arrive in log order).
     pub shipment: String,
+    /// The CloudEvents `type` (empty when the caller did not say: see
+    /// [`Delivery::event_type`]).
+    pub event_type: String,
     /// The subscription that routed the event to the sink.
     pub subscription: String,
     /// The sink's name (its configuration key).
@@ -38,6 +41,7 @@ impl Delivery {
         Delivery {
             event_id: event_id.into(),
             shipment: shipment.into(),
+            event_type: String::new(),
             subscription: String::new(),
             sink: String::new(),
             attempt: 1,
@@ -51,6 +55,15 @@ impl Delivery {
     /// sends (and signs) byte for byte.
     pub fn body(&self) -> &str {
         &self.body
+    }
+
+    /// The event's type: [`Delivery::event_type`] when set, else read from the body.
+    pub fn ty(&self) -> Result<&str, &str> {
+        if self.event_type.is_empty() {
+            self.event().map(|e| e.ty.as_str())
+        } else {
+            Ok(&self.event_type)
+        }
     }
 
     /// The body parsed as a canonical event, for a sink that acts on its fields. Parsed

@@ -274,6 +274,8 @@ pub struct OutboxItem {
     pub shipment: String,
     /// CloudEvents id (the `webhook-id`).
     pub event_id: String,
+    /// CloudEvents type.
+    pub event_type: String,
     /// Attempts made so far.
     pub attempts: u32,
     /// Earliest next attempt (unix ms); 0 = now.

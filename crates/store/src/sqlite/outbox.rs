@@ -21,7 +21,7 @@ impl SqliteStore {
         self.read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT o.id, o.subscription, o.sink, o.shipment, e.event_id, o.attempts, o.next_attempt_at,
-                        e.body, e.encoding, e.shipment_seq, e.inbox_id
+                        e.body, e.encoding, e.shipment_seq, e.inbox_id, e.type
                  FROM outbox o JOIN events e ON e.seq_id = o.event_seq
                  WHERE o.sink = ?1 AND o.state = 'pending' AND o.id > ?2 ORDER BY o.id LIMIT ?3",
             )?;
@@ -33,6 +33,7 @@ impl SqliteStore {
                         sink: r.get(2)?,
                         shipment: r.get(3)?,
                         event_id: r.get(4)?,
+                        event_type: r.get(11)?,
                         attempts: r.get(5)?,
                         next_attempt_at_ms: r.get(6)?,
                         body: Arc::from(""),

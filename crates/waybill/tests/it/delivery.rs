@@ -4,7 +4,7 @@ use crate::*;
 use std::collections::{HashMap, HashSet};
 use waybill_testkit::{FakePartner, Recorded};
 
-const LIFECYCLE: [&str; 8] = [
+pub const LIFECYCLE: [&str; 8] = [
     "order.released",
     "warehouse.picked",
     "warehouse.packed",

@@ -8,6 +8,7 @@ mod delivery;
 mod edi;
 mod identity;
 mod ingest;
+mod nats;
 mod odoo;
 mod partners;
 mod scans;
