@@ -57,6 +57,8 @@ pub enum SourceConfig {
     FileDrop(file_drop::FileDropConfig),
     /// Odoo pickings and sale orders, polled on `write_date`.
     Odoo(odoo::OdooSourceConfig),
+    /// A NATS JetStream stream, read by a durable pull consumer.
+    Nats(nats::NatsSourceConfig),
 }
 
 /// A built source: reached over HTTP, or read from a directory.
@@ -65,6 +67,8 @@ pub enum BuiltSource {
     Http(Arc<dyn Inbound>),
     /// Watches a directory (started by `serve`).
     FileDrop(Arc<file_drop::FileDrop>),
+    /// Reads a NATS JetStream stream (started by `serve`).
+    Nats(Arc<nats::NatsSource>),
     /// Polls Odoo (started by `serve`), and receives its webhooks when tokens are set.
     Odoo {
         /// The poller.
@@ -84,7 +88,8 @@ impl SourceConfig {
             SourceConfig::Jq(_)
             | SourceConfig::X12(_)
             | SourceConfig::FileDrop(_)
-            | SourceConfig::Odoo(_) => None,
+            | SourceConfig::Odoo(_)
+            | SourceConfig::Nats(_) => None,
         }
     }
 
@@ -95,6 +100,9 @@ impl SourceConfig {
             SourceConfig::Jq(c) => Ok(Http(Arc::new(jq::JqSource::build(name, c)?))),
             SourceConfig::X12(c) => inbound::x12(c).map(Http),
             SourceConfig::Odoo(c) => odoo_source(name, c),
+            SourceConfig::Nats(c) => Ok(BuiltSource::Nats(Arc::new(nats::NatsSource::build(
+                name, c,
+            )?))),
             SourceConfig::FileDrop(c) => Ok(BuiltSource::FileDrop(Arc::new(
                 file_drop::FileDrop::build(name, c)?,
             ))),

@@ -120,8 +120,20 @@ impl Hub {
         let verdict = if r.too_large {
             Err(reject(codes::TOO_LARGE, "body exceeds the limit"))
         } else {
-            canonical(&r)
+            canonical(&r, "api")
         };
+        self.store_verdict(r, verdict).await
+    }
+
+    /// Ingests canonical events (drafts or CloudEvents, one object or an array) that a
+    /// reader of a trusted transport received for source `r.source` (a NATS stream):
+    /// like `/v1/events`, but the events are that source's. The payload key is the
+    /// `idempotency-key` header when present, else the body's hash.
+    pub async fn ingest_canonical_for_source(
+        &self,
+        r: Received,
+    ) -> Result<IngestReply, StoreError> {
+        let verdict = canonical(&r, &r.source);
         self.store_verdict(r, verdict).await
     }
 
@@ -260,7 +272,7 @@ fn to_events(
 
 /// `/v1/events`: drafts as they are, CloudEvents reduced to drafts (their `id` becomes the
 /// draft key, so a re-posted CloudEvent keeps its identity).
-fn canonical(r: &Received) -> Result<(String, Vec<CloudEvent>), Rejection> {
+fn canonical(r: &Received, source: &str) -> Result<(String, Vec<CloudEvent>), Rejection> {
     let v: serde_json::Value = serde_json::from_slice(&r.body)
         .map_err(|e| reject(codes::BAD_JSON, format!("payload is not valid JSON: {e}")))?;
     let items = match v {
@@ -287,7 +299,7 @@ fn canonical(r: &Received) -> Result<(String, Vec<CloudEvent>), Rejection> {
         .header("idempotency-key")
         .map(str::to_owned)
         .unwrap_or_else(|| content_hash(&r.body));
-    let events = to_events(drafts, "api", &key, r)?;
+    let events = to_events(drafts, source, &key, r)?;
     Ok((key, events))
 }
 

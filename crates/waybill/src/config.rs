@@ -257,6 +257,8 @@ pub struct Runtime {
     pub drops: Vec<Arc<FileDrop>>,
     /// Odoo pollers.
     pub pollers: Vec<Arc<waybill_connectors::odoo::OdooPoller>>,
+    /// NATS stream readers.
+    pub nats: Vec<Arc<waybill_connectors::nats::NatsSource>>,
     /// Sinks ready to dispatch.
     pub sinks: Vec<SinkRuntime>,
     /// Subscriptions for routing.
@@ -324,6 +326,7 @@ impl Config {
         let mut sources = HashMap::new();
         let mut drops = Vec::new();
         let mut pollers = Vec::new();
+        let mut nats = Vec::new();
         for (name, cfg) in &self.sources {
             if name == "api" {
                 errs.push(ConfigError::new(
@@ -336,6 +339,7 @@ impl Config {
                     sources.insert(name.clone(), s);
                 }
                 Ok(BuiltSource::FileDrop(d)) => drops.push(d),
+                Ok(BuiltSource::Nats(n)) => nats.push(n),
                 Ok(BuiltSource::Odoo { poller, webhook }) => {
                     pollers.push(poller);
                     if let Some(w) = webhook {
@@ -419,6 +423,7 @@ impl Config {
                 sources,
                 drops,
                 pollers,
+                nats,
                 sinks,
                 subscriptions,
                 api_keys,

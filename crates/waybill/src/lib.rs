@@ -83,6 +83,11 @@ pub async fn serve(
             .into_iter()
             .map(|p| tokio::spawn(p.run(hub.clone(), stop_rx.clone()))),
     );
+    watchers.extend(
+        rt.nats
+            .into_iter()
+            .map(|n| tokio::spawn(n.run(hub.clone(), stop_rx.clone()))),
+    );
     let app = router(Arc::new(AppState {
         hub,
         api_keys: rt.api_keys,

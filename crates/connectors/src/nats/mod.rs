@@ -15,12 +15,16 @@
 //! kept; the client reconnects by itself.
 
 mod config;
+mod connection;
+mod source;
 
-pub use config::NatsSinkConfig;
+pub use config::{NatsSinkConfig, NatsSourceConfig};
+pub use source::NatsSource;
+
+use connection::Connection;
 
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::HeaderMap;
-use std::time::Duration;
 use tokio::sync::OnceCell;
 use waybill_engine::config::ConfigError;
 use waybill_engine::partner::{DeliverFuture, Delivery, DeliveryError, Outbound};
@@ -39,33 +43,23 @@ pub const CODES: &[Code] = &[CONNECT, NO_STREAM, TIMEOUT, PUBLISH];
 
 /// The JetStream sink.
 pub struct NatsSink {
-    url: String,
+    conn: Connection,
     prefix: String,
-    timeout: Duration,
-    auth: Auth,
     js: OnceCell<async_nats::jetstream::Context>,
-}
-
-enum Auth {
-    None,
-    Token(String),
-    UserPassword(String, String),
 }
 
 impl NatsSink {
     /// Validates the configuration (no network).
     pub fn build(cfg: &NatsSinkConfig) -> Result<NatsSink, Vec<ConfigError>> {
         let mut errs = Vec::new();
-        if !cfg
-            .url
-            .split(',')
-            .all(|u| u.trim().starts_with("nats://") || u.trim().starts_with("tls://"))
-        {
-            errs.push(ConfigError::new(
-                "url",
-                "must be nats:// or tls:// server URLs, separated by commas",
-            ));
-        }
+        let conn = Connection::build(
+            &cfg.url,
+            &cfg.token,
+            &cfg.user,
+            &cfg.password,
+            cfg.timeout,
+            &mut errs,
+        );
         if cfg.subject_prefix.is_empty()
             || cfg
                 .subject_prefix
@@ -77,41 +71,12 @@ impl NatsSink {
                 "must be dot-separated tokens of letters, digits, `_` and `-`",
             ));
         }
-        let resolve = |field: &str,
-                       s: &Option<waybill_engine::secret::SecretRef>,
-                       errs: &mut Vec<ConfigError>| {
-            s.as_ref().and_then(|r| {
-                r.resolve()
-                    .map(|v| v.expose().to_owned())
-                    .map_err(|e| errs.push(ConfigError::new(field, e)))
-                    .ok()
-            })
-        };
-        let token = resolve("token", &cfg.token, &mut errs);
-        let password = resolve("password", &cfg.password, &mut errs);
-        let auth = match (token, &cfg.user, password) {
-            (None, None, None) => Auth::None,
-            (Some(t), None, None) => Auth::Token(t),
-            (None, Some(u), Some(p)) => Auth::UserPassword(u.clone(), p),
-            _ => {
-                errs.push(ConfigError::new(
-                    "",
-                    "give either `token`, or `user` and `password`",
-                ));
-                Auth::None
-            }
-        };
-        if cfg.timeout.is_zero() {
-            errs.push(ConfigError::new("timeout", "must be more than zero"));
-        }
         if !errs.is_empty() {
             return Err(errs);
         }
         Ok(NatsSink {
-            url: cfg.url.clone(),
+            conn,
             prefix: cfg.subject_prefix.clone(),
-            timeout: cfg.timeout,
-            auth,
             js: OnceCell::new(),
         })
     }
@@ -134,16 +99,7 @@ impl NatsSink {
     async fn context(&self) -> Result<&async_nats::jetstream::Context, DeliveryError> {
         self.js
             .get_or_try_init(|| async {
-                let mut opts = async_nats::ConnectOptions::new()
-                    .connection_timeout(self.timeout)
-                    .name("waybill");
-                match &self.auth {
-                    Auth::None => {}
-                    Auth::Token(t) => opts = opts.token(t.clone()),
-                    Auth::UserPassword(u, p) => opts = opts.user_and_password(u.clone(), p.clone()),
-                }
-                let addrs: Vec<&str> = self.url.split(',').map(str::trim).collect();
-                let client = opts.connect(addrs.as_slice()).await.map_err(|e| {
+                let client = self.conn.connect().await.map_err(|e| {
                     DeliveryError::new(
                         CONNECT,
                         FailureKind::Retryable,
@@ -151,7 +107,7 @@ impl NatsSink {
                     )
                 })?;
                 let mut js = async_nats::jetstream::new(client);
-                js.set_timeout(self.timeout);
+                js.set_timeout(self.conn.timeout());
                 Ok(js)
             })
             .await
@@ -180,7 +136,7 @@ impl NatsSink {
     }
 }
 
-fn token_char(c: char) -> bool {
+pub(crate) fn token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }
 

@@ -4,6 +4,7 @@
 
 use super::*;
 use std::sync::Arc;
+use std::time::Duration;
 
 fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
@@ -150,4 +151,33 @@ async fn no_stream_or_no_server_is_a_retryable_failure_with_its_code() {
         .await
         .unwrap_err();
     assert_eq!((e.code, e.kind), (CONNECT, FailureKind::Retryable), "{e:?}");
+}
+
+#[test]
+fn a_source_with_bad_settings_is_reported_with_its_paths() {
+    let cfg = NatsSourceConfig {
+        url: "nats://127.0.0.1:4222".into(),
+        stream: "bad.name".into(),
+        consumer: Some("has space".into()),
+        filter_subject: None,
+        mapping: Some("{type: .a,".into()),
+        token: None,
+        user: None,
+        password: None,
+        timeout: Duration::from_secs(1),
+        in_flight: 0,
+    };
+    let errs = NatsSource::build("bus", &cfg).err().unwrap();
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    for p in ["stream", "consumer", "mapping", "in_flight"] {
+        assert!(paths.contains(&p), "{p} in {paths:?}");
+    }
+    let ok = NatsSourceConfig {
+        stream: "PARTNER".into(),
+        consumer: None,
+        mapping: None,
+        in_flight: 64,
+        ..cfg
+    };
+    assert_eq!(NatsSource::build("bus", &ok).unwrap().name(), "bus");
 }

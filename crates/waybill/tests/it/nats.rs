@@ -53,24 +53,38 @@ async fn wait_for(js: &async_nats::jetstream::Context, n: u64, what: &str) {
     }
 }
 
-/// Every acknowledged event reaches the stream exactly once and in each shipment's log
-/// order, although the server stops and starts again while events keep coming.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_reach_the_stream_once_in_order_across_a_server_restart() {
+/// A server of the test's own on a free port, with one stream.
+async fn server_with_stream(
+    name: &str,
+    subjects: &str,
+) -> (
+    u16,
+    tempfile::TempDir,
+    Child,
+    async_nats::jetstream::Context,
+) {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
     let store = tempfile::tempdir().unwrap();
-    let mut server = start_server(port, store.path());
+    let server = start_server(port, store.path());
     let js = connect(port).await;
     js.create_stream(async_nats::jetstream::stream::Config {
-        name: "WAYBILL".into(),
-        subjects: vec!["waybill.>".into()],
+        name: name.into(),
+        subjects: vec![subjects.into()],
         ..Default::default()
     })
     .await
     .unwrap();
+    (port, store, server, js)
+}
+
+/// Every acknowledged event reaches the stream exactly once and in each shipment's log
+/// order, although the server stops and starts again while events keep coming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_the_stream_once_in_order_across_a_server_restart() {
+    let (port, store, mut server, js) = server_with_stream("WAYBILL", "waybill.>").await;
 
     let dir = tempfile::tempdir().unwrap();
     let retries = r#"retry_schedule = ["100ms", "100ms", "200ms", "200ms", "200ms", "300ms", "300ms", "300ms", "300ms", "300ms", "300ms", "300ms", "300ms", "300ms", "300ms", "300ms", "300ms", "300ms", "300ms", "300ms"]
@@ -143,6 +157,114 @@ circuit_open_for = "200ms"
     }
     let dl = hub.get("/v1/dead-letters").await;
     assert_eq!(dl["dead_letters"].as_array().unwrap().len(), 0);
+    hub.stop().await;
+    server.kill().unwrap();
+    let _ = server.wait();
+}
+
+/// A NATS source reads CloudEvents in structured and binary mode and any JSON through a
+/// mapping, acknowledges each message once it is stored, and goes on after the server
+/// stops and starts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_source_stores_cloudevents_and_mapped_json_and_survives_a_restart() {
+    let (port, store, mut server, js) = server_with_stream("PARTNER", "partner.>").await;
+    let sink = waybill_testkit::FakePartner::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "{}\n[sources.ce]\ntype = \"nats\"\nurl = \"nats://127.0.0.1:{port}\"\nstream = \"PARTNER\"\nfilter_subject = \"partner.ce.>\"\ntimeout = \"1s\"\n[sources.wmsbus]\ntype = \"nats\"\nurl = \"nats://127.0.0.1:{port}\"\nstream = \"PARTNER\"\nfilter_subject = \"partner.json.>\"\nmapping = '{MAPPING}'\ntimeout = \"1s\"\n",
+        config_toml(&dir.path().join("hub.db"), &sink.url("hook"), FAST_RETRIES)
+    );
+    let cfg = waybill::Config::parse(&toml, std::iter::empty()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = TestHub::from_parts(cfg, listener, dir);
+
+    let structured = serde_json::json!({"specversion": "1.0", "id": "ce-1", "source": "/partner",
+        "type": "shipment.dispatched", "subject": "S-N1", "time": "2026-11-23T08:00:00Z"});
+    js.publish(
+        "partner.ce.1",
+        serde_json::to_vec(&structured).unwrap().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let mut h = async_nats::HeaderMap::new();
+    for (k, v) in [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "ce-2"),
+        ("ce-source", "/partner"),
+        ("ce-type", "shipment.delivered"),
+        ("ce-subject", "S-N1"),
+        ("ce-time", "2026-11-23T15:00:00Z"),
+    ] {
+        h.insert(k, v);
+    }
+    js.publish_with_headers(
+        "partner.ce.2",
+        h,
+        br#"{"signed_by":"dock 4"}"#.to_vec().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let json = carrier_event("W-1", "S-N2", "warehouse.packed", 5);
+    js.publish("partner.json.1", serde_json::to_vec(&json).unwrap().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    sink.wait_until(WAIT, "3 events from NATS", |got| got.len() >= 3)
+        .await;
+    let s1 = hub.get("/v1/shipments/S-N1").await;
+    assert_eq!(s1["state"]["milestone"], "delivered", "{s1}");
+    let timeline = s1["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 2);
+    assert_eq!(timeline[1]["event"]["data"]["signed_by"], "dock 4");
+    let s2 = hub.get("/v1/shipments/S-N2").await;
+    assert_eq!(s2["timeline"].as_array().unwrap().len(), 1, "{s2}");
+    // Each message is acknowledged once its payload is stored.
+    let stream = js.get_stream("PARTNER").await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    for name in ["waybill-ce", "waybill-wmsbus"] {
+        let mut c: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer(name).await.unwrap();
+        loop {
+            let info = c.info().await.unwrap();
+            if (info.num_ack_pending, info.num_pending) == (0, 0) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{name}: {info:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // The server stops and starts again; the sources go on where they were.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut server = start_server(port, store.path());
+    let js = connect(port).await;
+    let json = carrier_event("W-2", "S-N2", "shipment.dispatched", 6);
+    js.publish("partner.json.2", serde_json::to_vec(&json).unwrap().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    sink.wait_until(WAIT, "the 4th event after the restart", |got| {
+        got.len() >= 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.accepted().len(), 4, "nothing twice");
+    // Nothing left unread (messages whose acknowledgement the killed server lost come
+    // again after the ack wait and are duplicates).
+    let stream = js.get_stream("PARTNER").await.unwrap();
+    for name in ["waybill-ce", "waybill-wmsbus"] {
+        let mut c: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer(name).await.unwrap();
+        assert_eq!(c.info().await.unwrap().num_pending, 0, "{name}");
+    }
     hub.stop().await;
     server.kill().unwrap();
     let _ = server.wait();
