@@ -6,7 +6,8 @@
 //! encoding). An event a mapping made from a payload repeats much of it (order lines,
 //! addresses, notes), so its body is LZ4-compressed *with that payload as the
 //! dictionary* (encoding `lz4+payload`): what the event repeats costs a back-reference,
-//! not a second copy. Without a payload (events the hub makes), plain `lz4`; when
+//! not a second copy. Without a payload (events the hub makes) or with one larger than
+//! [`DICT_MAX`], plain `lz4`; when
 //! packing does not save a fifth, the JSON as is. All of it runs
 //! on the request's thread, before the single writer sees the record.
 //!
@@ -20,6 +21,11 @@ use waybill_model::CloudEvent;
 
 /// Payloads and event bodies shorter than this are stored as they are.
 pub const PACK_FROM: usize = 512;
+
+/// Largest payload used as a dictionary. LZ4 reaches back 64 KiB at most, so a larger
+/// payload (a CSV file of thousands of rows, a large interchange) would only cost hashing
+/// its last 64 KiB for every one of its events; those events are packed alone.
+pub const DICT_MAX: usize = 64 * 1024;
 
 /// Encoding of an LZ4 block (size-prefixed) without dictionary.
 pub const LZ4: &str = "lz4";
@@ -79,7 +85,7 @@ pub fn pack_event(json: String, payload: &[u8]) -> EventBody {
         return EventBody::Json(json);
     }
     // One compression: a dictionary only adds places to copy from.
-    let (bytes, encoding) = if payload.is_empty() {
+    let (bytes, encoding) = if payload.is_empty() || payload.len() > DICT_MAX {
         (lz4_flex::compress_prepend_size(json.as_bytes()), LZ4)
     } else {
         (
@@ -174,6 +180,26 @@ mod tests {
         assert_eq!(back, with_sequence(&json, 7));
         let v: serde_json::Value = serde_json::from_str(&back).unwrap();
         assert_eq!(v["sequence"], CloudEvent::format_sequence(7));
+    }
+
+    /// A payload beyond LZ4's reach is not used as a dictionary: its events are packed
+    /// alone and read back without it.
+    #[test]
+    fn events_of_a_payload_larger_than_the_window_are_packed_alone() {
+        let big = vec![b'x'; DICT_MAX + 1];
+        let json = format!(r#"{{"a":"{}"}}"#, "y".repeat(2000));
+        let EventBody::Packed { bytes, encoding } = pack_event(json.clone(), &big) else {
+            panic!("not packed");
+        };
+        assert_eq!(encoding, LZ4);
+        let back = unpack_event(
+            bytes,
+            Some(encoding),
+            3,
+            || -> Result<Vec<u8>, StoreError> { panic!("the payload is not read") },
+        )
+        .unwrap();
+        assert_eq!(back, with_sequence(&json, 3));
     }
 
     #[test]
