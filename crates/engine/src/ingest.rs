@@ -273,7 +273,19 @@ fn to_events(
 /// `/v1/events`: drafts as they are, CloudEvents reduced to drafts (their `id` becomes the
 /// draft key, so a re-posted CloudEvent keeps its identity).
 fn canonical(r: &Received, source: &str) -> Result<(String, Vec<CloudEvent>), Rejection> {
-    let v: serde_json::Value = serde_json::from_slice(&r.body)
+    let drafts = canonical_drafts(&r.body)?;
+    let key = r
+        .header("idempotency-key")
+        .map(str::to_owned)
+        .unwrap_or_else(|| content_hash(&r.body));
+    let events = to_events(drafts, source, &key, r)?;
+    Ok((key, events))
+}
+
+/// The drafts of a canonical body (`POST /v1/events`, a `nats` source without mapping):
+/// event drafts or CloudEvents in structured mode, one object or an array.
+pub fn canonical_drafts(body: &[u8]) -> Result<Vec<EventDraft>, Rejection> {
+    let v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| reject(codes::BAD_JSON, format!("payload is not valid JSON: {e}")))?;
     let items = match v {
         serde_json::Value::Array(a) => a,
@@ -282,7 +294,7 @@ fn canonical(r: &Received, source: &str) -> Result<(String, Vec<CloudEvent>), Re
     if items.is_empty() {
         return Err(reject(waybill_mapping::EMPTY, "no event in the body"));
     }
-    let drafts = items
+    items
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
@@ -294,13 +306,7 @@ fn canonical(r: &Received, source: &str) -> Result<(String, Vec<CloudEvent>), Re
             serde_json::from_value::<EventDraft>(item)
                 .map_err(|e| reject(waybill_mapping::BAD_OUTPUT, format!("event {i}: {e}")))
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let key = r
-        .header("idempotency-key")
-        .map(str::to_owned)
-        .unwrap_or_else(|| content_hash(&r.body));
-    let events = to_events(drafts, source, &key, r)?;
-    Ok((key, events))
+        .collect()
 }
 
 fn from_cloudevent(mut ce: serde_json::Value) -> serde_json::Value {

@@ -19,7 +19,7 @@ mod connection;
 mod source;
 
 pub use config::{NatsSinkConfig, NatsSourceConfig};
-pub use source::NatsSource;
+pub use source::{binary_mode, NatsSource};
 
 use connection::Connection;
 

@@ -252,9 +252,9 @@ impl NatsSource {
     }
 }
 
-/// A CloudEvent in binary mode (attributes in `ce-*` headers, the data in the body) as
-/// the structured JSON the hub reads.
-fn binary_mode(headers: &[(String, String)], payload: &[u8]) -> Vec<u8> {
+/// A CloudEvent in binary mode (attributes in `ce-*` headers, lower-case names; the data
+/// in the body) as the structured JSON the hub reads.
+pub fn binary_mode(headers: &[(String, String)], payload: &[u8]) -> Vec<u8> {
     let mut ce = serde_json::Map::new();
     for (k, v) in headers {
         if let Some(attr) = k.strip_prefix("ce-") {
