@@ -106,27 +106,27 @@ impl NatsSource {
             }
             // Stopping drops the reading: a message stored but not yet acknowledged comes
             // again and is a duplicate.
-            let read = self.read(&hub);
-            let result = tokio::select! {
-                r = read => r,
+            let started = std::time::Instant::now();
+            let Err(e) = tokio::select! {
+                r = self.read(&hub) => r,
                 _ = shutdown.changed() => return,
             };
-            match result {
-                Ok(()) => {}
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    let wait = Duration::from_millis(200 * u64::from(failures.min(25)));
-                    tracing::warn!(source = %self.name, error = %e, "NATS source: cannot read; trying again in {wait:?}");
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.changed() => return,
-                    }
-                }
+            // A reading that went on for a while starts the waits over.
+            if started.elapsed() > Duration::from_secs(30) {
+                failures = 0;
+            }
+            failures = failures.saturating_add(1);
+            let wait = Duration::from_millis(200 * u64::from(failures.min(25)));
+            tracing::warn!(source = %self.name, error = %e, "NATS source: cannot read; trying again in {wait:?}");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
             }
         }
     }
 
-    async fn read(&self, hub: &Hub) -> Result<(), String> {
+    /// Reads until the connection or the message stream fails (it never ends otherwise).
+    async fn read(&self, hub: &Hub) -> Result<std::convert::Infallible, String> {
         let client = self.conn.connect().await.map_err(|e| e.to_string())?;
         let js = async_nats::jetstream::new(client);
         let stream = js
