@@ -47,11 +47,7 @@ impl NatsSource {
             cfg.timeout,
             &mut errs,
         );
-        let valid_name = |s: &str| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        };
+        let valid_name = |s: &str| !s.is_empty() && s.chars().all(super::token_char);
         if !valid_name(&cfg.stream) {
             errs.push(ConfigError::new(
                 "stream",

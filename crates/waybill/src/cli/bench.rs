@@ -445,15 +445,21 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
 /// outcome `delivered`); None when its metrics cannot be read.
 async fn delivered_total(url: &str) -> Option<u64> {
     let text = reqwest::get(url).await.ok()?.text().await.ok()?;
-    Some(
-        text.lines()
-            .filter(|l| {
-                l.starts_with("waybill_delivery_attempts_total{")
-                    && l.contains("outcome=\"delivered\"")
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum(),
-    )
+    Some(metric_sum(
+        &text,
+        "waybill_delivery_attempts_total",
+        "outcome=\"delivered\"",
+    ))
+}
+
+/// The sum of a metric's series (Prometheus text) whose labels contain `label` (all
+/// series when it is empty).
+fn metric_sum(text: &str, metric: &str, label: &str) -> u64 {
+    let prefix = format!("{metric}{{");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Bytes this process has caused to be sent to storage (`write_bytes` of
@@ -594,12 +600,7 @@ sink = "local"
                 }
                 if let Ok(r) = client.get(&url).send().await {
                     if let Ok(t) = r.text().await {
-                        let depth: u64 = t
-                            .lines()
-                            .filter(|l| l.starts_with("waybill_outbox_depth{"))
-                            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-                            .sum();
-                        out.push(depth);
+                        out.push(metric_sum(&t, "waybill_outbox_depth", ""));
                     }
                 }
             }
