@@ -11,14 +11,18 @@
 //! and increasing.
 //!
 //! What happens to each accepted event is decided once, in [`sequence`], over the
-//! [`sequence::Tx`] trait; a backend only implements `Tx`. [`Store`] is an enum over the
-//! backends (SQLite now; PostgreSQL joins as a second variant). The behaviour suite in
-//! `waybill-testkit` runs against every variant.
+//! [`sequence::Tx`] trait; a backend only implements `Tx`. Likewise the read side is
+//! assembled once, in `view`, over the primitive reads of `view::Reader`. [`Store`] is an
+//! enum over the backends (SQLite now; PostgreSQL joins as a second variant). The
+//! behaviour suite in `waybill-testkit` runs against every variant.
 
 pub mod body;
+mod codec;
+mod prepare;
 pub mod sequence;
 mod sqlite;
 mod types;
+mod view;
 
 pub use sqlite::{
     calibrate_sqlite, migrate_file, CalibrationError, SqliteCalibration, SqliteOptions,

@@ -16,6 +16,8 @@ mod tx;
 
 pub use calibrate::{calibrate_sqlite, CalibrationError, SqliteCalibration, BATCH_ROWS};
 
+use crate::codec::to_us;
+use crate::view::{StoredEvent, StoredPayload};
 use crate::{IngestOutcome, IngestRecord, StoreError, Subscription};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::PathBuf;
@@ -377,7 +379,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn ingest(&self, rec: IngestRecord) -> Result<IngestOutcome, StoreError> {
-        let prepared = Arc::new(sequencer::prepare(rec)?);
+        let prepared = Arc::new(crate::prepare::prepare(rec)?);
         let job = prepared.clone();
         let stored = self
             .write(move |conn, ctx| sequencer::ingest(conn, &job, ctx))
@@ -521,97 +523,28 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, subs: &Rules) -> bool {
     notify
 }
 
-/// Unix microseconds of a time.
-pub(crate) fn to_us(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1000) as i64
+/// A stored event from the columns `body, encoding, shipment_seq, inbox_id` of
+/// `events`, read from column `at` on.
+pub(crate) fn stored_event(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredEvent> {
+    use rusqlite::types::ValueRef;
+    Ok(StoredEvent {
+        body: match r.get_ref(at)? {
+            ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
+            _ => Vec::new(),
+        },
+        encoding: r.get(at + 1)?,
+        seq: r.get(at + 2)?,
+        inbox_id: r.get(at + 3)?,
+    })
 }
 
-/// A time from unix microseconds.
-pub(crate) fn from_us(us: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// An event body as a query read it: the columns `body, encoding, shipment_seq,
-/// inbox_id` of `events`.
-pub(crate) struct StoredEvent {
-    body: Vec<u8>,
-    encoding: Option<String>,
-    seq: i64,
-    inbox_id: Option<i64>,
-}
-
-impl StoredEvent {
-    /// Reads the four columns from `at` on.
-    pub(crate) fn read(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredEvent> {
-        use rusqlite::types::ValueRef;
-        Ok(StoredEvent {
-            body: match r.get_ref(at)? {
-                ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
-                _ => Vec::new(),
-            },
-            encoding: r.get(at + 1)?,
-            seq: r.get(at + 2)?,
-            inbox_id: r.get(at + 3)?,
-        })
-    }
-
-    /// The event's JSON, with `sequence`; a payload it was packed against is read through
-    /// `payloads`.
-    pub(crate) fn json(
-        self,
-        c: &Connection,
-        payloads: &mut Payloads,
-    ) -> Result<String, StoreError> {
-        let StoredEvent {
-            body,
-            encoding,
-            seq,
-            inbox_id,
-        } = self;
-        crate::body::unpack_event(body, encoding.as_deref(), seq, || match inbox_id {
-            Some(id) => payloads.get(c, id),
-            None => Err(StoreError::Corrupt(
-                "event body packed against a payload, without an inbox row".into(),
-            )),
-        })
-    }
-}
-
-/// The raw payload last read for an event packed against it: the events of one payload
-/// are read one after the other (one outbox page, one timeline), so one entry saves
-/// reading and unpacking the payload again for each.
-#[derive(Default)]
-pub(crate) struct Payloads {
-    last: Option<(i64, std::rc::Rc<[u8]>)>,
-}
-
-impl Payloads {
-    fn get(&mut self, c: &Connection, id: i64) -> Result<std::rc::Rc<[u8]>, StoreError> {
-        if let Some((have, raw)) = &self.last {
-            if *have == id {
-                return Ok(raw.clone());
-            }
-        }
-        let stored: Option<(Vec<u8>, Option<String>)> = c
-            .prepare_cached("SELECT body, encoding FROM inbox WHERE id = ?1")?
+/// An inbox row's stored body and encoding; None when the row is gone.
+pub(crate) fn payload(c: &Connection, id: i64) -> Result<Option<StoredPayload>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT body, encoding FROM inbox WHERE id = ?1")?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let Some((stored, encoding)) = stored else {
-            return Err(StoreError::Corrupt(format!(
-                "event body packed against inbox row {id}, which is gone"
-            )));
-        };
-        let raw: std::rc::Rc<[u8]> =
-            crate::body::unpack_payload(stored, encoding.as_deref())?.into();
-        self.last = Some((id, raw.clone()));
-        Ok(raw)
-    }
-}
-
-/// Unix milliseconds now.
-pub(crate) fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+            .optional()?,
+    )
 }
 
 #[cfg(test)]

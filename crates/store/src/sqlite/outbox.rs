@@ -1,6 +1,8 @@
 //! OUTBOX and dead letters: what is waiting to be delivered, what was, what gave up.
 
-use super::{from_us, now_ms, to_us, Payloads, SqliteStore, StoredEvent};
+use super::{payload, stored_event, SqliteStore};
+use crate::codec::{from_us, now_ms, to_us};
+use crate::view::Payloads;
 use crate::{
     DeadLetter, DeadLetterQuery, DeliveryUpdate, OutboxItem, OutboxItemState, ReplaySelector,
     StoreError,
@@ -38,14 +40,14 @@ impl SqliteStore {
                         next_attempt_at_ms: r.get(6)?,
                         body: Arc::from(""),
                     },
-                    StoredEvent::read(r, 7)?,
+                    stored_event(r, 7)?,
                 ))
             })?;
             let rows = rows.collect::<Result<Vec<_>, _>>()?;
             let mut payloads = Payloads::default();
             let mut out = Vec::with_capacity(rows.len());
             for (mut item, stored) in rows {
-                item.body = Arc::from(stored.json(c, &mut payloads)?);
+                item.body = Arc::from(stored.json(&mut payloads, &mut |id| payload(c, id))?);
                 out.push(item);
             }
             Ok(out)

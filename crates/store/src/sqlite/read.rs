@@ -1,17 +1,16 @@
 //! The read side: shipments with their timelines, inbox inspection, queue depths.
 
-use super::sequencer::decode_state;
-use super::tx::{lanes_naming, lanes_of};
-use super::{from_us, Payloads, SqliteStore, StoredEvent};
+use super::{payload, stored_event, SqliteStore};
+use crate::codec::{decode_state, from_us};
+use crate::sequence::Lane;
+use crate::view::{self, Reader, TimelineRow};
 use crate::{
-    ConflictQuery, ConflictRecord, Depths, InboxQuery, InboxRecord, OrderShipment, OrderView,
-    Resolved, ShipmentQuery, ShipmentSummary, ShipmentView, StoreError, TimelineEntry, XRef,
+    ConflictQuery, ConflictRecord, Depths, InboxQuery, InboxRecord, OrderView, Resolved,
+    ShipmentQuery, ShipmentSummary, ShipmentView, StoreError, XRef,
 };
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use waybill_model::identity::{self, Alias};
-use waybill_model::ownership::{self, Fact, Ownership};
-use waybill_model::{CloudEvent, ShipmentKey};
+use waybill_model::ownership::{Fact, Observation};
+use waybill_model::ShipmentKey;
 
 impl SqliteStore {
     pub(crate) async fn shipment(
@@ -20,37 +19,15 @@ impl SqliteStore {
     ) -> Result<Option<ShipmentView>, StoreError> {
         let key = key.clone();
         let rules = self.ownership();
-        self.read(move |c| {
-            let Some(canonical) = canonical_of(c, key.as_str())? else {
-                return Ok(None);
-            };
-            shipment_view(c, &canonical, &rules)
-        })
-        .await
+        self.read(move |c| view::shipment(&mut SqliteReader::new(c), key.as_str(), &rules))
+            .await
     }
 
     /// What a shipment key or an alias (`kind:value`, or a bare identifier) names.
     pub(crate) async fn resolve_key(&self, text: &str) -> Result<Resolved, StoreError> {
         let text = text.to_owned();
-        self.read(move |c| {
-            if let Some(k) = canonical_of(c, &text)? {
-                return Ok(Resolved::One(k));
-            }
-            let mut found = BTreeSet::new();
-            for (kind, value) in candidates(&text) {
-                for lane in lanes_naming(c, &kind, &value)? {
-                    if let Some(k) = canonical_of(c, &lane)? {
-                        found.insert(k);
-                    }
-                }
-            }
-            Ok(match found.len() {
-                0 => Resolved::NotFound,
-                1 => Resolved::One(found.into_iter().next().unwrap_or_default()),
-                _ => Resolved::Several(found.into_iter().collect()),
-            })
-        })
-        .await
+        self.read(move |c| view::resolve_key(&mut SqliteReader::new(c), &text))
+            .await
     }
 
     pub(crate) async fn shipments(
@@ -59,26 +36,7 @@ impl SqliteStore {
     ) -> Result<Vec<ShipmentSummary>, StoreError> {
         self.read(move |c| {
             if let Some((kind, value)) = &q.reference {
-                let mut keys = BTreeSet::new();
-                for lane in lanes_naming(c, kind, &identity::lookup_value(kind, value))? {
-                    if let Some(k) = canonical_of(c, &lane)? {
-                        keys.insert(k);
-                    }
-                }
-                let mut out = Vec::new();
-                for k in keys
-                    .into_iter()
-                    .filter(|k| q.after.as_ref().is_none_or(|a| k > a))
-                    .take(q.limit)
-                {
-                    if let Some(state) = state_of(c, &k)? {
-                        if q.state.is_none_or(|m| m == state.milestone) {
-                            let events = events_of(c, &k)?;
-                            out.push(ShipmentSummary { state, events });
-                        }
-                    }
-                }
-                return Ok(out);
+                return view::shipments_by_reference(&mut SqliteReader::new(c), kind, value, &q);
             }
             let mut st = c.prepare_cached(
                 "SELECT key, state, milestone_at, milestone_event, flags, last_event_at, last_seq FROM shipments
@@ -115,7 +73,8 @@ impl SqliteStore {
     /// shipments), with its shipments.
     pub(crate) async fn order(&self, text: &str) -> Result<Option<OrderView>, StoreError> {
         let text = text.to_owned();
-        self.read(move |c| order_view(c, &text)).await
+        self.read(move |c| view::order_view(&mut SqliteReader::new(c), &text))
+            .await
     }
 
     pub(crate) async fn conflicts(
@@ -143,16 +102,8 @@ impl SqliteStore {
         lane: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
         let lane = lane.to_owned();
-        self.read(move |c| {
-            let mut out = BTreeSet::new();
-            for l in members(c, &lane)? {
-                for x in xrefs_of(c, &l)? {
-                    out.insert((x.kind, x.value));
-                }
-            }
-            Ok(out.into_iter().collect())
-        })
-        .await
+        self.read(move |c| view::resolved_refs(&mut SqliteReader::new(c), &lane))
+            .await
     }
 
     pub(crate) async fn inbox(&self, q: InboxQuery) -> Result<Vec<InboxRecord>, StoreError> {
@@ -216,80 +167,6 @@ fn grouped(c: &Connection, sql: &str) -> Result<Vec<(String, i64)>, StoreError> 
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// The events of these lanes by occurrence time (ties by lane and sequence).
-fn timeline(c: &Connection, lanes: &[String]) -> Result<Vec<TimelineEntry>, StoreError> {
-    let mut st = c.prepare_cached(
-        "SELECT shipment_seq, effect, recorded_at, occurred_at, body, encoding, shipment_seq, inbox_id
-         FROM events WHERE shipment = ?1 ORDER BY occurred_at, shipment_seq",
-    )?;
-    let mut out = Vec::new();
-    let mut payloads = Payloads::default();
-    for key in lanes {
-        let rows = st.query_map([key.as_str()], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                StoredEvent::read(r, 4)?,
-            ))
-        })?;
-        for row in rows.collect::<Result<Vec<_>, _>>()? {
-            let (sequence, effect, rec, at, stored) = row;
-            let body = stored.json(c, &mut payloads)?;
-            let event: CloudEvent = serde_json::from_str(&body)
-                .map_err(|e| StoreError::Corrupt(format!("event body of {key}#{sequence}: {e}")))?;
-            out.push((
-                at,
-                key.clone(),
-                TimelineEntry {
-                    sequence,
-                    effect,
-                    received_at: from_us(rec),
-                    event,
-                },
-            ));
-        }
-    }
-    out.sort_by(|a, b| (a.0, &a.1, a.2.sequence).cmp(&(b.0, &b.1, b.2.sequence)));
-    Ok(out.into_iter().map(|(_, _, e)| e).collect())
-}
-
-fn xrefs_of(c: &Connection, lane: &str) -> Result<Vec<XRef>, StoreError> {
-    let mut xs =
-        c.prepare_cached("SELECT kind, value FROM xrefs WHERE shipment = ?1 ORDER BY kind, value")?;
-    let rows = xs.query_map([lane], |r| {
-        Ok(XRef {
-            kind: r.get(0)?,
-            value: r.get(1)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
-/// The (kind, value) pairs a caller's text may mean: `kind:value` with a known kind, or
-/// the bare text as every identifying kind.
-fn candidates(text: &str) -> Vec<(String, String)> {
-    if let Some((kind, value)) = text.split_once(':') {
-        if identity::ref_kind(kind).is_some() {
-            return vec![(kind.to_owned(), identity::lookup_value(kind, value))];
-        }
-    }
-    identity::REF_KINDS
-        .iter()
-        .filter(|k| k.identifying)
-        .map(|k| (k.name.to_owned(), identity::lookup_value(k.name, text)))
-        .filter(|(_, v)| !v.is_empty())
-        .collect()
-}
-
-fn events_of(c: &Connection, canonical: &str) -> Result<i64, StoreError> {
-    Ok(c.prepare_cached(
-        "SELECT coalesce(sum(last_seq), 0) FROM shipments WHERE key = ?1 OR entity = ?1",
-    )?
-    .query_row([canonical], |r| r.get(0))?)
-}
-
 fn conflict_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConflictRecord> {
     Ok(ConflictRecord {
         id: r.get(0)?,
@@ -301,177 +178,91 @@ fn conflict_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConflictRecord> {
     })
 }
 
-fn shipment_view(
-    c: &Connection,
-    canonical: &str,
-    rules: &Ownership,
-) -> Result<Option<ShipmentView>, StoreError> {
-    let Some(state) = state_of(c, canonical)? else {
-        return Ok(None);
-    };
-    let mut lanes = members(c, canonical)?;
-    lanes.sort();
-    let mut xrefs = BTreeSet::new();
-    for l in &lanes {
-        for x in xrefs_of(c, l)? {
-            xrefs.insert((x.kind, x.value));
-        }
-    }
-    let aliases: Vec<Alias> = xrefs
-        .iter()
-        .map(|(kind, value)| Alias {
-            kind: kind.clone(),
-            value: value.clone(),
-        })
-        .collect();
-    let packages: Vec<String> = aliases
-        .iter()
-        .filter(|a| a.kind == "sscc")
-        .map(|a| a.value.clone())
-        .collect();
-    let mut obs = Vec::new();
-    for l in &lanes {
-        obs.extend(super::tx::observations(c, l, Fact::ALL)?);
-    }
-    let (facts, _) = ownership::settle(&obs, rules);
-    let mut conflicts = Vec::new();
-    let mut st = c.prepare_cached(
-        "SELECT id, kind, shipment, fact, detail, recorded_at FROM conflicts WHERE shipment = ?1 ORDER BY id",
-    )?;
-    for l in &lanes {
-        for row in st.query_map([l], conflict_row)? {
-            conflicts.push(row?);
-        }
-    }
-    Ok(Some(ShipmentView {
-        state,
-        order: identity::order_key(aliases.iter()),
-        identity_conflict: conflicts.iter().any(|c| c.kind == "identity"),
-        xrefs: xrefs
-            .into_iter()
-            .map(|(kind, value)| XRef { kind, value })
-            .collect(),
-        packages,
-        facts,
-        conflicts,
-        timeline: timeline(c, &lanes)?,
-        lanes,
-    }))
+/// The read side's primitive reads over one SQLite connection.
+pub(crate) struct SqliteReader<'c> {
+    conn: &'c Connection,
 }
 
-/// Most lanes an order view gathers.
-const MAX_ORDER_LANES: usize = 2_000;
-
-fn order_view(c: &Connection, text: &str) -> Result<Option<OrderView>, StoreError> {
-    // Seed: the order aliases the text names, or those of the shipment it names.
-    let mut seeds: BTreeSet<Alias> = BTreeSet::new();
-    for (kind, value) in candidates(text) {
-        let a = Alias { kind, value };
-        if a.names_order() && !lanes_naming(c, &a.kind, &a.value)?.is_empty() {
-            seeds.insert(a);
-        }
+impl<'c> SqliteReader<'c> {
+    /// Reads through `conn`.
+    pub(crate) fn new(conn: &'c Connection) -> Self {
+        SqliteReader { conn }
     }
-    if seeds.is_empty() {
-        let lane = match canonical_of(c, text)? {
-            Some(k) => Some(k),
-            None => candidates(text).into_iter().find_map(|(k, v)| {
-                lanes_naming(c, &k, &v)
-                    .ok()
-                    .and_then(|l| l.into_iter().next())
-            }),
-        };
-        if let Some(lane) = lane {
-            for l in members(c, &lane)? {
-                for x in xrefs_of(c, &l)? {
-                    let a = Alias {
-                        kind: x.kind,
-                        value: x.value,
-                    };
-                    if a.names_order() {
-                        seeds.insert(a);
-                    }
-                }
-            }
-        }
-    }
-    if seeds.is_empty() {
-        return Ok(None);
-    }
-    // The order entity: its aliases joined through lanes that name several.
-    let mut aliases: BTreeSet<Alias> = BTreeSet::new();
-    let mut lanes: BTreeSet<String> = BTreeSet::new();
-    let mut queue: VecDeque<Alias> = seeds.into_iter().collect();
-    while let Some(a) = queue.pop_front() {
-        if !aliases.insert(a.clone()) {
-            continue;
-        }
-        let mut naming = Vec::new();
-        for kind in identity::order_kinds(&a.kind) {
-            naming.extend(lanes_naming(c, kind, &a.value)?);
-        }
-        for l in naming {
-            if lanes.len() >= MAX_ORDER_LANES || !lanes.insert(l.clone()) {
-                continue;
-            }
-            for x in xrefs_of(c, &l)? {
-                let b = Alias {
-                    kind: x.kind,
-                    value: x.value,
-                };
-                if b.names_order() && !aliases.contains(&b) {
-                    queue.push_back(b);
-                }
-            }
-        }
-    }
-    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for l in &lanes {
-        if let Some(k) = canonical_of(c, l)? {
-            if let std::collections::btree_map::Entry::Vacant(e) = groups.entry(k) {
-                let members = members(c, e.key())?;
-                e.insert(members);
-            }
-        }
-    }
-    let mut shipments = Vec::new();
-    let mut all_lanes = Vec::new();
-    for (k, members) in groups {
-        if let Some(state) = state_of(c, &k)? {
-            all_lanes.extend(members.iter().cloned());
-            shipments.push(OrderShipment {
-                state,
-                lanes: members,
-            });
-        }
-    }
-    let milestones: Vec<_> = shipments.iter().map(|s| s.state.milestone).collect();
-    Ok(Some(OrderView {
-        key: identity::order_key(aliases.iter()).unwrap_or_default(),
-        aliases: aliases.iter().map(Alias::text).collect(),
-        status: identity::order_status(&milestones).to_owned(),
-        timeline: timeline(c, &all_lanes)?,
-        shipments,
-    }))
 }
 
-/// The canonical lane of the shipment `lane` belongs to; None when no such lane exists.
-fn canonical_of(c: &Connection, lane: &str) -> Result<Option<String>, StoreError> {
-    Ok(
-        c.prepare_cached("SELECT coalesce(entity, key) FROM shipments WHERE key = ?1")?
+impl Reader for SqliteReader<'_> {
+    fn lane(&mut self, key: &str) -> Result<Option<Lane>, StoreError> {
+        super::tx::lane_row(self.conn, key)
+    }
+
+    fn canonical_of(&mut self, lane: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT coalesce(entity, key) FROM shipments WHERE key = ?1")?
             .query_row([lane], |r| r.get::<_, String>(0))
-            .optional()?,
-    )
-}
+            .optional()?)
+    }
 
-/// The lanes of the shipment `lane` belongs to (the canonical one first).
-fn members(c: &Connection, lane: &str) -> Result<Vec<String>, StoreError> {
-    let canonical = canonical_of(c, lane)?.unwrap_or_else(|| lane.to_owned());
-    let mut out = vec![canonical.clone()];
-    out.extend(lanes_of(c, &canonical)?);
-    Ok(out)
-}
+    fn lanes_of(&mut self, canonical: &str) -> Result<Vec<String>, StoreError> {
+        super::tx::lanes_of(self.conn, canonical)
+    }
 
-/// A canonical lane's state; None when there is no such lane.
-fn state_of(c: &Connection, key: &str) -> Result<Option<waybill_model::ShipmentState>, StoreError> {
-    Ok(super::tx::lane_row(c, key)?.map(|l| l.state))
+    fn lanes_naming(&mut self, kind: &str, value: &str) -> Result<Vec<String>, StoreError> {
+        super::tx::lanes_naming(self.conn, kind, value)
+    }
+
+    fn xrefs_of(&mut self, lane: &str) -> Result<Vec<XRef>, StoreError> {
+        let mut xs = self.conn.prepare_cached(
+            "SELECT kind, value FROM xrefs WHERE shipment = ?1 ORDER BY kind, value",
+        )?;
+        let rows = xs.query_map([lane], |r| {
+            Ok(XRef {
+                kind: r.get(0)?,
+                value: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn observations(&mut self, lane: &str, facts: &[Fact]) -> Result<Vec<Observation>, StoreError> {
+        super::tx::observations(self.conn, lane, facts)
+    }
+
+    fn conflicts_of(&mut self, lane: &str) -> Result<Vec<ConflictRecord>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, kind, shipment, fact, detail, recorded_at FROM conflicts WHERE shipment = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map([lane], conflict_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn events_count(&mut self, canonical: &str) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(sum(last_seq), 0) FROM shipments WHERE key = ?1 OR entity = ?1",
+            )?
+            .query_row([canonical], |r| r.get(0))?)
+    }
+
+    fn timeline_rows(&mut self, lane: &str) -> Result<Vec<TimelineRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT shipment_seq, effect, recorded_at, occurred_at, body, encoding, shipment_seq, inbox_id
+             FROM events WHERE shipment = ?1 ORDER BY occurred_at, shipment_seq",
+        )?;
+        let rows = st.query_map([lane], |r| {
+            Ok(TimelineRow {
+                sequence: r.get(0)?,
+                effect: r.get(1)?,
+                recorded_us: r.get(2)?,
+                occurred_us: r.get(3)?,
+                stored: stored_event(r, 4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn payload(&mut self, inbox_id: i64) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+        payload(self.conn, inbox_id)
+    }
 }
