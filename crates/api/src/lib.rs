@@ -25,4 +25,8 @@ pub struct AppState {
     pub api_keys: Vec<Secret>,
     /// Largest body accepted on `/v1/events` and for unknown sources.
     pub max_body_bytes: usize,
+    /// This instance's id among those sharing the store.
+    pub instance: String,
+    /// What this instance holds (shown by `/readyz`).
+    pub leases: waybill_engine::lease::Leases,
 }

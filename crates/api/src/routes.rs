@@ -488,7 +488,22 @@ async fn list_inbox(
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     match st.hub.store.ping().await {
-        Ok(()) => Json(json!({"status": "ready", "store": st.hub.store.backend()})).into_response(),
+        Ok(()) => {
+            let held = st.leases.now();
+            let leases: serde_json::Value = if held.all {
+                json!("all")
+            } else {
+                json!(held.names)
+            };
+            Json(json!({
+                "status": "ready",
+                "store": st.hub.store.backend(),
+                "instance": st.instance,
+                "instances": held.instances,
+                "leases": leases,
+            }))
+            .into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
             Problem::new(codes::NOT_READY, "store is not answering").into_response()

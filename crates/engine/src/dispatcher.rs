@@ -16,6 +16,7 @@
 
 use crate::circuit::{Circuit, CircuitConfig, CircuitState};
 use crate::clock::Clock;
+use crate::lease::{Held, Leases};
 use crate::metrics::Metrics;
 use crate::partner::{BatchOutcome, Batching, Delivery, DeliveryError, Outbound};
 use crate::retry::{Decision, RetryPolicy};
@@ -63,8 +64,8 @@ impl Default for DispatchLimits {
 }
 
 /// Starts one dispatcher per sink, scheduling by `clock` ([`crate::clock::SystemClock`]
-/// in production). Each stops when `shutdown` becomes true, after its in-flight
-/// deliveries finish and their results are written.
+/// in production), each delivering every lane (one instance). Each stops when `shutdown`
+/// becomes true, after its in-flight deliveries finish and their results are written.
 pub fn spawn_dispatchers(
     store: Store,
     sinks: Vec<SinkRuntime>,
@@ -73,10 +74,40 @@ pub fn spawn_dispatchers(
     clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
+    spawn_leased_dispatchers(
+        store,
+        sinks,
+        metrics,
+        limits,
+        clock,
+        Leases::all(),
+        shutdown,
+    )
+}
+
+/// The same, each dispatcher delivering only the lanes of the buckets of its sink that
+/// `leases` holds. When they change, it lets its deliveries in flight finish, forgets
+/// what it had read and reads the buckets it now holds from the start.
+pub fn spawn_leased_dispatchers(
+    store: Store,
+    sinks: Vec<SinkRuntime>,
+    metrics: Arc<Metrics>,
+    limits: DispatchLimits,
+    clock: Arc<dyn Clock>,
+    leases: Leases,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
     sinks
         .into_iter()
         .map(|sink| {
-            let d = Dispatcher::new(store.clone(), sink, metrics.clone(), limits, clock.clone());
+            let d = Dispatcher::new(
+                store.clone(),
+                sink,
+                metrics.clone(),
+                limits,
+                clock.clone(),
+                leases.subscribe(),
+            );
             tokio::spawn(d.run(shutdown.clone()))
         })
         .collect()
@@ -103,6 +134,12 @@ struct Dispatcher {
     cursor: i64,
     in_flight: usize,
     updates: Vec<DeliveryUpdate>,
+    /// What this instance holds, as it changes.
+    leases: watch::Receiver<Arc<Held>>,
+    /// The buckets of this sink delivered now.
+    mask: i64,
+    /// Buckets to deliver once the deliveries in flight have finished.
+    next_mask: Option<i64>,
 }
 
 /// When a row is due, on the monotonic clock: `now` plus what remains until its stored
@@ -135,10 +172,15 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
         limits: DispatchLimits,
         clock: Arc<dyn Clock>,
+        mut leases: watch::Receiver<Arc<Held>>,
     ) -> Self {
         let circuit = Circuit::new(sink.circuit);
         let batching = sink.outbound.batching();
+        let mask = leases.borrow_and_update().bucket_mask(&sink.name);
         Dispatcher {
+            leases,
+            mask,
+            next_mask: None,
             batching,
             store,
             sink,
@@ -162,14 +204,21 @@ impl Dispatcher {
         let mut signal = self.store.outbox_signal();
         let mut more = true;
         let mut stopping = *shutdown.borrow();
+        let mut leases_open = true;
         loop {
             if stopping && self.in_flight == 0 {
                 break;
             }
+            if let Some(mask) = self.next_mask {
+                if self.in_flight == 0 {
+                    self.take_buckets(mask);
+                    more = true;
+                }
+            }
             if !stopping && more && self.buffered < self.limits.buffer {
                 more = self.load().await;
             }
-            if !stopping {
+            if !stopping && self.next_mask.is_none() {
                 self.dispatch(&res_tx);
             }
             self.publish_circuit();
@@ -188,6 +237,14 @@ impl Dispatcher {
                     if changed.is_ok() { more = true; }
                 }
                 _ = sleep_until(wake), if wake.is_some() && !stopping => {}
+                changed = self.leases.changed(), if !stopping && leases_open => {
+                    // A closed channel keeps its last value: nothing changes any more.
+                    leases_open = changed.is_ok();
+                    if leases_open {
+                        let mask = self.leases.borrow_and_update().bucket_mask(&self.sink.name);
+                        self.next_mask = (mask != self.mask).then_some(mask);
+                    }
+                }
                 _ = shutdown.changed(), if !stopping => {
                     stopping = *shutdown.borrow();
                 }
@@ -200,12 +257,27 @@ impl Dispatcher {
         let _ = flusher.await;
     }
 
+    /// Delivers the buckets of `mask` from now on: what was read is forgotten (nothing
+    /// is in flight) and the held buckets are read again from the start.
+    fn take_buckets(&mut self, mask: i64) {
+        tracing::info!(sink = %self.sink.name, buckets = mask.count_ones(), "delivery buckets changed");
+        self.lanes.clear();
+        self.ready.clear();
+        self.buffered = 0;
+        self.cursor = 0;
+        self.mask = mask;
+        self.next_mask = None;
+    }
+
     /// Reads the next page of pending rows; returns whether there may be more.
     async fn load(&mut self) -> bool {
+        if self.mask == 0 || self.next_mask.is_some() {
+            return false;
+        }
         let room = (self.limits.buffer - self.buffered).min(self.limits.page);
         let rows = match self
             .store
-            .pending_outbox(&self.sink.name, self.cursor, room)
+            .pending_outbox_in(&self.sink.name, self.cursor, room, self.mask)
             .await
         {
             Ok(rows) => rows,
@@ -590,12 +662,8 @@ mod tests {
             .unwrap();
     }
 
-    /// A store routing every event to sink `k`, holding events `<shipment>-<n>`.
-    async fn store_with(events: &[(&str, usize)]) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(SqliteOptions::new(dir.path().join("t.db")))
-            .await
-            .unwrap();
+    /// Routes every event to sink `k` (subscription `s`).
+    async fn route_all_to_k(store: &Store) {
         store
             .sync_subscriptions(vec![Subscription {
                 name: "s".into(),
@@ -605,6 +673,15 @@ mod tests {
             }])
             .await
             .unwrap();
+    }
+
+    /// A store routing every event to sink `k`, holding events `<shipment>-<n>`.
+    async fn store_with(events: &[(&str, usize)]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(SqliteOptions::new(dir.path().join("t.db")))
+            .await
+            .unwrap();
+        route_all_to_k(&store).await;
         for (shipment, n) in events {
             ingest(&store, shipment, *n).await;
         }
@@ -670,6 +747,73 @@ mod tests {
             }
             self.metrics
         }
+    }
+
+    /// On a shared store, a dispatcher delivers only the lanes of the buckets it holds;
+    /// given the others, it delivers them too, and none twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_lanes_of_held_buckets_are_delivered() {
+        use crate::lease::{Held, Leases};
+        use std::collections::BTreeSet;
+        use waybill_store::lease::{bucket_of, delivery_lease, BUCKETS};
+        let (opts, _guard) = waybill_testkit::pg::fresh("buckets");
+        let store = Store::open_postgres(opts).await.unwrap();
+        route_all_to_k(&store).await;
+        let shipments: Vec<String> = (0..40).map(|i| format!("B{i}")).collect();
+        for s in &shipments {
+            ingest(&store, s, 1).await;
+        }
+        let low: BTreeSet<String> = shipments
+            .iter()
+            .filter(|s| bucket_of(s) < BUCKETS / 2)
+            .map(|s| format!("{s}-1"))
+            .collect();
+        assert!(!low.is_empty() && low.len() < shipments.len());
+        let held = |buckets: std::ops::Range<i64>| {
+            Arc::new(Held {
+                all: false,
+                names: buckets.map(|b| delivery_lease("k", b)).collect(),
+                instances: 2,
+            })
+        };
+        let (tx, leases) = Leases::manual(Held::clone(&held(0..BUCKETS / 2)));
+        let out = Scripted::new(Instant::now(), |_, _| Ok(()));
+        let (stop, stop_rx) = watch::channel(false);
+        let handles = spawn_leased_dispatchers(
+            store.clone(),
+            vec![sink_k(
+                out.clone(),
+                &[Duration::from_millis(10)],
+                NO_BREAKER,
+            )],
+            Arc::new(Metrics::default()),
+            DispatchLimits::default(),
+            Arc::new(crate::clock::SystemClock),
+            leases,
+            stop_rx,
+        );
+        let labels = |o: &Scripted| -> Vec<String> { o.calls().into_iter().map(|c| c.0).collect() };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while labels(&out).len() < low.len() {
+            assert!(std::time::Instant::now() < deadline, "{:?}", labels(&out));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let first: BTreeSet<String> = labels(&out).into_iter().collect();
+        assert_eq!(first, low, "only the held buckets");
+        tx.send_replace(held(0..BUCKETS));
+        while labels(&out).len() < shipments.len() {
+            assert!(std::time::Instant::now() < deadline, "{:?}", labels(&out));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let all = labels(&out);
+        assert_eq!(all.len(), shipments.len(), "none twice: {all:?}");
+        stop.send(true).unwrap();
+        for h in handles {
+            h.await.unwrap();
+        }
+        store.close().await;
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,6 +15,7 @@ pub mod config;
 pub mod dispatcher;
 pub mod duration;
 pub mod ingest;
+pub mod lease;
 pub mod metrics;
 pub mod partner;
 pub mod process;

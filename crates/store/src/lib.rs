@@ -13,17 +13,21 @@
 //! What happens to each accepted event is decided once, in [`sequence`], over the
 //! [`sequence::Tx`] trait; a backend only implements `Tx`. Likewise the read side is
 //! assembled once, in `view`, over the primitive reads of `view::Reader`. [`Store`] is an
-//! enum over the backends (SQLite now; PostgreSQL joins as a second variant). The
+//! enum over the backends (SQLite, PostgreSQL). The
 //! behaviour suite in `waybill-testkit` runs against every variant.
 
 pub mod body;
 mod codec;
+pub mod lease;
+mod pg;
 mod prepare;
 pub mod sequence;
 mod sqlite;
 mod types;
 mod view;
+mod writer;
 
+pub use pg::{migrate_pg, PgOptions, PgStore, PG_SCHEMA_VERSION};
 pub use sqlite::{
     calibrate_sqlite, migrate_file, CalibrationError, SqliteCalibration, SqliteOptions,
     SqliteStore, Synchronous, BATCH_ROWS,
@@ -39,6 +43,9 @@ pub enum StoreError {
     /// The database reported an error.
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error.
+    #[error("postgres: {0}")]
+    Pg(#[from] postgres::Error),
     /// Stored data could not be decoded (a bug or a hand-edited database).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -64,12 +71,15 @@ pub enum StoreError {
 pub enum Store {
     /// Embedded SQLite (default).
     Sqlite(SqliteStore),
+    /// PostgreSQL, shared by one or several instances.
+    Postgres(PgStore),
 }
 
 macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             Store::Sqlite($s) => $e,
+            Store::Postgres($s) => $e,
         }
     };
 }
@@ -80,9 +90,47 @@ impl Store {
         Ok(Store::Sqlite(SqliteStore::open(opts).await?))
     }
 
+    /// Opens (and migrates) a PostgreSQL store.
+    pub async fn open_postgres(opts: PgOptions) -> Result<Store, StoreError> {
+        Ok(Store::Postgres(PgStore::open(opts).await?))
+    }
+
     /// Name of the backend, for logs and `/readyz`.
     pub fn backend(&self) -> &'static str {
-        dispatch!(self, _s => "sqlite")
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether several processes may share this store (and so divide work by leases).
+    pub fn shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
+    /// Claims leases for an instance (see [`lease`]); a single-process store grants every
+    /// one.
+    pub async fn claim_leases(
+        &self,
+        claim: lease::LeaseClaim,
+    ) -> Result<lease::LeaseGrant, StoreError> {
+        match self {
+            Store::Sqlite(_) => {
+                let mut held = claim.names;
+                held.sort();
+                Ok(lease::LeaseGrant { held, instances: 1 })
+            }
+            Store::Postgres(s) => s.claim_leases(claim).await,
+        }
+    }
+
+    /// Gives up every lease `holder` holds (at a graceful stop), so that the other
+    /// instances take them over at once.
+    pub async fn release_leases(&self, holder: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(()),
+            Store::Postgres(s) => s.release_leases(holder).await,
+        }
     }
 
     /// Replaces the subscriptions used to route newly appended events.
@@ -144,7 +192,23 @@ impl Store {
         after: i64,
         limit: usize,
     ) -> Result<Vec<OutboxItem>, StoreError> {
-        dispatch!(self, s => s.pending_outbox(sink, after, limit).await)
+        self.pending_outbox_in(sink, after, limit, lease::ALL_BUCKETS)
+            .await
+    }
+
+    /// The same, only of lanes in the buckets of `buckets` (a mask, see [`lease`]).
+    pub async fn pending_outbox_in(
+        &self,
+        sink: &str,
+        after: i64,
+        limit: usize,
+        buckets: i64,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        match self {
+            // One process holds every bucket.
+            Store::Sqlite(s) => s.pending_outbox(sink, after, limit).await,
+            Store::Postgres(s) => s.pending_outbox(sink, after, limit, buckets).await,
+        }
     }
 
     /// Records what happened to delivery attempts.

@@ -6,6 +6,7 @@
 pub mod fake_odoo;
 pub mod fake_partner;
 pub mod identity_suite;
+pub mod pg;
 pub mod store_suite;
 
 pub use fake_partner::{FakePartner, Recorded};

@@ -25,6 +25,9 @@ pub struct Config {
     /// `[store]`.
     #[serde(default)]
     pub store: StoreConfig,
+    /// `[cluster]`: several instances on one PostgreSQL store.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// `[delivery]`: defaults for every sink.
     #[serde(default)]
     pub delivery: DeliveryConfig,
@@ -78,10 +81,64 @@ fn default_max_body() -> usize {
     waybill_engine::ingest::DEFAULT_MAX_BODY
 }
 
+/// Which store backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// Embedded SQLite (one instance).
+    #[default]
+    Sqlite,
+    /// PostgreSQL (one or several instances).
+    Postgres,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This instance's id among those sharing the store (default: host name, process id
+    /// and a random suffix, new at every start).
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// How long a lease (a sink's delivery bucket, a poller) lasts without renewal: how
+    /// long the work of an instance that died waits before another takes it over.
+    #[serde(
+        default = "default_lease_ttl",
+        deserialize_with = "waybill_engine::duration::de"
+    )]
+    pub lease_ttl: std::time::Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            instance: None,
+            lease_ttl: default_lease_ttl(),
+        }
+    }
+}
+
+fn default_lease_ttl() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+
 /// `[store]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
+    /// `sqlite` (default) or `postgres`.
+    #[serde(rename = "type", default)]
+    pub kind: StoreKind,
+    /// PostgreSQL: the connection URL, by reference (`env:WAYBILL_PG_URL`,
+    /// `plain:postgres://waybill@db:5432/waybill`).
+    #[serde(default)]
+    pub url: Option<SecretRef>,
+    /// PostgreSQL: the schema holding the tables (created when missing).
+    #[serde(default = "default_schema")]
+    pub schema: String,
+    /// PostgreSQL: reader connections.
+    #[serde(default = "default_readers")]
+    pub readers: usize,
     /// SQLite database file (relative paths are relative to the working directory).
     #[serde(default = "default_path")]
     pub path: PathBuf,
@@ -103,6 +160,10 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
+            kind: StoreKind::default(),
+            url: None,
+            schema: default_schema(),
+            readers: default_readers(),
             path: default_path(),
             synchronous: default_sync(),
             max_batch: default_batch(),
@@ -112,6 +173,12 @@ impl Default for StoreConfig {
     }
 }
 
+fn default_schema() -> String {
+    "public".into()
+}
+fn default_readers() -> usize {
+    4
+}
 fn default_path() -> PathBuf {
     PathBuf::from("data/waybill.db")
 }
@@ -156,9 +223,10 @@ fn default_level() -> String {
     "info".into()
 }
 
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "server",
     "store",
+    "cluster",
     "delivery",
     "sources",
     "sinks",
@@ -310,6 +378,42 @@ impl Config {
             .collect();
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             errs.push(ConfigError::new("log.format", "must be `pretty` or `json`"));
+        }
+        if self.store.kind == StoreKind::Postgres {
+            match &self.store.url {
+                None => errs.push(ConfigError::new(
+                    "store.url",
+                    "required with type = \"postgres\" (e.g. \"env:WAYBILL_PG_URL\")",
+                )),
+                Some(u) => {
+                    if let Err(e) = u.resolve() {
+                        errs.push(ConfigError::new("store.url", e));
+                    }
+                }
+            }
+            let schema_ok = !self.store.schema.is_empty()
+                && self.store.schema.len() <= 63
+                && self
+                    .store
+                    .schema
+                    .starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && self
+                    .store
+                    .schema
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !schema_ok {
+                errs.push(ConfigError::new(
+                    "store.schema",
+                    "lower-case letters, digits and `_`, starting with a letter (at most 63)",
+                ));
+            }
+        }
+        if self.cluster.lease_ttl < std::time::Duration::from_secs(1) {
+            errs.push(ConfigError::new(
+                "cluster.lease_ttl",
+                "must be at least 1s (leases are renewed every quarter of it)",
+            ));
         }
         if self.store.checkpoint_pages == 0 {
             errs.push(ConfigError::new(

@@ -15,14 +15,26 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use waybill_api::{router, AppState};
 use waybill_engine::clock::SystemClock;
-use waybill_engine::dispatcher::{spawn_dispatchers, DispatchLimits};
+use waybill_engine::dispatcher::{spawn_leased_dispatchers, DispatchLimits};
+use waybill_engine::lease::{run_singleton, spawn_keeper, LeaseSettings, Leases};
 use waybill_engine::{Hub, Metrics};
-use waybill_store::{SqliteOptions, Store};
+use waybill_store::lease::{delivery_lease, singleton_lease, BUCKETS};
+use waybill_store::{PgOptions, SqliteOptions, Store};
 
 pub use config::Config;
+use config::StoreKind;
 
 /// Opens the configured store (running migrations).
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if config.store.kind == StoreKind::Postgres {
+        let opts = pg_options(config)?;
+        return Store::open_postgres(opts).await.with_context(|| {
+            format!(
+                "cannot open the PostgreSQL store (schema {})",
+                config.store.schema
+            )
+        });
+    }
     if let Some(parent) = config.store.path.parent() {
         if !parent.as_os_str().is_empty() {
             std::fs::create_dir_all(parent)
@@ -32,6 +44,39 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::open_sqlite(sqlite_options(config))
         .await
         .with_context(|| format!("cannot open store {}", config.store.path.display()))
+}
+
+/// The PostgreSQL store's options from `[store]`.
+pub fn pg_options(config: &Config) -> anyhow::Result<PgOptions> {
+    let url = config
+        .store
+        .url
+        .as_ref()
+        .context("store.url is required with type = \"postgres\"")?
+        .resolve()
+        .map_err(|e| anyhow::anyhow!("store.url: {e}"))?;
+    let mut opts = PgOptions::new(url.expose());
+    opts.schema.clone_from(&config.store.schema);
+    opts.readers = config.store.readers.max(1);
+    opts.max_batch = config.store.max_batch;
+    Ok(opts)
+}
+
+/// This instance's id: `[cluster].instance`, or host name, process id and a random
+/// suffix.
+fn instance_id(config: &Config) -> String {
+    config.cluster.instance.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "waybill".into());
+        format!(
+            "{host}-{}-{:04x}",
+            std::process::id(),
+            rand::random::<u16>()
+        )
+    })
 }
 
 /// The SQLite store's options from `[store]`.
@@ -65,24 +110,69 @@ pub async fn serve(
             .hiding(waybill_connectors::carrier::secret_headers()),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let dispatchers = spawn_dispatchers(
+    // Work one instance at a time must do: each sink's buckets of lanes, each poller and
+    // file drop. A single-process store holds it all; a shared one divides it by leases.
+    let instance = instance_id(&config);
+    let (leases, keeper) = if store.shared() {
+        let mut names: Vec<String> = rt
+            .sinks
+            .iter()
+            .flat_map(|s| (0..BUCKETS).map(|b| delivery_lease(&s.name, b)))
+            .collect();
+        names.extend(
+            rt.pollers
+                .iter()
+                .map(|p| singleton_lease(&format!("poller:{}", p.name()))),
+        );
+        names.extend(
+            rt.drops
+                .iter()
+                .map(|d| singleton_lease(&format!("drop:{}", d.name()))),
+        );
+        let settings = LeaseSettings {
+            instance: instance.clone(),
+            ttl: config.cluster.lease_ttl,
+            names,
+        };
+        let (l, k) = spawn_keeper(store.clone(), settings, stop_rx.clone());
+        (l, Some(k))
+    } else {
+        (Leases::all(), None)
+    };
+    let dispatchers = spawn_leased_dispatchers(
         store.clone(),
         rt.sinks,
         metrics,
         DispatchLimits::default(),
         Arc::new(SystemClock),
+        leases.clone(),
         stop_rx.clone(),
     );
     let mut watchers: Vec<_> = rt
         .drops
         .into_iter()
-        .map(|d| tokio::spawn(d.watch(hub.clone(), stop_rx.clone())))
+        .map(|d| {
+            let (hub, lease) = (hub.clone(), singleton_lease(&format!("drop:{}", d.name())));
+            tokio::spawn(run_singleton(
+                leases.clone(),
+                lease,
+                stop_rx.clone(),
+                move |stop| d.clone().watch(hub.clone(), stop),
+            ))
+        })
         .collect();
-    watchers.extend(
-        rt.pollers
-            .into_iter()
-            .map(|p| tokio::spawn(p.run(hub.clone(), stop_rx.clone()))),
-    );
+    watchers.extend(rt.pollers.into_iter().map(|p| {
+        let (hub, lease) = (
+            hub.clone(),
+            singleton_lease(&format!("poller:{}", p.name())),
+        );
+        tokio::spawn(run_singleton(
+            leases.clone(),
+            lease,
+            stop_rx.clone(),
+            move |stop| p.clone().run(hub.clone(), stop),
+        ))
+    }));
     watchers.extend(
         rt.nats
             .into_iter()
@@ -92,8 +182,10 @@ pub async fn serve(
         hub,
         api_keys: rt.api_keys,
         max_body_bytes: config.server.max_body_bytes,
+        instance: instance.clone(),
+        leases: leases.clone(),
     }));
-    tracing::info!(addr = %listener.local_addr()?, store = %config.store.path.display(), "waybill listening");
+    tracing::info!(addr = %listener.local_addr()?, store = store.backend(), instance = %instance, "waybill listening");
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
@@ -104,6 +196,13 @@ pub async fn serve(
     }
     for d in dispatchers {
         let _ = d.await;
+    }
+    if let Some(k) = keeper {
+        let _ = k.await;
+        // The work under the leases is done: the others may take them at once.
+        if let Err(e) = store.release_leases(&instance).await {
+            tracing::warn!(error = %e, "cannot release leases; they expire by themselves");
+        }
     }
     store.close().await;
     tracing::info!("stopped");

@@ -288,6 +288,11 @@ impl FileDrop {
         Ok(out)
     }
 
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Scans the directory every `poll` until `shutdown`, processing each file once.
     pub async fn watch(self: Arc<Self>, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
         for sub in ["done", "failed"] {

@@ -121,7 +121,16 @@ impl OdooPoller {
 
     /// Asks for one record to be re-read soon (a webhook said it changed).
     pub fn hint(&self, model: &str, id: i64) {
-        let _ = self.hints.send((model.to_owned(), id));
+        // Only while polling here: another instance may hold the poller's lease, and
+        // hints kept for a poller that does not run would pile up.
+        if self.hints_rx.lock().map(|g| g.is_none()).unwrap_or(false) {
+            let _ = self.hints.send((model.to_owned(), id));
+        }
+    }
+
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Polls every `poll` until `shutdown`; re-reads hinted records `hint_delay` after
@@ -131,6 +140,11 @@ impl OdooPoller {
         let mut next_poll = tokio::time::Instant::now();
         loop {
             if *shutdown.borrow() {
+                // Back for the next run (the poller's lease may come back).
+                if let (Ok(mut g), Some(mut h)) = (self.hints_rx.lock(), hints) {
+                    while h.try_recv().is_ok() {}
+                    *g = Some(h);
+                }
                 return;
             }
             if tokio::time::Instant::now() >= next_poll {

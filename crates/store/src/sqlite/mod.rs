@@ -1,11 +1,6 @@
-//! SQLite backend: one writer thread doing group commit, a small pool of readers.
-//!
-//! Durability per event comes from group commit: every write is a job sent to the writer
-//! thread, which takes all jobs queued at that moment, runs them in one transaction,
-//! commits (fsync with `synchronous=FULL`), and only then answers each job. Many
-//! concurrent requests therefore share one fsync, and none is answered before its data is
-//! on disk. If one job fails, the batch is rolled back and each job runs again in a
-//! transaction of its own, so one bad write never fails the others.
+//! SQLite backend: one writer thread doing group commit (see [`crate::writer`]; each
+//! commit fsyncs with `synchronous=FULL`), a small pool of readers, and a helper thread
+//! that checkpoints the WAL.
 
 mod calibrate;
 mod outbox;
@@ -18,12 +13,13 @@ pub use calibrate::{calibrate_sqlite, CalibrationError, SqliteCalibration, BATCH
 
 use crate::codec::to_us;
 use crate::view::{StoredEvent, StoredPayload};
+use crate::writer::{JobCtx, Rules, Writer, WriterConn};
 use crate::{IngestOutcome, IngestRecord, StoreError, Subscription};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::{mpsc, Arc, Mutex};
 use time::OffsetDateTime;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use waybill_model::ownership::Ownership;
 
 /// SQLite `synchronous` setting.
@@ -90,89 +86,26 @@ impl SqliteOptions {
     }
 }
 
-/// A write queued for the writer thread. It may run twice: once in the shared
-/// transaction of its batch and, if some job of the batch failed and the batch was rolled
-/// back, once more in a transaction of its own.
-trait WriteJob: Send {
-    /// Runs inside the open transaction; returns whether it succeeded.
-    fn run(&mut self, conn: &Connection, rules: &Rules) -> bool;
-    /// Whether its last run created outbox rows.
-    fn created_outbox(&self) -> bool;
-    /// Answers the caller: its own result, or `err` when its transaction did not commit.
-    fn finish(self: Box<Self>, err: Option<&str>);
-}
-
-type Job = Box<dyn WriteJob>;
-
-struct Pending<T, F> {
-    f: F,
-    result: Option<Result<T, StoreError>>,
-    created_outbox: bool,
-    tx: oneshot::Sender<Result<T, StoreError>>,
-}
-
-impl<T, F> WriteJob for Pending<T, F>
-where
-    T: Send,
-    F: FnMut(&Connection, &mut JobCtx<'_>) -> Result<T, StoreError> + Send,
-{
-    fn run(&mut self, conn: &Connection, rules: &Rules) -> bool {
-        let mut ctx = JobCtx {
-            subs: &rules.subs,
-            ownership: &rules.ownership,
-            created_outbox: false,
-        };
-        let r = (self.f)(conn, &mut ctx);
-        self.created_outbox = ctx.created_outbox;
-        let ok = r.is_ok();
-        self.result = Some(r);
-        ok
-    }
-
-    fn created_outbox(&self) -> bool {
-        self.created_outbox
-    }
-
-    fn finish(self: Box<Self>, err: Option<&str>) {
-        let Pending { f, result, tx, .. } = *self;
-        // The job's captures go before the answer: what they share with the caller (an
-        // ingest's prepared record) is then freed by the caller, on its own thread, not
-        // by the writer (glibc serialises frees into another thread's arena).
-        drop(f);
-        let out = match (err, result) {
-            (Some(e), _) => Err(StoreError::NotCommitted(e.to_owned())),
-            (None, Some(r)) => r,
-            (None, None) => Err(StoreError::NotCommitted("the write was not run".into())),
-        };
-        let _ = tx.send(out);
-    }
-}
-
-/// What the writer routes and settles with: the subscriptions and the ownership rules.
-#[derive(Debug, Default)]
-pub(crate) struct Rules {
-    pub subs: Vec<Subscription>,
-    pub ownership: Ownership,
-}
-
-/// What a write job may tell the writer besides its result.
-pub(crate) struct JobCtx<'a> {
-    /// Subscriptions to route with.
-    pub subs: &'a [Subscription],
-    /// Who owns which shipment fact.
-    pub ownership: &'a Ownership,
-    /// Set when the job created outbox rows: dispatchers are woken after the commit.
-    pub created_outbox: bool,
-}
-
 struct Inner {
-    writer: Mutex<Option<mpsc::Sender<Job>>>,
-    writer_done: Mutex<Option<oneshot::Receiver<()>>>,
+    writer: Writer<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: std::sync::atomic::AtomicUsize,
-    subscriptions: Arc<RwLock<Arc<Rules>>>,
-    signal: watch::Receiver<u64>,
     checkpoint_stop: Mutex<Option<mpsc::Sender<()>>>,
+}
+
+impl WriterConn for Connection {
+    fn begin(&mut self) -> Result<(), String> {
+        self.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| e.to_string())
+    }
+
+    fn commit(&mut self) -> Result<(), String> {
+        self.execute_batch("COMMIT").map_err(|e| e.to_string())
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.execute_batch("ROLLBACK");
+    }
 }
 
 /// The SQLite store.
@@ -231,10 +164,6 @@ impl SqliteStore {
         })
         .await
         .map_err(|_| StoreError::Closed)??;
-        let subscriptions = Arc::new(RwLock::new(Arc::new(Rules::default())));
-        let (tx, rx) = mpsc::channel::<Job>();
-        let (sig_tx, sig_rx) = watch::channel(0u64);
-        let (done_tx, done_rx) = oneshot::channel();
         // The writer checkpoints the WAL itself every `checkpoint_pages` frames: only a
         // writer can restart the WAL, so without that, under sustained writes, the WAL
         // grows without bound (a helper connection alone never catches up).
@@ -254,49 +183,25 @@ impl SqliteStore {
                 }
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start checkpoint thread: {e}")))?;
-        let subs = subscriptions.clone();
-        let max_batch = opts.max_batch.max(1);
-        std::thread::Builder::new()
-            .name("waybill-sqlite-writer".into())
-            .spawn(move || {
-                writer_loop(writer_conn, rx, subs, sig_tx, max_batch);
-                let _ = done_tx.send(());
-            })
-            .map_err(|e| StoreError::Corrupt(format!("cannot start writer thread: {e}")))?;
+        let writer = Writer::start(writer_conn, "waybill-sqlite-writer", opts.max_batch)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                writer: Mutex::new(Some(tx)),
-                writer_done: Mutex::new(Some(done_rx)),
+                writer,
                 readers,
                 next_reader: Default::default(),
-                subscriptions,
-                signal: sig_rx,
                 checkpoint_stop: Mutex::new(Some(cp_tx)),
             }),
         })
     }
 
-    /// Runs `f` inside the next group-committed transaction; answers after the commit.
-    /// Dispatchers are woken after the commit when the job created outbox rows. `f` may
-    /// run twice (see [`WriteJob`]), so it must not consume what it writes.
+    /// Runs `f` inside the next group-committed transaction; answers after the commit
+    /// (see [`crate::writer`]).
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnMut(&Connection, &mut JobCtx<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&mut Connection, &mut JobCtx<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
-        let job: Job = Box::new(Pending {
-            f,
-            result: None,
-            created_outbox: false,
-            tx,
-        });
-        {
-            let guard = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
-            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
-            sender.send(job).map_err(|_| StoreError::Closed)?;
-        }
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.inner.writer.write(f).await
     }
 
     /// Runs `f` on a reader connection in the blocking pool.
@@ -329,10 +234,10 @@ impl SqliteStore {
         &self,
         subs: Vec<Subscription>,
     ) -> Result<(), StoreError> {
-        let cache = self.inner.subscriptions.clone();
+        let rows = subs.clone();
         self.write(move |conn, _| {
             conn.execute("DELETE FROM subscriptions", [])?;
-            for s in &subs {
+            for s in &rows {
                 conn.execute(
                     "INSERT INTO subscriptions (name, sink, types, sources) VALUES (?1, ?2, ?3, ?4)",
                     rusqlite::params![
@@ -343,39 +248,26 @@ impl SqliteStore {
                     ],
                 )?;
             }
-            let mut w = cache
-                .write()
-                .map_err(|_| StoreError::Corrupt("subscription lock poisoned".into()))?;
-            *w = Arc::new(Rules {
-                subs: subs.clone(),
-                ownership: w.ownership.clone(),
-            });
             Ok(())
         })
-        .await
+        .await?;
+        self.inner.writer.set_rules(|r| Rules {
+            subs,
+            ownership: r.ownership.clone(),
+        })
     }
 
     /// Sets the ownership rules the writer settles facts with (at start-up).
     pub(crate) fn set_ownership(&self, ownership: Ownership) -> Result<(), StoreError> {
-        let mut w = self
-            .inner
-            .subscriptions
-            .write()
-            .map_err(|_| StoreError::Corrupt("subscription lock poisoned".into()))?;
-        *w = Arc::new(Rules {
-            subs: w.subs.clone(),
+        self.inner.writer.set_rules(|r| Rules {
+            subs: r.subs.clone(),
             ownership,
-        });
-        Ok(())
+        })
     }
 
     /// The ownership rules in force.
     pub(crate) fn ownership(&self) -> Ownership {
-        self.inner
-            .subscriptions
-            .read()
-            .map(|r| r.ownership.clone())
-            .unwrap_or_default()
+        self.inner.writer.rules().ownership.clone()
     }
 
     pub(crate) async fn ingest(&self, rec: IngestRecord) -> Result<IngestOutcome, StoreError> {
@@ -418,109 +310,15 @@ impl SqliteStore {
     }
 
     pub(crate) fn outbox_signal(&self) -> watch::Receiver<u64> {
-        self.inner.signal.clone()
+        self.inner.writer.signal()
     }
 
     pub(crate) async fn close(&self) {
-        if let Ok(mut g) = self.inner.writer.lock() {
-            g.take();
-        }
         if let Ok(mut g) = self.inner.checkpoint_stop.lock() {
             g.take();
         }
-        let done = self
-            .inner
-            .writer_done
-            .lock()
-            .ok()
-            .and_then(|mut g| g.take());
-        if let Some(done) = done {
-            let _ = done.await;
-        }
+        self.inner.writer.close().await;
     }
-}
-
-fn writer_loop(
-    conn: Connection,
-    rx: mpsc::Receiver<Job>,
-    subs: Arc<RwLock<Arc<Rules>>>,
-    signal: watch::Sender<u64>,
-    max_batch: usize,
-) {
-    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
-        }
-        let current = subs.read().map(|s| s.clone()).unwrap_or_default();
-        let notify = commit_batch(&conn, &mut batch, &current);
-        if notify {
-            signal.send_modify(|n| *n = n.wrapping_add(1));
-        }
-    }
-}
-
-/// Runs a batch in one transaction and answers every job; returns whether outbox rows
-/// were committed. When a job fails, the batch is rolled back and each job is run again
-/// in a transaction of its own, so that one bad write never fails the others.
-fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, subs: &Rules) -> bool {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let e = e.to_string();
-        for job in batch.drain(..) {
-            job.finish(Some(&e));
-        }
-        return false;
-    }
-    let all_ok = batch.iter_mut().all(|job| job.run(conn, subs));
-    if all_ok {
-        return match conn.execute_batch("COMMIT") {
-            Ok(()) => {
-                let notify = batch.iter().any(|j| j.created_outbox());
-                for job in batch.drain(..) {
-                    job.finish(None);
-                }
-                notify
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed; the batch is not acknowledged");
-                let _ = conn.execute_batch("ROLLBACK");
-                let e = e.to_string();
-                for job in batch.drain(..) {
-                    job.finish(Some(&e));
-                }
-                false
-            }
-        };
-    }
-    let _ = conn.execute_batch("ROLLBACK");
-    let mut notify = false;
-    for mut job in batch.drain(..) {
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            job.finish(Some(&e.to_string()));
-            continue;
-        }
-        if job.run(conn, subs) {
-            match conn.execute_batch("COMMIT") {
-                Ok(()) => {
-                    notify |= job.created_outbox();
-                    job.finish(None);
-                }
-                Err(e) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    job.finish(Some(&e.to_string()));
-                }
-            }
-        } else {
-            let _ = conn.execute_batch("ROLLBACK");
-            // The job's own error is its answer.
-            job.finish(None);
-        }
-    }
-    notify
 }
 
 /// A stored event from the columns `body, encoding, shipment_seq, inbox_id` of
@@ -669,7 +467,7 @@ mod tests {
     #[tokio::test]
     async fn the_writer_checkpoints_after_the_configured_pages() {
         let dir = tempfile::tempdir().unwrap();
-        let pages = |c: &Connection, _: &mut JobCtx<'_>| -> Result<i64, StoreError> {
+        let pages = |c: &mut Connection, _: &mut JobCtx<'_>| -> Result<i64, StoreError> {
             Ok(c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?)
         };
         let store = SqliteStore::open(SqliteOptions::new(dir.path().join("a.db")))

@@ -1,9 +1,9 @@
 //! SEQUENCE inside the write transaction: record the payload, apply each new event to its
 //! shipment, append it with the next per-shipment sequence number, route it to the outbox.
 
-use super::JobCtx;
 use crate::codec::to_us;
 use crate::prepare::{Prepared, Stored};
+use crate::writer::JobCtx;
 use crate::{StoreError, Verdict};
 use rusqlite::{params, Connection};
 use waybill_model::EventId;

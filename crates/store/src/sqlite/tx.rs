@@ -1,9 +1,9 @@
 //! [`Tx`] for SQLite: the reads and writes of the writer's transaction, as cached
 //! statements. It decides nothing (`crate::sequence` does).
 
-use super::JobCtx;
 use crate::codec::{decode_state, flags_to_str, from_us, to_us};
 use crate::sequence::{Lane, NewEvent, StoredBody, Tx};
+use crate::writer::JobCtx;
 use crate::{StoreError, Subscription};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};

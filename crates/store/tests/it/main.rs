@@ -1,6 +1,80 @@
 //! The store behaviour suite against each backend.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod postgres {
+    use waybill_store::Store;
+    use waybill_testkit::pg::{fresh, SchemaGuard};
+
+    async fn open() -> Option<(Store, SchemaGuard)> {
+        let (opts, guard) = fresh("suite");
+        let store = Store::open_postgres(opts).await.unwrap();
+        Some((store, guard))
+    }
+
+    waybill_testkit::store_tests!(open());
+
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+    use waybill_store::lease::{delivery_lease, singleton_lease, LeaseClaim};
+
+    /// Instances share the leases fairly and never hold one twice; what an instance that
+    /// stopped claiming held is taken over once it expires; released leases at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn leases_are_shared_fairly_and_taken_over_after_expiry() {
+        let (opts, _guard) = fresh("leases");
+        let store = Store::open_postgres(opts).await.unwrap();
+        let names: Vec<String> = (0..16)
+            .map(|b| delivery_lease("ops", b))
+            .chain([singleton_lease("poller:odoo")])
+            .collect();
+        let all: BTreeSet<String> = names.iter().cloned().collect();
+        let claim = |h: &str| LeaseClaim {
+            holder: h.into(),
+            names: names.clone(),
+            ttl_ms: 600,
+        };
+        let held = |g: &waybill_store::lease::LeaseGrant| -> BTreeSet<String> {
+            g.held.iter().cloned().collect()
+        };
+        let a = store.claim_leases(claim("a")).await.unwrap();
+        assert_eq!(held(&a), all, "alone: everything");
+        let b = store.claim_leases(claim("b")).await.unwrap();
+        assert!(b.held.is_empty(), "all taken and valid: {b:?}");
+        assert_eq!(b.instances, 2);
+        let a = store.claim_leases(claim("a")).await.unwrap();
+        assert_eq!(a.held.len(), 9, "its share of 17 among 2");
+        // Both claim every 150 ms (as their keepers would, every quarter of the lease):
+        // b gets what a let expire.
+        let (mut a, mut b) = (a, b);
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            a = store.claim_leases(claim("a")).await.unwrap();
+            b = store.claim_leases(claim("b")).await.unwrap();
+            assert!(held(&a).is_disjoint(&held(&b)));
+        }
+        assert_eq!(a.held.len(), 9);
+        assert_eq!(b.held.len(), 8, "the leases a let expire: {b:?}");
+        assert!(held(&a).is_disjoint(&held(&b)));
+        assert_eq!(&held(&a) | &held(&b), all);
+        // a stops claiming: b has everything within the lease time and one claim.
+        let start = std::time::Instant::now();
+        while b.held.len() < names.len() {
+            assert!(
+                start.elapsed() < Duration::from_millis(600 + 400),
+                "not taken over: {b:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            b = store.claim_leases(claim("b")).await.unwrap();
+        }
+        assert_eq!(b.instances, 1);
+        // b stops gracefully: c takes everything at once.
+        store.release_leases("b").await.unwrap();
+        let c = store.claim_leases(claim("c")).await.unwrap();
+        assert_eq!(held(&c), all);
+        store.close().await;
+    }
+}
+
 mod sqlite {
     use waybill_store::{SqliteOptions, Store};
 

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use waybill_testkit::FakePartner;
 
-fn spawn_hub(config: &std::path::Path, port: u16) -> Child {
+pub fn spawn_hub(config: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_waybill"))
         .args(["serve", "--config"])
         .arg(config)
@@ -16,8 +16,8 @@ fn spawn_hub(config: &std::path::Path, port: u16) -> Child {
         .unwrap()
 }
 
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
+pub async fn wait_ready(client: &reqwest::Client, base: &str) {
+    for _ in 0..400 {
         if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
             if r.status() == 200 {
                 return;
@@ -28,7 +28,7 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
     panic!("hub did not become ready");
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -38,12 +38,31 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_acknowledged_event() {
-    let sink = FakePartner::start().await;
     let dir = tempfile::tempdir().unwrap();
+    let store = format!(
+        "path = \"{}\"",
+        dir.path()
+            .join("hub.db")
+            .display()
+            .to_string()
+            .replace('\\', "/")
+    );
+    sigkill_under_load(&dir, &store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_acknowledged_event_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let (opts, _guard) = waybill_testkit::pg::fresh("crash");
+    sigkill_under_load(&dir, &pg_store_toml(&opts.schema)).await;
+}
+
+async fn sigkill_under_load(dir: &tempfile::TempDir, store: &str) {
+    let sink = FakePartner::start().await;
     let cfg_path = dir.path().join("waybill.toml");
     std::fs::write(
         &cfg_path,
-        config_toml(&dir.path().join("hub.db"), &sink.url("hook"), FAST_RETRIES),
+        config_toml_with_store(store, &sink.url("hook"), FAST_RETRIES),
     )
     .unwrap();
     let port = free_port();
@@ -65,28 +84,9 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
             for i in 0..100_000 {
                 let shipment = format!("K-{w}-{}", i % 5);
                 let id = format!("k-{w}-{i}");
-                let ev = carrier_event(&id, &shipment, "shipment.in_transit", (i % 60) as u32);
-                let bytes = serde_json::to_vec(&ev).unwrap();
-                let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-                let sig = SigningKey::parse(SECRET).unwrap().sign(&id, ts, &bytes);
-                let r = client
-                    .post(&url)
-                    .header("webhook-id", &id)
-                    .header("webhook-timestamp", ts.to_string())
-                    .header("webhook-signature", sig)
-                    .body(bytes)
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status() == 202 => {
-                        let j: serde_json::Value = match r.json().await {
-                            Ok(j) => j,
-                            Err(_) => return,
-                        };
-                        let eid = j["event_ids"][0].as_str().unwrap().to_owned();
-                        acked.lock().unwrap().push((shipment, eid));
-                    }
-                    _ => return,
+                match send_acked(&client, &url, &id, &shipment, (i % 60) as u32).await {
+                    Some(eid) => acked.lock().unwrap().push((shipment, eid)),
+                    None => return,
                 }
             }
         }));
@@ -122,6 +122,18 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
             stored.insert(t["event"]["id"].as_str().unwrap().to_owned());
         }
     }
+    assert_kept_and_delivered(&acked, &stored, &sink).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Every acknowledged event (shipment, event id) is among `stored`, and reaches `sink`
+/// (at least once; webhook-id dedupes) within a minute.
+pub async fn assert_kept_and_delivered(
+    acked: &[(String, String)],
+    stored: &HashSet<String>,
+    sink: &FakePartner,
+) {
     let missing: Vec<_> = acked.iter().filter(|(_, e)| !stored.contains(e)).collect();
     assert!(
         missing.is_empty(),
@@ -129,7 +141,6 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
         missing.len(),
         missing.first()
     );
-    // and every acknowledged event reaches the sink (at least once; webhook-id dedupes)
     let want: HashSet<String> = acked.iter().map(|(_, e)| e.clone()).collect();
     sink.wait_until(
         Duration::from_secs(60),
@@ -140,6 +151,4 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
         },
     )
     .await;
-    child.kill().unwrap();
-    child.wait().unwrap();
 }

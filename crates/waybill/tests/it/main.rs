@@ -2,6 +2,7 @@
 //! FakePartner as the sink, real HTTP in between.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod cluster;
 mod config;
 mod crash;
 mod delivery;
@@ -24,12 +25,27 @@ pub const MAPPING: &str =
     r#"{type: .status, subject: .shipment, time: .at, key: .id, refs: {tracking: .tracking}}"#;
 
 pub fn config_toml(db: &std::path::Path, sink_url: &str, delivery: &str) -> String {
+    let store = format!("path = \"{}\"", db.display().to_string().replace('\\', "/"));
+    config_toml_with_store(&store, sink_url, delivery)
+}
+
+/// The `[store]` section of a hub on PostgreSQL, in `schema`, and a `[cluster]` with
+/// 2-second leases (a restarted or surviving instance takes over quickly).
+pub fn pg_store_toml(schema: &str) -> String {
+    format!(
+        "type = \"postgres\"\nurl = \"plain:{}\"\nschema = \"{schema}\"\n[cluster]\nlease_ttl = \"2s\"",
+        waybill_testkit::pg::url()
+    )
+}
+
+/// The tests' configuration with `store` as the body of `[store]`.
+pub fn config_toml_with_store(store: &str, sink_url: &str, delivery: &str) -> String {
     format!(
         r#"
 [server]
 api_keys = ["plain:{API_KEY}"]
 [store]
-path = "{db}"
+{store}
 [log]
 level = "warn"
 [delivery]
@@ -52,8 +68,7 @@ timeout = "2s"
 [[subscriptions]]
 name = "ops-all"
 sink = "ops"
-"#,
-        db = db.display().to_string().replace('\\', "/")
+"#
     )
 }
 
@@ -136,6 +151,18 @@ pub async fn send_signed(
     body: &serde_json::Value,
     webhook_id: &str,
 ) -> reqwest::Response {
+    try_send_signed(client, url, body, webhook_id)
+        .await
+        .unwrap()
+}
+
+/// The same, with the transport's error (a hub killed under the sender).
+pub async fn try_send_signed(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    webhook_id: &str,
+) -> reqwest::Result<reqwest::Response> {
     let bytes = serde_json::to_vec(body).unwrap();
     let ts = time::OffsetDateTime::now_utc().unix_timestamp();
     let sig = SigningKey::parse(SECRET)
@@ -150,7 +177,24 @@ pub async fn send_signed(
         .body(bytes)
         .send()
         .await
-        .unwrap()
+}
+
+/// Sends a signed carrier event; the id of the event the hub acknowledged (202), or None
+/// when it did not (a killed hub, an error).
+pub async fn send_acked(
+    client: &reqwest::Client,
+    url: &str,
+    id: &str,
+    shipment: &str,
+    minute: u32,
+) -> Option<String> {
+    let ev = carrier_event(id, shipment, "shipment.in_transit", minute);
+    let r = try_send_signed(client, url, &ev, id).await.ok()?;
+    if r.status() != 202 {
+        return None;
+    }
+    let j: serde_json::Value = r.json().await.ok()?;
+    Some(j["event_ids"][0].as_str()?.to_owned())
 }
 
 /// A carrier event for the test mapping.

@@ -1,0 +1,418 @@
+//! PostgreSQL backend: the same single writer with group commit as the SQLite backend
+//! (one thread, one connection, many jobs per transaction), readers on a small pool of
+//! connections, and what several hub processes sharing one database need:
+//!
+//! - every write transaction takes one transaction-level advisory lock first, so the
+//!   writers of all instances commit one after the other: a lane's sequence numbers stay
+//!   dense and ordered, and outbox ids grow in commit order (a dispatcher reading `id >
+//!   cursor` never skips a row committed late), whichever instance ingested;
+//! - a transaction that created outbox rows sends a `NOTIFY`; each instance listens on
+//!   its own connection and wakes its dispatchers, so rows ingested elsewhere are
+//!   delivered without polling.
+//!
+//! Each store lives in one schema (`public` by default): tests and several hubs on one
+//! database use their own.
+
+mod lease;
+mod outbox;
+mod read;
+mod schema;
+mod tx;
+
+pub use schema::LATEST as PG_SCHEMA_VERSION;
+
+use crate::writer::{JobCtx, Rules, Writer, WriterConn};
+use crate::{IngestOutcome, IngestRecord, StoreError, Subscription};
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row, Statement};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use waybill_model::ownership::Ownership;
+
+/// How to open the PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// libpq-style connection string or URL (`postgres://user@host:5432/db`).
+    pub url: String,
+    /// Schema holding the tables (created when missing).
+    pub schema: String,
+    /// Reader connections.
+    pub readers: usize,
+    /// Most jobs committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl PgOptions {
+    /// Defaults: schema `public`, 4 readers, batches of up to 1024 jobs.
+    pub fn new(url: impl Into<String>) -> Self {
+        PgOptions {
+            url: url.into(),
+            schema: "public".into(),
+            readers: 4,
+            max_batch: 1024,
+        }
+    }
+}
+
+/// Whether a schema name can be used as is (it is put into SQL as an identifier).
+fn valid_schema(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit()
+}
+
+/// A connection with its prepared statements, in the store's schema.
+pub(crate) struct PgConn {
+    client: Client,
+    stmts: HashMap<&'static str, Statement>,
+    opts: Arc<PgOptions>,
+}
+
+impl PgConn {
+    fn connect(opts: &Arc<PgOptions>) -> Result<PgConn, StoreError> {
+        if !valid_schema(&opts.schema) {
+            return Err(StoreError::Corrupt(format!(
+                "schema `{}`: use lower-case letters, digits and `_` (at most 63)",
+                opts.schema
+            )));
+        }
+        let mut client = Client::connect(&opts.url, NoTls)?;
+        let create = format!("CREATE SCHEMA IF NOT EXISTS {}", opts.schema);
+        if let Err(e) = client.batch_execute(&create) {
+            // Instances starting together race to create it: one wins, the others see a
+            // unique violation, and the schema exists either way.
+            if e.code() != Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
+                return Err(e.into());
+            }
+        }
+        client.batch_execute(&format!("SET search_path TO {}", opts.schema))?;
+        Ok(PgConn {
+            client,
+            stmts: HashMap::new(),
+            opts: opts.clone(),
+        })
+    }
+
+    /// Connects again when the connection was lost (a database restart or failover).
+    fn revive(&mut self) -> Result<(), StoreError> {
+        if self.client.is_closed() {
+            *self = PgConn::connect(&self.opts)?;
+        }
+        Ok(())
+    }
+
+    fn st(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.stmts.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    /// Runs a cached statement; returns the rows it changed.
+    pub(crate) fn exec(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let st = self.st(sql)?;
+        Ok(self.client.execute(&st, params)?)
+    }
+
+    /// Runs a cached query.
+    pub(crate) fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let st = self.st(sql)?;
+        Ok(self.client.query(&st, params)?)
+    }
+
+    /// Runs a cached query expecting at most one row.
+    pub(crate) fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        let st = self.st(sql)?;
+        Ok(self.client.query_opt(&st, params)?)
+    }
+
+    /// Key of the advisory lock every write transaction of this schema takes.
+    fn write_lock(&self) -> i64 {
+        // FNV-1a of the schema name: one lock per store, whatever the instance.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in b"waybill.writer:".iter().chain(self.opts.schema.as_bytes()) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h as i64
+    }
+
+    /// The channel outbox notifications of this schema go to.
+    fn channel(&self) -> String {
+        format!("waybill_outbox_{}", self.opts.schema)
+    }
+}
+
+impl WriterConn for PgConn {
+    fn begin(&mut self) -> Result<(), String> {
+        self.revive().map_err(|e| e.to_string())?;
+        let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({})", self.write_lock());
+        self.client.batch_execute(&sql).map_err(|e| e.to_string())
+    }
+
+    fn commit(&mut self) -> Result<(), String> {
+        self.client
+            .batch_execute("COMMIT")
+            .map_err(|e| e.to_string())
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.client.batch_execute("ROLLBACK");
+    }
+
+    fn announce(&mut self) -> Result<(), String> {
+        let ch = self.channel();
+        self.client
+            .execute("SELECT pg_notify($1, '')", &[&ch])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+struct Inner {
+    writer: Writer<PgConn>,
+    readers: Vec<Mutex<PgConn>>,
+    next_reader: std::sync::atomic::AtomicUsize,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A blocking client closes its connection on drop by blocking on its own runtime,
+        // which it may not do on a thread driving async tasks (where the last handle to
+        // the store usually goes): the readers are dropped on a thread of their own.
+        let readers = std::mem::take(&mut self.readers);
+        let _ = std::thread::Builder::new()
+            .name("waybill-pg-close".into())
+            .spawn(move || drop(readers));
+    }
+}
+
+/// The PostgreSQL store.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+/// Runs pending migrations; returns (from, to) versions. Blocks the calling thread
+/// (the work runs on a thread of its own, so any thread may call it).
+pub fn migrate_pg(opts: &PgOptions) -> Result<(u32, u32), StoreError> {
+    let opts = Arc::new(opts.clone());
+    std::thread::spawn(move || {
+        let mut c = PgConn::connect(&opts)?;
+        schema::migrate(&mut c.client)
+    })
+    .join()
+    .map_err(|_| StoreError::Closed)?
+}
+
+impl PgStore {
+    /// Connects, runs migrations, starts the writer thread and the listener.
+    pub async fn open(opts: PgOptions) -> Result<PgStore, StoreError> {
+        let opts = Arc::new(opts);
+        let o = opts.clone();
+        let (writer_conn, readers) = tokio::task::spawn_blocking(move || {
+            let mut w = PgConn::connect(&o)?;
+            schema::migrate(&mut w.client)?;
+            let readers = (0..o.readers.max(1))
+                .map(|_| PgConn::connect(&o).map(Mutex::new))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, StoreError>((w, readers))
+        })
+        .await
+        .map_err(|_| StoreError::Closed)??;
+        let writer = Writer::start(writer_conn, "waybill-pg-writer", opts.max_batch)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let store = PgStore {
+            inner: Arc::new(Inner {
+                writer,
+                readers,
+                next_reader: Default::default(),
+                stop: stop.clone(),
+            }),
+        };
+        let weak = Arc::downgrade(&store.inner);
+        std::thread::Builder::new()
+            .name("waybill-pg-listen".into())
+            .spawn(move || listen(opts, stop, weak))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start listener thread: {e}")))?;
+        Ok(store)
+    }
+
+    /// Runs `f` inside the next group-committed transaction; answers after the commit.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut PgConn, &mut JobCtx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.writer.write(f).await
+    }
+
+    /// Runs `f` on a reader connection in the blocking pool.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut PgConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let n = inner.readers.len();
+            let start = inner.next_reader.fetch_add(1, Ordering::Relaxed);
+            let mut guard = None;
+            for i in 0..n {
+                if let Ok(g) = inner.readers[(start + i) % n].try_lock() {
+                    guard = Some(g);
+                    break;
+                }
+            }
+            let mut conn = match guard {
+                Some(g) => g,
+                None => inner.readers[start % n]
+                    .lock()
+                    .map_err(|_| StoreError::Corrupt("reader lock poisoned".into()))?,
+            };
+            conn.revive()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    pub(crate) async fn sync_subscriptions(
+        &self,
+        subs: Vec<Subscription>,
+    ) -> Result<(), StoreError> {
+        let s = subs.clone();
+        self.write(move |c, _| {
+            c.exec("DELETE FROM subscriptions", &[])?;
+            for s in &s {
+                let types = serde_json::to_string(&s.types).unwrap_or_default();
+                let sources = serde_json::to_string(&s.sources).unwrap_or_default();
+                c.exec(
+                    "INSERT INTO subscriptions (name, sink, types, sources) VALUES ($1, $2, $3, $4)",
+                    &[&s.name, &s.sink, &types, &sources],
+                )?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.inner.writer.set_rules(|r| Rules {
+            subs,
+            ownership: r.ownership.clone(),
+        })
+    }
+
+    pub(crate) fn set_ownership(&self, ownership: Ownership) -> Result<(), StoreError> {
+        self.inner.writer.set_rules(|r| Rules {
+            subs: r.subs.clone(),
+            ownership,
+        })
+    }
+
+    pub(crate) fn ownership(&self) -> Ownership {
+        self.inner.writer.rules().ownership.clone()
+    }
+
+    pub(crate) async fn ingest(&self, rec: IngestRecord) -> Result<IngestOutcome, StoreError> {
+        let prepared = Arc::new(crate::prepare::prepare(rec)?);
+        let job = prepared.clone();
+        let stored = self.write(move |c, ctx| tx::ingest(c, &job, ctx)).await?;
+        Ok(stored.outcome(&prepared))
+    }
+
+    pub(crate) async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |c| {
+            Ok(
+                c.query_opt("SELECT value FROM cursors WHERE name = $1", &[&name])?
+                    .map(|r| r.get(0)),
+            )
+        })
+        .await
+    }
+
+    pub(crate) async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.write(move |c, _| {
+            c.exec(
+                "INSERT INTO cursors (name, value, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                &[&name, &value, &crate::codec::to_us(time::OffsetDateTime::now_utc())],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        // Through the writer: ready means writes commit, not only that reads answer.
+        self.write(|c, _| {
+            c.query("SELECT 1", &[])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) fn outbox_signal(&self) -> watch::Receiver<u64> {
+        self.inner.writer.signal()
+    }
+
+    pub(crate) async fn close(&self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        self.inner.writer.close().await;
+    }
+}
+
+/// Listens for outbox notifications of other instances and wakes this one's dispatchers;
+/// reconnects after a lost connection (and wakes them then, for what it may have missed).
+fn listen(opts: Arc<PgOptions>, stop: Arc<AtomicBool>, store: std::sync::Weak<Inner>) {
+    while !stop.load(Ordering::Relaxed) {
+        let mut conn = match PgConn::connect(&opts) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox listener cannot connect; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let listen = format!("LISTEN {}", conn.channel());
+        if let Err(e) = conn.client.batch_execute(&listen) {
+            tracing::warn!(error = %e, "outbox listener cannot LISTEN; retrying");
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
+        match store.upgrade() {
+            Some(inner) => inner.writer.poke(),
+            None => return,
+        }
+        while !stop.load(Ordering::Relaxed) && !conn.client.is_closed() {
+            let mut n = conn.client.notifications();
+            let mut it = n.timeout_iter(Duration::from_millis(500));
+            while let Ok(Some(_)) = postgres::fallible_iterator::FallibleIterator::next(&mut it) {
+                match store.upgrade() {
+                    Some(inner) => inner.writer.poke(),
+                    None => return,
+                }
+            }
+        }
+    }
+}

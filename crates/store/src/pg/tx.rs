@@ -1,0 +1,431 @@
+//! [`Tx`] for PostgreSQL, and the ingest write: the same statements as the SQLite
+//! backend's, in PostgreSQL's dialect. It decides nothing (`crate::sequence` does).
+
+use super::PgConn;
+use crate::codec::{decode_state, flags_to_str, from_us, to_us};
+use crate::prepare::{Prepared, Stored};
+use crate::sequence::{Lane, NewEvent, StoredBody, Tx};
+use crate::writer::JobCtx;
+use crate::{StoreError, Subscription, Verdict};
+use time::OffsetDateTime;
+use waybill_model::identity::{Alias, IdentityConflict};
+use waybill_model::lifecycle::{Applied, EventFacts};
+use waybill_model::ownership::{Fact, FactConflict, Observation, Ownership};
+use waybill_model::{EventId, EventType, ShipmentKey, ShipmentState};
+
+/// Records a payload and, for an accepted one, appends its events (see
+/// `crate::sequence::append`).
+pub(crate) fn ingest(
+    c: &mut PgConn,
+    p: &Prepared,
+    ctx: &mut JobCtx<'_>,
+) -> Result<Stored, StoreError> {
+    let rec = &p.rec;
+    let received = to_us(rec.received_at);
+    match &rec.verdict {
+        Verdict::Rejected { code, reason } => {
+            let row = c.query(
+                "INSERT INTO inbox (source, idempotency_key, status, reason_code, reason, received_at, headers, body, encoding)
+                 VALUES ($1, $2, 'rejected', $3, $4, $5, $6, $7, $8) RETURNING id",
+                &[&rec.source, &rec.idempotency_key, code, reason, &received, &p.headers, &p.body, &p.encoding],
+            )?;
+            Ok(Stored::Rejected {
+                inbox_id: first_id(&row)?,
+            })
+        }
+        Verdict::Accepted(_) => {
+            let row = c.query(
+                "INSERT INTO inbox (source, idempotency_key, status, received_at, headers, body, event_ids, encoding)
+                 VALUES ($1, $2, 'accepted', $3, $4, $5, $6, $7)
+                 ON CONFLICT (source, idempotency_key) WHERE status = 'accepted' DO NOTHING RETURNING id",
+                &[&rec.source, &rec.idempotency_key, &received, &p.headers, &p.body, &p.event_ids_json, &p.encoding],
+            )?;
+            let Some(inbox_id) = row.first().map(|r| r.get::<_, i64>(0)) else {
+                let row = c
+                    .query_opt(
+                        "SELECT id, event_ids FROM inbox WHERE source = $1 AND idempotency_key = $2 AND status = 'accepted'",
+                        &[&rec.source, &rec.idempotency_key],
+                    )?
+                    .ok_or_else(|| StoreError::Corrupt("duplicate inbox row vanished".into()))?;
+                let (inbox_id, ids): (i64, String) = (row.get(0), row.get(1));
+                let event_ids: Vec<EventId> = serde_json::from_str(&ids)
+                    .map_err(|e| StoreError::Corrupt(format!("inbox {inbox_id} event_ids: {e}")))?;
+                return Ok(Stored::Duplicate {
+                    inbox_id,
+                    event_ids,
+                });
+            };
+            let mut tx = PgTx { c, ctx };
+            for (ev, body) in &p.events {
+                crate::sequence::append(&mut tx, Some(inbox_id), ev, body)?;
+            }
+            Ok(Stored::Accepted { inbox_id })
+        }
+    }
+}
+
+fn first_id(rows: &[postgres::Row]) -> Result<i64, StoreError> {
+    rows.first()
+        .map(|r| r.get::<_, i64>(0))
+        .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))
+}
+
+/// One write transaction of the writer thread.
+pub(crate) struct PgTx<'c, 'j, 'r> {
+    pub c: &'c mut PgConn,
+    pub ctx: &'j mut JobCtx<'r>,
+}
+
+fn effect_name(a: Applied) -> &'static str {
+    match a {
+        Applied::Advanced => "advanced",
+        Applied::Flagged => "flagged",
+        Applied::Recorded => "recorded",
+    }
+}
+
+impl Tx for PgTx<'_, '_, '_> {
+    fn rules(&self) -> (&[Subscription], &Ownership) {
+        (self.ctx.subs, self.ctx.ownership)
+    }
+
+    fn lane(&mut self, key: &str) -> Result<Option<Lane>, StoreError> {
+        lane_row(self.c, key)
+    }
+
+    fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<Option<i64>, StoreError> {
+        let ev = e.event;
+        let (body, encoding): (&[u8], Option<&str>) = match e.body {
+            StoredBody::Json(j) => (j.as_bytes(), None),
+            StoredBody::Packed(b, enc) => (b, Some(enc)),
+        };
+        let rows = self.c.query(
+            "INSERT INTO events (event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, inbox_id, effect, body, encoding)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (shipment, event_id) DO NOTHING RETURNING seq_id",
+            &[
+                &ev.id.as_str(),
+                &ev.subject.as_str(),
+                &e.seq,
+                &ev.ty.as_str(),
+                &ev.source_name(),
+                &to_us(ev.time),
+                &to_us(ev.recordedtime),
+                &e.inbox_id,
+                &effect_name(e.effect),
+                &body,
+                &encoding,
+            ],
+        )?;
+        Ok(rows.first().map(|r| r.get::<_, i64>(0)))
+    }
+
+    fn put_lane(
+        &mut self,
+        key: &str,
+        state: &ShipmentState,
+        last_seq: i64,
+        now: OffsetDateTime,
+        state_changed: bool,
+    ) -> Result<(), StoreError> {
+        let now = to_us(now);
+        let m_at = state.milestone_at.map(to_us);
+        let m_ev = state.milestone_event.as_ref().map(|e| e.0.as_str());
+        let flags = flags_to_str(&state.flags);
+        let last = state.last_event_at.map(to_us);
+        if state_changed {
+            self.c.exec(
+                "INSERT INTO shipments (key, state, milestone_at, milestone_event, flags, last_event_at, last_seq, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                 ON CONFLICT (key) DO UPDATE SET state = excluded.state, milestone_at = excluded.milestone_at,
+                   milestone_event = excluded.milestone_event, flags = excluded.flags,
+                   last_event_at = excluded.last_event_at, last_seq = excluded.last_seq, updated_at = excluded.updated_at",
+                &[&key, &state.milestone.as_str(), &m_at, &m_ev, &flags, &last, &last_seq, &now],
+            )?;
+        } else {
+            self.c.exec(
+                "UPDATE shipments SET milestone_at = $2, milestone_event = $3, flags = $4,
+                   last_event_at = $5, last_seq = $6, updated_at = $7 WHERE key = $1",
+                &[&key, &m_at, &m_ev, &flags, &last, &last_seq, &now],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn put_lane_seq(
+        &mut self,
+        key: &str,
+        last_seq: i64,
+        event_time: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.c.exec(
+            "UPDATE shipments SET last_seq = $2, last_event_at = greatest(coalesce(last_event_at, $3), $3), updated_at = $4 WHERE key = $1",
+            &[&key, &last_seq, &to_us(event_time), &to_us(now)],
+        )?;
+        Ok(())
+    }
+
+    fn put_state(
+        &mut self,
+        key: &str,
+        state: &ShipmentState,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.c.exec(
+            "UPDATE shipments SET state = $2, milestone_at = $3, milestone_event = $4,
+               flags = $5, last_event_at = $6, updated_at = $7 WHERE key = $1",
+            &[
+                &key,
+                &state.milestone.as_str(),
+                &state.milestone_at.map(to_us),
+                &state.milestone_event.as_ref().map(|e| e.0.as_str()),
+                &flags_to_str(&state.flags),
+                &state.last_event_at.map(to_us),
+                &to_us(now),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_entity(
+        &mut self,
+        lane: &str,
+        canonical: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.c.exec(
+            "UPDATE shipments SET entity = CASE WHEN key = $2 THEN NULL ELSE $2 END, updated_at = $3 WHERE key = $1",
+            &[&lane, &canonical, &to_us(now)],
+        )?;
+        Ok(())
+    }
+
+    fn lanes_of(&mut self, canonical: &str) -> Result<Vec<String>, StoreError> {
+        lanes_of(self.c, canonical)
+    }
+
+    fn event_facts(&mut self, lane: &str) -> Result<Vec<EventFacts>, StoreError> {
+        let rows = self.c.query(
+            "SELECT event_id, type, occurred_at FROM events WHERE shipment = $1",
+            &[&lane],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let (id, ty, at): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
+                Ok(EventFacts {
+                    ty: ty
+                        .parse::<EventType>()
+                        .map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))?,
+                    id: EventId(id),
+                    occurred_at: from_us(at),
+                })
+            })
+            .collect()
+    }
+
+    fn add_alias(&mut self, lane: &str, a: &Alias) -> Result<bool, StoreError> {
+        Ok(self.c.exec(
+            "INSERT INTO xrefs (kind, value, shipment) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&a.kind, &a.value, &lane],
+        )? > 0)
+    }
+
+    fn alias_elsewhere(&mut self, kind: &str, value: &str, lane: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .c
+            .query_opt(
+                "SELECT 1 FROM xrefs WHERE kind = $1 AND value = $2 AND shipment <> $3 LIMIT 1",
+                &[&kind, &value, &lane],
+            )?
+            .is_some())
+    }
+
+    fn lanes_naming(&mut self, kind: &str, value: &str) -> Result<Vec<String>, StoreError> {
+        lanes_naming(self.c, kind, value)
+    }
+
+    fn aliases(&mut self, lane: &str) -> Result<Vec<Alias>, StoreError> {
+        Ok(self
+            .c
+            .query(
+                "SELECT kind, value FROM xrefs WHERE shipment = $1",
+                &[&lane],
+            )?
+            .iter()
+            .map(|r| Alias {
+                kind: r.get(0),
+                value: r.get(1),
+            })
+            .collect())
+    }
+
+    fn add_outbox(
+        &mut self,
+        sub: usize,
+        event_row: i64,
+        lane: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let Some(sub) = self.ctx.subs.get(sub) else {
+            return Ok(());
+        };
+        self.c.exec(
+            "INSERT INTO outbox (subscription, sink, event_seq, shipment, updated_at, bucket) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&sub.name, &sub.sink, &event_row, &lane, &to_us(now), &crate::lease::bucket_of(lane)],
+        )?;
+        self.ctx.created_outbox = true;
+        Ok(())
+    }
+
+    fn observe(&mut self, lane: &str, o: &Observation) -> Result<bool, StoreError> {
+        Ok(self.c.exec(
+            "INSERT INTO observations AS o (lane, fact, source, value, at, event_id) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (lane, fact, source, value) DO UPDATE SET at = excluded.at, event_id = excluded.event_id
+             WHERE excluded.at > o.at OR (excluded.at = o.at AND excluded.event_id > o.event_id)",
+            &[
+                &lane,
+                &o.fact.as_str(),
+                &o.source,
+                &o.value.to_string(),
+                &to_us(o.at),
+                &o.event_id,
+            ],
+        )? > 0)
+    }
+
+    fn observations(&mut self, lane: &str, facts: &[Fact]) -> Result<Vec<Observation>, StoreError> {
+        observations(self.c, lane, facts)
+    }
+
+    fn set_identity_conflicts(
+        &mut self,
+        lane: &str,
+        conflicts: &[&IdentityConflict],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.c.exec(
+            "DELETE FROM conflicts WHERE kind = 'identity' AND shipment = $1",
+            &[&lane],
+        )?;
+        for c in conflicts {
+            let detail = serde_json::to_string(c)
+                .map_err(|e| StoreError::Corrupt(format!("identity conflict: {e}")))?;
+            self.c.exec(
+                "INSERT INTO conflicts (kind, shipment, fact, detail, recorded_at) VALUES ('identity', $1, $2, $3, $4)",
+                &[&lane, &c.via, &detail, &to_us(now)],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn set_ownership_conflicts(
+        &mut self,
+        shipment: &str,
+        facts: Option<&[Fact]>,
+        conflicts: &[FactConflict],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        match facts {
+            None => {
+                self.c.exec(
+                    "DELETE FROM conflicts WHERE kind = 'ownership' AND shipment = $1",
+                    &[&shipment],
+                )?;
+            }
+            Some(fs) => {
+                for f in fs {
+                    self.c.exec(
+                        "DELETE FROM conflicts WHERE kind = 'ownership' AND shipment = $1 AND fact = $2",
+                        &[&shipment, &f.as_str()],
+                    )?;
+                }
+            }
+        }
+        for c in conflicts {
+            let detail = serde_json::to_string(c)
+                .map_err(|e| StoreError::Corrupt(format!("ownership conflict: {e}")))?;
+            self.c.exec(
+                "INSERT INTO conflicts (kind, shipment, fact, detail, recorded_at) VALUES ('ownership', $1, $2, $3, $4)",
+                &[&shipment, &c.fact.as_str(), &detail, &to_us(now)],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The observations of these facts in a lane (also read by the read side).
+pub(crate) fn observations(
+    c: &mut PgConn,
+    lane: &str,
+    facts: &[Fact],
+) -> Result<Vec<Observation>, StoreError> {
+    let rows = c.query(
+        "SELECT fact, source, value, at, event_id FROM observations WHERE lane = $1 ORDER BY fact",
+        &[&lane],
+    )?;
+    let mut out = Vec::new();
+    for r in rows {
+        let fact: String = r.get(0);
+        let Ok(fact) = fact.parse::<Fact>() else {
+            continue;
+        };
+        if !facts.contains(&fact) {
+            continue;
+        }
+        let value: String = r.get(2);
+        out.push(Observation {
+            fact,
+            source: r.get(1),
+            value: serde_json::from_str(&value)
+                .map_err(|e| StoreError::Corrupt(format!("observation of {lane}: {e}")))?,
+            at: from_us(r.get(3)),
+            event_id: r.get(4),
+        });
+    }
+    Ok(out)
+}
+
+/// A lane's row (also read by the read side).
+pub(crate) fn lane_row(c: &mut PgConn, key: &str) -> Result<Option<Lane>, StoreError> {
+    let Some(r) = c.query_opt(
+        "SELECT state, milestone_at, milestone_event, flags, last_event_at, last_seq, entity
+         FROM shipments WHERE key = $1",
+        &[&key],
+    )?
+    else {
+        return Ok(None);
+    };
+    let (st, m_at, m_ev, flags, last): (String, Option<i64>, Option<String>, String, Option<i64>) =
+        (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+    Ok(Some(Lane {
+        state: decode_state(ShipmentKey(key.to_owned()), &st, m_at, m_ev, &flags, last)?,
+        last_seq: r.get(5),
+        entity: r.get(6),
+    }))
+}
+
+/// The lanes pointing at canonical lane `canonical` (also read by the read side).
+pub(crate) fn lanes_of(c: &mut PgConn, canonical: &str) -> Result<Vec<String>, StoreError> {
+    Ok(c.query(
+        "SELECT key FROM shipments WHERE entity = $1 ORDER BY key",
+        &[&canonical],
+    )?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
+}
+
+/// The lanes that have an alias (also read by the read side).
+pub(crate) fn lanes_naming(
+    c: &mut PgConn,
+    kind: &str,
+    value: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(c.query(
+        "SELECT shipment FROM xrefs WHERE kind = $1 AND value = $2",
+        &[&kind, &value],
+    )?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
+}

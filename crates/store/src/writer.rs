@@ -1,0 +1,286 @@
+//! The single writer of a store, whatever the backend: one thread owning one connection,
+//! doing group commit.
+//!
+//! Every write is a job sent to the writer thread, which takes all jobs queued at that
+//! moment, runs them in one transaction, commits, and only then answers each job. Many
+//! concurrent requests therefore share one commit (one fsync), and none is answered
+//! before its data is durable. If one job fails, the batch is rolled back and each job
+//! runs again in a transaction of its own, so one bad write never fails the others.
+
+use crate::{StoreError, Subscription};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use tokio::sync::{oneshot, watch};
+use waybill_model::ownership::Ownership;
+
+/// What a backend's writer connection does around the jobs of a batch.
+pub(crate) trait WriterConn: Send + 'static {
+    /// Opens the batch's transaction.
+    fn begin(&mut self) -> Result<(), String>;
+    /// Commits it (durably: the answer to each job follows).
+    fn commit(&mut self) -> Result<(), String>;
+    /// Rolls it back.
+    fn rollback(&mut self);
+    /// Inside the transaction, before the commit, when its jobs created outbox rows: tell
+    /// other processes sharing the database (the SQLite store has none).
+    fn announce(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// What the writer routes and settles with: the subscriptions and the ownership rules.
+#[derive(Debug, Default)]
+pub(crate) struct Rules {
+    pub subs: Vec<Subscription>,
+    pub ownership: Ownership,
+}
+
+/// What a write job may tell the writer besides its result.
+pub(crate) struct JobCtx<'a> {
+    /// Subscriptions to route with.
+    pub subs: &'a [Subscription],
+    /// Who owns which shipment fact.
+    pub ownership: &'a Ownership,
+    /// Set when the job created outbox rows: dispatchers are woken after the commit.
+    pub created_outbox: bool,
+}
+
+/// A write queued for the writer thread. It may run twice: once in the shared
+/// transaction of its batch and, if some job of the batch failed and the batch was rolled
+/// back, once more in a transaction of its own.
+trait WriteJob<C>: Send {
+    /// Runs inside the open transaction; returns whether it succeeded.
+    fn run(&mut self, conn: &mut C, rules: &Rules) -> bool;
+    /// Whether its last run created outbox rows.
+    fn created_outbox(&self) -> bool;
+    /// Answers the caller: its own result, or `err` when its transaction did not commit.
+    fn finish(self: Box<Self>, err: Option<&str>);
+}
+
+type Job<C> = Box<dyn WriteJob<C>>;
+
+struct Pending<T, F> {
+    f: F,
+    result: Option<Result<T, StoreError>>,
+    created_outbox: bool,
+    tx: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<C, T, F> WriteJob<C> for Pending<T, F>
+where
+    T: Send,
+    F: FnMut(&mut C, &mut JobCtx<'_>) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &mut C, rules: &Rules) -> bool {
+        let mut ctx = JobCtx {
+            subs: &rules.subs,
+            ownership: &rules.ownership,
+            created_outbox: false,
+        };
+        let r = (self.f)(conn, &mut ctx);
+        self.created_outbox = ctx.created_outbox;
+        let ok = r.is_ok();
+        self.result = Some(r);
+        ok
+    }
+
+    fn created_outbox(&self) -> bool {
+        self.created_outbox
+    }
+
+    fn finish(self: Box<Self>, err: Option<&str>) {
+        let Pending { f, result, tx, .. } = *self;
+        // The job's captures go before the answer: what they share with the caller (an
+        // ingest's prepared record) is then freed by the caller, on its own thread, not
+        // by the writer (glibc serialises frees into another thread's arena).
+        drop(f);
+        let out = match (err, result) {
+            (Some(e), _) => Err(StoreError::NotCommitted(e.to_owned())),
+            (None, Some(r)) => r,
+            (None, None) => Err(StoreError::NotCommitted("the write was not run".into())),
+        };
+        let _ = tx.send(out);
+    }
+}
+
+/// The writer thread of a store and the rules it writes with.
+pub(crate) struct Writer<C> {
+    sender: Mutex<Option<mpsc::Sender<Job<C>>>>,
+    done: Mutex<Option<oneshot::Receiver<()>>>,
+    rules: Arc<RwLock<Arc<Rules>>>,
+    signal: Arc<watch::Sender<u64>>,
+}
+
+impl<C: WriterConn> Writer<C> {
+    /// Starts the writer thread `name` on `conn`, committing up to `max_batch` jobs at once.
+    pub(crate) fn start(conn: C, name: &str, max_batch: usize) -> Result<Self, StoreError> {
+        let rules = Arc::new(RwLock::new(Arc::new(Rules::default())));
+        let (tx, rx) = mpsc::channel::<Job<C>>();
+        let (sig_tx, _) = watch::channel(0u64);
+        let (done_tx, done_rx) = oneshot::channel();
+        let sig_tx = Arc::new(sig_tx);
+        let (r, s) = (rules.clone(), sig_tx.clone());
+        let max_batch = max_batch.max(1);
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                writer_loop(conn, rx, r, s, max_batch);
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start writer thread: {e}")))?;
+        Ok(Writer {
+            sender: Mutex::new(Some(tx)),
+            done: Mutex::new(Some(done_rx)),
+            rules,
+            signal: sig_tx,
+        })
+    }
+
+    /// Runs `f` inside the next group-committed transaction; answers after the commit.
+    /// Dispatchers are woken after the commit when the job created outbox rows. `f` may
+    /// run twice (see [`WriteJob`]), so it must not consume what it writes.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut C, &mut JobCtx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+        let job: Job<C> = Box::new(Pending {
+            f,
+            result: None,
+            created_outbox: false,
+            tx,
+        });
+        {
+            let guard = self.sender.lock().map_err(|_| StoreError::Closed)?;
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(job).map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The rules in force.
+    pub(crate) fn rules(&self) -> Arc<Rules> {
+        self.rules.read().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the rules the next batches run with.
+    pub(crate) fn set_rules(&self, f: impl FnOnce(&Rules) -> Rules) -> Result<(), StoreError> {
+        let mut w = self
+            .rules
+            .write()
+            .map_err(|_| StoreError::Corrupt("rules lock poisoned".into()))?;
+        *w = Arc::new(f(&w));
+        Ok(())
+    }
+
+    /// A receiver that changes whenever a write that created outbox rows commits.
+    pub(crate) fn signal(&self) -> watch::Receiver<u64> {
+        self.signal.subscribe()
+    }
+
+    /// Wakes the dispatchers as a local commit with outbox rows would (for rows another
+    /// process committed).
+    pub(crate) fn poke(&self) {
+        self.signal.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Stops the writer after the writes already queued; later writes fail with `Closed`.
+    pub(crate) async fn close(&self) {
+        if let Ok(mut g) = self.sender.lock() {
+            g.take();
+        }
+        let done = self.done.lock().ok().and_then(|mut g| g.take());
+        if let Some(done) = done {
+            let _ = done.await;
+        }
+    }
+}
+
+fn writer_loop<C: WriterConn>(
+    mut conn: C,
+    rx: mpsc::Receiver<Job<C>>,
+    rules: Arc<RwLock<Arc<Rules>>>,
+    signal: Arc<watch::Sender<u64>>,
+    max_batch: usize,
+) {
+    let mut batch: Vec<Job<C>> = Vec::with_capacity(max_batch);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let current = rules.read().map(|s| s.clone()).unwrap_or_default();
+        if commit_batch(&mut conn, &mut batch, &current) {
+            signal.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+}
+
+/// Commits the open transaction (announcing outbox rows first when `announce`).
+fn commit<C: WriterConn>(conn: &mut C, announce: bool) -> Result<(), String> {
+    if announce {
+        conn.announce()?;
+    }
+    conn.commit()
+}
+
+/// Runs a batch in one transaction and answers every job; returns whether outbox rows
+/// were committed. When a job fails, the batch is rolled back and each job is run again
+/// in a transaction of its own, so that one bad write never fails the others.
+fn commit_batch<C: WriterConn>(conn: &mut C, batch: &mut Vec<Job<C>>, rules: &Rules) -> bool {
+    if let Err(e) = conn.begin() {
+        for job in batch.drain(..) {
+            job.finish(Some(&e));
+        }
+        return false;
+    }
+    let all_ok = batch.iter_mut().all(|job| job.run(conn, rules));
+    if all_ok {
+        let notify = batch.iter().any(|j| j.created_outbox());
+        return match commit(conn, notify) {
+            Ok(()) => {
+                for job in batch.drain(..) {
+                    job.finish(None);
+                }
+                notify
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; the batch is not acknowledged");
+                conn.rollback();
+                for job in batch.drain(..) {
+                    job.finish(Some(&e));
+                }
+                false
+            }
+        };
+    }
+    conn.rollback();
+    let mut notify = false;
+    for mut job in batch.drain(..) {
+        if let Err(e) = conn.begin() {
+            job.finish(Some(&e));
+            continue;
+        }
+        if job.run(conn, rules) {
+            let created = job.created_outbox();
+            match commit(conn, created) {
+                Ok(()) => {
+                    notify |= created;
+                    job.finish(None);
+                }
+                Err(e) => {
+                    conn.rollback();
+                    job.finish(Some(&e));
+                }
+            }
+        } else {
+            conn.rollback();
+            // The job's own error is its answer.
+            job.finish(None);
+        }
+    }
+    notify
+}
