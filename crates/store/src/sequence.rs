@@ -102,6 +102,11 @@ pub trait Tx {
     fn event_facts(&mut self, lane: &str) -> Result<Vec<EventFacts>, StoreError>;
     /// Records an alias of a lane; returns whether it is new for that lane.
     fn add_alias(&mut self, lane: &str, a: &Alias) -> Result<bool, StoreError>;
+    /// Adds aliases to a lane; for each, whether it was new. (A backend may do it in one
+    /// statement.)
+    fn add_aliases(&mut self, lane: &str, aliases: &[Alias]) -> Result<Vec<bool>, StoreError> {
+        aliases.iter().map(|a| self.add_alias(lane, a)).collect()
+    }
     /// Whether a lane other than `lane` has this alias (`kind`, `value`).
     fn alias_elsewhere(&mut self, kind: &str, value: &str, lane: &str) -> Result<bool, StoreError>;
     /// The lanes that have this alias.
@@ -119,6 +124,11 @@ pub trait Tx {
     /// Records an observation of a fact, keeping the latest time (and its event) for a
     /// value already stated by that source; returns whether anything changed.
     fn observe(&mut self, lane: &str, o: &Observation) -> Result<bool, StoreError>;
+    /// Records observations of a lane; for each, whether it changed what is stored. (A
+    /// backend may do it in one statement.)
+    fn observe_all(&mut self, lane: &str, obs: &[Observation]) -> Result<Vec<bool>, StoreError> {
+        obs.iter().map(|o| self.observe(lane, o)).collect()
+    }
     /// The observations of these facts in a lane.
     fn observations(&mut self, lane: &str, facts: &[Fact]) -> Result<Vec<Observation>, StoreError>;
     /// Replaces a lane's identity conflicts.
@@ -261,12 +271,14 @@ fn record_aliases(tx: &mut dyn Tx, ev: &CloudEvent) -> Result<bool, StoreError> 
     let lane = ev.subject.as_str();
     let mut again = false;
     let mut new_identity = false;
-    for a in identity::aliases_of(ev) {
-        if !tx.add_alias(lane, &a)? || !(a.links_shipments() || a.names_order()) {
+    let aliases: Vec<Alias> = identity::aliases_of(ev).into_iter().collect();
+    let added = tx.add_aliases(lane, &aliases)?;
+    for (a, added) in aliases.iter().zip(added) {
+        if !added || !(a.links_shipments() || a.names_order()) {
             continue;
         }
         new_identity = true;
-        for kind in kinds_of(&a) {
+        for kind in kinds_of(a) {
             if again {
                 break;
             }
@@ -490,25 +502,24 @@ fn observe(tx: &mut dyn Tx, ev: &CloudEvent, shipment: &str) -> Result<(), Store
     if facts.is_empty() {
         return Ok(());
     }
-    let mut dirty = Vec::new();
-    for (fact, value) in facts {
-        let o = Observation {
+    let obs: Vec<Observation> = facts
+        .into_iter()
+        .map(|(fact, value)| Observation {
             fact,
             source: ev.source_name().to_owned(),
             value,
             at: ev.time,
             event_id: ev.id.0.clone(),
-        };
-        let owned = tx
-            .rules()
-            .1
-            .owners
-            .get(&fact)
-            .is_some_and(|o| !o.is_empty());
-        if tx.observe(ev.subject.as_str(), &o)? && owned {
-            dirty.push(fact);
-        }
-    }
+        })
+        .collect();
+    let changed = tx.observe_all(ev.subject.as_str(), &obs)?;
+    let owners = &tx.rules().1.owners;
+    let dirty: Vec<Fact> = obs
+        .iter()
+        .zip(changed)
+        .filter(|(o, changed)| *changed && owners.get(&o.fact).is_some_and(|w| !w.is_empty()))
+        .map(|(o, _)| o.fact)
+        .collect();
     if dirty.is_empty() {
         return Ok(());
     }

@@ -66,11 +66,44 @@ fn valid_schema(s: &str) -> bool {
         && !s.as_bytes()[0].is_ascii_digit()
 }
 
+/// A parameter of a deferred statement (owned: it is sent later).
+pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
+
 /// A connection with its prepared statements, in the store's schema.
+///
+/// Statements whose result nobody reads (a lane's new state, an outbox row) can be
+/// deferred: they are sent together with the next statement that is read, or before the
+/// commit, in one pipeline (tokio-postgres sends every request of futures polled together
+/// before reading the answers), so they cost no round trip of their own. A deferred
+/// statement that fails makes the statement it went with, or the commit, fail: the job or
+/// the batch is not acknowledged.
 pub(crate) struct PgConn {
-    client: Client,
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
     stmts: HashMap<&'static str, Statement>,
     opts: Arc<PgOptions>,
+    deferred: Vec<(Statement, Vec<Param>)>,
+}
+
+/// A blocking client in the store's schema (migrations, maintenance).
+fn connect_blocking(opts: &PgOptions) -> Result<Client, StoreError> {
+    if !valid_schema(&opts.schema) {
+        return Err(StoreError::Corrupt(format!(
+            "schema `{}`: use lower-case letters, digits and `_` (at most 63)",
+            opts.schema
+        )));
+    }
+    let mut client = Client::connect(&opts.url, NoTls)?;
+    let create = format!("CREATE SCHEMA IF NOT EXISTS {}", opts.schema);
+    if let Err(e) = client.batch_execute(&create) {
+        // Instances starting together race to create it: one wins, the others see a
+        // unique violation, and the schema exists either way.
+        if e.code() != Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
+            return Err(e.into());
+        }
+    }
+    client.batch_execute(&format!("SET search_path TO {}", opts.schema))?;
+    Ok(client)
 }
 
 impl PgConn {
@@ -81,20 +114,22 @@ impl PgConn {
                 opts.schema
             )));
         }
-        let mut client = Client::connect(&opts.url, NoTls)?;
-        let create = format!("CREATE SCHEMA IF NOT EXISTS {}", opts.schema);
-        if let Err(e) = client.batch_execute(&create) {
-            // Instances starting together race to create it: one wins, the others see a
-            // unique violation, and the schema exists either way.
-            if e.code() != Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
-                return Err(e.into());
-            }
-        }
-        client.batch_execute(&format!("SET search_path TO {}", opts.schema))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Corrupt(format!("cannot start a runtime: {e}")))?;
+        let (client, connection) = rt.block_on(tokio_postgres::connect(&opts.url, NoTls))?;
+        // Driven whenever the runtime runs (inside each `block_on`).
+        rt.spawn(async move {
+            let _ = connection.await;
+        });
+        rt.block_on(client.batch_execute(&format!("SET search_path TO {}", opts.schema)))?;
         Ok(PgConn {
+            rt,
             client,
             stmts: HashMap::new(),
             opts: opts.clone(),
+            deferred: Vec::new(),
         })
     }
 
@@ -110,9 +145,26 @@ impl PgConn {
         if let Some(s) = self.stmts.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.client.prepare(sql)?;
+        let s = self.rt.block_on(self.client.prepare(sql))?;
         self.stmts.insert(sql, s.clone());
         Ok(s)
+    }
+
+    /// Sends the deferred statements and waits for them.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let deferred = std::mem::take(&mut self.deferred);
+        pipelined(&self.rt, &self.client, deferred, async { Ok(()) })
+    }
+
+    /// Queues a statement whose result is not needed (see [`PgConn`]).
+    pub(crate) fn defer(
+        &mut self,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<(), StoreError> {
+        let st = self.st(sql)?;
+        self.deferred.push((st, params));
+        Ok(())
     }
 
     /// Runs a cached statement; returns the rows it changed.
@@ -122,7 +174,13 @@ impl PgConn {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, StoreError> {
         let st = self.st(sql)?;
-        Ok(self.client.execute(&st, params)?)
+        let deferred = std::mem::take(&mut self.deferred);
+        pipelined(
+            &self.rt,
+            &self.client,
+            deferred,
+            self.client.execute(&st, params),
+        )
     }
 
     /// Runs a cached query.
@@ -132,7 +190,13 @@ impl PgConn {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
         let st = self.st(sql)?;
-        Ok(self.client.query(&st, params)?)
+        let deferred = std::mem::take(&mut self.deferred);
+        pipelined(
+            &self.rt,
+            &self.client,
+            deferred,
+            self.client.query(&st, params),
+        )
     }
 
     /// Runs a cached query expecting at most one row.
@@ -142,7 +206,24 @@ impl PgConn {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, StoreError> {
         let st = self.st(sql)?;
-        Ok(self.client.query_opt(&st, params)?)
+        let deferred = std::mem::take(&mut self.deferred);
+        pipelined(
+            &self.rt,
+            &self.client,
+            deferred,
+            self.client.query_opt(&st, params),
+        )
+    }
+
+    /// Runs SQL text (no parameters, several statements allowed).
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        let deferred = std::mem::take(&mut self.deferred);
+        pipelined(
+            &self.rt,
+            &self.client,
+            deferred,
+            self.client.batch_execute(sql),
+        )
     }
 
     /// Key of the advisory lock every write transaction of this schema takes.
@@ -155,34 +236,60 @@ impl PgConn {
         }
         h as i64
     }
+}
 
-    /// The channel outbox notifications of this schema go to.
-    fn channel(&self) -> String {
-        format!("waybill_outbox_{}", self.opts.schema)
+/// Runs `fut` with the `deferred` statements sent before it in the same pipeline.
+fn pipelined<T>(
+    rt: &tokio::runtime::Runtime,
+    client: &tokio_postgres::Client,
+    deferred: Vec<(Statement, Vec<Param>)>,
+    fut: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, StoreError> {
+    if deferred.is_empty() {
+        return Ok(rt.block_on(fut)?);
     }
+    let sent = futures::future::try_join_all(deferred.iter().map(|(st, params)| {
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        async move { client.execute(st, &refs).await }
+    }));
+    let (_, out) = rt.block_on(futures::future::try_join(sent, fut))?;
+    Ok(out)
+}
+
+/// The channel outbox notifications of a schema go to.
+fn channel(schema: &str) -> String {
+    format!("waybill_outbox_{schema}")
 }
 
 impl WriterConn for PgConn {
     fn begin(&mut self) -> Result<(), String> {
         self.revive().map_err(|e| e.to_string())?;
+        self.deferred.clear();
         let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({})", self.write_lock());
-        self.client.batch_execute(&sql).map_err(|e| e.to_string())
+        self.batch(&sql).map_err(|e| e.to_string())
     }
 
     fn commit(&mut self) -> Result<(), String> {
-        self.client
-            .batch_execute("COMMIT")
-            .map_err(|e| e.to_string())
+        // Deferred statements first, on their own: after a failed statement PostgreSQL
+        // turns COMMIT into a rollback that reports success.
+        self.flush().map_err(|e| e.to_string())?;
+        self.batch("COMMIT").map_err(|e| e.to_string())
     }
 
     fn rollback(&mut self) {
-        let _ = self.client.batch_execute("ROLLBACK");
+        self.deferred.clear();
+        let _ = self.batch("ROLLBACK");
     }
 
     fn announce(&mut self) -> Result<(), String> {
-        let ch = self.channel();
-        self.client
-            .execute("SELECT pg_notify($1, '')", &[&ch])
+        let ch = channel(&self.opts.schema);
+        let deferred = std::mem::take(&mut self.deferred);
+        let params: [&(dyn ToSql + Sync); 1] = [&ch];
+        let notify = self.client.execute("SELECT pg_notify($1, '')", &params);
+        pipelined(&self.rt, &self.client, deferred, notify)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
@@ -217,9 +324,25 @@ pub struct PgStore {
 /// (the work runs on a thread of its own, so any thread may call it).
 pub fn migrate_pg(opts: &PgOptions) -> Result<(u32, u32), StoreError> {
     let opts = Arc::new(opts.clone());
+    std::thread::spawn(move || schema::migrate(&mut connect_blocking(&opts)?))
+        .join()
+        .map_err(|_| StoreError::Closed)?
+}
+
+/// Drops the store's schema with every table in it (the bench's and tests' throw-away
+/// stores). Blocks the calling thread, like [`migrate_pg`].
+pub fn drop_pg_schema(opts: &PgOptions) -> Result<(), StoreError> {
+    let opts = Arc::new(opts.clone());
     std::thread::spawn(move || {
-        let mut c = PgConn::connect(&opts)?;
-        schema::migrate(&mut c.client)
+        if !valid_schema(&opts.schema) || opts.schema == "public" {
+            return Err(StoreError::Corrupt(format!(
+                "schema `{}` is not one to drop",
+                opts.schema
+            )));
+        }
+        let mut client = Client::connect(&opts.url, NoTls)?;
+        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", opts.schema))?;
+        Ok(())
     })
     .join()
     .map_err(|_| StoreError::Closed)?
@@ -231,8 +354,8 @@ impl PgStore {
         let opts = Arc::new(opts);
         let o = opts.clone();
         let (writer_conn, readers) = tokio::task::spawn_blocking(move || {
-            let mut w = PgConn::connect(&o)?;
-            schema::migrate(&mut w.client)?;
+            schema::migrate(&mut connect_blocking(&o)?)?;
+            let w = PgConn::connect(&o)?;
             let readers = (0..o.readers.max(1))
                 .map(|_| PgConn::connect(&o).map(Mutex::new))
                 .collect::<Result<Vec<_>, _>>()?;
@@ -366,7 +489,7 @@ impl PgStore {
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         // Through the writer: ready means writes commit, not only that reads answer.
         self.write(|c, _| {
-            c.query("SELECT 1", &[])?;
+            c.batch("SELECT 1")?;
             Ok(())
         })
         .await
@@ -386,7 +509,7 @@ impl PgStore {
 /// reconnects after a lost connection (and wakes them then, for what it may have missed).
 fn listen(opts: Arc<PgOptions>, stop: Arc<AtomicBool>, store: std::sync::Weak<Inner>) {
     while !stop.load(Ordering::Relaxed) {
-        let mut conn = match PgConn::connect(&opts) {
+        let mut client = match connect_blocking(&opts) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "outbox listener cannot connect; retrying");
@@ -394,8 +517,8 @@ fn listen(opts: Arc<PgOptions>, stop: Arc<AtomicBool>, store: std::sync::Weak<In
                 continue;
             }
         };
-        let listen = format!("LISTEN {}", conn.channel());
-        if let Err(e) = conn.client.batch_execute(&listen) {
+        let listen = format!("LISTEN {}", channel(&opts.schema));
+        if let Err(e) = client.batch_execute(&listen) {
             tracing::warn!(error = %e, "outbox listener cannot LISTEN; retrying");
             std::thread::sleep(Duration::from_secs(1));
             continue;
@@ -404,8 +527,8 @@ fn listen(opts: Arc<PgOptions>, stop: Arc<AtomicBool>, store: std::sync::Weak<In
             Some(inner) => inner.writer.poke(),
             None => return,
         }
-        while !stop.load(Ordering::Relaxed) && !conn.client.is_closed() {
-            let mut n = conn.client.notifications();
+        while !stop.load(Ordering::Relaxed) && !client.is_closed() {
+            let mut n = client.notifications();
             let mut it = n.timeout_iter(Duration::from_millis(500));
             while let Ok(Some(_)) = postgres::fallible_iterator::FallibleIterator::next(&mut it) {
                 match store.upgrade() {

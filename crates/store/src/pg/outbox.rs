@@ -67,15 +67,25 @@ impl PgStore {
     ) -> Result<(), StoreError> {
         self.write(move |c, _| {
             let now = to_us(OffsetDateTime::now_utc());
+            // The common answer, delivered, for all rows in one statement.
+            let (ids, tries): (Vec<i64>, Vec<i64>) = updates
+                .iter()
+                .filter_map(|u| match u {
+                    DeliveryUpdate::Delivered { id, attempts } => Some((*id, i64::from(*attempts))),
+                    _ => None,
+                })
+                .unzip();
+            if !ids.is_empty() {
+                c.exec(
+                    "UPDATE outbox o SET state = 'delivered', attempts = d.attempts, last_error = NULL, updated_at = $3
+                     FROM unnest($1::bigint[], $2::bigint[]) AS d(id, attempts)
+                     WHERE o.id = d.id AND o.state = 'pending'",
+                    &[&ids, &tries, &now],
+                )?;
+            }
             for u in &updates {
                 match u {
-                    DeliveryUpdate::Delivered { id, attempts } => {
-                        c.exec(
-                            "UPDATE outbox SET state = 'delivered', attempts = $2, last_error = NULL, updated_at = $3
-                             WHERE id = $1 AND state = 'pending'",
-                            &[id, &i64::from(*attempts), &now],
-                        )?;
-                    }
+                    DeliveryUpdate::Delivered { .. } => {}
                     DeliveryUpdate::Retry { id, attempts, next_attempt_at_ms, error } => {
                         c.exec(
                             "UPDATE outbox SET attempts = $2, next_attempt_at = $3, last_error = $4, updated_at = $5

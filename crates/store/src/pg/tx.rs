@@ -1,7 +1,7 @@
 //! [`Tx`] for PostgreSQL, and the ingest write: the same statements as the SQLite
 //! backend's, in PostgreSQL's dialect. It decides nothing (`crate::sequence` does).
 
-use super::PgConn;
+use super::{Param, PgConn};
 use crate::codec::{decode_state, flags_to_str, from_us, to_us};
 use crate::prepare::{Prepared, Stored};
 use crate::sequence::{Lane, NewEvent, StoredBody, Tx};
@@ -127,28 +127,34 @@ impl Tx for PgTx<'_, '_, '_> {
         now: OffsetDateTime,
         state_changed: bool,
     ) -> Result<(), StoreError> {
+        // Nobody reads the result: sent with the next statement that is read.
         let now = to_us(now);
-        let m_at = state.milestone_at.map(to_us);
-        let m_ev = state.milestone_event.as_ref().map(|e| e.0.as_str());
-        let flags = flags_to_str(&state.flags);
-        let last = state.last_event_at.map(to_us);
+        let mut p: Vec<Param> = vec![
+            Box::new(key.to_owned()),
+            Box::new(state.milestone_at.map(to_us)),
+            Box::new(state.milestone_event.as_ref().map(|e| e.0.clone())),
+            Box::new(flags_to_str(&state.flags)),
+            Box::new(state.last_event_at.map(to_us)),
+            Box::new(last_seq),
+            Box::new(now),
+        ];
         if state_changed {
-            self.c.exec(
-                "INSERT INTO shipments (key, state, milestone_at, milestone_event, flags, last_event_at, last_seq, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+            p.push(Box::new(state.milestone.as_str().to_owned()));
+            self.c.defer(
+                "INSERT INTO shipments (key, milestone_at, milestone_event, flags, last_event_at, last_seq, created_at, updated_at, state)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
                  ON CONFLICT (key) DO UPDATE SET state = excluded.state, milestone_at = excluded.milestone_at,
                    milestone_event = excluded.milestone_event, flags = excluded.flags,
                    last_event_at = excluded.last_event_at, last_seq = excluded.last_seq, updated_at = excluded.updated_at",
-                &[&key, &state.milestone.as_str(), &m_at, &m_ev, &flags, &last, &last_seq, &now],
-            )?;
+                p,
+            )
         } else {
-            self.c.exec(
+            self.c.defer(
                 "UPDATE shipments SET milestone_at = $2, milestone_event = $3, flags = $4,
                    last_event_at = $5, last_seq = $6, updated_at = $7 WHERE key = $1",
-                &[&key, &m_at, &m_ev, &flags, &last, &last_seq, &now],
-            )?;
+                p,
+            )
         }
-        Ok(())
     }
 
     fn put_lane_seq(
@@ -230,6 +236,29 @@ impl Tx for PgTx<'_, '_, '_> {
         )? > 0)
     }
 
+    fn add_aliases(&mut self, lane: &str, aliases: &[Alias]) -> Result<Vec<bool>, StoreError> {
+        if aliases.len() < 2 {
+            return aliases.iter().map(|a| self.add_alias(lane, a)).collect();
+        }
+        let kinds: Vec<&str> = aliases.iter().map(|a| a.kind.as_str()).collect();
+        let values: Vec<&str> = aliases.iter().map(|a| a.value.as_str()).collect();
+        let added: Vec<(String, String)> = self
+            .c
+            .query(
+                "INSERT INTO xrefs (kind, value, shipment)
+                 SELECT k, v, $3 FROM unnest($1::text[], $2::text[]) AS a(k, v)
+                 ON CONFLICT DO NOTHING RETURNING kind, value",
+                &[&kinds, &values, &lane],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        Ok(aliases
+            .iter()
+            .map(|a| added.iter().any(|(k, v)| *k == a.kind && *v == a.value))
+            .collect())
+    }
+
     fn alias_elsewhere(&mut self, kind: &str, value: &str, lane: &str) -> Result<bool, StoreError> {
         Ok(self
             .c
@@ -269,9 +298,16 @@ impl Tx for PgTx<'_, '_, '_> {
         let Some(sub) = self.ctx.subs.get(sub) else {
             return Ok(());
         };
-        self.c.exec(
+        self.c.defer(
             "INSERT INTO outbox (subscription, sink, event_seq, shipment, updated_at, bucket) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&sub.name, &sub.sink, &event_row, &lane, &to_us(now), &crate::lease::bucket_of(lane)],
+            vec![
+                Box::new(sub.name.clone()),
+                Box::new(sub.sink.clone()),
+                Box::new(event_row),
+                Box::new(lane.to_owned()),
+                Box::new(to_us(now)),
+                Box::new(crate::lease::bucket_of(lane)),
+            ],
         )?;
         self.ctx.created_outbox = true;
         Ok(())
@@ -291,6 +327,39 @@ impl Tx for PgTx<'_, '_, '_> {
                 &o.event_id,
             ],
         )? > 0)
+    }
+
+    fn observe_all(&mut self, lane: &str, obs: &[Observation]) -> Result<Vec<bool>, StoreError> {
+        if obs.len() < 2 {
+            return obs.iter().map(|o| self.observe(lane, o)).collect();
+        }
+        let facts: Vec<&str> = obs.iter().map(|o| o.fact.as_str()).collect();
+        let sources: Vec<&str> = obs.iter().map(|o| o.source.as_str()).collect();
+        let values: Vec<String> = obs.iter().map(|o| o.value.to_string()).collect();
+        let ats: Vec<i64> = obs.iter().map(|o| to_us(o.at)).collect();
+        let ids: Vec<&str> = obs.iter().map(|o| o.event_id.as_str()).collect();
+        let changed: Vec<(String, String, String)> = self
+            .c
+            .query(
+                "INSERT INTO observations AS o (lane, fact, source, value, at, event_id)
+                 SELECT $1, f, s, v, t, e FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) AS x(f, s, v, t, e)
+                 ON CONFLICT (lane, fact, source, value) DO UPDATE SET at = excluded.at, event_id = excluded.event_id
+                 WHERE excluded.at > o.at OR (excluded.at = o.at AND excluded.event_id > o.event_id)
+                 RETURNING fact, source, value",
+                &[&lane, &facts, &sources, &values, &ats, &ids],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        Ok(obs
+            .iter()
+            .zip(&values)
+            .map(|(o, v)| {
+                changed
+                    .iter()
+                    .any(|(f, s, w)| f == o.fact.as_str() && *s == o.source && w == v)
+            })
+            .collect())
     }
 
     fn observations(&mut self, lane: &str, facts: &[Fact]) -> Result<Vec<Observation>, StoreError> {

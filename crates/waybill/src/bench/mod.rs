@@ -19,7 +19,8 @@ use waybill_engine::signature::SigningKey;
 /// What to send.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Ingest URL, e.g. `http://127.0.0.1:8080/v1/ingest/bench`.
+    /// Ingest URL, e.g. `http://127.0.0.1:8080/v1/ingest/bench`; several separated by
+    /// commas spread the connections over them.
     pub url: String,
     /// Signing secret (`whsec_…`).
     pub secret: String,
@@ -216,11 +217,17 @@ pub const SCANS_MAPPING: &str = r#"[.shipment as $sh | .tracking as $t | .scans[
 /// SYN retransmissions of a second each).
 pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     let key = SigningKey::parse(&plan.secret).map_err(|e| anyhow::anyhow!(e))?;
-    let target = Target::parse(&plan.url).map_err(|e| anyhow::anyhow!(e))?;
+    // Several URLs (instances sharing one store): connection k goes to URL k mod n.
+    let targets = plan
+        .url
+        .split(',')
+        .map(Target::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!(e))?;
     let next = Arc::new(AtomicUsize::new(0));
     let mut opening = Vec::new();
-    for _ in 0..plan.concurrency.max(1) {
-        let t = target.clone();
+    for k in 0..plan.concurrency.max(1) {
+        let t = targets[k % targets.len()].clone();
         opening.push(tokio::spawn(async move { Conn::connect(&t).await.ok() }));
     }
     let mut conns = Vec::with_capacity(opening.len());
@@ -230,8 +237,9 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     let stopwatch = cpu::Stopwatch::start(&plan.cpu).await?;
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for opened in conns {
-        let (next, key, plan, target) = (next.clone(), key.clone(), plan.clone(), target.clone());
+    for (k, opened) in conns.into_iter().enumerate() {
+        let target = targets[k % targets.len()].clone();
+        let (next, key, plan) = (next.clone(), key.clone(), plan.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut accepted = Vec::new();

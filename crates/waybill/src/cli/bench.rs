@@ -73,7 +73,9 @@ struct OdooArgs {
 
 #[derive(clap::Args)]
 struct IngestArgs {
-    /// Hub base URL (ignored with --self-host).
+    /// Hub base URL (ignored with --self-host); several, separated by commas, for
+    /// instances sharing one PostgreSQL store: connections are spread over them and
+    /// deliveries summed from each one's metrics.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     hub: String,
     /// Source name to post to; it must use the profile's mapping (default: `bench` for
@@ -111,6 +113,10 @@ struct IngestArgs {
     /// subscribed to everything, and also report end-to-end delivery.
     #[arg(long)]
     self_host: bool,
+    /// With --self-host: the in-process hub's store is PostgreSQL at this URL, in a
+    /// schema of its own dropped after the run, instead of SQLite.
+    #[arg(long)]
+    pg: Option<String>,
     /// Skip the ceiling measurement.
     #[arg(long)]
     no_ceiling: bool,
@@ -281,14 +287,22 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
         time::OffsetDateTime::now_utc().unix_timestamp() % 1_000_000
     );
     let mut hosted = None;
-    let (base, api_key) = if a.self_host {
-        let h = SelfHosted::start(&a.secret, a.profile).await?;
+    let (bases, api_key) = if a.self_host {
+        let h = SelfHosted::start(&a.secret, a.profile, a.pg.as_deref()).await?;
         let base = h.base.clone();
         hosted = Some(h);
-        (base, Some("bench-api-key".to_string()))
+        (vec![base], Some("bench-api-key".to_string()))
     } else {
-        (a.hub.trim_end_matches('/').to_string(), a.api_key.clone())
+        let bases: Vec<String> = a
+            .hub
+            .split(',')
+            .map(|h| h.trim().trim_end_matches('/').to_string())
+            .filter(|h| !h.is_empty())
+            .collect();
+        anyhow::ensure!(!bases.is_empty(), "--hub: no URL");
+        (bases, a.api_key.clone())
     };
+    let base = bases[0].clone();
     let source = match (&a.source, a.self_host) {
         (_, true) => "bench".to_owned(),
         (Some(s), false) => s.clone(),
@@ -296,7 +310,11 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
     };
     let mut plan = Plan {
         profile: a.profile,
-        url: format!("{base}/v1/ingest/{source}"),
+        url: bases
+            .iter()
+            .map(|b| format!("{b}/v1/ingest/{source}"))
+            .collect::<Vec<_>>()
+            .join(","),
         secret: a.secret.clone(),
         events: a.events,
         shipments: a.shipments,
@@ -306,8 +324,11 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
         // The hub's CPU from its /metrics, or only this process's when it is the hub.
         cpu: if a.self_host {
             bench::CpuWatch::InProcess
-        } else {
+        } else if bases.len() == 1 {
             bench::CpuWatch::Hub(format!("{base}/metrics"))
+        } else {
+            // Several processes: read their CPU from outside (pidstat, /proc).
+            bench::CpuWatch::Off
         },
     };
     let payload = bench::body(a.profile, &run_id, 0, a.shipments).len();
@@ -330,10 +351,10 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
         Some(bench::run(&p).await?)
     };
     let sampler = hosted.as_ref().map(|h| h.sample_outbox());
-    // A hub in its own process: deliveries from its metrics.
-    let metrics_url = format!("{base}/metrics");
+    // Hubs in their own processes: deliveries from their metrics.
+    let metrics_urls: Vec<String> = bases.iter().map(|b| format!("{b}/metrics")).collect();
     let delivered_before = match &hosted {
-        None => delivered_total(&metrics_url).await,
+        None => delivered_total(&metrics_urls).await,
         Some(_) => None,
     };
     // Bytes this process sent to storage (the in-process hub's store: WAL, checkpoints).
@@ -379,7 +400,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
         // Until every acknowledged event is delivered, or deliveries stop for 10 s.
         let (mut last, mut moved) = (before, Instant::now());
         let mut done_at = started.elapsed();
-        while let Some(now) = delivered_total(&metrics_url).await {
+        while let Some(now) = delivered_total(&metrics_urls).await {
             if now != last {
                 (last, moved) = (now, Instant::now());
                 done_at = started.elapsed();
@@ -441,15 +462,19 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Deliveries the hub has made so far (sum of `waybill_delivery_attempts_total` with
-/// outcome `delivered`); None when its metrics cannot be read.
-async fn delivered_total(url: &str) -> Option<u64> {
-    let text = reqwest::get(url).await.ok()?.text().await.ok()?;
-    Some(metric_sum(
-        &text,
-        "waybill_delivery_attempts_total",
-        "outcome=\"delivered\"",
-    ))
+/// Deliveries the hubs have made so far (sum of `waybill_delivery_attempts_total` with
+/// outcome `delivered`); None when the metrics of one cannot be read.
+async fn delivered_total(urls: &[String]) -> Option<u64> {
+    let mut sum = 0;
+    for url in urls {
+        let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+        sum += metric_sum(
+            &text,
+            "waybill_delivery_attempts_total",
+            "outcome=\"delivered\"",
+        );
+    }
+    Some(sum)
 }
 
 /// The sum of a metric's series (Prometheus text) whose labels contain `label` (all
@@ -504,6 +529,8 @@ struct SelfHosted {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     _dir: tempdir::Dir,
+    /// The PostgreSQL store's options, to drop its schema after the run.
+    pg: Option<waybill_store::PgOptions>,
 }
 
 struct Sampler {
@@ -529,17 +556,32 @@ mod tempdir {
 }
 
 impl SelfHosted {
-    async fn start(secret: &str, profile: bench::Profile) -> anyhow::Result<SelfHosted> {
+    async fn start(
+        secret: &str,
+        profile: bench::Profile,
+        pg: Option<&str>,
+    ) -> anyhow::Result<SelfHosted> {
         let dir = std::env::temp_dir().join(format!("waybill-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let (sink, delivered) = bench::start_sink("127.0.0.1:0").await?;
+        let db = dir
+            .join("bench.db")
+            .display()
+            .to_string()
+            .replace('\\', "/");
+        let schema = format!("waybill_bench_{}", std::process::id());
+        let store = match pg {
+            None => format!("path = \"{db}\"\nsynchronous = \"full\""),
+            Some(url) => {
+                format!("type = \"postgres\"\nurl = \"plain:{url}\"\nschema = \"{schema}\"")
+            }
+        };
         let toml = format!(
             r#"
 [server]
 api_keys = ["plain:bench-api-key"]
 [store]
-path = "{db}"
-synchronous = "full"
+{store}
 [log]
 level = "warn"
 [sources.bench]
@@ -554,11 +596,6 @@ concurrency = 64
 name = "everything"
 sink = "local"
 "#,
-            db = dir
-                .join("bench.db")
-                .display()
-                .to_string()
-                .replace('\\', "/"),
             mapping = profile.mapping(),
         );
         let cfg = waybill::Config::parse(&toml, std::iter::empty())?;
@@ -574,6 +611,11 @@ sink = "local"
             stop: tx,
             task,
             _dir: tempdir::Dir(dir),
+            pg: pg.map(|url| {
+                let mut o = waybill_store::PgOptions::new(url);
+                o.schema = schema;
+                o
+            }),
         })
     }
 
@@ -612,5 +654,10 @@ sink = "local"
     async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.task.await;
+        if let Some(o) = &self.pg {
+            if let Err(e) = waybill_store::drop_pg_schema(o) {
+                eprintln!("bench: cannot drop schema {}: {e}", o.schema);
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! per-shipment sequence numbers; every one reaches the sink, each shipment's in sequence
 //! order; the dead instance's leases are taken over within their expiry.
 
-use crate::crash::{assert_kept_and_delivered, free_port, spawn_hub, wait_ready};
+use crate::crash::{assert_kept_and_delivered, free_port, spawn_hub, wait_ready, Hubs};
 use crate::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -56,7 +56,7 @@ async fn three_instances_one_killed_lose_nothing_and_keep_order() {
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
-    let mut children: Vec<_> = ports.iter().map(|p| spawn_hub(&cfg_path, *p)).collect();
+    let mut hubs = Hubs(ports.iter().map(|p| spawn_hub(&cfg_path, *p)).collect());
     for b in &bases {
         wait_ready(&client, b).await;
     }
@@ -105,8 +105,8 @@ async fn three_instances_one_killed_lose_nothing_and_keep_order() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let victim_leases = leases_of(&client, &bases[0]).await.unwrap_or_default();
-    children[0].kill().unwrap();
-    children[0].wait().unwrap();
+    hubs.0[0].kill().unwrap();
+    hubs.0[0].wait().unwrap();
     let killed_at = Instant::now();
 
     // The survivors take the dead one's leases over: within the lease time (2 s) after
@@ -189,8 +189,4 @@ async fn three_instances_one_killed_lose_nothing_and_keep_order() {
         repeats,
         took_over
     );
-    for mut c in children.into_iter().skip(1) {
-        c.kill().unwrap();
-        c.wait().unwrap();
-    }
 }

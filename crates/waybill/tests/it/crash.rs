@@ -5,6 +5,19 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use waybill_testkit::FakePartner;
 
+/// Hub processes, killed when dropped (also when a test fails half way: they must not
+/// outlive it).
+pub struct Hubs(pub Vec<Child>);
+
+impl Drop for Hubs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 pub fn spawn_hub(config: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_waybill"))
         .args(["serve", "--config"])
@@ -68,7 +81,7 @@ async fn sigkill_under_load(dir: &tempfile::TempDir, store: &str) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let mut child = spawn_hub(&cfg_path, port);
+    let mut hub = Hubs(vec![spawn_hub(&cfg_path, port)]);
     wait_ready(&client, &base).await;
 
     // 8 concurrent senders, each keeps sending until the hub dies under it
@@ -95,15 +108,15 @@ async fn sigkill_under_load(dir: &tempfile::TempDir, store: &str) {
     while acked.lock().unwrap().len() < 1500 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    hub.0[0].kill().unwrap();
+    hub.0[0].wait().unwrap();
     for s in senders {
         s.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 1500);
 
-    let mut child = spawn_hub(&cfg_path, port);
+    hub.0[0] = spawn_hub(&cfg_path, port);
     wait_ready(&client, &base).await;
     // every acknowledged event is in the store
     let shipments: HashSet<&String> = acked.iter().map(|(s, _)| s).collect();
@@ -123,8 +136,6 @@ async fn sigkill_under_load(dir: &tempfile::TempDir, store: &str) {
         }
     }
     assert_kept_and_delivered(&acked, &stored, &sink).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// Every acknowledged event (shipment, event id) is among `stored`, and reaches `sink`
