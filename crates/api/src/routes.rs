@@ -513,9 +513,23 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let depths = st.hub.store.depths().await.unwrap_or_default();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.hub.metrics.render(&depths),
-    )
-        .into_response()
+    let mut text = st.hub.metrics.render(&depths);
+    // Which instance this is and what it holds (several instances on one store).
+    let held = st.leases.now();
+    let leases = if held.all { 0 } else { held.names.len() };
+    let instance = st.instance.replace(['\\', '"', '\n'], "_");
+    text.push_str(&format!(
+        "# HELP waybill_instance_info This instance (label `instance`) and the store backend.\n\
+         # TYPE waybill_instance_info gauge\n\
+         waybill_instance_info{{instance=\"{instance}\",store=\"{}\"}} 1\n\
+         # HELP waybill_leases_held Leases this instance holds (0 when the store is single-process and it holds everything).\n\
+         # TYPE waybill_leases_held gauge\n\
+         waybill_leases_held {leases}\n\
+         # HELP waybill_instances_alive Instances alive on the store at the last lease claim.\n\
+         # TYPE waybill_instances_alive gauge\n\
+         waybill_instances_alive {}\n",
+        st.hub.store.backend(),
+        held.instances,
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

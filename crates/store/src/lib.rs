@@ -27,7 +27,10 @@ mod types;
 mod view;
 mod writer;
 
-pub use pg::{drop_pg_schema, migrate_pg, PgOptions, PgStore, PG_SCHEMA_VERSION};
+pub use pg::{
+    application_name as pg_application_name, drop_pg_schema, migrate_pg, PgOptions, PgStore,
+    PG_SCHEMA_VERSION,
+};
 pub use sqlite::{
     calibrate_sqlite, migrate_file, CalibrationError, SqliteCalibration, SqliteOptions,
     SqliteStore, Synchronous, BATCH_ROWS,

@@ -66,3 +66,21 @@ pub fn fresh(tag: &str) -> (PgOptions, SchemaGuard) {
     opts.readers = 2;
     (opts, SchemaGuard { url, schema })
 }
+
+/// Cuts every connection of the store in `schema` from the server's side (as a database
+/// restart or a failover would); returns how many were cut.
+pub fn cut_connections(schema: &str) -> i64 {
+    let (url, name) = (url(), waybill_store::pg_application_name(schema));
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let rows = c
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                &[&name],
+            )
+            .unwrap();
+        rows.len() as i64
+    })
+    .join()
+    .unwrap()
+}

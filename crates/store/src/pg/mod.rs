@@ -85,6 +85,11 @@ pub(crate) struct PgConn {
     deferred: Vec<(Statement, Vec<Param>)>,
 }
 
+/// What the store's connections are called in `pg_stat_activity`.
+pub fn application_name(schema: &str) -> String {
+    format!("waybill {schema}")
+}
+
 /// A blocking client in the store's schema (migrations, maintenance).
 fn connect_blocking(opts: &PgOptions) -> Result<Client, StoreError> {
     if !valid_schema(&opts.schema) {
@@ -93,7 +98,9 @@ fn connect_blocking(opts: &PgOptions) -> Result<Client, StoreError> {
             opts.schema
         )));
     }
-    let mut client = Client::connect(&opts.url, NoTls)?;
+    let mut cfg: postgres::Config = opts.url.parse()?;
+    cfg.application_name(&application_name(&opts.schema));
+    let mut client = cfg.connect(NoTls)?;
     let create = format!("CREATE SCHEMA IF NOT EXISTS {}", opts.schema);
     if let Err(e) = client.batch_execute(&create) {
         // Instances starting together race to create it: one wins, the others see a
@@ -118,7 +125,9 @@ impl PgConn {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Corrupt(format!("cannot start a runtime: {e}")))?;
-        let (client, connection) = rt.block_on(tokio_postgres::connect(&opts.url, NoTls))?;
+        let mut cfg: tokio_postgres::Config = opts.url.parse()?;
+        cfg.application_name(application_name(&opts.schema));
+        let (client, connection) = rt.block_on(cfg.connect(NoTls))?;
         // Driven whenever the runtime runs (inside each `block_on`).
         rt.spawn(async move {
             let _ = connection.await;

@@ -17,6 +17,57 @@ mod postgres {
     use std::time::Duration;
     use waybill_store::lease::{delivery_lease, singleton_lease, LeaseClaim};
 
+    /// The store works again after the server cut its connections (a database restart
+    /// or failover): the writer, the readers and the listener connect again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_cut_by_the_server_are_opened_again() {
+        use waybill_testkit::store_suite::{accepted, event};
+        let (opts, _guard) = fresh("revive");
+        let store = Store::open_postgres(opts.clone()).await.unwrap();
+        let ev = |k: &str, m| event("wms", k, "shipment.in_transit", "S1", m, &[]);
+        store
+            .ingest(accepted("wms", "k1", vec![ev("k1", 0)]))
+            .await
+            .unwrap();
+        let mut signal = store.outbox_signal();
+        signal.borrow_and_update();
+        let cut = waybill_testkit::pg::cut_connections(&opts.schema);
+        assert!(cut >= 3, "writer, readers and listener: {cut}");
+        // A write in flight when the connection went fails (not acknowledged); the next
+        // ones succeed.
+        let mut stored = false;
+        for _ in 0..50 {
+            if store
+                .ingest(accepted("wms", "k2", vec![ev("k2", 1)]))
+                .await
+                .is_ok()
+            {
+                stored = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(stored, "no write succeeded after the cut");
+        let mut events = 0;
+        for _ in 0..50 {
+            if let Ok(Some(v)) = store
+                .shipment(&waybill_model::ShipmentKey("S1".into()))
+                .await
+            {
+                events = v.timeline.len();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(events, 2, "both events read back");
+        // The listener is back too: it wakes the dispatchers when it reconnects.
+        tokio::time::timeout(Duration::from_secs(5), signal.changed())
+            .await
+            .expect("the listener did not come back")
+            .unwrap();
+        store.close().await;
+    }
+
     /// Instances share the leases fairly and never hold one twice; what an instance that
     /// stopped claiming held is taken over once it expires; released leases at once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -129,6 +129,20 @@ async fn three_instances_one_killed_lose_nothing_and_keep_order() {
         took_over <= Duration::from_millis(2_000 + 500 + 300),
         "taken over after {took_over:?}"
     );
+    // Each survivor's metrics say who it is and how much it holds.
+    for b in &bases[1..] {
+        let held = leases_of(&client, b).await.unwrap_or_default().len();
+        let m = client
+            .get(format!("{b}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(m.contains(",store=\"postgres\"} 1\n"), "{m}");
+        assert!(m.contains(&format!("waybill_leases_held {held}\n")), "{m}");
+    }
     for s in senders {
         s.await.unwrap();
     }

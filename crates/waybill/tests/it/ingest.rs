@@ -200,6 +200,10 @@ async fn api_key_sources_and_canonical_events_are_accepted() {
         metrics.contains("waybill_ingest_ack_seconds_count 3"),
         "{metrics}"
     );
+    // One instance on SQLite: it holds everything, no lease is written.
+    assert!(metrics.contains("waybill_leases_held 0\n"), "{metrics}");
+    assert!(metrics.contains("waybill_instances_alive 1\n"), "{metrics}");
+    assert!(metrics.contains(",store=\"sqlite\"} 1\n"), "{metrics}");
     #[cfg(target_os = "linux")]
     assert!(
         waybill_engine::metrics::metric_value(&metrics, "process_cpu_seconds_total")
