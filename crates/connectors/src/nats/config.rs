@@ -23,6 +23,22 @@ pub struct NatsSinkConfig {
     /// Password, by reference.
     #[serde(default)]
     pub password: Option<SecretRef>,
+    /// NKey authentication: the user's seed (`SU…`), by reference.
+    #[serde(default)]
+    pub nkey: Option<SecretRef>,
+    /// JWT authentication: the contents of a `.creds` file, by reference (`file:/…`).
+    #[serde(default)]
+    pub credentials: Option<SecretRef>,
+    /// TLS: PEM file of the CA that signed the servers' certificates (TLS then
+    /// required).
+    #[serde(default)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// TLS client certificate (PEM), with `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// TLS client key (PEM), with `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
     /// How long to wait for the connection and for the stream's acknowledgement
     /// (default 5 s).
     #[serde(default = "default_timeout", deserialize_with = "duration::de")]
@@ -68,6 +84,22 @@ pub struct NatsSourceConfig {
     /// Password, by reference.
     #[serde(default)]
     pub password: Option<SecretRef>,
+    /// NKey authentication: the user's seed (`SU…`), by reference.
+    #[serde(default)]
+    pub nkey: Option<SecretRef>,
+    /// JWT authentication: the contents of a `.creds` file, by reference (`file:/…`).
+    #[serde(default)]
+    pub credentials: Option<SecretRef>,
+    /// TLS: PEM file of the CA that signed the servers' certificates (TLS then
+    /// required).
+    #[serde(default)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// TLS client certificate (PEM), with `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// TLS client key (PEM), with `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Limit for connecting and for acknowledgements (default 5 s).
     #[serde(default = "default_timeout", deserialize_with = "duration::de")]
     pub timeout: Duration,
@@ -78,4 +110,49 @@ pub struct NatsSourceConfig {
 
 fn default_in_flight() -> usize {
     64
+}
+
+/// The access settings of a `nats` sink or source, borrowed from its configuration.
+pub(crate) struct Access<'a> {
+    pub url: &'a str,
+    pub token: &'a Option<SecretRef>,
+    pub user: &'a Option<String>,
+    pub password: &'a Option<SecretRef>,
+    pub nkey: &'a Option<SecretRef>,
+    pub credentials: &'a Option<SecretRef>,
+    pub tls_ca: &'a Option<std::path::PathBuf>,
+    pub tls_cert: &'a Option<std::path::PathBuf>,
+    pub tls_key: &'a Option<std::path::PathBuf>,
+    pub timeout: Duration,
+}
+
+macro_rules! access {
+    ($cfg:expr) => {
+        Access {
+            url: &$cfg.url,
+            token: &$cfg.token,
+            user: &$cfg.user,
+            password: &$cfg.password,
+            nkey: &$cfg.nkey,
+            credentials: &$cfg.credentials,
+            tls_ca: &$cfg.tls_ca,
+            tls_cert: &$cfg.tls_cert,
+            tls_key: &$cfg.tls_key,
+            timeout: $cfg.timeout,
+        }
+    };
+}
+
+impl NatsSinkConfig {
+    /// Its access settings.
+    pub(crate) fn access(&self) -> Access<'_> {
+        access!(self)
+    }
+}
+
+impl NatsSourceConfig {
+    /// Its access settings.
+    pub(crate) fn access(&self) -> Access<'_> {
+        access!(self)
+    }
 }

@@ -52,14 +52,7 @@ impl NatsSink {
     /// Validates the configuration (no network).
     pub fn build(cfg: &NatsSinkConfig) -> Result<NatsSink, Vec<ConfigError>> {
         let mut errs = Vec::new();
-        let conn = Connection::build(
-            &cfg.url,
-            &cfg.token,
-            &cfg.user,
-            &cfg.password,
-            cfg.timeout,
-            &mut errs,
-        );
+        let conn = Connection::build(&cfg.access(), &mut errs);
         if cfg.subject_prefix.is_empty()
             || cfg
                 .subject_prefix

@@ -39,14 +39,7 @@ impl NatsSource {
     /// Validates the configuration (no network).
     pub fn build(name: &str, cfg: &NatsSourceConfig) -> Result<NatsSource, Vec<ConfigError>> {
         let mut errs = Vec::new();
-        let conn = Connection::build(
-            &cfg.url,
-            &cfg.token,
-            &cfg.user,
-            &cfg.password,
-            cfg.timeout,
-            &mut errs,
-        );
+        let conn = Connection::build(&cfg.access(), &mut errs);
         let valid_name = |s: &str| !s.is_empty() && s.chars().all(super::token_char);
         if !valid_name(&cfg.stream) {
             errs.push(ConfigError::new(

@@ -26,6 +26,11 @@ fn config(url: String, prefix: &str) -> NatsSinkConfig {
         token: None,
         user: None,
         password: None,
+        nkey: None,
+        credentials: None,
+        tls_ca: None,
+        tls_cert: None,
+        tls_key: None,
         timeout: Duration::from_secs(2),
         concurrency: None,
     }
@@ -78,6 +83,38 @@ fn bad_configuration_is_reported_with_its_path() {
     for p in ["url", "subject_prefix", "", "timeout"] {
         assert!(paths.contains(&p), "{p} in {paths:?}");
     }
+}
+
+/// NKey, credentials and TLS settings are checked when read: a seed that is not one,
+/// credentials that are not a credentials file, two ways at once, missing TLS files, a
+/// certificate without its key.
+#[test]
+fn nkey_credentials_and_tls_settings_are_checked() {
+    let plain = |v: &str| Some(waybill_engine::secret::SecretRef(format!("plain:{v}")));
+    let mut c = config(nats_url(), "waybill");
+    c.nkey = plain("SUNOTASEED");
+    c.tls_ca = Some("/nonexistent/ca.pem".into());
+    c.tls_cert = Some("/nonexistent/cert.pem".into());
+    let errs = NatsSink::build(&c).err().unwrap();
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    for p in ["nkey", "tls_ca", "tls_cert"] {
+        assert!(paths.contains(&p), "{p} in {paths:?}");
+    }
+    let mut c = config(nats_url(), "waybill");
+    c.credentials = plain("not a creds file");
+    let errs = NatsSink::build(&c).err().unwrap();
+    assert!(errs.iter().any(|e| e.path == "credentials"), "{errs:?}");
+    let seed = nkeys::KeyPair::new_user().seed().unwrap();
+    let mut c = config(nats_url(), "waybill");
+    c.nkey = plain(&seed);
+    c.token = plain("t0ken");
+    let errs = NatsSink::build(&c).err().unwrap();
+    assert!(
+        errs.iter().any(|e| e.path.is_empty()),
+        "two ways at once: {errs:?}"
+    );
+    c.token = None;
+    assert!(NatsSink::build(&c).is_ok(), "a real seed alone is fine");
 }
 
 /// Each event becomes one stream message with its id as `Nats-Msg-Id`; delivering it
@@ -164,6 +201,11 @@ fn a_source_with_bad_settings_is_reported_with_its_paths() {
         token: None,
         user: None,
         password: None,
+        nkey: None,
+        credentials: None,
+        tls_ca: None,
+        tls_cert: None,
+        tls_key: None,
         timeout: Duration::from_secs(1),
         in_flight: 0,
     };

@@ -269,3 +269,85 @@ async fn a_nats_source_stores_cloudevents_and_mapped_json_and_survives_a_restart
     server.kill().unwrap();
     let _ = server.wait();
 }
+
+/// A server that admits only one NKey user: the sink publishes with that user's seed;
+/// a configuration with a malformed seed is refused before anything connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_authenticates_with_an_nkey() {
+    let user = nkeys::KeyPair::new_user();
+    let seed = user.seed().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let store = tempfile::tempdir().unwrap();
+    let conf = store.path().join("server.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: \"{}\" }}\nauthorization {{ users = [ {{ nkey: \"{}\" }} ] }}\n",
+            store.path().join("js").display(),
+            user.public_key()
+        ),
+    )
+    .unwrap();
+    let mut server = Command::new(server_bin())
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {} (install nats-server): {e}", server_bin()));
+    // Without the key the server refuses; with it, it admits.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let client = loop {
+        match async_nats::ConnectOptions::with_nkey(seed.clone())
+            .connect(format!("nats://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert!(
+        async_nats::connect(format!("nats://127.0.0.1:{port}"))
+            .await
+            .is_err(),
+        "the server admits only the NKey user"
+    );
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "WAYBILL".into(),
+        subjects: vec!["waybill.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let sink = |nkey: &str| {
+        config_toml(&dir.path().join("hub.db"), "http://127.0.0.1:1/unused", "")
+            .replace(
+                &format!("type = \"http_webhook\"\nurl = \"http://127.0.0.1:1/unused\"\nsecret = \"plain:{SECRET}\"\ntimeout = \"2s\""),
+                &format!("type = \"nats\"\nurl = \"nats://127.0.0.1:{port}\"\nnkey = \"plain:{nkey}\"\ntimeout = \"2s\""),
+            )
+    };
+    let bad = waybill::Config::parse(&sink("SUNOTASEED"), std::iter::empty()).unwrap();
+    let errs = bad.validate().err().expect("a malformed seed is refused");
+    assert!(
+        errs.iter().any(|e| e.to_string().contains("nkey")),
+        "{errs:?}"
+    );
+    let cfg = waybill::Config::parse(&sink(&seed), std::iter::empty()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = TestHub::from_parts(cfg, listener, dir);
+    let ev = carrier_event("nk-1", "NK-1", "shipment.in_transit", 1);
+    assert_eq!(hub.send(&ev, "nk-1").await.status(), 202);
+    wait_for(&js, 1, "the event published by the NKey user").await;
+    hub.stop().await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
