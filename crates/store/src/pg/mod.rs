@@ -208,6 +208,21 @@ impl PgConn {
         )
     }
 
+    /// Runs two cached queries in one pipeline (the second must not depend on the first).
+    pub(crate) fn query_both(
+        &mut self,
+        first: (&'static str, &[&(dyn ToSql + Sync)]),
+        second: (&'static str, &[&(dyn ToSql + Sync)]),
+    ) -> Result<(Vec<Row>, Vec<Row>), StoreError> {
+        let (a, b) = (self.st(first.0)?, self.st(second.0)?);
+        let deferred = std::mem::take(&mut self.deferred);
+        let both = futures::future::try_join(
+            self.client.query(&a, first.1),
+            self.client.query(&b, second.1),
+        );
+        pipelined(&self.rt, &self.client, deferred, both)
+    }
+
     /// Runs a cached query expecting at most one row.
     pub(crate) fn query_opt(
         &mut self,

@@ -34,11 +34,17 @@ pub(crate) fn ingest(
             })
         }
         Verdict::Accepted(_) => {
-            let row = c.query(
-                "INSERT INTO inbox (source, idempotency_key, status, received_at, headers, body, event_ids, encoding)
-                 VALUES ($1, $2, 'accepted', $3, $4, $5, $6, $7)
-                 ON CONFLICT (source, idempotency_key) WHERE status = 'accepted' DO NOTHING RETURNING id",
-                &[&rec.source, &rec.idempotency_key, &received, &p.headers, &p.body, &p.event_ids_json, &p.encoding],
+            // The first event's lane is read in the same round trip as the inbox row is
+            // written (it does not depend on it).
+            let first = p.events.first().map(|(e, _)| e.subject.as_str().to_owned());
+            let (row, lane) = c.query_both(
+                (
+                    "INSERT INTO inbox (source, idempotency_key, status, received_at, headers, body, event_ids, encoding)
+                     VALUES ($1, $2, 'accepted', $3, $4, $5, $6, $7)
+                     ON CONFLICT (source, idempotency_key) WHERE status = 'accepted' DO NOTHING RETURNING id",
+                    &[&rec.source, &rec.idempotency_key, &received, &p.headers, &p.body, &p.event_ids_json, &p.encoding],
+                ),
+                (LANE_ROW, &[&first.as_deref().unwrap_or("")]),
             )?;
             let Some(inbox_id) = row.first().map(|r| r.get::<_, i64>(0)) else {
                 let row = c
@@ -55,7 +61,17 @@ pub(crate) fn ingest(
                     event_ids,
                 });
             };
-            let mut tx = PgTx { c, ctx };
+            let read = match (first, lane.first()) {
+                (Some(key), Some(r)) => Some((key.clone(), Some(lane_from_row(&key, r)?))),
+                (Some(key), None) => Some((key, None)),
+                (None, _) => None,
+            };
+            let mut tx = PgTx {
+                c,
+                ctx,
+                lane_read: read,
+                aliases_added: None,
+            };
             for (ev, body) in &p.events {
                 crate::sequence::append(&mut tx, Some(inbox_id), ev, body)?;
             }
@@ -74,6 +90,11 @@ fn first_id(rows: &[postgres::Row]) -> Result<i64, StoreError> {
 pub(crate) struct PgTx<'c, 'j, 'r> {
     pub c: &'c mut PgConn,
     pub ctx: &'j mut JobCtx<'r>,
+    /// A lane's row read ahead (with the inbox row), for the next `lane` call of that key.
+    lane_read: Option<(String, Option<Lane>)>,
+    /// An event's aliases added in the same round trip as the event (`sequence::append`
+    /// adds them right after inserting it): (lane, aliases, which were new).
+    aliases_added: Option<(String, Vec<Alias>, Vec<bool>)>,
 }
 
 fn effect_name(a: Applied) -> &'static str {
@@ -90,7 +111,10 @@ impl Tx for PgTx<'_, '_, '_> {
     }
 
     fn lane(&mut self, key: &str) -> Result<Option<Lane>, StoreError> {
-        lane_row(self.c, key)
+        match self.lane_read.take() {
+            Some((k, lane)) if k == key => Ok(lane),
+            _ => lane_row(self.c, key),
+        }
     }
 
     fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<Option<i64>, StoreError> {
@@ -99,23 +123,38 @@ impl Tx for PgTx<'_, '_, '_> {
             StoredBody::Json(j) => (j.as_bytes(), None),
             StoredBody::Packed(b, enc) => (b, Some(enc)),
         };
-        let rows = self.c.query(
-            "INSERT INTO events (event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, inbox_id, effect, body, encoding)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (shipment, event_id) DO NOTHING RETURNING seq_id",
-            &[
-                &ev.id.as_str(),
-                &ev.subject.as_str(),
-                &e.seq,
-                &ev.ty.as_str(),
-                &ev.source_name(),
-                &to_us(ev.time),
-                &to_us(ev.recordedtime),
-                &e.inbox_id,
-                &effect_name(e.effect),
-                &body,
-                &encoding,
-            ],
-        )?;
+        const INSERT: &str = "INSERT INTO events (event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, inbox_id, effect, body, encoding)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (shipment, event_id) DO NOTHING RETURNING seq_id";
+        let params: [&(dyn postgres::types::ToSql + Sync); 11] = [
+            &ev.id.as_str(),
+            &ev.subject.as_str(),
+            &e.seq,
+            &ev.ty.as_str(),
+            &ev.source_name(),
+            &to_us(ev.time),
+            &to_us(ev.recordedtime),
+            &e.inbox_id,
+            &effect_name(e.effect),
+            &body,
+            &encoding,
+        ];
+        // The event's aliases are added next whether it is new or a repeat: they go in
+        // the same round trip (adding an alias twice changes nothing).
+        let aliases: Vec<Alias> = waybill_model::identity::aliases_of(ev)
+            .into_iter()
+            .collect();
+        let lane = ev.subject.as_str();
+        let rows = if aliases.is_empty() {
+            self.c.query(INSERT, &params)?
+        } else {
+            let (kinds, values) = alias_columns(&aliases);
+            let (rows, added) = self
+                .c
+                .query_both((INSERT, &params), (ADD_ALIASES, &[&kinds, &values, &lane]))?;
+            let added = was_added(&aliases, &added);
+            self.aliases_added = Some((lane.to_owned(), aliases, added));
+            rows
+        };
         Ok(rows.first().map(|r| r.get::<_, i64>(0)))
     }
 
@@ -237,26 +276,17 @@ impl Tx for PgTx<'_, '_, '_> {
     }
 
     fn add_aliases(&mut self, lane: &str, aliases: &[Alias]) -> Result<Vec<bool>, StoreError> {
-        if aliases.len() < 2 {
-            return aliases.iter().map(|a| self.add_alias(lane, a)).collect();
+        if let Some((l, a, added)) = self.aliases_added.take() {
+            if l == lane && a == aliases {
+                return Ok(added);
+            }
         }
-        let kinds: Vec<&str> = aliases.iter().map(|a| a.kind.as_str()).collect();
-        let values: Vec<&str> = aliases.iter().map(|a| a.value.as_str()).collect();
-        let added: Vec<(String, String)> = self
-            .c
-            .query(
-                "INSERT INTO xrefs (kind, value, shipment)
-                 SELECT k, v, $3 FROM unnest($1::text[], $2::text[]) AS a(k, v)
-                 ON CONFLICT DO NOTHING RETURNING kind, value",
-                &[&kinds, &values, &lane],
-            )?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        Ok(aliases
-            .iter()
-            .map(|a| added.iter().any(|(k, v)| *k == a.kind && *v == a.value))
-            .collect())
+        if aliases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (kinds, values) = alias_columns(aliases);
+        let rows = self.c.query(ADD_ALIASES, &[&kinds, &values, &lane])?;
+        Ok(was_added(aliases, &rows))
     }
 
     fn alias_elsewhere(&mut self, kind: &str, value: &str, lane: &str) -> Result<bool, StoreError> {
@@ -422,6 +452,32 @@ impl Tx for PgTx<'_, '_, '_> {
     }
 }
 
+/// Adds aliases ($1 kinds, $2 values) to lane $3; returns the new ones.
+const ADD_ALIASES: &str = "INSERT INTO xrefs (kind, value, shipment)
+     SELECT k, v, $3 FROM unnest($1::text[], $2::text[]) AS a(k, v)
+     ON CONFLICT DO NOTHING RETURNING kind, value";
+
+fn alias_columns(aliases: &[Alias]) -> (Vec<&str>, Vec<&str>) {
+    aliases
+        .iter()
+        .map(|a| (a.kind.as_str(), a.value.as_str()))
+        .unzip()
+}
+
+/// For each alias, whether `ADD_ALIASES` returned it (it was new).
+fn was_added(aliases: &[Alias], rows: &[postgres::Row]) -> Vec<bool> {
+    let added: Vec<(&str, &str)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    aliases
+        .iter()
+        .map(|a| added.contains(&(a.kind.as_str(), a.value.as_str())))
+        .collect()
+}
+
+/// A lane's row by key ($1).
+const LANE_ROW: &str =
+    "SELECT state, milestone_at, milestone_event, flags, last_event_at, last_seq, entity
+     FROM shipments WHERE key = $1";
+
 /// The observations of these facts in a lane (also read by the read side).
 pub(crate) fn observations(
     c: &mut PgConn,
@@ -456,21 +512,20 @@ pub(crate) fn observations(
 
 /// A lane's row (also read by the read side).
 pub(crate) fn lane_row(c: &mut PgConn, key: &str) -> Result<Option<Lane>, StoreError> {
-    let Some(r) = c.query_opt(
-        "SELECT state, milestone_at, milestone_event, flags, last_event_at, last_seq, entity
-         FROM shipments WHERE key = $1",
-        &[&key],
-    )?
-    else {
-        return Ok(None);
-    };
+    c.query_opt(LANE_ROW, &[&key])?
+        .map(|r| lane_from_row(key, &r))
+        .transpose()
+}
+
+/// A lane from a `LANE_ROW` row.
+fn lane_from_row(key: &str, r: &postgres::Row) -> Result<Lane, StoreError> {
     let (st, m_at, m_ev, flags, last): (String, Option<i64>, Option<String>, String, Option<i64>) =
         (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
-    Ok(Some(Lane {
+    Ok(Lane {
         state: decode_state(ShipmentKey(key.to_owned()), &st, m_at, m_ev, &flags, last)?,
         last_seq: r.get(5),
         entity: r.get(6),
-    }))
+    })
 }
 
 /// The lanes pointing at canonical lane `canonical` (also read by the read side).
