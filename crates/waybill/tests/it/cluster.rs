@@ -204,3 +204,97 @@ async fn three_instances_one_killed_lose_nothing_and_keep_order() {
         took_over
     );
 }
+
+/// Whether the hub at `base` holds lease `name` (per its `/readyz`).
+async fn holds(client: &reqwest::Client, base: &str, name: &str) -> bool {
+    leases_of(client, base)
+        .await
+        .is_some_and(|l| l.contains(name))
+}
+
+/// An Odoo poller is a singleton: with two instances on one store exactly one holds its
+/// lease (and polls); when that one stops, the other takes the lease over and its poller
+/// carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_odoo_poller_runs_on_one_instance_and_moves_when_it_stops() {
+    use waybill_testkit::fake_odoo::{picking, start, KEY};
+    const POLLER: &str = "single:poller:odoo";
+    let (odoo_url, fake) = start(18).await;
+    *fake.records.lock().unwrap() = Some(vec![picking(20, "assigned", "2026-11-23 07:00:00")]);
+    let sink = FakePartner::start().await;
+    let (opts, _guard) = waybill_testkit::pg::fresh("poller");
+    let config = || {
+        let mut toml = config_toml_with_store(
+            &pg_store_toml(&opts.schema),
+            &sink.url("hook"),
+            FAST_RETRIES,
+        );
+        toml.push_str(&format!(
+            "[sources.odoo]\ntype = \"odoo\"\npoll = \"200ms\"\n[sources.odoo.connection]\nurl = \"{odoo_url}\"\ndatabase = \"logistics\"\nlogin = \"middleware\"\napi_key = \"plain:{KEY}\"\n"
+        ));
+        waybill::Config::parse(&toml, std::iter::empty()).unwrap()
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ca, cb) = (config(), config());
+    let a = TestHub::from_parts(
+        ca,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        da,
+    );
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !holds(&client, &a.base, POLLER).await {
+        assert!(
+            Instant::now() < deadline,
+            "the first instance never took the poller"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sink.wait_until(WAIT, "order.released delivered", |got| {
+        got.iter().any(|r| r.json()["type"] == "order.released")
+    })
+    .await;
+    let b = TestHub::from_parts(
+        cb,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        db,
+    );
+    // For a few lease periods: never both, and (once settled) always one.
+    let start_at = Instant::now();
+    while start_at.elapsed() < Duration::from_secs(5) {
+        let (ha, hb) = (
+            holds(&client, &a.base, POLLER).await,
+            holds(&client, &b.base, POLLER).await,
+        );
+        assert!(!(ha && hb), "both instances hold the poller");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (holder, other) = if holds(&client, &a.base, POLLER).await {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert!(!holds(&client, &other.base, POLLER).await);
+    // The holder stops (gracefully: it releases its leases); the other takes the poller.
+    holder.stop().await;
+    let stopped = Instant::now();
+    while !holds(&client, &other.base, POLLER).await {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(3),
+            "the poller did not move"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And it polls: Odoo's change becomes an event.
+    fake.records.lock().unwrap().as_mut().unwrap()[0] = picking(20, "done", "2026-11-23 07:09:02");
+    sink.wait_until(
+        WAIT,
+        "shipment.dispatched delivered by the other instance",
+        |got| {
+            got.iter()
+                .any(|r| r.json()["type"] == "shipment.dispatched")
+        },
+    )
+    .await;
+    other.stop().await;
+}
