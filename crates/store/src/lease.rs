@@ -11,14 +11,16 @@
 /// Buckets a sink's shipment lanes are spread over; a lane always falls in the same one.
 pub const BUCKETS: i64 = 16;
 
+/// FNV-1a of some bytes: a stable hash (the same in every build and process).
+pub(crate) fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// The bucket of a lane (FNV-1a of its key).
 pub fn bucket_of(lane: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in lane.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % BUCKETS as u64) as i64
+    (fnv1a(lane.bytes()) % BUCKETS as u64) as i64
 }
 
 /// The lease of one bucket of one sink.

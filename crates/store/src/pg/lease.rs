@@ -16,12 +16,7 @@ impl PgStore {
 /// Order in which `holder` tries free leases: a hash of both, so that instances starting
 /// together do not all reach for the same ones.
 fn preference(holder: &str, name: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in holder.bytes().chain([0]).chain(name.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    crate::lease::fnv1a(holder.bytes().chain([0]).chain(name.bytes()))
 }
 
 fn claim_in(c: &mut PgConn, claim: &LeaseClaim, now: i64) -> Result<LeaseGrant, StoreError> {

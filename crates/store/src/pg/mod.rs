@@ -229,14 +229,7 @@ impl PgConn {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, StoreError> {
-        let st = self.st(sql)?;
-        let deferred = std::mem::take(&mut self.deferred);
-        pipelined(
-            &self.rt,
-            &self.client,
-            deferred,
-            self.client.query_opt(&st, params),
-        )
+        Ok(self.query(sql, params)?.into_iter().next())
     }
 
     /// Runs SQL text (no parameters, several statements allowed).
@@ -252,13 +245,13 @@ impl PgConn {
 
     /// Key of the advisory lock every write transaction of this schema takes.
     fn write_lock(&self) -> i64 {
-        // FNV-1a of the schema name: one lock per store, whatever the instance.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in b"waybill.writer:".iter().chain(self.opts.schema.as_bytes()) {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h as i64
+        // One lock per store, whatever the instance.
+        crate::lease::fnv1a(
+            b"waybill.writer:"
+                .iter()
+                .chain(self.opts.schema.as_bytes())
+                .copied(),
+        ) as i64
     }
 }
 
