@@ -2,11 +2,12 @@
 
 use super::{PgConn, PgStore};
 use crate::codec::{from_us, now_ms, to_us};
-use crate::view::{Payloads, StoredEvent};
+use crate::view::{Payloads, StoredEvent, StoredPayload};
 use crate::{
     DeadLetter, DeadLetterQuery, DeliveryUpdate, OutboxItem, OutboxItemState, ReplaySelector,
     StoreError,
 };
+use std::collections::HashMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use waybill_model::ShipmentKey;
@@ -34,6 +35,24 @@ impl PgStore {
                  ORDER BY o.id LIMIT $3",
                 &[&sink, &after, &(limit as i64), &buckets],
             )?;
+            // The payloads events were packed against, in one query for the page (not
+            // one round trip per payload).
+            let mut wanted: Vec<i64> = rows
+                .iter()
+                .filter(|r| r.get::<_, Option<&str>>(8) == Some(crate::body::LZ4_PAYLOAD))
+                .filter_map(|r| r.get::<_, Option<i64>>(10))
+                .collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            let mut fetched: HashMap<i64, StoredPayload> = HashMap::new();
+            if !wanted.is_empty() {
+                for r in c.query(
+                    "SELECT id, body, encoding FROM inbox WHERE id = ANY($1)",
+                    &[&wanted],
+                )? {
+                    fetched.insert(r.get(0), (r.get(1), r.get(2)));
+                }
+            }
             let mut payloads = Payloads::default();
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
@@ -43,7 +62,10 @@ impl PgStore {
                     seq: r.get(9),
                     inbox_id: r.get(10),
                 };
-                let body = stored.json(&mut payloads, &mut |id| super::read::payload(c, id))?;
+                let body = stored.json(&mut payloads, &mut |id| match fetched.get(&id).cloned() {
+                    Some(p) => Ok(Some(p)),
+                    None => super::read::payload(c, id),
+                })?;
                 out.push(OutboxItem {
                     id: r.get(0),
                     subscription: r.get(1),
