@@ -22,6 +22,7 @@ pub mod process;
 pub mod retry;
 pub mod secret;
 pub mod signature;
+pub mod workflow;
 
 use partner::Inbound;
 use std::collections::HashMap;

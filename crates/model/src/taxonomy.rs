@@ -68,6 +68,8 @@ event_types! {
     FreightChargeConfirmed => "freight.charge_confirmed", Timeline;
     InvoicePosted => "invoice.posted", Timeline;
     PaymentReceived => "payment.received", Timeline;
+    TaskOpened => "task.opened", Timeline;
+    TaskResolved => "task.resolved", Timeline;
 }
 
 impl EventType {

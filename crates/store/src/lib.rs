@@ -18,6 +18,7 @@
 
 pub mod body;
 mod codec;
+pub mod flow;
 pub mod lease;
 mod pg;
 mod prepare;
@@ -59,6 +60,10 @@ pub enum StoreError {
     /// The store is shutting down or its writer stopped.
     #[error("store is closed")]
     Closed,
+    /// A workflow changed since it was loaded (another runner saved it first); nothing of
+    /// the save is stored.
+    #[error("workflow {0} changed since it was loaded")]
+    Stale(String),
     /// Migrations failed.
     #[error("migration {version}: {message}")]
     Migration {
@@ -265,6 +270,80 @@ impl Store {
     /// A receiver that changes whenever a write that created outbox rows commits.
     pub fn outbox_signal(&self) -> tokio::sync::watch::Receiver<u64> {
         dispatch!(self, s => s.outbox_signal())
+    }
+
+    /// Offers inputs to workflows (creating those that do not exist); returns how many
+    /// were new (an input's key is unique per workflow).
+    pub async fn wf_offer(&self, inputs: Vec<flow::NewInput>) -> Result<usize, StoreError> {
+        dispatch!(self, s => s.wf_offer(inputs).await)
+    }
+
+    /// Moves up to `limit` timers due at `now` (unix ms) into their workflows' inputs, in
+    /// one transaction: each fires once.
+    pub async fn wf_fire_timers(&self, now: i64, limit: u32) -> Result<usize, StoreError> {
+        dispatch!(self, s => s.wf_fire_timers(now, limit).await)
+    }
+
+    /// Workflows with work: an input not consumed, or a retry due at `now`.
+    pub async fn wf_runnable(&self, now: i64, limit: u32) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => s.wf_runnable(now, limit).await)
+    }
+
+    /// A workflow and its next unconsumed input.
+    pub async fn wf_load(
+        &self,
+        id: &str,
+    ) -> Result<Option<(flow::WfRecord, Option<flow::WfInput>)>, StoreError> {
+        dispatch!(self, s => s.wf_load(id).await)
+    }
+
+    /// Saves one change of a workflow in one transaction (see [`flow::WfSave`]); returns
+    /// the ids of the tasks it opened. `StoreError::Stale` when another save came first.
+    pub async fn wf_save(&self, save: flow::WfSave) -> Result<Vec<i64>, StoreError> {
+        dispatch!(self, s => s.wf_save(save).await)
+    }
+
+    /// Workflows matching a query.
+    pub async fn workflows(&self, q: flow::WfQuery) -> Result<Vec<flow::WfRecord>, StoreError> {
+        dispatch!(self, s => s.workflows(q).await)
+    }
+
+    /// One workflow with its step history and pending timers (name, due unix ms).
+    #[allow(clippy::type_complexity)]
+    pub async fn workflow(
+        &self,
+        id: &str,
+    ) -> Result<Option<(flow::WfRecord, Vec<flow::WfStep>, Vec<(String, i64)>)>, StoreError> {
+        dispatch!(self, s => s.workflow(id).await)
+    }
+
+    /// Tasks matching a query.
+    pub async fn tasks(&self, q: flow::TaskQuery) -> Result<Vec<flow::WfTask>, StoreError> {
+        dispatch!(self, s => s.tasks(q).await)
+    }
+
+    /// Claims or resolves a task; a resolution is handed to its workflow as an input in
+    /// the same transaction.
+    pub async fn task_act(
+        &self,
+        id: i64,
+        action: flow::TaskAction,
+    ) -> Result<Result<flow::WfTask, flow::TaskRefusal>, StoreError> {
+        dispatch!(self, s => s.task_act(id, action).await)
+    }
+
+    /// A document kept for a workflow: (MIME type, bytes).
+    pub async fn document(
+        &self,
+        workflow: &str,
+        name: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        dispatch!(self, s => s.document(workflow, name).await)
+    }
+
+    /// Timers pending, all workflows.
+    pub async fn timer_count(&self) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.timer_count().await)
     }
 
     /// Stops the writer after the writes already queued; later writes fail with `Closed`.

@@ -577,6 +577,267 @@ pub async fn cursors_persist(store: Store) {
     );
 }
 
+fn wf_input(wf: &str, key: &str, body: serde_json::Value) -> waybill_store::flow::NewInput {
+    waybill_store::flow::NewInput {
+        workflow: wf.into(),
+        wf_kind: "order_to_ship".into(),
+        entity: "S1".into(),
+        kind: "event".into(),
+        key: key.into(),
+        body: body.to_string(),
+    }
+}
+
+/// Workflows: inputs are offered once per key and consumed in order; a save applies
+/// only at the version it was loaded at (a second runner's save changes nothing);
+/// history, tasks and documents are kept with it.
+pub async fn workflow_steps_save_once_per_version(store: Store) {
+    use waybill_store::flow::{NewDocument, NewTask, WfSave, WfStep};
+    let wf = "order_to_ship:S1";
+    let added = store
+        .wf_offer(vec![
+            wf_input(wf, "event:a", serde_json::json!({"n": 1})),
+            wf_input(wf, "event:b", serde_json::json!({"n": 2})),
+            wf_input(wf, "event:a", serde_json::json!({"n": 1})),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(added, 2, "a key is offered once");
+    assert_eq!(store.wf_runnable(0, 10).await.unwrap(), vec![wf.to_owned()]);
+    let (rec, input) = store.wf_load(wf).await.unwrap().unwrap();
+    assert_eq!((rec.status.as_str(), rec.version), ("running", 0));
+    let input = input.unwrap();
+    assert_eq!(input.key, "event:a");
+    let save = WfSave {
+        id: wf.into(),
+        expect_version: 0,
+        status: "waiting".into(),
+        stage: "quoting".into(),
+        state: r#"{"x":1}"#.into(),
+        pending: "[]".into(),
+        input_done: Some(input.id),
+        steps: vec![WfStep {
+            n: 0,
+            step: "quote".into(),
+            input: "{}".into(),
+            answer: r#"{"ok":true}"#.into(),
+            outcome: "ok".into(),
+            attempts: 1,
+            started_at: 1,
+            ended_at: 2,
+        }],
+        open_tasks: vec![NewTask {
+            kind: "choose_carrier".into(),
+            title: "Choose".into(),
+            detail: "{}".into(),
+        }],
+        documents: vec![NewDocument {
+            name: "label:shp_1".into(),
+            mime: "application/pdf".into(),
+            bytes: b"%PDF-1.4 label".to_vec(),
+        }],
+        ..WfSave::default()
+    };
+    let tasks = store.wf_save(save.clone()).await.unwrap();
+    assert_eq!(tasks.len(), 1);
+    // The same save again (a second runner that loaded version 0) is refused whole.
+    assert!(matches!(
+        store.wf_save(save).await,
+        Err(waybill_store::StoreError::Stale(_))
+    ));
+    let (rec, next) = store.wf_load(wf).await.unwrap().unwrap();
+    assert_eq!((rec.stage.as_str(), rec.version), ("quoting", 1));
+    assert_eq!(next.unwrap().key, "event:b", "the consumed input is gone");
+    let (_, steps, _) = store.workflow(wf).await.unwrap().unwrap();
+    assert_eq!(steps.len(), 1, "the refused save added no history");
+    assert_eq!(steps[0].n, 1);
+    let open = store
+        .tasks(waybill_store::flow::TaskQuery {
+            status: Some("open".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].entity, "S1");
+    let doc = store.document(wf, "label:shp_1").await.unwrap().unwrap();
+    assert_eq!(doc.1, b"%PDF-1.4 label");
+    let listed = store
+        .workflows(waybill_store::flow::WfQuery {
+            entity: Some("S1".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+}
+
+/// Timers are durable and fire once: a due timer becomes one input, moving a timer
+/// replaces it, a cancelled one never fires.
+pub async fn timers_fire_once(store: Store) {
+    use waybill_store::flow::WfSave;
+    let wf = "order_to_ship:S1";
+    store
+        .wf_offer(vec![wf_input(wf, "event:a", serde_json::json!({}))])
+        .await
+        .unwrap();
+    let save = |v: i64, set: Vec<(String, i64)>, cancel: Vec<String>| WfSave {
+        id: wf.into(),
+        expect_version: v,
+        status: "waiting".into(),
+        stage: "awaiting_pack".into(),
+        state: "null".into(),
+        pending: "[]".into(),
+        set_timers: set,
+        cancel_timers: cancel,
+        ..WfSave::default()
+    };
+    store
+        .wf_save(save(
+            0,
+            vec![("packing".into(), 1_000), ("other".into(), 500)],
+            vec![],
+        ))
+        .await
+        .unwrap();
+    store
+        .wf_save(save(
+            1,
+            vec![("packing".into(), 2_000)],
+            vec!["other".into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.timer_count().await.unwrap(), 1);
+    assert_eq!(
+        store.wf_fire_timers(1_999, 100).await.unwrap(),
+        0,
+        "moved, not due"
+    );
+    let (a, b) = tokio::join!(
+        store.wf_fire_timers(2_000, 100),
+        store.wf_fire_timers(2_000, 100)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "fired once");
+    assert_eq!(store.timer_count().await.unwrap(), 0);
+    let (_, input) = store.wf_load(wf).await.unwrap().unwrap();
+    assert_eq!(input.unwrap().key, "event:a");
+    let mut keys = Vec::new();
+    let (rec, mut input) = store.wf_load(wf).await.unwrap().unwrap();
+    let mut v = rec.version;
+    while let Some(i) = input {
+        keys.push(i.key.clone());
+        let mut s = save(v, vec![], vec![]);
+        s.input_done = Some(i.id);
+        store.wf_save(s).await.unwrap();
+        v += 1;
+        input = store.wf_load(wf).await.unwrap().unwrap().1;
+    }
+    assert_eq!(
+        keys,
+        vec!["event:a".to_owned(), "timer:packing:2000".to_owned()]
+    );
+}
+
+/// A task is claimed by one person and resolved once; the resolution is handed to its
+/// workflow as an input in the same transaction.
+pub async fn tasks_resolve_into_workflow_inputs(store: Store) {
+    use waybill_store::flow::{NewTask, TaskAction, TaskRefusal, WfSave};
+    let wf = "order_to_ship:S1";
+    store
+        .wf_offer(vec![wf_input(wf, "event:a", serde_json::json!({}))])
+        .await
+        .unwrap();
+    let (_, input) = store.wf_load(wf).await.unwrap().unwrap();
+    let ids = store
+        .wf_save(WfSave {
+            id: wf.into(),
+            expect_version: 0,
+            status: "waiting".into(),
+            stage: "needs_decision".into(),
+            state: "null".into(),
+            pending: "[]".into(),
+            input_done: input.map(|i| i.id),
+            open_tasks: vec![NewTask {
+                kind: "choose_carrier".into(),
+                title: "Choose".into(),
+                detail: "{}".into(),
+            }],
+            ..WfSave::default()
+        })
+        .await
+        .unwrap();
+    let id = ids[0];
+    let claimed = store
+        .task_act(id, TaskAction::Claim { by: "ana".into() })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.status, "claimed");
+    let other = store
+        .task_act(
+            id,
+            TaskAction::Resolve {
+                by: "bob".into(),
+                decision: "{}".into(),
+                reason: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(other, Err(TaskRefusal::NotOpen(_))),
+        "claimed by ana"
+    );
+    let done = store
+        .task_act(
+            id,
+            TaskAction::Resolve {
+                by: "ana".into(),
+                decision: r#"{"carrier":"acme"}"#.into(),
+                reason: Some("cheapest that takes it".into()),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, "resolved");
+    assert_eq!(done.resolved_by.as_deref(), Some("ana"));
+    let again = store
+        .task_act(
+            id,
+            TaskAction::Resolve {
+                by: "ana".into(),
+                decision: "{}".into(),
+                reason: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, Err(TaskRefusal::NotOpen(_))),
+        "resolved once"
+    );
+    assert!(matches!(
+        store
+            .task_act(9_999_999, TaskAction::Claim { by: "x".into() })
+            .await
+            .unwrap(),
+        Err(TaskRefusal::NotFound)
+    ));
+    let (_, input) = store.wf_load(wf).await.unwrap().unwrap();
+    let input = input.unwrap();
+    assert_eq!(
+        (input.kind.as_str(), input.key.clone()),
+        ("task", format!("task:{id}"))
+    );
+    let body: serde_json::Value = serde_json::from_str(&input.body).unwrap();
+    assert_eq!(body["decision"]["carrier"], "acme");
+    assert_eq!(body["by"], "ana");
+}
+
 /// Generates one `#[tokio::test]` per suite function for a backend. `$open` is an async
 /// expression giving a fresh `(Store, guard)`; the guard lives until the test ends.
 #[macro_export]
@@ -596,7 +857,10 @@ macro_rules! store_tests {
             one_shipment_across_systems_in_any_order,
             contradicting_identifiers_are_flagged_not_merged,
             a_non_owners_value_is_a_conflict_not_applied,
-            linking_appends_and_routes_shipment_linked
+            linking_appends_and_routes_shipment_linked,
+            workflow_steps_save_once_per_version,
+            timers_fire_once,
+            tasks_resolve_into_workflow_inputs
         );
     };
     (@each $open:expr; $($name:ident),*) => {

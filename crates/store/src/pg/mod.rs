@@ -13,6 +13,7 @@
 //! Each store lives in one schema (`public` by default): tests and several hubs on one
 //! database use their own.
 
+mod flow;
 mod lease;
 mod outbox;
 mod read;

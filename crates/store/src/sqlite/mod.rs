@@ -3,6 +3,7 @@
 //! that checkpoints the WAL.
 
 mod calibrate;
+mod flow;
 mod outbox;
 mod read;
 pub(crate) mod schema;

@@ -171,6 +171,80 @@ ALTER TABLE inbox ADD COLUMN encoding TEXT;
     r#"
 ALTER TABLE events ADD COLUMN encoding TEXT;
 "#,
+    // Workflows (see `crate::flow`): instances, the inputs that drive them, their step
+    // history, durable timers, tasks for people and kept documents (labels).
+    r#"
+CREATE TABLE workflows (
+    id         TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    entity     TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    stage      TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    pending    TEXT NOT NULL,
+    retry_at   INTEGER,
+    version    INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX workflows_entity ON workflows (entity);
+CREATE INDEX workflows_status ON workflows (status, id);
+CREATE INDEX workflows_retry ON workflows (retry_at) WHERE retry_at IS NOT NULL;
+CREATE TABLE workflow_inputs (
+    id         INTEGER PRIMARY KEY,
+    workflow   TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    done_at    INTEGER
+);
+CREATE UNIQUE INDEX workflow_inputs_key ON workflow_inputs (workflow, key);
+CREATE INDEX workflow_inputs_pending ON workflow_inputs (workflow, id) WHERE done_at IS NULL;
+CREATE TABLE workflow_steps (
+    workflow   TEXT NOT NULL,
+    n          INTEGER NOT NULL,
+    step       TEXT NOT NULL,
+    input      TEXT NOT NULL,
+    answer     TEXT NOT NULL,
+    outcome    TEXT NOT NULL,
+    attempts   INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at   INTEGER NOT NULL,
+    PRIMARY KEY (workflow, n)
+) WITHOUT ROWID;
+CREATE TABLE timers (
+    workflow TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    due_at   INTEGER NOT NULL,
+    PRIMARY KEY (workflow, name)
+) WITHOUT ROWID;
+CREATE INDEX timers_due ON timers (due_at);
+CREATE TABLE tasks (
+    id          INTEGER PRIMARY KEY,
+    workflow    TEXT NOT NULL,
+    entity      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    title       TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    claimed_by  TEXT,
+    decision    TEXT,
+    resolved_by TEXT,
+    reason      TEXT,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE INDEX tasks_status ON tasks (status, id);
+CREATE INDEX tasks_workflow ON tasks (workflow);
+CREATE TABLE documents (
+    workflow TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    mime     TEXT NOT NULL,
+    bytes    BLOB NOT NULL,
+    PRIMARY KEY (workflow, name)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The schema version this build expects.
