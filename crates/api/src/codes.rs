@@ -31,6 +31,14 @@ pub const TOO_LARGE: Code = Code::new("api.too_large", CodeClass::TooLarge);
 pub const UNAVAILABLE: Code = Code::new("server.unavailable", CodeClass::Unavailable);
 /// `/readyz`: the store does not answer.
 pub const NOT_READY: Code = Code::new("server.not_ready", CodeClass::Unavailable);
+/// No workflow with that id.
+pub const WORKFLOW_NOT_FOUND: Code = Code::new("api.workflow_not_found", CodeClass::NotFound);
+/// No task with that id.
+pub const TASK_NOT_FOUND: Code = Code::new("api.task_not_found", CodeClass::NotFound);
+/// The task is resolved, cancelled, or claimed by someone else.
+pub const TASK_NOT_OPEN: Code = Code::new("api.task_not_open", CodeClass::Conflict);
+/// No workflows are configured on this hub (`[workflows]`).
+pub const WORKFLOWS_OFF: Code = Code::new("api.workflows_off", CodeClass::NotFound);
 
 /// Every code of the API.
 pub const CODES: &[Code] = &[
@@ -48,6 +56,10 @@ pub const CODES: &[Code] = &[
     TOO_LARGE,
     UNAVAILABLE,
     NOT_READY,
+    WORKFLOW_NOT_FOUND,
+    TASK_NOT_FOUND,
+    TASK_NOT_OPEN,
+    WORKFLOWS_OFF,
 ];
 
 /// The HTTP status a code of this class is answered with; `None` for classes that are

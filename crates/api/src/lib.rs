@@ -9,6 +9,7 @@
 pub mod codes;
 mod problem;
 mod routes;
+mod workflows;
 
 pub use problem::Problem;
 pub use routes::router;
@@ -29,4 +30,6 @@ pub struct AppState {
     pub instance: String,
     /// What this instance holds (shown by `/readyz`).
     pub leases: waybill_engine::lease::Leases,
+    /// The workflow runtime, when workflows are configured (the workbench routes).
+    pub workflows: Option<Arc<waybill_engine::workflow::runtime::Runtime>>,
 }

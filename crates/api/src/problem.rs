@@ -18,13 +18,16 @@ pub struct Problem {
     /// What went wrong, for the client.
     pub detail: String,
     /// Stable code (documented in docs/errors.md).
-    pub code: String,
+    pub code: &'static str,
     /// Inbox record keeping the rejected payload, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inbox_id: Option<i64>,
     /// The shipments an ambiguous identifier names (`api.ambiguous_alias`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shipments: Option<Box<Vec<String>>>,
+    /// The task as it stands (`api.task_not_open`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<Box<serde_json::Value>>,
 }
 
 impl Problem {
@@ -41,9 +44,10 @@ impl Problem {
             title,
             status,
             detail: detail.into(),
-            code: code.as_str().to_owned(),
+            code: code.as_str(),
             inbox_id: None,
             shipments: None,
+            task: None,
         }
     }
 

@@ -37,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::workflows::routes())
         .fallback(|| async { Problem::new(codes::NOT_FOUND, "no such route") })
         .with_state(state)
 }
@@ -154,7 +155,7 @@ async fn ingest_with(
     resp
 }
 
-fn authorize(st: &AppState, h: &HeaderMap) -> Result<(), Problem> {
+pub(crate) fn authorize(st: &AppState, h: &HeaderMap) -> Result<(), Problem> {
     let given = h
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -21,6 +21,10 @@ pub const REJECTED: Code = Code::new("ingest.rejected", CodeClass::Unprocessable
 
 /// A sink's delivery task panicked (a bug in the connector); the attempt is retried.
 pub const DELIVERY_PANICKED: Code = Code::new("delivery.panicked", CodeClass::Delivery);
+/// The workflows' internal sink was handed an event that is not JSON (a corrupt store).
+pub const WORKFLOW_BAD_EVENT: Code = Code::new("workflow.bad_event", CodeClass::Delivery);
+/// The workflows' internal sink could not store the event for its workflows; retried.
+pub const WORKFLOW_STORE: Code = Code::new("workflow.store", CodeClass::Delivery);
 
 /// Every code of the engine.
 pub const CODES: &[Code] = &[
@@ -32,4 +36,6 @@ pub const CODES: &[Code] = &[
     NO_IDEMPOTENCY_KEY,
     REJECTED,
     DELIVERY_PANICKED,
+    WORKFLOW_BAD_EVENT,
+    WORKFLOW_STORE,
 ];

@@ -42,6 +42,16 @@ pub fn de_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error
         .collect()
 }
 
+/// Serde adapter for an optional duration (with `#[serde(default)]`).
+pub fn de_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de(d).map(Some)
+}
+
+/// Serde adapter for an optional list of durations (with `#[serde(default)]`).
+pub fn de_vec_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Duration>>, D::Error> {
+    de_vec(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -2,6 +2,20 @@
 //! the request and answer shapes recorded from a real Odoo 18 in
 //! ../shared/design/ODOO.md §3 — errors with HTTP 200 and `error.data.name`, no `result`
 //! key for a method returning None, `false` for empty fields, many2one as `[id, name]`.
+//!
+//! Without records it answers a few canned calls (client tests). Once records are seeded
+//! ([`seed`], or by setting [`Fake::records`]) a small in-memory ORM serves them:
+//! `search_read` (domains, `active_test`, only the fields asked for, many2one ids read
+//! back with their names, `carrier_tracking_url` computed), `write`, `create`,
+//! `button_validate` and its wizards, invoicing, `message_post` (with the customer
+//! e-mail Odoo sends as a `mail.notification`), `activity_schedule`,
+//! `mail.activity.action_feedback`, `ir.attachment` records.
+//!
+//! A ready picking for an order-to-ship test: `seed(&fake, order_to_ship(20))` — the
+//! company and its warehouse address, customer 46 with a full address, sale order 25
+//! and picking 20 in state `assigned` (see [`order_to_ship`]). Look at what was done with
+//! [`record`], [`messages_on`], [`attachments_on`], [`activities_on`],
+//! [`emailed_partners`]; make Odoo unavailable (and back) with [`Fake::down`].
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -33,6 +47,19 @@ pub struct Fake {
     pub calls: std::sync::Mutex<Vec<(String, String, Value)>>,
     /// Answer time of every request (default 20 ms when zero).
     pub latency_ms: std::sync::atomic::AtomicU64,
+    /// While set, every request is answered `503 Service Unavailable` with an HTML page,
+    /// as the proxy in front of a stopped Odoo answers (an outage; clear it to recover).
+    pub down: std::sync::atomic::AtomicBool,
+}
+
+/// The answer of the proxy in front of a stopped Odoo.
+fn unavailable() -> axum::response::Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [("content-type", "text/html; charset=utf-8")],
+        "<html><body><h1>503 Service Unavailable</h1>No server is available to handle this request.</body></html>",
+    )
+        .into_response()
 }
 
 fn serve_records(all: &[Value], model: &str, kw: &Value) -> Value {
@@ -123,8 +150,11 @@ fn run_orm(
     orm(all, model, method, pos, kw)
 }
 
-async fn jsonrpc(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Json<Value> {
+async fn jsonrpc(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> axum::response::Response {
     answer_time(&f).await;
+    if f.down.load(Ordering::SeqCst) {
+        return unavailable();
+    }
     let id = body["id"].clone();
     let p = &body["params"];
     let args = &p["args"];
@@ -165,6 +195,7 @@ async fn jsonrpc(State(f): State<Arc<Fake>>, Json(body): Json<Value>) -> Json<Va
         Ok(None) => json!({"jsonrpc": "2.0", "id": id}),
         Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": e}),
     })
+    .into_response()
 }
 
 async fn json2(
@@ -174,6 +205,9 @@ async fn json2(
     Json(body): Json<Value>,
 ) -> impl IntoResponse {
     answer_time(&f).await;
+    if f.down.load(Ordering::SeqCst) {
+        return unavailable();
+    }
     // Shapes and statuses as a real Odoo 19 answered (recorded): the error object is the
     // whole body, the status follows the exception class.
     if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("bearer {KEY}")) {
@@ -276,6 +310,8 @@ pub fn picking(id: i64, state: &str, write_date: &str) -> Value {
            "scheduled_date": write_date, "date_done": false, "write_date": write_date})
 }
 
+static FALSE: Value = Value::Bool(false);
+
 fn matches(rec: &Value, domain: &Value) -> bool {
     domain.as_array().into_iter().flatten().all(|term| {
         let (f, op, v) = (
@@ -283,10 +319,11 @@ fn matches(rec: &Value, domain: &Value) -> bool {
             term[1].as_str().unwrap_or(""),
             &term[2],
         );
-        // A many2one's name through a dotted path (`sale_id.name`).
+        // A many2one's name through a dotted path (`sale_id.name`). A field the record
+        // does not have reads as empty, which Odoo answers `false`.
         let got = match f.strip_suffix(".name") {
             Some(base) => rec[base].get(1).unwrap_or(&Value::Null),
-            None => &rec[f],
+            None => rec.get(f).unwrap_or(&FALSE),
         };
         let as_cmp = |x: &Value| {
             x.as_str()
@@ -392,6 +429,7 @@ fn orm(
             }
             Ok(Some(json!(ids)))
         }
+        "create" if model == "ir.attachment" => Ok(Some(create_attachments(all, &pos[0]))),
         "process" | "process_cancel_backorder" if model == "stock.backorder.confirmation" => {
             // Without the action's context the wizard validates nothing (as in Odoo).
             let mut ctx = kw["context"].clone();
@@ -447,30 +485,10 @@ fn orm(
             }
             Ok(Some(json!(false)))
         }
-        "message_post" => {
-            let id = next_id(all);
-            let body = kw["body"].as_str().unwrap_or("");
-            // A str body is escaped; `body_is_html` keeps it as (sanitised) HTML.
-            let stored = if kw["body_is_html"] == json!(true) {
-                body.to_owned()
-            } else {
-                let escaped = body
-                    .replace('&', "&amp;")
-                    .replace('<', "&lt;")
-                    .replace('>', "&gt;");
-                format!("<p>{escaped}</p>")
-            };
-            all.push(
-                json!({"_model": "mail.message", "id": id, "model": model, "res_id": ids.first(),
-                            "body": stored, "message_type": kw["message_type"]}),
-            );
-            Ok(Some(json!(id)))
-        }
-        "activity_schedule" => {
-            let id = next_id(all);
-            all.push(json!({"_model": "mail.activity", "id": id, "res_model": model, "res_id": ids.first(),
-                            "summary": kw["summary"], "note": kw["note"], "user_id": kw["user_id"]}));
-            Ok(Some(json!(format!("mail.activity({id},)"))))
+        "message_post" => message_post(all, model, &ids, kw),
+        "activity_schedule" => activity_schedule(all, model, &ids, kw),
+        "action_feedback" | "action_done" if model == "mail.activity" => {
+            activity_done(all, &ids, kw)
         }
         _ => Err(error(
             "odoo.exceptions.UserError",
@@ -675,10 +693,13 @@ fn serve_records_domain(all: &[Value], model: &str, kw: &Value) -> Value {
     if domain[0][0] == "write_date" {
         return serve_records(all, model, kw);
     }
+    // Archived records (`active` false) only with `active_test: false` in the context.
+    let archived_too = kw["context"]["active_test"] == json!(false);
     let rows: Vec<Value> = all
         .iter()
         .filter(|r| r["_model"] == model && matches(r, domain))
-        .cloned()
+        .filter(|r| archived_too || r["active"] != json!(false))
+        .map(|r| computed(all, r))
         .collect();
     // Odoo: a limit of 0 (or none) reads every match.
     let limit = match kw["limit"].as_u64() {
@@ -735,4 +756,403 @@ max_concurrency = 4
 max_requests_per_second = 0
 "#
     )
+}
+
+/// Many2one fields the fake knows, with their comodel: a value written as a bare id reads
+/// back as `[id, name]`, as in Odoo.
+const MANY2ONE: &[(&str, &str)] = &[
+    ("carrier_id", "delivery.carrier"),
+    ("partner_id", "res.partner"),
+    ("company_id", "res.company"),
+    ("sale_id", "sale.order"),
+    ("picking_type_id", "stock.picking.type"),
+    ("warehouse_id", "stock.warehouse"),
+    ("state_id", "res.country.state"),
+    ("country_id", "res.country"),
+    ("currency_id", "res.currency"),
+    ("user_id", "res.users"),
+];
+
+/// A record as Odoo reads it: many2one ids with their names, and the computed fields the
+/// fake knows (`stock.picking.carrier_tracking_url`, from the carrier's `tracking_url`
+/// as `stock_delivery` computes it for `fixed` / `base_on_rule` carriers).
+fn computed(all: &[Value], rec: &Value) -> Value {
+    let mut r = rec.clone();
+    let name_of = |model: &str, id: i64| {
+        all.iter()
+            .find(|x| is_one_of(x, model, &[id]))
+            .and_then(|x| x["display_name"].as_str().or(x["name"].as_str()))
+            .map_or_else(|| format!("{model},{id}"), str::to_owned)
+    };
+    for (field, comodel) in MANY2ONE {
+        if let Some(id) = r[*field].as_i64() {
+            r[*field] = json!([id, name_of(comodel, id)]);
+        }
+    }
+    if r["_model"] == "stock.picking" {
+        let carrier = r["carrier_id"].get(0).and_then(Value::as_i64);
+        let url = match (carrier, r["carrier_tracking_ref"].as_str()) {
+            (Some(c), Some(t)) if !t.is_empty() => all
+                .iter()
+                .find(|x| is_one_of(x, "delivery.carrier", &[c]))
+                .and_then(|x| x["tracking_url"].as_str())
+                .map(|u| json!(u.replace("<shipmenttrackingnumber>", t))),
+            _ => None,
+        };
+        r["carrier_tracking_url"] = url.unwrap_or(json!(false));
+    }
+    r
+}
+
+fn value_error(message: &str) -> Value {
+    error("builtins.ValueError", message)
+}
+
+fn missing() -> Value {
+    error(
+        "odoo.exceptions.MissingError",
+        "Record does not exist or has been deleted.",
+    )
+}
+
+/// The one record a `message_post` or `activity_schedule` is called on.
+fn the_record<'a>(all: &'a [Value], model: &str, ids: &[i64]) -> Result<&'a Value, Value> {
+    let [id] = ids else {
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        return Err(value_error(&format!(
+            "Expected singleton: {model}({})",
+            ids.join(", ")
+        )));
+    };
+    all.iter()
+        .find(|r| is_one_of(r, model, &[*id]))
+        .ok_or_else(missing)
+}
+
+/// Escapes text as markupsafe's `escape` does (what `message_post` does to a str body).
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}
+
+/// `mail.thread.message_post` as Odoo 18 runs it over RPC (mail/models/mail_thread.py):
+/// on one existing record (else `MissingError`); a str body is escaped and kept as a
+/// paragraph, `body_is_html` keeps it as HTML; `partner_ids` must be a list of ids
+/// (else `ValueError`); the subtype comes from `subtype_xmlid` (default *Note*); the
+/// message type defaults to `notification`; the author is the API user's partner. Odoo
+/// then notifies the partners named: unless the subtype is internal (*Note*), each gets
+/// an e-mail, recorded here as a `mail.notification` of type `email`. Answers the
+/// message's id.
+fn message_post(
+    all: &mut Vec<Value>,
+    model: &str,
+    ids: &[i64],
+    kw: &Value,
+) -> Result<Option<Value>, Value> {
+    let rec = the_record(all, model, ids)?;
+    let record_name = rec["display_name"]
+        .as_str()
+        .or(rec["name"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    let partners: Vec<i64> = match &kw["partner_ids"] {
+        Value::Null | Value::Bool(false) => Vec::new(),
+        Value::Array(a) if a.iter().all(Value::is_i64) => {
+            a.iter().filter_map(Value::as_i64).collect()
+        }
+        other => {
+            return Err(value_error(&format!(
+                "Posting a message should receive partners as a list of IDs (received {other})"
+            )))
+        }
+    };
+    let (subtype, internal) = match kw["subtype_xmlid"].as_str() {
+        Some("mail.mt_comment") => (json!([1, "Discussions"]), false),
+        Some("mail.mt_note") | None => (json!([2, "Note"]), true),
+        Some("mail.mt_activities") => (json!([3, "Activities"]), true),
+        Some(other) => {
+            return Err(value_error(&format!(
+                "External ID not found in the system: {other}"
+            )))
+        }
+    };
+    let body = kw["body"].as_str().unwrap_or("");
+    let stored = if kw["body_is_html"] == json!(true) {
+        body.to_owned()
+    } else {
+        format!("<p>{}</p>", escape(body))
+    };
+    let id = next_id(all);
+    all.push(
+        json!({"_model": "mail.message", "id": id, "model": model, "res_id": ids[0],
+        "record_name": record_name, "body": stored,
+        "message_type": kw["message_type"].as_str().unwrap_or("notification"),
+        "subtype_id": subtype, "partner_ids": partners, "author_id": [3, "Mitchell Admin"],
+        "mail_activity_type_id": kw.get("mail_activity_type_id").cloned().unwrap_or(json!(false)),
+        "attachment_ids": [], "date": "2026-11-23 08:00:00"}),
+    );
+    if !internal {
+        for p in &partners {
+            let n = next_id(all);
+            all.push(json!({"_model": "mail.notification", "id": n,
+                "mail_message_id": [id, record_name], "res_partner_id": [p, format!("res.partner,{p}")],
+                "notification_type": "email", "notification_status": "ready"}));
+        }
+    }
+    Ok(Some(json!(id)))
+}
+
+/// The activity types of a fresh Odoo 18 (mail/data/mail_activity_data.xml), by XML id.
+fn activity_type(xmlid: &str) -> Option<Value> {
+    let (id, name) = match xmlid {
+        "mail.mail_activity_data_email" => (1, "Email"),
+        "mail.mail_activity_data_call" => (2, "Call"),
+        "mail.mail_activity_data_meeting" => (3, "Meeting"),
+        "mail.mail_activity_data_todo" => (4, "To-Do"),
+        "mail.mail_activity_data_upload_document" => (5, "Upload Document"),
+        "mail.mail_activity_data_warning" => (6, "Exception"),
+        _ => return None,
+    };
+    Some(json!([id, name]))
+}
+
+/// `mail.activity.mixin.activity_schedule` (mail/models/mail_activity_mixin.py): one
+/// activity on the record (else `MissingError`), of the type `act_type_xmlid` names (the
+/// To-Do when unknown), for `user_id` (default: the calling user, 2), due
+/// `date_deadline` (default today). Answers the recordset as a string,
+/// `"mail.activity(15,)"`, as Odoo does for a method without `@api.returns`.
+fn activity_schedule(
+    all: &mut Vec<Value>,
+    model: &str,
+    ids: &[i64],
+    kw: &Value,
+) -> Result<Option<Value>, Value> {
+    let rec = the_record(all, model, ids)?;
+    let res_name = rec["name"].clone();
+    let kind = kw["act_type_xmlid"]
+        .as_str()
+        .and_then(activity_type)
+        .unwrap_or(json!([4, "To-Do"]));
+    let user = match &kw["user_id"] {
+        Value::Number(u) => json!(u),
+        _ => json!(2),
+    };
+    let id = next_id(all);
+    all.push(json!({"_model": "mail.activity", "id": id, "res_model": model, "res_id": ids[0],
+        "res_name": res_name, "activity_type_id": kind, "summary": kw["summary"], "note": kw["note"],
+        "user_id": user, "automated": true, "active": true, "state": "today",
+        "date_deadline": kw["date_deadline"].as_str().unwrap_or("2026-11-23")}));
+    Ok(Some(json!(format!("mail.activity({id},)"))))
+}
+
+/// `mail.activity.action_feedback` / `action_done` (`_action_done`): for each activity, a
+/// message on its record — type `notification`, subtype *Activities*, its
+/// `mail_activity_type_id` the activity's type, its body the "done" line with the
+/// original note and the feedback — then the activity is deleted (the fake's types do
+/// not keep done activities). Answers the first message's id.
+fn activity_done(all: &mut Vec<Value>, ids: &[i64], kw: &Value) -> Result<Option<Value>, Value> {
+    let done: Vec<Value> = all
+        .iter()
+        .filter(|r| is_one_of(r, "mail.activity", ids) && r["active"] != json!(false))
+        .cloned()
+        .collect();
+    let mut first = None;
+    for a in &done {
+        let mut body = format!(
+            "<div><p>{} done: {}</p>",
+            a["activity_type_id"][1].as_str().unwrap_or(""),
+            a["summary"].as_str().unwrap_or("")
+        );
+        if let Some(note) = a["note"].as_str().filter(|n| !n.is_empty()) {
+            body.push_str(&format!(
+                "<div class=\"o_mail_note_title fw-bold\">Original note:</div><div>{note}</div>"
+            ));
+        }
+        if let Some(f) = kw["feedback"].as_str().filter(|f| !f.is_empty()) {
+            body.push_str(&format!(
+                "<div><div class=\"fw-bold\">Feedback:</div>{}</div>",
+                escape(f)
+            ));
+        }
+        body.push_str("</div>");
+        let id = next_id(all);
+        all.push(json!({"_model": "mail.message", "id": id, "model": a["res_model"], "res_id": a["res_id"],
+            "body": body, "message_type": "notification", "subtype_id": [3, "Activities"],
+            "mail_activity_type_id": a["activity_type_id"], "author_id": [3, "Mitchell Admin"],
+            "partner_ids": [], "attachment_ids": [], "date": "2026-11-23 08:00:00"}));
+        first.get_or_insert(id);
+        all.retain(|r| !is_one_of(r, "mail.activity", &[a["id"].as_i64().unwrap_or(-1)]));
+    }
+    Ok(Some(first.map_or(json!(false), |id| json!(id))))
+}
+
+/// `ir.attachment.create`: each attachment kept with Odoo's defaults (`type` `binary`,
+/// `res_field` and `public` false, `file_size` from the decoded `datas`, a generic
+/// `mimetype` when none is given). Answers the new ids.
+fn create_attachments(all: &mut Vec<Value>, vals_list: &Value) -> Value {
+    let mut ids = Vec::new();
+    for v in vals_list.as_array().cloned().unwrap_or_default() {
+        let id = next_id(all);
+        let datas = v["datas"].as_str().unwrap_or("").to_owned();
+        let padding = datas.bytes().rev().take_while(|b| *b == b'=').count();
+        let mut rec = json!({"_model": "ir.attachment", "id": id, "type": "binary", "res_field": false,
+            "public": false, "mimetype": "application/octet-stream", "res_model": false, "res_id": 0,
+            "file_size": (datas.len() / 4 * 3).saturating_sub(padding)});
+        if let (Some(r), Some(given)) = (rec.as_object_mut(), v.as_object()) {
+            for (k, x) in given {
+                r.insert(k.clone(), x.clone());
+            }
+        }
+        all.push(rec);
+        ids.push(id);
+    }
+    json!(ids)
+}
+
+/// Adds records to the fake's tables (starting them if empty), each tagged with its
+/// `_model`; a record with the `_model` and `id` of one already there replaces it.
+pub fn seed(fake: &Fake, records: impl IntoIterator<Item = Value>) {
+    let mut guard = fake.records.lock().unwrap();
+    let all = guard.get_or_insert_with(Vec::new);
+    for rec in records {
+        let model = rec["_model"].as_str().unwrap_or("").to_owned();
+        let id = rec["id"].as_i64().unwrap_or(-1);
+        all.retain(|r| !is_one_of(r, &model, &[id]));
+        all.push(rec);
+    }
+}
+
+/// One record as the fake holds it (many2one values as written), for assertions.
+pub fn record(fake: &Fake, model: &str, id: i64) -> Option<Value> {
+    records_of(fake, model)
+        .into_iter()
+        .find(|r| r["id"].as_i64() == Some(id))
+}
+
+/// The records of `model` attached to the record (`model`/`res_model` and `res_id`).
+fn on_record(fake: &Fake, model: &str, of: &str, id: i64) -> Vec<Value> {
+    records_of(fake, model)
+        .into_iter()
+        .filter(|r| (r["model"] == of || r["res_model"] == of) && r["res_id"].as_i64() == Some(id))
+        .collect()
+}
+
+/// The chatter of a record (`mail.message`), oldest first.
+pub fn messages_on(fake: &Fake, model: &str, id: i64) -> Vec<Value> {
+    on_record(fake, "mail.message", model, id)
+}
+
+/// The attachments of a record (`ir.attachment`; `datas` is the base64 of the file).
+pub fn attachments_on(fake: &Fake, model: &str, id: i64) -> Vec<Value> {
+    on_record(fake, "ir.attachment", model, id)
+}
+
+/// The open activities of a record (`mail.activity`).
+pub fn activities_on(fake: &Fake, model: &str, id: i64) -> Vec<Value> {
+    on_record(fake, "mail.activity", model, id)
+}
+
+/// The e-mails Odoo would send for a message: the partners its `mail.notification`s name.
+pub fn emailed_partners(fake: &Fake, message_id: i64) -> Vec<i64> {
+    records_of(fake, "mail.notification")
+        .iter()
+        .filter(|n| n["mail_message_id"][0].as_i64() == Some(message_id))
+        .filter(|n| n["notification_type"] == "email")
+        .filter_map(|n| n["res_partner_id"][0].as_i64())
+        .collect()
+}
+
+/// A company as a fresh Odoo 18 with demo data has it: company 1 *YourCompany* (USD) whose
+/// partner 1 is its address (250 Executive Park Blvd, San Francisco, CA 94134, US),
+/// warehouse 1 (`WH`, that address) with its outgoing operation type 2 *Delivery Orders*,
+/// the US (233) and California (13), delivery carrier 1 *Standard delivery*, and the API
+/// user 2 (login `middleware`, for JSON-2, where the user is found by login).
+pub fn company() -> Vec<Value> {
+    vec![
+        json!({"_model": "res.partner", "id": 1, "name": "YourCompany", "is_company": true,
+               "commercial_company_name": "YourCompany", "street": "250 Executive Park Blvd",
+               "street2": "Suite 3400", "city": "San Francisco", "zip": "94134",
+               "state_id": [13, "California (US)"], "country_id": [233, "United States"],
+               "country_code": "US", "phone": "+1 555-555-5556", "email": "info@yourcompany.com",
+               "type": "contact", "parent_id": false, "active": true}),
+        json!({"_model": "res.company", "id": 1, "name": "YourCompany", "partner_id": [1, "YourCompany"],
+               "currency_id": [1, "USD"]}),
+        json!({"_model": "stock.warehouse", "id": 1, "name": "YourCompany", "code": "WH",
+               "partner_id": [1, "YourCompany"], "company_id": [1, "YourCompany"], "lot_stock_id": [8, "WH/Stock"]}),
+        json!({"_model": "stock.picking.type", "id": 2, "name": "Delivery Orders",
+               "display_name": "YourCompany: Delivery Orders", "code": "outgoing",
+               "warehouse_id": [1, "YourCompany"], "company_id": [1, "YourCompany"]}),
+        json!({"_model": "res.country", "id": 233, "name": "United States", "code": "US"}),
+        json!({"_model": "res.country.state", "id": 13, "name": "California", "display_name": "California (US)",
+               "code": "CA", "country_id": [233, "United States"]}),
+        json!({"_model": "res.country.state", "id": 22, "name": "Illinois", "display_name": "Illinois (US)",
+               "code": "IL", "country_id": [233, "United States"]}),
+        json!({"_model": "delivery.carrier", "id": 1, "name": "Standard delivery", "delivery_type": "fixed",
+               "integration_level": "rate_and_ship", "tracking_url": false, "active": true}),
+        json!({"_model": "res.users", "id": 2, "login": "middleware", "name": "Mitchell Admin",
+               "partner_id": [3, "Mitchell Admin"]}),
+    ]
+}
+
+/// A customer (`res.partner`, a company) with a full address in Springfield, IL, US, an
+/// e-mail and a phone — the partner created in ODOO.md §3 (#3).
+pub fn customer(id: i64, name: &str) -> Value {
+    json!({"_model": "res.partner", "id": id, "name": name, "is_company": true,
+           "commercial_company_name": name, "street": "1 Main St", "street2": false,
+           "city": "Springfield", "zip": "62701", "state_id": [22, "Illinois (US)"],
+           "country_id": [233, "United States"], "country_code": "US", "phone": "+1 555 0100",
+           "email": "ops@acme.example", "type": "contact", "parent_id": false, "active": true})
+}
+
+/// An outgoing picking ready to ship (`assigned`) for `customer` (a [`customer`] record),
+/// of operation type 2 of [`company`]'s warehouse: [`picking`] plus the fields a booking
+/// reads — `picking_type_id`, `weight` and `shipping_weight` (25 kg), `weight_uom_name`,
+/// `carrier_price` 0, no tracking reference.
+pub fn ready_picking(id: i64, customer: &Value) -> Value {
+    let mut p = picking(id, "assigned", "2026-11-23 07:00:00");
+    p["partner_id"] = json!([customer["id"], customer["name"]]);
+    p["picking_type_id"] = json!([2, "YourCompany: Delivery Orders"]);
+    p["move_type"] = json!("direct");
+    p["weight"] = json!(25.0);
+    p["shipping_weight"] = json!(25.0);
+    p["weight_uom_name"] = json!("kg");
+    p["carrier_price"] = json!(0.0);
+    p
+}
+
+/// Everything an order-to-ship workflow reads for picking `picking_id`: [`company`], the
+/// customer 46 *ACME Logistics Test* ([`customer`]), its confirmed sale order 25
+/// `S00025` (customer reference `EXT-1`) and the [`ready_picking`] of that order.
+///
+/// Seeding a ready picking for an end-to-end test:
+///
+/// ```text
+/// let (url, fake) = fake_odoo::start(18).await;
+/// fake_odoo::seed(&fake, fake_odoo::order_to_ship(20));
+/// // or, piece by piece, another customer and a carrier with a tracking link:
+/// let acme = fake_odoo::customer(47, "Gemini Furniture");
+/// fake_odoo::seed(&fake, fake_odoo::company());
+/// fake_odoo::seed(&fake, [acme.clone(), fake_odoo::ready_picking(21, &acme)]);
+/// fake_odoo::seed(&fake, [json!({"_model": "delivery.carrier", "id": 7, "name": "UPS",
+///     "delivery_type": "fixed", "tracking_url": "https://ups.example/track?n=<shipmenttrackingnumber>"})]);
+/// // … run the workflow, then look:
+/// let p = fake_odoo::record(&fake, "stock.picking", 20).unwrap();
+/// let labels = fake_odoo::attachments_on(&fake, "stock.picking", 20);
+/// let told = fake_odoo::messages_on(&fake, "sale.order", 25);
+/// ```
+///
+/// The poller reads the same picking (its `write_date` is 2026-11-23 07:00:00), so a
+/// source on this fake emits `order.released` for it.
+pub fn order_to_ship(picking_id: i64) -> Vec<Value> {
+    let acme = customer(46, "ACME Logistics Test");
+    let mut order = sale_order(25, "S00025", Some("EXT-1"));
+    order["partner_id"] = json!([46, "ACME Logistics Test"]);
+    order["partner_shipping_id"] = json!([46, "ACME Logistics Test"]);
+    let picking = ready_picking(picking_id, &acme);
+    let mut all = company();
+    all.extend([acme, order, picking]);
+    all
 }

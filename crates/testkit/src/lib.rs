@@ -6,6 +6,7 @@
 pub mod fake_odoo;
 pub mod fake_partner;
 pub mod identity_suite;
+pub mod karrio;
 pub mod pg;
 pub mod store_suite;
 

@@ -47,6 +47,9 @@ pub struct Config {
     /// owners of that fact; `[]`: nobody owns it).
     #[serde(default)]
     pub ownership: BTreeMap<String, Vec<String>>,
+    /// `[workflows]`: orchestrated workflows (docs/workflows.md).
+    #[serde(default)]
+    pub workflows: crate::workflows::WorkflowsConfig,
 }
 
 /// `[server]`.
@@ -335,6 +338,8 @@ pub struct Runtime {
     pub api_keys: Vec<Secret>,
     /// Who owns which shipment fact.
     pub ownership: Ownership,
+    /// The configured workflows, if any.
+    pub workflows: Option<crate::workflows::Workflows>,
 }
 
 /// The default owners of each fact, by the type of the source (see
@@ -521,7 +526,18 @@ impl Config {
                     sources: s.sources.clone(),
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let workflows = self.workflows.validate(&self.sinks, &mut errs);
+        let mut subscriptions = subscriptions;
+        if let Some(w) = &workflows {
+            if subscriptions.iter().any(|s| s.name == w.subscription.name) {
+                errs.push(ConfigError::new(
+                    "subscriptions",
+                    "the name `workflows` is reserved for the workflows' own subscription",
+                ));
+            }
+            subscriptions.push(w.subscription.clone());
+        }
         if errs.is_empty() {
             Ok(Runtime {
                 sources,
@@ -532,6 +548,7 @@ impl Config {
                 subscriptions,
                 api_keys,
                 ownership,
+                workflows,
             })
         } else {
             Err(errs)

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod config;
 pub mod error_codes;
 pub mod odoo_burst;
+pub mod workflows;
 
 use anyhow::Context;
 use std::future::Future;
@@ -15,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use waybill_api::{router, AppState};
 use waybill_engine::clock::SystemClock;
-use waybill_engine::dispatcher::{spawn_leased_dispatchers, DispatchLimits};
+use waybill_engine::dispatcher::{spawn_leased_dispatchers, DispatchLimits, SinkRuntime};
 use waybill_engine::lease::{run_singleton, spawn_keeper, LeaseSettings, Leases};
 use waybill_engine::{Hub, Metrics};
 use waybill_store::lease::{delivery_lease, singleton_lease, BUCKETS};
@@ -110,12 +111,33 @@ pub async fn serve(
             .hiding(waybill_connectors::carrier::secret_headers()),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut sinks = rt.sinks;
+    let workflows = rt.workflows.map(|w| {
+        let runtime = Arc::new(waybill_engine::workflow::runtime::Runtime::new(
+            hub.clone(),
+            w.machines,
+            w.carriers,
+            w.erp,
+            Arc::new(SystemClock),
+            w.policy,
+        ));
+        sinks.push(SinkRuntime {
+            name: waybill_engine::workflow::sink::SINK.into(),
+            outbound: Arc::new(waybill_engine::workflow::sink::WorkflowSink::new(
+                runtime.clone(),
+            )),
+            retry: config.delivery.retry_policy(),
+            circuit: config.delivery.circuit(),
+            concurrency: config.delivery.concurrency.max(1),
+            pause_on_gone: config.delivery.pause_on_gone,
+        });
+        runtime
+    });
     // Work one instance at a time must do: each sink's buckets of lanes, each poller and
     // file drop. A single-process store holds it all; a shared one divides it by leases.
     let instance = instance_id(&config);
     let (leases, keeper) = if store.shared() {
-        let mut names: Vec<String> = rt
-            .sinks
+        let mut names: Vec<String> = sinks
             .iter()
             .flat_map(|s| (0..BUCKETS).map(|b| delivery_lease(&s.name, b)))
             .collect();
@@ -129,6 +151,9 @@ pub async fn serve(
                 .iter()
                 .map(|d| singleton_lease(&format!("drop:{}", d.name()))),
         );
+        if workflows.is_some() {
+            names.push(singleton_lease("workflows"));
+        }
         let settings = LeaseSettings {
             instance: instance.clone(),
             ttl: config.cluster.lease_ttl,
@@ -141,7 +166,7 @@ pub async fn serve(
     };
     let dispatchers = spawn_leased_dispatchers(
         store.clone(),
-        rt.sinks,
+        sinks,
         metrics,
         DispatchLimits::default(),
         Arc::new(SystemClock),
@@ -178,12 +203,22 @@ pub async fn serve(
             .into_iter()
             .map(|n| tokio::spawn(n.run(hub.clone(), stop_rx.clone()))),
     );
+    if let Some(w) = &workflows {
+        let w = w.clone();
+        watchers.push(tokio::spawn(run_singleton(
+            leases.clone(),
+            singleton_lease("workflows"),
+            stop_rx.clone(),
+            move |stop| w.clone().run(stop),
+        )));
+    }
     let app = router(Arc::new(AppState {
         hub,
         api_keys: rt.api_keys,
         max_body_bytes: config.server.max_body_bytes,
         instance: instance.clone(),
         leases: leases.clone(),
+        workflows,
     }));
     tracing::info!(addr = %listener.local_addr()?, store = store.backend(), instance = %instance, "waybill listening");
     let served = axum::serve(listener, app)

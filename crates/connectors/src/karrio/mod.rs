@@ -91,6 +91,7 @@
 //!   days, \[K6\]) is EVENTS.md's `tracking.stale`: no current-status draft. An unknown
 //!   future status maps to `shipment.exception` with reason `unknown`.
 
+pub mod booking;
 mod mapping;
 mod shipment;
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub mod mapping;
 mod poller;
 mod sink;
 mod webhook;
+pub mod workflow;
 
 pub use batch::BatchedRead;
 pub use client::{OdooClient, Page, Protocol, Ticket};

@@ -15,6 +15,7 @@
 pub mod order_to_ship;
 pub mod ports;
 pub mod runtime;
+pub mod sink;
 
 use ports::{Booked, BookingRequest, PortError};
 use serde::de::DeserializeOwned;

@@ -53,6 +53,9 @@ pub struct Exclusion {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rules {
+    /// Run it (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
     /// Carriers to quote (the booking service's connection ids), in order of preference.
     pub carriers: Vec<String>,
     /// How to order the quotes that pass the rules.
@@ -90,6 +93,10 @@ mod humantime {
     pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("{}s", v.as_secs()))
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_packing_timeout() -> Duration {
@@ -290,7 +297,8 @@ impl OrderToShip {
                 } else {
                     self.rules.default_weight_kg
                 },
-                reference: Some(order.picking_name.clone()).filter(|s| !s.is_empty()),
+                // No parcel reference: some carriers (and Karrio's universal label)
+                // use it as the tracking number, which a picking name cannot be.
                 ..Parcel::default()
             }]
         } else {

@@ -13,6 +13,7 @@ mod nats;
 mod odoo;
 mod partners;
 mod scans;
+mod workflows;
 
 use std::time::Duration;
 use waybill_engine::signature::SigningKey;

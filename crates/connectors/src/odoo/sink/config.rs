@@ -153,6 +153,7 @@ pub fn default_actions(ty: EventType) -> Vec<Action> {
         | ShipmentBookingRejected => vec![Activity, Chatter],
         FreightChargeConfirmed => vec![RecordFreight, Chatter],
         OrderReleased | OrderCancelled | WarehousePicked | WarehousePacked | ShipmentCancelled
-        | ShipmentCorrected | ShipmentLinked | InvoicePosted | PaymentReceived => vec![],
+        | ShipmentCorrected | ShipmentLinked | InvoicePosted | PaymentReceived | TaskOpened
+        | TaskResolved => vec![],
     }
 }

@@ -48,7 +48,7 @@ use waybill_model::{CloudEvent, Code, EventType, FailureKind};
 mod chatter_line;
 mod config;
 mod money;
-mod notes;
+pub(super) mod notes;
 mod picking;
 mod shipped;
 
@@ -107,7 +107,7 @@ fn err(e: OdooError) -> DeliveryError {
     DeliveryError::new(e.failure(), e.kind(), format!("{}: {e}", e.code()))
 }
 
-fn kw(pairs: &[(&str, Value)]) -> Map<String, Value> {
+pub(super) fn kw(pairs: &[(&str, Value)]) -> Map<String, Value> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
@@ -119,7 +119,7 @@ fn permanent(code: Code, msg: String) -> DeliveryError {
 }
 
 /// The many2one id of a field (`[id, name]` or `false`).
-fn m2o(v: &Value) -> Option<i64> {
+pub(super) fn m2o(v: &Value) -> Option<i64> {
     v.get(0).and_then(Value::as_i64)
 }
 

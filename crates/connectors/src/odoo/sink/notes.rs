@@ -178,7 +178,7 @@ pub(super) fn names_shipment(body: &str, ev: &CloudEvent) -> bool {
 }
 
 /// Escapes text for an HTML body.
-pub(super) fn html(s: &str) -> String {
+pub(crate) fn html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -186,7 +186,7 @@ pub(super) fn html(s: &str) -> String {
 }
 
 /// Text of an HTML paragraph: tags dropped, the entities [`html`] (and Odoo) write read back.
-pub(super) fn plain(s: &str) -> String {
+pub(crate) fn plain(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut in_tag = false;
     for c in s.chars() {

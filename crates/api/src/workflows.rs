@@ -1,0 +1,357 @@
+//! The workbench: workflows and the tasks they open for people.
+//!
+//! - `GET /v1/workflows?entity=&status=&kind=&limit=`: `entity` may be any alias of the
+//!   shipment (a tracking number, an Odoo picking name).
+//! - `GET /v1/workflows/{id}`: state, step history (input, answer, attempts, times),
+//!   pending timers, tasks.
+//! - `POST /v1/workflows/{id}/cancel` and `/retry` `{"by": "…"}`.
+//! - `GET /v1/workflows/{id}/documents/{name}`: a kept document (a label).
+//! - `GET /v1/tasks?status=&workflow=&after=&limit=`.
+//! - `POST /v1/tasks/{id}/claim` `{"by": "…"}`.
+//! - `POST /v1/tasks/{id}/resolve` `{"by": "…", "decision": {…}, "reason": "…"}`: the
+//!   decision is handed to the workflow, which resumes.
+
+use crate::{codes, AppState, Problem};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use waybill_engine::workflow::runtime::Runtime;
+use waybill_store::flow::{TaskAction, TaskQuery, TaskRefusal, WfQuery, WfRecord, WfTask};
+use waybill_store::Resolved;
+
+type AppResult = Result<Response, Problem>;
+
+/// The workbench routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/workflows", get(list_workflows))
+        .route("/v1/workflows/{id}", get(get_workflow))
+        .route("/v1/workflows/{id}/cancel", post(cancel))
+        .route("/v1/workflows/{id}/retry", post(retry))
+        .route("/v1/workflows/{id}/documents/{name}", get(document))
+        .route("/v1/tasks", get(list_tasks))
+        .route("/v1/tasks/{id}/claim", post(claim))
+        .route("/v1/tasks/{id}/resolve", post(resolve))
+}
+
+fn runtime(st: &AppState) -> Result<&Arc<Runtime>, Problem> {
+    st.workflows
+        .as_ref()
+        .ok_or_else(|| Problem::new(codes::WORKFLOWS_OFF, "no workflows are configured"))
+}
+
+fn parsed(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+fn workflow_json(r: &WfRecord) -> Value {
+    json!({
+        "id": r.id, "kind": r.kind, "entity": r.entity, "status": r.status, "stage": r.stage,
+        "state": parsed(&r.state), "pending": parsed(&r.pending), "retry_at_ms": r.retry_at,
+        "version": r.version, "created_at_ms": r.created_at, "updated_at_ms": r.updated_at,
+    })
+}
+
+fn task_json(t: &WfTask) -> Value {
+    json!({
+        "id": t.id, "workflow": t.workflow, "entity": t.entity, "kind": t.kind,
+        "status": t.status, "title": t.title, "detail": parsed(&t.detail),
+        "claimed_by": t.claimed_by,
+        "decision": t.decision.as_deref().map(parsed), "resolved_by": t.resolved_by,
+        "reason": t.reason, "created_at_ms": t.created_at, "updated_at_ms": t.updated_at,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListWorkflows {
+    entity: Option<String>,
+    status: Option<String>,
+    kind: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list_workflows(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Query(q): Query<ListWorkflows>,
+) -> AppResult {
+    crate::routes::authorize(&st, &h)?;
+    let rt = runtime(&st)?;
+    let entity = match q.entity {
+        Some(e) => match rt
+            .store()
+            .resolve_key(&e)
+            .await
+            .map_err(|e| Problem::internal(&e))?
+        {
+            Resolved::One(k) => Some(k.as_str().to_owned()),
+            _ => Some(e),
+        },
+        None => None,
+    };
+    let rows = rt
+        .store()
+        .workflows(WfQuery {
+            entity,
+            status: q.status,
+            kind: q.kind,
+            limit: q.limit.unwrap_or(100),
+        })
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let rows: Vec<Value> = rows.iter().map(workflow_json).collect();
+    Ok(Json(json!({"workflows": rows})).into_response())
+}
+
+async fn get_workflow(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> AppResult {
+    crate::routes::authorize(&st, &h)?;
+    let rt = runtime(&st)?;
+    let Some((rec, steps, timers)) = rt
+        .store()
+        .workflow(&id)
+        .await
+        .map_err(|e| Problem::internal(&e))?
+    else {
+        return Err(Problem::new(
+            codes::WORKFLOW_NOT_FOUND,
+            format!("no workflow `{id}`"),
+        ));
+    };
+    let tasks = rt
+        .store()
+        .tasks(TaskQuery {
+            workflow: Some(id.clone()),
+            limit: 1000,
+            ..TaskQuery::default()
+        })
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let mut body = workflow_json(&rec);
+    body["steps"] = steps
+        .iter()
+        .map(|s| {
+            json!({"n": s.n, "step": s.step, "input": parsed(&s.input), "answer": parsed(&s.answer),
+                   "outcome": s.outcome, "attempts": s.attempts,
+                   "started_at_ms": s.started_at, "ended_at_ms": s.ended_at})
+        })
+        .collect();
+    body["timers"] = timers
+        .iter()
+        .map(|(name, due)| json!({"name": name, "due_at_ms": due}))
+        .collect();
+    body["tasks"] = tasks.iter().map(task_json).collect();
+    Ok(Json(body).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct By {
+    by: Option<String>,
+}
+
+fn body_of<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Problem> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| Problem::new(codes::BAD_JSON, e.to_string()))
+}
+
+async fn command(st: &AppState, h: &HeaderMap, id: &str, body: &[u8], what: &str) -> AppResult {
+    crate::routes::authorize(st, h)?;
+    let rt = runtime(st)?;
+    let b: By = body_of(body)?;
+    let by = b.by.unwrap_or_else(|| "api".into());
+    let queued = rt
+        .command(id, what, &by)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    if rt
+        .store()
+        .workflow(id)
+        .await
+        .map_err(|e| Problem::internal(&e))?
+        .is_none()
+    {
+        return Err(Problem::new(
+            codes::WORKFLOW_NOT_FOUND,
+            format!("no workflow `{id}`"),
+        ));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"workflow": id, "command": what, "queued": queued})),
+    )
+        .into_response())
+}
+
+async fn cancel(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> AppResult {
+    command(&st, &h, &id, &body, "cancel").await
+}
+
+async fn retry(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> AppResult {
+    command(&st, &h, &id, &body, "retry").await
+}
+
+async fn document(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path((id, name)): Path<(String, String)>,
+) -> AppResult {
+    crate::routes::authorize(&st, &h)?;
+    let rt = runtime(&st)?;
+    match rt
+        .store()
+        .document(&id, &name)
+        .await
+        .map_err(|e| Problem::internal(&e))?
+    {
+        Some((mime, bytes)) => Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response()),
+        None => Err(Problem::new(
+            codes::NOT_FOUND,
+            format!("no document `{name}` in workflow `{id}`"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListTasks {
+    status: Option<String>,
+    workflow: Option<String>,
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn list_tasks(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Query(q): Query<ListTasks>,
+) -> AppResult {
+    crate::routes::authorize(&st, &h)?;
+    let rt = runtime(&st)?;
+    let rows = rt
+        .store()
+        .tasks(TaskQuery {
+            status: q.status,
+            workflow: q.workflow,
+            after: q.after.unwrap_or(0),
+            limit: q.limit.unwrap_or(100),
+        })
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let rows: Vec<Value> = rows.iter().map(task_json).collect();
+    Ok(Json(json!({"tasks": rows})).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Resolve {
+    by: Option<String>,
+    decision: Option<Value>,
+    reason: Option<String>,
+}
+
+async fn act(st: &AppState, id: i64, action: TaskAction) -> AppResult {
+    let rt = runtime(st)?;
+    match rt
+        .store()
+        .task_act(id, action)
+        .await
+        .map_err(|e| Problem::internal(&e))?
+    {
+        Ok(task) => {
+            rt.poke();
+            Ok(Json(task_json(&task)).into_response())
+        }
+        Err(TaskRefusal::NotFound) => {
+            Err(Problem::new(codes::TASK_NOT_FOUND, format!("no task {id}")))
+        }
+        Err(TaskRefusal::NotOpen(t)) => {
+            let mut p = Problem::new(
+                codes::TASK_NOT_OPEN,
+                format!(
+                    "task {id} is {}{}",
+                    t.status,
+                    t.claimed_by
+                        .as_deref()
+                        .map(|b| format!(" (claimed by {b})"))
+                        .unwrap_or_default()
+                ),
+            );
+            p.task = Some(Box::new(task_json(&t)));
+            Err(p)
+        }
+    }
+}
+
+async fn claim(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> AppResult {
+    crate::routes::authorize(&st, &h)?;
+    let b: By = body_of(&body)?;
+    let Some(by) = b.by.filter(|s| !s.trim().is_empty()) else {
+        return Err(Problem::new(
+            codes::BAD_REQUEST,
+            "`by` (who claims it) is required",
+        ));
+    };
+    act(&st, id, TaskAction::Claim { by }).await
+}
+
+async fn resolve(
+    State(st): State<Arc<AppState>>,
+    h: HeaderMap,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> AppResult {
+    crate::routes::authorize(&st, &h)?;
+    let b: Resolve = body_of(&body)?;
+    let Some(by) = b.by.filter(|s| !s.trim().is_empty()) else {
+        return Err(Problem::new(
+            codes::BAD_REQUEST,
+            "`by` (who decides) is required",
+        ));
+    };
+    let decision = match b.decision {
+        Some(d @ Value::Object(_)) => d,
+        _ => {
+            return Err(Problem::new(
+                codes::BAD_REQUEST,
+                "`decision` must be an object (see docs/workflows.md for each task)",
+            ))
+        }
+    };
+    act(
+        &st,
+        id,
+        TaskAction::Resolve {
+            by,
+            decision: decision.to_string(),
+            reason: b.reason,
+        },
+    )
+    .await
+}
