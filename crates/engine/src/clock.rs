@@ -67,6 +67,46 @@ impl Clock for VirtualClock {
     }
 }
 
+/// A clock whose wall time moves only when told ([`ManualClock::advance`]): for tests
+/// of durable timers that run the real runner on real tokio time. Its monotonic time is
+/// tokio's.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    wall_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl ManualClock {
+    /// A clock whose wall time is `wall` now.
+    pub fn starting_at(wall: OffsetDateTime) -> Self {
+        let ms = i64::try_from(wall.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        ManualClock {
+            wall_ms: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(ms)),
+        }
+    }
+
+    /// Moves the wall time forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.wall_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_utc(&self) -> OffsetDateTime {
+        let ms = self.wall_ms.load(std::sync::atomic::Ordering::SeqCst);
+        OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(ms)
+    }
+
+    fn instant(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.wall_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

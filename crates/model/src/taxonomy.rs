@@ -70,6 +70,10 @@ event_types! {
     PaymentReceived => "payment.received", Timeline;
     TaskOpened => "task.opened", Timeline;
     TaskResolved => "task.resolved", Timeline;
+    CaseOpened => "case.opened", Timeline;
+    CaseUpdated => "case.updated", Timeline;
+    CaseEscalated => "case.escalated", Timeline;
+    CaseClosed => "case.closed", Timeline;
 }
 
 impl EventType {

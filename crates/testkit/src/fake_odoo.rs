@@ -7,7 +7,9 @@
 //! ([`seed`], or by setting [`Fake::records`]) a small in-memory ORM serves them:
 //! `search_read` (domains, `active_test`, only the fields asked for, many2one ids read
 //! back with their names, `carrier_tracking_url` computed), `write`, `create`,
-//! `button_validate` and its wizards, invoicing, `message_post` (with the customer
+//! `button_validate` and its wizards, invoicing (`sale.advance.payment.inv` →
+//! `create_invoices`, refused with Odoo's `UserError` until a picking of the order is
+//! `done`; `account.move.action_post`), `message_post` (with the customer
 //! e-mail Odoo sends as a `mail.notification`), `activity_schedule`,
 //! `mail.activity.action_feedback`, `ir.attachment` records.
 //!
@@ -15,7 +17,8 @@
 //! company and its warehouse address, customer 46 with a full address, sale order 25
 //! and picking 20 in state `assigned` (see [`order_to_ship`]). Look at what was done with
 //! [`record`], [`messages_on`], [`attachments_on`], [`activities_on`],
-//! [`emailed_partners`]; make Odoo unavailable (and back) with [`Fake::down`].
+//! [`emailed_partners`], [`invoices_of`]; make Odoo unavailable (and back) with
+//! [`Fake::down`].
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -454,37 +457,8 @@ fn orm(
             all.push(json!({"_model": model, "id": id, "order": so}));
             Ok(Some(json!([id])))
         }
-        "create_invoices" => {
-            let wiz = all
-                .iter()
-                .find(|r| r["_model"] == model && ids.contains(&r["id"].as_i64().unwrap_or(-1)))
-                .cloned();
-            let so = wiz.map(|w| w["order"].clone()).unwrap_or(Value::Null);
-            let inv = next_id(all);
-            all.push(json!({"_model": "account.move", "id": inv, "state": "draft", "name": "/", "move_type": "out_invoice"}));
-            for r in all
-                .iter_mut()
-                .filter(|r| r["_model"] == "sale.order" && r["id"] == so)
-            {
-                if let Some(a) = r["invoice_ids"].as_array_mut() {
-                    a.push(json!(inv));
-                }
-                r["invoice_status"] = json!("invoiced");
-            }
-            Ok(Some(
-                json!({"type": "ir.actions.act_window", "res_model": "account.move", "res_id": inv}),
-            ))
-        }
-        "action_post" if model == "account.move" => {
-            for r in all
-                .iter_mut()
-                .filter(|r| r["_model"] == model && ids.contains(&r["id"].as_i64().unwrap_or(-1)))
-            {
-                r["state"] = json!("posted");
-                r["name"] = json!(format!("INV/2026/{:05}", r["id"].as_i64().unwrap_or(0)));
-            }
-            Ok(Some(json!(false)))
-        }
+        "create_invoices" if model == "sale.advance.payment.inv" => create_invoices(all, &ids),
+        "action_post" if model == "account.move" => post_moves(all, &ids),
         "message_post" => message_post(all, model, &ids, kw),
         "activity_schedule" => activity_schedule(all, model, &ids, kw),
         "action_feedback" | "action_done" if model == "mail.activity" => {
@@ -495,6 +469,178 @@ fn orm(
             &format!("fake Odoo has no {model}.{method}"),
         )),
     }
+}
+
+/// A many2one's id, written bare (`25`) or read back (`[25, "S00025"]`).
+fn m2o_id(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.get(0).and_then(Value::as_i64))
+}
+
+/// What Odoo 18's `sale.order._create_invoices` raises when no line has a quantity to
+/// invoice (sale/models/sale_order.py, `_nothing_to_invoice_error_message`).
+pub const NOTHING_TO_INVOICE: &str = "Cannot create an invoice. No items are available to invoice.\n\n\
+To resolve this issue, please ensure that:\n   \u{2022} The products have been delivered before attempting to invoice them.\n   \
+\u{2022} The invoicing policy of the product is configured correctly.\n\n\
+If you want to invoice based on ordered quantities instead:\n   \u{2022} For consumable or storable products, open the product, go to the 'General Information' tab and change the 'Invoicing Policy' from 'Delivered Quantities' to 'Ordered Quantities'.\n   \
+\u{2022} For services (and other products), change the 'Invoicing Policy' to 'Prepaid/Fixed Price'.\n";
+
+/// Rounded to cents, as Odoo rounds a USD monetary field.
+fn cents(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// `sale.advance.payment.inv.create_invoices` for "delivered quantities"
+/// (`sale.order._create_invoices`), with the order's products invoiced on delivery
+/// (`invoice_policy` `delivery`, as in ODOO.md §3 #4). What is invoiceable is the
+/// order's outgoing pickings that are `done` and on no invoice yet (a cancelled invoice
+/// frees its pickings); with none, Odoo's `UserError` [`NOTHING_TO_INVOICE`]. Otherwise
+/// one draft `out_invoice` as `_prepare_invoice` fills it (`name` `/`, `ref` the
+/// customer reference, `invoice_origin` the order's name, the invoice address, the
+/// order's currency and company) for what is left of the order's `amount_total` /
+/// `amount_untaxed` (the fake has no order lines: a partial delivery is invoiced for the
+/// rest of the order), Odoo's note on it ("This journal entry has been created from:"),
+/// the order's `invoice_ids` and `invoice_status` (`invoiced`, or `no` while a picking is
+/// open) updated. Answers the `account.move` form action with the invoice as `res_id`.
+fn create_invoices(all: &mut Vec<Value>, wizards: &[i64]) -> Result<Option<Value>, Value> {
+    let wiz = all
+        .iter()
+        .find(|r| is_one_of(r, "sale.advance.payment.inv", wizards))
+        .cloned()
+        .ok_or_else(missing)?;
+    let so_id = m2o_id(&wiz["order"]).ok_or_else(missing)?;
+    let order = all
+        .iter()
+        .find(|r| is_one_of(r, "sale.order", &[so_id]))
+        .cloned()
+        .ok_or_else(missing)?;
+    let outgoing = |r: &Value| {
+        r["_model"] == "stock.picking"
+            && m2o_id(&r["sale_id"]) == Some(so_id)
+            && (r["picking_type_code"].is_null() || r["picking_type_code"] == "outgoing")
+    };
+    let invoices: Vec<&Value> = all
+        .iter()
+        .filter(|r| r["_model"] == "account.move" && r["state"] != "cancel")
+        .filter(|r| {
+            order["invoice_ids"]
+                .as_array()
+                .is_some_and(|a| a.contains(&r["id"]))
+        })
+        .collect();
+    let covered: Vec<i64> = invoices
+        .iter()
+        .flat_map(|m| m["_picking_ids"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_i64())
+        .collect();
+    let delivered: Vec<i64> = all
+        .iter()
+        .filter(|r| outgoing(r) && r["state"] == "done")
+        .filter_map(|r| r["id"].as_i64())
+        .filter(|id| !covered.contains(id))
+        .collect();
+    if delivered.is_empty() {
+        return Err(error("odoo.exceptions.UserError", NOTHING_TO_INVOICE));
+    }
+    let invoiced = |field: &str| -> f64 {
+        invoices
+            .iter()
+            .filter_map(|m| m[field].as_f64())
+            .sum::<f64>()
+    };
+    let total = cents(order["amount_total"].as_f64().unwrap_or(0.0) - invoiced("amount_total"));
+    let untaxed = cents(
+        order["amount_untaxed"]
+            .as_f64()
+            .or(order["amount_total"].as_f64())
+            .unwrap_or(0.0)
+            - invoiced("amount_untaxed"),
+    );
+    let or_false = |v: &Value| if v.is_null() { json!(false) } else { v.clone() };
+    let partner = match &order["partner_invoice_id"] {
+        Value::Null | Value::Bool(false) => or_false(&order["partner_id"]),
+        p => p.clone(),
+    };
+    let currency = match &order["currency_id"] {
+        Value::Null | Value::Bool(false) => json!([1, "USD"]),
+        c => c.clone(),
+    };
+    let origin = order["name"].as_str().unwrap_or("").to_owned();
+    let id = next_id(all);
+    all.push(
+        json!({"_model": "account.move", "id": id, "name": "/", "state": "draft",
+        "move_type": "out_invoice", "partner_id": partner,
+        "partner_shipping_id": or_false(&order["partner_shipping_id"]),
+        "ref": order["client_order_ref"].as_str().unwrap_or(""), "invoice_origin": origin,
+        "narration": or_false(&order["note"]), "currency_id": currency,
+        "company_id": or_false(&order["company_id"]), "invoice_date": false,
+        "amount_untaxed": untaxed, "amount_tax": cents(total - untaxed), "amount_total": total,
+        "amount_residual": total, "payment_state": "not_paid", "invoice_line_ids": [],
+        "_picking_ids": delivered}),
+    );
+    let note = next_id(all);
+    all.push(json!({"_model": "mail.message", "id": note, "model": "account.move", "res_id": id,
+        "body": format!("<p>This journal entry has been created from: <a href=\"#\" data-oe-model=\"sale.order\" data-oe-id=\"{so_id}\">{origin}</a></p>"),
+        "message_type": "notification", "subtype_id": [2, "Note"], "partner_ids": [],
+        "author_id": [3, "Mitchell Admin"], "mail_activity_type_id": false, "attachment_ids": [],
+        "date": "2026-11-23 08:00:00"}));
+    let open = all
+        .iter()
+        .any(|r| outgoing(r) && r["state"] != "done" && r["state"] != "cancel");
+    for r in all
+        .iter_mut()
+        .filter(|r| is_one_of(r, "sale.order", &[so_id]))
+    {
+        match r["invoice_ids"].as_array_mut() {
+            Some(a) => a.push(json!(id)),
+            None => r["invoice_ids"] = json!([id]),
+        }
+        r["invoice_status"] = json!(if open { "no" } else { "invoiced" });
+    }
+    Ok(Some(
+        json!({"name": "Invoices", "type": "ir.actions.act_window",
+        "res_model": "account.move", "res_id": id, "views": [[1083, "form"]],
+        "context": {"default_move_type": "out_invoice", "default_partner_id": m2o_id(&order["partner_id"]),
+                    "default_invoice_origin": origin}}),
+    ))
+}
+
+/// `account.move.action_post` (`_post`): every move must be a draft (else Odoo's
+/// `UserError` "The entry … (id …) must be in draft.", nothing posted); each gets the
+/// next number of its year (`INV/2026/00001`, …), `state` `posted`, an `invoice_date`.
+/// Answers `false`, as Odoo does.
+fn post_moves(all: &mut [Value], ids: &[i64]) -> Result<Option<Value>, Value> {
+    let refused: Vec<String> = all
+        .iter()
+        .filter(|r| is_one_of(r, "account.move", ids) && r["state"] != "draft")
+        .map(|r| {
+            format!(
+                "The entry {} (id {}) must be in draft.",
+                r["name"].as_str().unwrap_or("/"),
+                r["id"]
+            )
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(error("odoo.exceptions.UserError", &refused.join("\n")));
+    }
+    let mut number = all
+        .iter()
+        .filter(|r| r["_model"] == "account.move")
+        .filter(|r| {
+            r["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("INV/2026/"))
+        })
+        .count();
+    for r in all.iter_mut().filter(|r| is_one_of(r, "account.move", ids)) {
+        number += 1;
+        r["state"] = json!("posted");
+        r["name"] = json!(format!("INV/2026/{number:05}"));
+        if r["invoice_date"].as_str().is_none() {
+            r["invoice_date"] = json!("2026-11-23");
+        }
+    }
+    Ok(Some(json!(false)))
 }
 
 /// Fields of type Float among those the fake keeps.
@@ -1055,6 +1201,19 @@ pub fn activities_on(fake: &Fake, model: &str, id: i64) -> Vec<Value> {
     on_record(fake, "mail.activity", model, id)
 }
 
+/// The customer invoices of sale order `sale_order_id` (`account.move` records of its
+/// `invoice_ids`), oldest first: `state` (`draft`, `posted`), `name` (`/` until posted),
+/// `amount_total`, `currency_id`, `ref`, `invoice_origin`, …
+pub fn invoices_of(fake: &Fake, sale_order_id: i64) -> Vec<Value> {
+    let ids = record(fake, "sale.order", sale_order_id)
+        .and_then(|o| o["invoice_ids"].as_array().cloned())
+        .unwrap_or_default();
+    records_of(fake, "account.move")
+        .into_iter()
+        .filter(|m| ids.contains(&m["id"]))
+        .collect()
+}
+
 /// The e-mails Odoo would send for a message: the partners its `mail.notification`s name.
 pub fn emailed_partners(fake: &Fake, message_id: i64) -> Vec<i64> {
     records_of(fake, "mail.notification")
@@ -1068,8 +1227,9 @@ pub fn emailed_partners(fake: &Fake, message_id: i64) -> Vec<i64> {
 /// A company as a fresh Odoo 18 with demo data has it: company 1 *YourCompany* (USD) whose
 /// partner 1 is its address (250 Executive Park Blvd, San Francisco, CA 94134, US),
 /// warehouse 1 (`WH`, that address) with its outgoing operation type 2 *Delivery Orders*,
-/// the US (233) and California (13), delivery carrier 1 *Standard delivery*, and the API
-/// user 2 (login `middleware`, for JSON-2, where the user is found by login).
+/// the US (233) and California (13), delivery carrier 1 *Standard delivery*, the currency
+/// 1 USD (`decimal_places` 2), and the API user 2 (login `middleware`, for JSON-2, where
+/// the user is found by login).
 pub fn company() -> Vec<Value> {
     vec![
         json!({"_model": "res.partner", "id": 1, "name": "YourCompany", "is_company": true,
@@ -1080,6 +1240,8 @@ pub fn company() -> Vec<Value> {
                "type": "contact", "parent_id": false, "active": true}),
         json!({"_model": "res.company", "id": 1, "name": "YourCompany", "partner_id": [1, "YourCompany"],
                "currency_id": [1, "USD"]}),
+        json!({"_model": "res.currency", "id": 1, "name": "USD", "symbol": "$", "rounding": 0.01,
+               "decimal_places": 2, "active": true}),
         json!({"_model": "stock.warehouse", "id": 1, "name": "YourCompany", "code": "WH",
                "partner_id": [1, "YourCompany"], "company_id": [1, "YourCompany"], "lot_stock_id": [8, "WH/Stock"]}),
         json!({"_model": "stock.picking.type", "id": 2, "name": "Delivery Orders",
@@ -1125,7 +1287,10 @@ pub fn ready_picking(id: i64, customer: &Value) -> Value {
 
 /// Everything an order-to-ship workflow reads for picking `picking_id`: [`company`], the
 /// customer 46 *ACME Logistics Test* ([`customer`]), its confirmed sale order 25
-/// `S00025` (customer reference `EXT-1`) and the [`ready_picking`] of that order.
+/// `S00025` (customer reference `EXT-1`; 250.00 + 37.50 tax = 287.50 USD, the order of
+/// ODOO.md §3: 10 × 25.00) and the [`ready_picking`] of that order. Invoicing it
+/// (`sale.advance.payment.inv`) answers Odoo's "No items are available to invoice" until
+/// the picking is `done`; see what was invoiced with [`invoices_of`].
 ///
 /// Seeding a ready picking for an end-to-end test:
 ///
@@ -1151,6 +1316,11 @@ pub fn order_to_ship(picking_id: i64) -> Vec<Value> {
     let mut order = sale_order(25, "S00025", Some("EXT-1"));
     order["partner_id"] = json!([46, "ACME Logistics Test"]);
     order["partner_shipping_id"] = json!([46, "ACME Logistics Test"]);
+    order["partner_invoice_id"] = json!([46, "ACME Logistics Test"]);
+    order["currency_id"] = json!([1, "USD"]);
+    order["amount_untaxed"] = json!(250.0);
+    order["amount_tax"] = json!(37.5);
+    order["amount_total"] = json!(287.5);
     let picking = ready_picking(picking_id, &acme);
     let mut all = company();
     all.extend([acme, order, picking]);

@@ -10,7 +10,9 @@ use waybill_connectors::SinkConfig;
 use waybill_engine::config::ConfigError;
 use waybill_engine::duration;
 use waybill_engine::secret::SecretRef;
-use waybill_engine::workflow::order_to_ship::{OrderToShip, Rules};
+use waybill_engine::workflow::delivery_to_invoice::{DeliveryToInvoice, Gates};
+use waybill_engine::workflow::exception_to_case::{CaseRules, ExceptionToCase};
+use waybill_engine::workflow::order_to_ship::{minor, OrderToShip, Rules};
 use waybill_engine::workflow::ports::{Carriers, Erp};
 use waybill_engine::workflow::runtime::StepPolicy;
 use waybill_engine::workflow::sink::SINK;
@@ -30,6 +32,12 @@ pub struct WorkflowsConfig {
     /// `[workflows.order_to_ship]`: its rules; absent = not run.
     #[serde(default)]
     pub order_to_ship: Option<Rules>,
+    /// `[workflows.delivery_to_invoice]`: its gates; absent = not run.
+    #[serde(default)]
+    pub delivery_to_invoice: Option<Gates>,
+    /// `[workflows.exception_to_case]`: its SLA; absent = not run.
+    #[serde(default)]
+    pub exception_to_case: Option<CaseRules>,
     /// Workflows advanced at once (default 16).
     #[serde(default)]
     pub concurrency: Option<usize>,
@@ -112,7 +120,7 @@ impl WorkflowsConfig {
                     ));
                 }
                 if let Some(p) = &rules.max_price {
-                    if waybill_engine::workflow::order_to_ship::minor(p).is_none() {
+                    if minor(p).is_none() {
                         errs.push(ConfigError::new(
                             "workflows.order_to_ship.max_price",
                             format!("`{p}` is not a decimal amount like \"45.00\""),
@@ -133,6 +141,37 @@ impl WorkflowsConfig {
                 }
                 machines.push(Arc::new(OrderToShip::new(rules.clone())));
             }
+        }
+        if let Some(g) = self.delivery_to_invoice.as_ref().filter(|g| g.enabled) {
+            if let Some(a) = &g.approval_above {
+                if minor(a).is_none() {
+                    errs.push(ConfigError::new(
+                        "workflows.delivery_to_invoice.approval_above",
+                        format!("`{a}` is not a decimal amount like \"1000.00\""),
+                    ));
+                }
+            }
+            for (key, pct) in [
+                ("weight_tolerance_pct", g.weight_tolerance_pct),
+                ("charge_tolerance_pct", g.charge_tolerance_pct),
+            ] {
+                if !(0.0..=1000.0).contains(&pct) {
+                    errs.push(ConfigError::new(
+                        format!("workflows.delivery_to_invoice.{key}"),
+                        "a percentage from 0 to 1000",
+                    ));
+                }
+            }
+            if self.odoo.is_none() {
+                errs.push(ConfigError::new(
+                    "workflows.odoo",
+                    "delivery_to_invoice invoices in Odoo: name an Odoo sink (sink = \"…\")",
+                ));
+            }
+            machines.push(Arc::new(DeliveryToInvoice::new(g.clone())));
+        }
+        if let Some(c) = self.exception_to_case.as_ref().filter(|c| c.enabled) {
+            machines.push(Arc::new(ExceptionToCase::new(c.clone())));
         }
         let carriers: Option<Arc<dyn Carriers>> = self.karrio.as_ref().and_then(|k| {
             let key = k

@@ -1,7 +1,7 @@
 //! The engine's [`Erp`] port for Odoo: what an order-to-ship workflow reads from and writes
 //! to Odoo — the outgoing picking with its addresses and weight, the booking recorded on it
 //! (tracking reference, carrier, shipping cost, the label as an attachment, a message that
-//! Odoo e-mails to the customer), internal notes and to-dos.
+//! Odoo e-mails to the customer), internal notes and to-dos, and the customer invoice.
 //!
 //! Every write reads first, so a step retried after a timeout or a crash changes nothing
 //! the first attempt did: the tracking reference, carrier and cost are written only where
@@ -9,16 +9,30 @@
 //! picking; messages, notes and activities carry the caller's marker and are posted only
 //! when no message (or activity, open or done) of the record carries it.
 //!
+//! Invoicing goes through Odoo's public flow, shared with the sink (`sink::money`):
+//! `sale.advance.payment.inv` ("delivered quantities") → `create_invoices`, then
+//! `account.move.action_post`. The invoice made under a marker is the one whose chatter
+//! has the port's internal note with that marker (posted on the draft right after Odoo
+//! made it; the invoice's own fields stay as Odoo fills them — `ref` is the customer's
+//! reference, printed on the invoice). A retry finds it and posts it if it is still a
+//! draft; a draft of the order without the port's note (left by a crash between Odoo
+//! making it and the note) is taken over rather than asking Odoo for another invoice,
+//! which it would refuse (the draft already holds the delivered quantities).
+//!
 //! Fields read (Odoo 18 with `stock_delivery`, `sale_stock`): `stock.picking` `name`,
 //! `state`, `origin`, `sale_id`, `company_id`, `partner_id`, `picking_type_id`,
 //! `carrier_id`, `carrier_tracking_ref`, `carrier_tracking_url`, `carrier_price`,
 //! `weight` (stored), `shipping_weight` (packages included), `weight_uom_name`; the
 //! shipper is the picking type's warehouse address (`stock.warehouse.partner_id`), else
 //! the company's (`res.company.partner_id`); addresses are `res.partner` records, their
-//! country by its related `country_code`, their state by `res.country.state.code`.
+//! country by its related `country_code`, their state by `res.country.state.code`;
+//! `sale.order` `amount_total`, `currency_id`, `invoice_ids`; `account.move` `name`,
+//! `state`, `amount_total`, `currency_id`; `res.currency.decimal_places` (amounts are
+//! decimal strings with the currency's decimals).
 //! Writes run with `allowed_company_ids` set to the picking's company, as the sink's do.
 
 use super::client::Page;
+use super::sink::money::{create_invoices, post_invoices};
 use super::sink::notes::{html, plain};
 use super::sink::{kw, m2o};
 use super::{OdooClient, OdooConfig, OdooError};
@@ -29,7 +43,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use waybill_engine::config::ConfigError;
 use waybill_engine::workflow::ports::{
-    Address, Booked, Erp, Label, OrderContext, PortError, PortFuture,
+    Address, Booked, Erp, Invoice, Label, OrderContext, PortError, PortFuture,
 };
 use waybill_model::FailureKind;
 
@@ -64,6 +78,13 @@ const PARTNER_FIELDS: &[&str] = &[
     "phone",
     "email",
 ];
+
+/// The fields of an invoice.
+const INVOICE_FIELDS: &[&str] = &["name", "state", "amount_total", "currency_id"];
+
+/// The start of the internal note the port posts on an invoice it made; the caller's
+/// marker ends it.
+const INVOICE_NOTE: &str = "Invoice made by Waybill";
 
 /// Kilograms in a pound (Odoo's `uom.product_uom_lb`).
 const KG_PER_LB: f64 = 0.453_592_37;
@@ -108,6 +129,8 @@ pub struct OdooErp {
     notify_customer: bool,
     /// Currency code of each company, read once.
     currencies: Mutex<HashMap<i64, Option<String>>>,
+    /// Decimal places of each currency, read once.
+    decimals: Mutex<HashMap<i64, u32>>,
 }
 
 /// A failed Odoo call as a port error: its kind and code decided by [`OdooError`].
@@ -149,6 +172,67 @@ fn carries_marker(rows: &[Value], field: &str, marker: &str) -> bool {
             .as_str()
             .is_some_and(|b| plain(&b.replace("&#34;", "&quot;")).contains(marker))
     })
+}
+
+/// Whether Odoo refused to invoice because no line has a quantity to invoice (products
+/// invoiced on delivery, not delivered yet): `UserError` "Cannot create an invoice. No
+/// items are available to invoice." (Odoo 17 to 19), "There is no invoiceable line."
+/// (Odoo 16 and before). Odoo words it in English unless the call names a `lang`.
+fn nothing_to_invoice(e: &OdooError) -> bool {
+    match e {
+        OdooError::Server { name, message } => {
+            name.ends_with("UserError")
+                && (message.contains("No items are available to invoice")
+                    || message.contains("There is no invoiceable line"))
+        }
+        _ => false,
+    }
+}
+
+/// An amount as a decimal string with `places` decimals (`287.5` → `287.50`): Odoo keeps
+/// monetary fields rounded to their currency, the float read back is printed at that
+/// precision, so no binary noise (`287.49999999999997`) reaches the caller.
+fn money(amount: f64, places: u32) -> String {
+    let s = format!("{amount:.*}", places as usize);
+    match s.strip_prefix('-') {
+        Some(zero) if zero.bytes().all(|b| b == b'0' || b == b'.') => zero.to_owned(),
+        _ => s,
+    }
+}
+
+/// The invoices of a sale order, as the port tells its own from others.
+struct OrderInvoices {
+    /// Every invoice of the order ([`INVOICE_FIELDS`]), oldest first.
+    all: Vec<Value>,
+    /// The port's notes on them (`res_id`, `body`).
+    notes: Vec<Value>,
+}
+
+impl OrderInvoices {
+    fn notes_on(&self, inv: &Value) -> Vec<Value> {
+        self.notes
+            .iter()
+            .filter(|n| n["res_id"] == inv["id"])
+            .cloned()
+            .collect()
+    }
+
+    /// The invoice made under `marker`.
+    fn made_under(&self, marker: &str) -> Option<&Value> {
+        self.all
+            .iter()
+            .find(|inv| carries_marker(&self.notes_on(inv), "body", marker))
+    }
+
+    /// The newest draft without a note of the port: one a crash left between Odoo
+    /// making it and the port marking it (or a person's draft, which holds the delivered
+    /// quantities all the same).
+    fn unclaimed_draft(&self) -> Option<&Value> {
+        self.all
+            .iter()
+            .rev()
+            .find(|inv| inv["state"] == "draft" && self.notes_on(inv).is_empty())
+    }
 }
 
 /// The picking's company as the context of a write.
@@ -204,6 +288,7 @@ impl OdooErp {
                 activity_user_id: cfg.activity_user_id,
                 notify_customer: cfg.notify_customer,
                 currencies: Mutex::new(HashMap::new()),
+                decimals: Mutex::new(HashMap::new()),
             }),
             _ => Err(errs),
         }
@@ -530,6 +615,17 @@ impl OdooErp {
             .filter_map(|w| w.as_f64())
             .find(|w| *w > 0.0)
             .unwrap_or(0.0);
+        let order = match m2o(&p["sale_id"]) {
+            Some(so) => {
+                self.one("sale.order", so, &["amount_total", "currency_id"])
+                    .await?
+            }
+            None => None,
+        };
+        let order_amount = match order {
+            Some(o) => self.amount(&o, "amount_total").await?,
+            None => None,
+        };
         Ok(OrderContext {
             picking_id,
             picking_name: text(&p["name"]).unwrap_or_default(),
@@ -541,6 +637,222 @@ impl OdooErp {
             shipper,
             recipient,
             weight_kg: weight * kg_per_unit,
+            order_amount,
+        })
+    }
+
+    /// The decimal places of a currency (`res.currency.decimal_places`, read once; 2 when
+    /// Odoo does not say).
+    async fn decimals(&self, currency: Option<i64>) -> Result<u32, PortError> {
+        let Some(c) = currency else {
+            return Ok(2);
+        };
+        if let Some(d) = self.decimals.lock().ok().and_then(|m| m.get(&c).copied()) {
+            return Ok(d);
+        }
+        let d = self
+            .one("res.currency", c, &["decimal_places"])
+            .await?
+            .and_then(|r| r["decimal_places"].as_u64())
+            .map_or(2, |d| d.min(6) as u32);
+        if let Ok(mut m) = self.decimals.lock() {
+            m.insert(c, d);
+        }
+        Ok(d)
+    }
+
+    /// A monetary field of a record as a decimal string in the record's currency.
+    async fn amount(&self, r: &Value, field: &str) -> Result<Option<String>, PortError> {
+        let Some(v) = r[field].as_f64() else {
+            return Ok(None);
+        };
+        let places = self.decimals(m2o(&r["currency_id"])).await?;
+        Ok(Some(money(v, places)))
+    }
+
+    /// The invoices of sale order `so` and the port's notes on them.
+    async fn order_invoices(
+        &self,
+        so: i64,
+        ctx: &Option<Value>,
+    ) -> Result<OrderInvoices, PortError> {
+        let order = self
+            .read(
+                "sale.order",
+                json!([["id", "=", so]]),
+                &["invoice_ids"],
+                ctx.as_ref(),
+            )
+            .await?;
+        let ids: Vec<i64> = order
+            .first()
+            .and_then(|o| o["invoice_ids"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_i64)
+            .collect();
+        if ids.is_empty() {
+            return Ok(OrderInvoices {
+                all: Vec::new(),
+                notes: Vec::new(),
+            });
+        }
+        let all = self
+            .read(
+                "account.move",
+                json!([["id", "in", ids]]),
+                INVOICE_FIELDS,
+                ctx.as_ref(),
+            )
+            .await?;
+        let notes = self
+            .read(
+                "mail.message",
+                json!([
+                    ["model", "=", "account.move"],
+                    ["res_id", "in", ids],
+                    ["body", "ilike", INVOICE_NOTE]
+                ]),
+                &["res_id", "body"],
+                None,
+            )
+            .await?;
+        Ok(OrderInvoices { all, notes })
+    }
+
+    /// Asks Odoo for the invoice of the delivered quantities of sale order `so`; answers
+    /// the new invoice's id.
+    async fn create_invoice(
+        &self,
+        so: i64,
+        p: &Value,
+        before: &OrderInvoices,
+        ctx: &Option<Value>,
+    ) -> Result<i64, PortError> {
+        let action = create_invoices(&self.client, so, ctx)
+            .await
+            .map_err(|e| match &e {
+                OdooError::Server { message, .. } if nothing_to_invoice(&e) => PortError::new(
+                    FailureKind::Permanent,
+                    "odoo.nothing_to_invoice",
+                    format!(
+                        "Odoo has nothing to invoice on {} for picking {} (state {}): {}",
+                        text(&p["sale_id"][1]).unwrap_or_else(|| format!("sale.order {so}")),
+                        text(&p["name"]).unwrap_or_default(),
+                        text(&p["state"]).unwrap_or_default(),
+                        message.lines().next().unwrap_or_default()
+                    ),
+                ),
+                _ => port(e),
+            })?;
+        if let Some(id) = action["res_id"].as_i64().filter(|id| *id > 0) {
+            return Ok(id);
+        }
+        // Several invoices (the action has a `domain` instead): the newest new one.
+        let after = self.order_invoices(so, ctx).await?;
+        after
+            .all
+            .iter()
+            .rev()
+            .filter(|inv| !before.all.iter().any(|b| b["id"] == inv["id"]))
+            .find_map(|inv| inv["id"].as_i64())
+            .ok_or_else(|| {
+                PortError::new(
+                    FailureKind::Permanent,
+                    "odoo.protocol_error",
+                    format!("create_invoices made no invoice for sale.order {so}: {action}"),
+                )
+            })
+    }
+
+    /// Marks an invoice as made under `marker`: an internal note in its chatter.
+    async fn claim(
+        &self,
+        id: i64,
+        p: &Value,
+        marker: &str,
+        ctx: &Option<Value>,
+    ) -> Result<(), PortError> {
+        let body = format!(
+            "{INVOICE_NOTE} for picking {}. {marker}",
+            text(&p["name"]).unwrap_or_default()
+        );
+        let args = kw(&[
+            ("body", json!(body)),
+            ("message_type", json!("comment")),
+            ("subtype_xmlid", json!("mail.mt_note")),
+        ]);
+        self.call_on("account.move", id, "message_post", args, ctx)
+            .await?;
+        Ok(())
+    }
+
+    /// The invoice of the picking's sale order made under `marker`: found, or taken over
+    /// (a draft without the port's note), or made; then posted if it is a draft.
+    async fn make_invoice(&self, picking_id: i64, marker: &str) -> Result<Invoice, PortError> {
+        let p = self.picking(picking_id).await?;
+        let Some(so) = m2o(&p["sale_id"]) else {
+            return Err(PortError::new(
+                FailureKind::Permanent,
+                "odoo.no_sale_order",
+                format!(
+                    "picking {} ({picking_id}) has no sale order to invoice",
+                    text(&p["name"]).unwrap_or_default()
+                ),
+            ));
+        };
+        let ctx = company_context(&p);
+        let found = self.order_invoices(so, &ctx).await?;
+        let id_of = |inv: &Value| {
+            inv["id"].as_i64().ok_or_else(|| {
+                PortError::new(
+                    FailureKind::Permanent,
+                    "odoo.protocol_error",
+                    format!("an invoice without an id: {inv}"),
+                )
+            })
+        };
+        let (id, draft) = match (found.made_under(marker), found.unclaimed_draft()) {
+            (Some(inv), _) => (id_of(inv)?, inv["state"] == "draft"),
+            (None, Some(inv)) => {
+                let id = id_of(inv)?;
+                self.claim(id, &p, marker, &ctx).await?;
+                (id, true)
+            }
+            (None, None) => {
+                let id = self.create_invoice(so, &p, &found, &ctx).await?;
+                self.claim(id, &p, marker, &ctx).await?;
+                (id, true)
+            }
+        };
+        if draft {
+            post_invoices(&self.client, &[id], &ctx)
+                .await
+                .map_err(port)?;
+        }
+        let inv = self
+            .read(
+                "account.move",
+                json!([["id", "=", id]]),
+                INVOICE_FIELDS,
+                ctx.as_ref(),
+            )
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                PortError::new(
+                    FailureKind::Permanent,
+                    "odoo.not_found",
+                    format!("account.move {id} does not exist (any more)"),
+                )
+            })?;
+        Ok(Invoice {
+            id,
+            name: text(&inv["name"]).filter(|n| n != "/").unwrap_or_default(),
+            amount: self.amount(&inv, "amount_total").await?.unwrap_or_default(),
+            currency: text(&inv["currency_id"][1]).unwrap_or_default(),
+            state: text(&inv["state"]).unwrap_or_default(),
         })
     }
 
@@ -684,6 +996,10 @@ impl Erp for OdooErp {
 
     fn note<'a>(&'a self, picking_id: i64, marker: &'a str, body: &'a str) -> PortFuture<'a, ()> {
         Box::pin(self.post_note(picking_id, marker, body))
+    }
+
+    fn invoice<'a>(&'a self, picking_id: i64, marker: &'a str) -> PortFuture<'a, Invoice> {
+        Box::pin(self.make_invoice(picking_id, marker))
     }
 
     fn activity<'a>(

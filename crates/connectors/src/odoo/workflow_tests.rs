@@ -65,6 +65,24 @@ fn booked(tracking: &str, label: &[u8]) -> Booked {
     }
 }
 
+/// How many times `model.method` was called.
+fn called(fake: &Fake, model: &str, method: &str) -> usize {
+    fake.calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(m, name, _)| m == model && name == method)
+        .count()
+}
+
+/// Validates picking 20 as a person would (the fake's picking is reserved in full).
+async fn validate(erp: &OdooErp) {
+    erp.client
+        .call("stock.picking", "button_validate", Some(&[20]), Map::new())
+        .await
+        .unwrap();
+}
+
 fn writes(fake: &Fake) -> usize {
     fake.calls
         .lock()
@@ -114,6 +132,7 @@ async fn order_context_reads_the_picking_its_customer_and_the_warehouse_address(
                     email: Some("ops@acme.example".into()),
                 },
                 weight_kg: 25.0,
+                order_amount: Some("287.50".into()),
             },
             "{protocol}"
         );
@@ -313,6 +332,7 @@ async fn a_missing_picking_is_permanent_not_found() {
             erp.record_booking(999, &b, "m").await.unwrap_err(),
             erp.note(999, "m", "x").await.unwrap_err(),
             erp.activity(999, "m", "s", "n").await.unwrap_err(),
+            erp.invoice(999, "m").await.unwrap_err(),
         ];
         for e in errors {
             assert_eq!(
@@ -337,6 +357,23 @@ async fn odoo_down_is_retryable_and_the_call_works_once_it_is_back() {
         );
         fake.down.store(false, Ordering::SeqCst);
         assert_eq!(erp.order_context(20).await.unwrap().picking_id, 20);
+
+        // Down while invoicing, then back: the call makes the one invoice.
+        validate(&erp).await;
+        fake.down.store(true, Ordering::SeqCst);
+        let e = erp.invoice(20, "[waybill invoice S1]").await.unwrap_err();
+        assert_eq!(
+            (e.kind, e.code.as_str(), e.status),
+            (FailureKind::Retryable, "odoo.http_error", Some(503)),
+            "{protocol}: {e}"
+        );
+        fake.down.store(false, Ordering::SeqCst);
+        let inv = erp.invoice(20, "[waybill invoice S1]").await.unwrap();
+        assert_eq!(
+            (inv.state.as_str(), inv.amount.as_str()),
+            ("posted", "287.50")
+        );
+        assert_eq!(fake_odoo::invoices_of(&fake, 25).len(), 1, "{protocol}");
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -367,4 +404,230 @@ fn the_config_refuses_unknown_keys_and_carrier_ids_that_are_not_ids() {
         .unwrap();
     let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["connection.url", "carriers.ups"]);
+}
+
+#[tokio::test]
+async fn a_done_picking_is_invoiced_and_posted_once_per_marker() {
+    for (major, protocol) in SERVERS {
+        let (erp, fake) = odoo(major, protocol).await;
+        validate(&erp).await;
+        let marker = "[waybill invoice \"S-1\" & co]";
+        let inv = erp.invoice(20, marker).await.unwrap();
+        let invoices = fake_odoo::invoices_of(&fake, 25);
+        assert_eq!(invoices.len(), 1, "{protocol}: {invoices:#?}");
+        let made = &invoices[0];
+        assert_eq!(
+            inv,
+            Invoice {
+                id: made["id"].as_i64().unwrap(),
+                name: "INV/2026/00001".into(),
+                amount: "287.50".into(),
+                currency: "USD".into(),
+                state: "posted".into(),
+            },
+            "{protocol}"
+        );
+        assert_eq!(
+            (
+                &made["state"],
+                &made["amount_total"],
+                &made["ref"],
+                &made["invoice_origin"]
+            ),
+            (
+                &json!("posted"),
+                &json!(287.5),
+                &json!("EXT-1"),
+                &json!("S00025")
+            ),
+            "Odoo's own fields are left as Odoo filled them"
+        );
+        // The marker is an internal note on the invoice (Odoo escapes it).
+        let notes = fake_odoo::messages_on(&fake, "account.move", inv.id);
+        let ours: Vec<&Value> = notes
+            .iter()
+            .filter(|m| m["body"].as_str().unwrap().contains(INVOICE_NOTE))
+            .collect();
+        assert_eq!(ours.len(), 1, "{protocol}: {notes:#?}");
+        assert_eq!(ours[0]["subtype_id"], json!([2, "Note"]));
+        assert!(ours[0]["body"].as_str().unwrap().contains("WH/OUT/00020"));
+        // Everything ran in the picking's company.
+        let calls = fake.calls.lock().unwrap().clone();
+        for (model, method) in [
+            ("sale.advance.payment.inv", "create"),
+            ("sale.advance.payment.inv", "create_invoices"),
+            ("account.move", "message_post"),
+            ("account.move", "action_post"),
+        ] {
+            let ctx: Vec<&Value> = calls
+                .iter()
+                .filter(|(m, name, _)| m == model && name == method)
+                .map(|(_, _, c)| c)
+                .collect();
+            assert_eq!(ctx.len(), 1, "{protocol}: {model}.{method}");
+            assert_eq!(
+                ctx[0]["allowed_company_ids"],
+                json!([1]),
+                "{model}.{method}"
+            );
+        }
+
+        // The same step again (a retry after a timeout): the same invoice, nothing new.
+        let again = erp.invoice(20, marker).await.unwrap();
+        assert_eq!(again, inv, "{protocol}");
+        assert_eq!(fake_odoo::invoices_of(&fake, 25).len(), 1);
+        assert_eq!(
+            called(&fake, "sale.advance.payment.inv", "create_invoices"),
+            1
+        );
+        assert_eq!(called(&fake, "account.move", "action_post"), 1);
+        assert_eq!(called(&fake, "account.move", "message_post"), 1);
+
+        // Another marker asks Odoo, which has nothing left to invoice.
+        let e = erp
+            .invoice(20, "[waybill invoice other]")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.kind, e.code.as_str()),
+            (FailureKind::Permanent, "odoo.nothing_to_invoice"),
+            "{protocol}: {e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn nothing_is_invoiced_before_the_picking_is_done() {
+    for (major, protocol) in SERVERS {
+        let (erp, fake) = odoo(major, protocol).await;
+        let marker = "[waybill invoice S2]";
+        let e = erp.invoice(20, marker).await.unwrap_err();
+        assert_eq!(
+            (e.kind, e.code.as_str()),
+            (FailureKind::Permanent, "odoo.nothing_to_invoice"),
+            "{protocol}: {e}"
+        );
+        assert!(
+            e.message.contains("S00025")
+                && e.message.contains("assigned")
+                && e.message.contains("No items are available to invoice"),
+            "{e}"
+        );
+        assert!(fake_odoo::invoices_of(&fake, 25).is_empty());
+        assert_eq!(called(&fake, "account.move", "message_post"), 0);
+
+        validate(&erp).await;
+        let inv = erp.invoice(20, marker).await.unwrap();
+        assert_eq!(
+            (inv.state.as_str(), inv.amount.as_str()),
+            ("posted", "287.50")
+        );
+        assert_eq!(fake_odoo::invoices_of(&fake, 25).len(), 1, "{protocol}");
+    }
+}
+
+#[tokio::test]
+async fn a_draft_left_by_a_crash_is_posted_by_the_next_call() {
+    for (major, protocol) in SERVERS {
+        let (erp, fake) = odoo(major, protocol).await;
+        validate(&erp).await;
+        let p = erp.picking(20).await.unwrap();
+        let ctx = company_context(&p);
+
+        // A crash right after Odoo made the draft, before the port marked it.
+        create_invoices(&erp.client, 25, &ctx).await.unwrap();
+        let draft = fake_odoo::invoices_of(&fake, 25)[0]["id"].as_i64().unwrap();
+        let inv = erp.invoice(20, "[waybill invoice A]").await.unwrap();
+        assert_eq!(
+            (inv.id, inv.state.as_str()),
+            (draft, "posted"),
+            "{protocol}"
+        );
+        assert_eq!(fake_odoo::invoices_of(&fake, 25).len(), 1);
+        assert_eq!(
+            called(&fake, "sale.advance.payment.inv", "create_invoices"),
+            1
+        );
+        let again = erp.invoice(20, "[waybill invoice A]").await.unwrap();
+        assert_eq!(again, inv, "{protocol}: taken over under its marker");
+    }
+    for (major, protocol) in SERVERS {
+        let (erp, fake) = odoo(major, protocol).await;
+        validate(&erp).await;
+        let p = erp.picking(20).await.unwrap();
+        let ctx = company_context(&p);
+
+        // A crash after the draft was marked, before it was posted.
+        let action = create_invoices(&erp.client, 25, &ctx).await.unwrap();
+        let draft = action["res_id"].as_i64().unwrap();
+        erp.claim(draft, &p, "[waybill invoice B]", &ctx)
+            .await
+            .unwrap();
+        // Another marker does not take a draft the port made for someone else.
+        let e = erp.invoice(20, "[waybill invoice C]").await.unwrap_err();
+        assert_eq!(e.code, "odoo.nothing_to_invoice", "{protocol}: {e}");
+        assert_eq!(fake_odoo::invoices_of(&fake, 25)[0]["state"], "draft");
+
+        let inv = erp.invoice(20, "[waybill invoice B]").await.unwrap();
+        assert_eq!(
+            (inv.id, inv.name.as_str(), inv.state.as_str()),
+            (draft, "INV/2026/00001", "posted"),
+            "{protocol}"
+        );
+        assert_eq!(fake_odoo::invoices_of(&fake, 25).len(), 1);
+        assert_eq!(called(&fake, "account.move", "action_post"), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_picking_without_a_sale_order_is_not_invoiced() {
+    for (major, protocol) in SERVERS {
+        let (erp, fake) = odoo(major, protocol).await;
+        let mut p = fake_odoo::record(&fake, "stock.picking", 20).unwrap();
+        p["sale_id"] = json!(false);
+        p["state"] = json!("done");
+        fake_odoo::seed(&fake, [p]);
+        let e = erp.invoice(20, "m").await.unwrap_err();
+        assert_eq!(
+            (e.kind, e.code.as_str()),
+            (FailureKind::Permanent, "odoo.no_sale_order"),
+            "{protocol}: {e}"
+        );
+        assert_eq!(called(&fake, "sale.advance.payment.inv", "create"), 0);
+    }
+}
+
+#[test]
+fn amounts_are_printed_with_the_currencys_decimals() {
+    assert_eq!(money(287.5, 2), "287.50");
+    assert_eq!(money(0.1 + 0.2, 2), "0.30");
+    assert_eq!(money(287.499_999_999_999_97, 2), "287.50");
+    assert_eq!(money(-0.001, 2), "0.00");
+    assert_eq!(money(-12.5, 2), "-12.50");
+    assert_eq!(money(1500.0, 0), "1500");
+    assert_eq!(money(12.3456, 3), "12.346");
+}
+
+#[test]
+fn odoos_nothing_to_invoice_is_told_from_other_user_errors() {
+    let server = |name: &str, message: &str| OdooError::Server {
+        name: name.into(),
+        message: message.into(),
+    };
+    assert!(nothing_to_invoice(&server(
+        "odoo.exceptions.UserError",
+        fake_odoo::NOTHING_TO_INVOICE
+    )));
+    assert!(nothing_to_invoice(&server(
+        "odoo.exceptions.UserError",
+        "There is no invoiceable line. If a product has a Delivered quantities invoicing policy, please make sure that a quantity has been delivered."
+    )));
+    assert!(!nothing_to_invoice(&server(
+        "odoo.exceptions.UserError",
+        "The entry INV/2026/00001 (id 27) must be in draft."
+    )));
+    assert!(!nothing_to_invoice(&server(
+        "odoo.exceptions.AccessError",
+        "No items are available to invoice"
+    )));
 }

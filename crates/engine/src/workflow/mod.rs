@@ -12,6 +12,8 @@
 //! ([`ports::Carriers::find`]), ERP writes carry markers, emitted events carry
 //! idempotency keys.
 
+pub mod delivery_to_invoice;
+pub mod exception_to_case;
 pub mod order_to_ship;
 pub mod ports;
 pub mod runtime;
@@ -23,6 +25,26 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
 use waybill_store::flow::{NewDocument, NewTask};
+
+/// What a machine knows of where it runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ctx {
+    /// The workflow's entity: the canonical shipment key.
+    pub entity: String,
+    /// The shipment's references (kind, value) from every lane, when the input is an
+    /// event (empty otherwise).
+    pub refs: Vec<(String, String)>,
+}
+
+impl Ctx {
+    /// The first reference of a kind.
+    pub fn reference(&self, kind: &str) -> Option<&str> {
+        self.refs
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, v)| v.as_str())
+    }
+}
 
 /// What drives a workflow.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +119,13 @@ pub enum Call {
         /// Once-marker.
         marker: String,
     },
+    /// [`ports::Erp::invoice`].
+    Invoice {
+        /// Picking.
+        picking_id: i64,
+        /// Once-marker.
+        marker: String,
+    },
     /// [`ports::Erp::note`].
     Note {
         /// Picking.
@@ -139,6 +168,7 @@ impl Call {
             Call::Buy { .. } => "buy",
             Call::Void { .. } => "void",
             Call::RecordBooking { .. } => "record_booking",
+            Call::Invoice { .. } => "invoice",
             Call::Note { .. } => "note",
             Call::Activity { .. } => "activity",
             Call::AnnounceTasks => "announce_tasks",
@@ -215,9 +245,16 @@ pub trait Machine: Send + Sync + 'static {
     /// Event types that drive it.
     fn event_types(&self) -> &'static [&'static str];
     /// Applies an input.
-    fn on_input(&self, st: &mut Self::State, input: &Input, fx: &mut Effects);
+    fn on_input(&self, cx: &Ctx, st: &mut Self::State, input: &Input, fx: &mut Effects);
     /// Applies the answer of a call it asked for.
-    fn on_answer(&self, st: &mut Self::State, call: &Call, answer: &Answer, fx: &mut Effects);
+    fn on_answer(
+        &self,
+        cx: &Ctx,
+        st: &mut Self::State,
+        call: &Call,
+        answer: &Answer,
+        fx: &mut Effects,
+    );
     /// Its status and stage name.
     fn status(&self, st: &Self::State) -> (Status, String);
 }
@@ -229,10 +266,17 @@ pub trait Erased: Send + Sync + 'static {
     /// See [`Machine::event_types`].
     fn event_types(&self) -> &'static [&'static str];
     /// [`Machine::on_input`] over JSON state; returns the new state, status and stage.
-    fn input(&self, state: &str, input: &Input, fx: &mut Effects) -> Result<Stepped, String>;
+    fn input(
+        &self,
+        cx: &Ctx,
+        state: &str,
+        input: &Input,
+        fx: &mut Effects,
+    ) -> Result<Stepped, String>;
     /// [`Machine::on_answer`] over JSON state.
     fn answer(
         &self,
+        cx: &Ctx,
         state: &str,
         call: &Call,
         answer: &Answer,
@@ -267,21 +311,28 @@ impl<M: Machine> Erased for M {
         Machine::event_types(self)
     }
 
-    fn input(&self, state: &str, input: &Input, fx: &mut Effects) -> Result<Stepped, String> {
+    fn input(
+        &self,
+        cx: &Ctx,
+        state: &str,
+        input: &Input,
+        fx: &mut Effects,
+    ) -> Result<Stepped, String> {
         let mut st: M::State = load(state)?;
-        self.on_input(&mut st, input, fx);
+        self.on_input(cx, &mut st, input, fx);
         self.stepped(&st)
     }
 
     fn answer(
         &self,
+        cx: &Ctx,
         state: &str,
         call: &Call,
         answer: &Answer,
         fx: &mut Effects,
     ) -> Result<Stepped, String> {
         let mut st: M::State = load(state)?;
-        self.on_answer(&mut st, call, answer, fx);
+        self.on_answer(cx, &mut st, call, answer, fx);
         self.stepped(&st)
     }
 }

@@ -21,7 +21,7 @@
 //! ```
 
 use super::ports::{Booked, BookingRequest, Draft, OrderContext, Parcel, PortError, Quote};
-use super::{Answer, Call, Effects, Input, Machine, Status};
+use super::{Answer, Call, Ctx, Effects, Input, Machine, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -437,7 +437,14 @@ impl OrderToShip {
         if let Some(t) = &booked.tracker_id {
             refs["tracker"] = json!(t);
         }
+        let weight_kg = self
+            .request(st)
+            .parcels
+            .iter()
+            .map(|p| p.weight_kg)
+            .sum::<f64>();
         let data = json!({
+            "weight_kg": weight_kg,
             "carrier": booked.carrier, "carrier_name": booked.carrier_name,
             "service": booked.service, "tracking_number": booked.tracking_number,
             "price": {"amount": booked.amount, "currency": booked.currency},
@@ -552,7 +559,7 @@ impl Machine for OrderToShip {
         ]
     }
 
-    fn on_input(&self, st: &mut State, input: &Input, fx: &mut Effects) {
+    fn on_input(&self, _cx: &Ctx, st: &mut State, input: &Input, fx: &mut Effects) {
         match input {
             Input::Event(ev) => {
                 let ty = ev["type"].as_str().unwrap_or_default();
@@ -640,7 +647,7 @@ impl Machine for OrderToShip {
         }
     }
 
-    fn on_answer(&self, st: &mut State, call: &Call, answer: &Answer, fx: &mut Effects) {
+    fn on_answer(&self, _cx: &Ctx, st: &mut State, call: &Call, answer: &Answer, fx: &mut Effects) {
         match (call, answer) {
             (Call::ReadOrder { .. }, Ok(v)) => {
                 let Ok(order) = serde_json::from_value::<OrderContext>(v.clone()) else {
@@ -880,7 +887,7 @@ impl OrderToShip {
                 }
             }
             "step_failed" if st.stage == Stage::Failed => {
-                self.on_input(st, &Input::Retry { by: String::new() }, fx)
+                self.on_input(&Ctx::default(), st, &Input::Retry { by: String::new() }, fx)
             }
             _ => {}
         }

@@ -221,6 +221,24 @@ pub struct OrderContext {
     pub recipient: Address,
     /// Total weight in kilograms (the picking's), 0 when unknown.
     pub weight_kg: f64,
+    /// The sale order's total with taxes (a decimal string), when there is one.
+    #[serde(default)]
+    pub order_amount: Option<String>,
+}
+
+/// A customer invoice in the ERP.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Invoice {
+    /// The ERP's id.
+    pub id: i64,
+    /// Its number (`INV/2026/00012`), once posted.
+    pub name: String,
+    /// Total with taxes, a decimal string.
+    pub amount: String,
+    /// ISO 4217.
+    pub currency: String,
+    /// `posted` (or the ERP's state when it could not be posted).
+    pub state: String,
 }
 
 /// The ERP that owns orders and pickings (Odoo).
@@ -239,6 +257,11 @@ pub trait Erp: Send + Sync + 'static {
     ) -> PortFuture<'a, ()>;
     /// Posts an internal note on the picking (once per `marker`).
     fn note<'a>(&'a self, picking_id: i64, marker: &'a str, body: &'a str) -> PortFuture<'a, ()>;
+    /// Creates the customer invoice of the picking's sale order and posts it, once per
+    /// `marker` (a second call returns the invoice the first made). The ERP refusing
+    /// because nothing is invoiceable yet (the picking is not validated) is a
+    /// `Permanent` error with code `odoo.nothing_to_invoice`.
+    fn invoice<'a>(&'a self, picking_id: i64, marker: &'a str) -> PortFuture<'a, Invoice>;
     /// Schedules an activity (a to-do for the team) on the picking (once per `marker`).
     fn activity<'a>(
         &'a self,

@@ -7,7 +7,7 @@
 //! second runner (a lease handed over mid-step) can never apply a step twice.
 
 use super::ports::{Booked, Carriers, Erp, Found, PortError};
-use super::{Answer, Call, Effects, Erased, Input, Status, Stepped};
+use super::{Answer, Call, Ctx, Effects, Erased, Input, Status, Stepped};
 use crate::clock::Clock;
 use crate::ingest::{IngestReply, Received};
 use crate::retry::{Decision, Jitter, RetryPolicy};
@@ -336,8 +336,12 @@ impl Runtime {
             ));
             save.documents = docs;
             pending.remove(0);
+            let cx = Ctx {
+                entity: rec.entity.clone(),
+                refs: Vec::new(),
+            };
             stepped = machine
-                .answer(&rec.state, &first.call, &answer, &mut fx)
+                .answer(&cx, &rec.state, &first.call, &answer, &mut fx)
                 .map_err(broken)?;
         } else if let Some(input) = input {
             let body: Value = serde_json::from_str(&input.body).unwrap_or(Value::Null);
@@ -372,8 +376,17 @@ impl Runtime {
             if input.kind == "task" {
                 fx.calls.push(Call::AnnounceTasks);
             }
+            let refs = if input.kind == "event" {
+                self.store.resolved_refs(&rec.entity).await?
+            } else {
+                Vec::new()
+            };
+            let cx = Ctx {
+                entity: rec.entity.clone(),
+                refs,
+            };
             stepped = machine
-                .input(&rec.state, &parsed, &mut fx)
+                .input(&cx, &rec.state, &parsed, &mut fx)
                 .map_err(broken)?;
         } else {
             if rec.retry_at.is_some() {
@@ -531,6 +544,10 @@ impl Runtime {
                         .await
                         .map(|()| json!({"recorded": marker}))
                 }
+                Err(e) => Err(e),
+            },
+            Call::Invoice { picking_id, marker } => match self.erp() {
+                Ok(erp) => erp.invoice(*picking_id, marker).await.and_then(to_value),
                 Err(e) => Err(e),
             },
             Call::Note {
@@ -698,3 +715,7 @@ fn input_summary(kind: &str, body: &Value) -> String {
         _ => body.to_string(),
     }
 }
+
+#[cfg(test)]
+#[path = "runtime_tests.rs"]
+mod tests;

@@ -364,6 +364,46 @@ pub async fn start_sink(listen: &str) -> anyhow::Result<(String, Arc<AtomicUsize
     Ok((format!("http://{addr}/sink"), n))
 }
 
+/// Seeds `n` exception-to-case workflows, each with an open case waiting on its SLA timer
+/// due in 30 days (for the pending-timers bench): two writes each, 256 in flight.
+pub async fn seed_timers(store: &waybill_store::Store, n: u64) -> anyhow::Result<()> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    use waybill_store::flow::{NewInput, WfSave};
+    let due = time::OffsetDateTime::now_utc().unix_timestamp() * 1000 + 30 * 86_400_000;
+    stream::iter(0..n)
+        .map(|i| async move {
+            let id = format!("exception_to_case:bench-timer-{i}");
+            store
+                .wf_offer(vec![NewInput {
+                    workflow: id.clone(),
+                    wf_kind: "exception_to_case".into(),
+                    entity: format!("bench-timer-{i}"),
+                    kind: "command".into(),
+                    key: "seed".into(),
+                    body: "{}".into(),
+                }])
+                .await?;
+            let input = store.wf_load(&id).await?.and_then(|(_, i)| i).map(|i| i.id);
+            store
+                .wf_save(WfSave {
+                    id,
+                    expect_version: 0,
+                    status: "waiting".into(),
+                    stage: "open".into(),
+                    state: r#"{"stage":"open","opening":1}"#.into(),
+                    pending: "[]".into(),
+                    input_done: input,
+                    set_timers: vec![("sla".into(), due + (i % 86_400) as i64 * 1000)],
+                    ..WfSave::default()
+                })
+                .await?;
+            Ok::<_, anyhow::Error>(())
+        })
+        .buffer_unordered(256)
+        .try_collect::<()>()
+        .await
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -117,6 +117,11 @@ struct IngestArgs {
     /// schema of its own dropped after the run, instead of SQLite.
     #[arg(long)]
     pg: Option<String>,
+    /// With --self-host: run the exception-to-case workflow (its runner and the internal
+    /// subscription) over a store seeded with this many workflows each waiting on a timer
+    /// due in 30 days: the ingest rate with N pending timers against 0.
+    #[arg(long)]
+    pending_timers: Option<u64>,
     /// Skip the ceiling measurement.
     #[arg(long)]
     no_ceiling: bool,
@@ -288,7 +293,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
     );
     let mut hosted = None;
     let (bases, api_key) = if a.self_host {
-        let h = SelfHosted::start(&a.secret, a.profile, a.pg.as_deref()).await?;
+        let h = SelfHosted::start(&a.secret, a.profile, a.pg.as_deref(), a.pending_timers).await?;
         let base = h.base.clone();
         hosted = Some(h);
         (vec![base], Some("bench-api-key".to_string()))
@@ -560,6 +565,7 @@ impl SelfHosted {
         secret: &str,
         profile: bench::Profile,
         pg: Option<&str>,
+        pending_timers: Option<u64>,
     ) -> anyhow::Result<SelfHosted> {
         let dir = std::env::temp_dir().join(format!("waybill-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
@@ -595,10 +601,26 @@ concurrency = 64
 [[subscriptions]]
 name = "everything"
 sink = "local"
+{workflows}
 "#,
             mapping = profile.mapping(),
+            workflows = if pending_timers.is_some() {
+                "[workflows.exception_to_case]\nsla = \"24h\""
+            } else {
+                ""
+            },
         );
         let cfg = waybill::Config::parse(&toml, std::iter::empty())?;
+        if let Some(n) = pending_timers.filter(|n| *n > 0) {
+            let store = waybill::open_store(&cfg).await?;
+            let started = std::time::Instant::now();
+            bench::seed_timers(&store, n).await?;
+            store.close().await;
+            eprintln!(
+                "bench: {n} workflows waiting on a timer seeded in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

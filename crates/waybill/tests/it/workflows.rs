@@ -110,7 +110,9 @@ async fn wait_workflow(
     let deadline = std::time::Instant::now() + LONG;
     let mut last = Value::Null;
     while std::time::Instant::now() < deadline {
-        let list = hub.get(&format!("/v1/workflows?entity={entity}")).await;
+        let list = hub
+            .get(&format!("/v1/workflows?entity={entity}&kind=order_to_ship"))
+            .await;
         if let Some(id) = list["workflows"][0]["id"].as_str() {
             last = hub.get(&format!("/v1/workflows/{id}")).await;
             if pred(&last) {
@@ -345,6 +347,106 @@ async fn all_refusing_opens_a_task_and_the_chosen_carrier_books() {
     })
     .await;
     hub.stop().await;
+}
+
+/// Booked, then delivered: the invoice waits for Odoo's picking to be validated and for the
+/// proof of delivery, then is created and posted in Odoo once and announced as
+/// `invoice.posted`; the carrier's events, naming only the tracking number, reach the
+/// order's workflows through identity resolution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivered_order_is_invoiced_once_its_picking_and_proof_are_in() {
+    let Setup { fake, hub, .. } = setup(
+        22,
+        vec![MockCarrier::new("inv").rate("ground", 9.0)],
+        "[workflows.delivery_to_invoice]\nrequire_pod = true\napproval_above = \"5000.00\"",
+    )
+    .await;
+    let picking = "odoo:logistics:picking:22";
+    let wf = wait_workflow(&hub, picking, "booked", |w| w["stage"] == "booked").await;
+    let tracking = wf["state"]["booked"]["tracking_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let post = |ty: &str, key: &str, data: Value| {
+        let body = json!({"type": ty, "subject": format!("trk:mockship:{tracking}"), "key": key,
+                          "refs": {"tracking": tracking}, "data": data});
+        hub.client
+            .post(format!("{}/v1/events", hub.base))
+            .bearer_auth(API_KEY)
+            .json(&body)
+            .send()
+    };
+    // Delivered before Odoo validated the picking: the invoice waits.
+    assert_eq!(
+        post("shipment.delivered", "dl", json!({}))
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    let d2i = format!("delivery_to_invoice:{picking}");
+    let w = wait_for_id(&hub, &d2i, "waiting for the picking", |w| {
+        w["stage"] == "waiting_picking"
+    })
+    .await;
+    assert_eq!(w["state"]["booked_amount"], "9.0");
+    assert!(fake_odoo::invoices_of(&fake, 25).is_empty());
+    // Odoo validates the picking (the poller emits shipment.dispatched): now the proof is missing.
+    let mut p = fake_odoo::record(&fake, "stock.picking", 22).unwrap();
+    p["state"] = json!("done");
+    p["date_done"] = json!("2026-11-23 09:00:00");
+    p["write_date"] = json!("2026-11-23 09:00:00");
+    fake_odoo::seed(&fake, [p]);
+    wait_for_id(&hub, &d2i, "waiting for documents", |w| {
+        w["stage"] == "waiting_documents"
+    })
+    .await;
+    assert!(fake_odoo::invoices_of(&fake, 25).is_empty());
+    // The proof of delivery arrives: invoiced and posted once.
+    assert_eq!(
+        post("pod.captured", "pod", json!({"signed_by": "J. DOE"}))
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    let w = wait_for_id(&hub, &d2i, "invoiced", |w| {
+        w["stage"] == "invoiced" && w["status"] == "done"
+    })
+    .await;
+    let invoices = fake_odoo::invoices_of(&fake, 25);
+    assert_eq!(invoices.len(), 1, "{invoices:?}");
+    assert_eq!(invoices[0]["state"], "posted");
+    assert_eq!(w["state"]["invoice"]["name"], invoices[0]["name"]);
+    let ship = hub.get(&format!("/v1/shipments/{tracking}")).await;
+    assert!(ship["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event"]["type"] == "invoice.posted"));
+    hub.stop().await;
+}
+
+async fn wait_for_id(hub: &TestHub, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + LONG;
+    let mut last = Value::Null;
+    while std::time::Instant::now() < deadline {
+        let r = hub
+            .client
+            .get(format!("{}/v1/workflows/{id}", hub.base))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            last = r.json().await.unwrap();
+            if pred(&last) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{id}: {what} did not happen; last: {last:#}");
 }
 
 /// SIGKILL at random points of 50 order-to-ship workflows (the real binary, the real

@@ -154,6 +154,6 @@ pub fn default_actions(ty: EventType) -> Vec<Action> {
         FreightChargeConfirmed => vec![RecordFreight, Chatter],
         OrderReleased | OrderCancelled | WarehousePicked | WarehousePacked | ShipmentCancelled
         | ShipmentCorrected | ShipmentLinked | InvoicePosted | PaymentReceived | TaskOpened
-        | TaskResolved => vec![],
+        | TaskResolved | CaseOpened | CaseUpdated | CaseEscalated | CaseClosed => vec![],
     }
 }

@@ -47,7 +47,7 @@ use waybill_model::{CloudEvent, Code, EventType, FailureKind};
 
 mod chatter_line;
 mod config;
-mod money;
+pub(super) mod money;
 pub(super) mod notes;
 mod picking;
 mod shipped;

@@ -1,7 +1,64 @@
 //! Money on the shipment: freight charges into the picking's shipping cost, and the
-//! sale order's invoice on proof of delivery.
+//! sale order's invoice on proof of delivery. The two invoicing steps Odoo offers over
+//! RPC ([`create_invoices`], [`post_invoices`]) are shared with the ERP port
+//! (`odoo::workflow`).
 
 use super::*;
+
+/// A context as the keyword arguments of a call.
+fn context_kw(ctx: &Option<Value>) -> Map<String, Value> {
+    let mut k = Map::new();
+    if let Some(c) = ctx {
+        k.insert("context".into(), c.clone());
+    }
+    k
+}
+
+/// Invoices the delivered quantities of sale order `so` through Odoo's public flow: the
+/// `sale.advance.payment.inv` wizard (`advance_payment_method` `delivered`), then its
+/// `create_invoices` (`sale.order._create_invoices` is private). Answers Odoo's action:
+/// an `account.move` window whose `res_id` is the new draft invoice (a `domain` when it
+/// made several). Nothing invoiceable (the delivery is not validated yet) is Odoo's
+/// `UserError` "Cannot create an invoice. No items are available to invoice."
+pub(crate) async fn create_invoices(
+    client: &OdooClient,
+    so: i64,
+    ctx: &Option<Value>,
+) -> Result<Value, OdooError> {
+    let wiz = client
+        .create(
+            "sale.advance.payment.inv",
+            json!([{"advance_payment_method": "delivered", "sale_order_ids": [[6, 0, [so]]]}]),
+            ctx.clone(),
+        )
+        .await?
+        .first()
+        .copied()
+        .ok_or_else(|| {
+            OdooError::Protocol("sale.advance.payment.inv.create returned no id".into())
+        })?;
+    client
+        .call(
+            "sale.advance.payment.inv",
+            "create_invoices",
+            Some(&[wiz]),
+            context_kw(ctx),
+        )
+        .await
+}
+
+/// Posts draft invoices (`account.move.action_post`, which answers `false` normally:
+/// only errors matter).
+pub(crate) async fn post_invoices(
+    client: &OdooClient,
+    ids: &[i64],
+    ctx: &Option<Value>,
+) -> Result<(), OdooError> {
+    client
+        .call("account.move", "action_post", Some(ids), context_kw(ctx))
+        .await?;
+    Ok(())
+}
 
 impl OdooSink {
     /// The currency code of a company (read once, then kept).
@@ -157,43 +214,11 @@ impl OdooSink {
             return Ok(());
         }
         if drafts.is_empty() {
-            let wiz = self
-                .client
-                .create(
-                    "sale.advance.payment.inv",
-                    json!([{"advance_payment_method": "delivered", "sale_order_ids": [[6, 0, [so]]]}]),
-                    ctx.clone(),
-                )
-                .await
-                .map_err(err)?
-                .first()
-                .copied()
-                .ok_or_else(|| {
-                    permanent(
-                        codes::PROTOCOL_ERROR,
-                        "sale.advance.payment.inv.create returned no id".into(),
-                    )
-                })?;
-            self.client
-                .call(
-                    "sale.advance.payment.inv",
-                    "create_invoices",
-                    Some(&[wiz]),
-                    Self::ctx_kw(ctx, Map::new()),
-                )
-                .await
-                .map_err(err)?;
+            create_invoices(&self.client, so, ctx).await.map_err(err)?;
             drafts = self.draft_invoices(so, ctx).await?.1;
         }
         if !drafts.is_empty() {
-            // `action_post` returns false normally: only errors matter.
-            self.client
-                .call(
-                    "account.move",
-                    "action_post",
-                    Some(&drafts),
-                    Self::ctx_kw(ctx, Map::new()),
-                )
+            post_invoices(&self.client, &drafts, ctx)
                 .await
                 .map_err(err)?;
         }

@@ -141,13 +141,13 @@ fn refused() -> PortError {
 /// Drives the machine: returns the calls it asked for.
 fn drive(m: &OrderToShip, st: &mut State, input: &Input) -> Effects {
     let mut fx = Effects::default();
-    m.on_input(st, input, &mut fx);
+    m.on_input(&Ctx::default(), st, input, &mut fx);
     fx
 }
 
 fn answer(m: &OrderToShip, st: &mut State, call: &Call, a: Answer) -> Effects {
     let mut fx = Effects::default();
-    m.on_answer(st, call, &a, &mut fx);
+    m.on_answer(&Ctx::default(), st, call, &a, &mut fx);
     fx
 }
 
