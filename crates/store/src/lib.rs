@@ -341,6 +341,12 @@ impl Store {
         dispatch!(self, s => s.document(workflow, name).await)
     }
 
+    /// The earliest due time of any timer (unix ms), read without writing: the runner fires
+    /// timers only when one is due.
+    pub async fn wf_next_due(&self) -> Result<Option<i64>, StoreError> {
+        dispatch!(self, s => s.wf_next_due().await)
+    }
+
     /// Timers pending, all workflows.
     pub async fn timer_count(&self) -> Result<u64, StoreError> {
         dispatch!(self, s => s.timer_count().await)

@@ -711,6 +711,7 @@ pub async fn timers_fire_once(store: Store) {
         .await
         .unwrap();
     assert_eq!(store.timer_count().await.unwrap(), 1);
+    assert_eq!(store.wf_next_due().await.unwrap(), Some(2_000));
     assert_eq!(
         store.wf_fire_timers(1_999, 100).await.unwrap(),
         0,
@@ -722,6 +723,7 @@ pub async fn timers_fire_once(store: Store) {
     );
     assert_eq!(a.unwrap() + b.unwrap(), 1, "fired once");
     assert_eq!(store.timer_count().await.unwrap(), 0);
+    assert_eq!(store.wf_next_due().await.unwrap(), None);
     let (_, input) = store.wf_load(wf).await.unwrap().unwrap();
     assert_eq!(input.unwrap().key, "event:a");
     let mut keys = Vec::new();

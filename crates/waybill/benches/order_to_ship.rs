@@ -153,6 +153,7 @@ api_key = "plain:{kkey}"
 sink = "odoo"
 [workflows.order_to_ship]
 carriers = ["{carrier}"]
+released_after = "2026-01-01T00:00:00Z"
 "#,
         db = dir
             .path()

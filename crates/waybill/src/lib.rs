@@ -112,10 +112,14 @@ pub async fn serve(
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sinks = rt.sinks;
-    let workflows = rt.workflows.map(|w| {
+    let workflows = match rt.workflows {
+        Some(w) => Some((w.machines(&store).await?, w)),
+        None => None,
+    };
+    let workflows = workflows.map(|(machines, w)| {
         let runtime = Arc::new(waybill_engine::workflow::runtime::Runtime::new(
             hub.clone(),
-            w.machines,
+            machines,
             w.carriers,
             w.erp,
             Arc::new(SystemClock),

@@ -85,8 +85,10 @@ pub struct OdooSection {
 
 /// The validated parts.
 pub struct Workflows {
-    /// The machines to run.
-    pub machines: Vec<Arc<dyn Erased>>,
+    /// The machines to run (order-to-ship is added by [`Workflows::machines`]).
+    machines: Vec<Arc<dyn Erased>>,
+    /// order-to-ship's rules, when it runs.
+    order_to_ship: Option<Rules>,
     /// Carrier booking.
     pub carriers: Option<Arc<dyn Carriers>>,
     /// The ERP.
@@ -111,6 +113,7 @@ impl WorkflowsConfig {
             ));
         }
         let mut machines: Vec<Arc<dyn Erased>> = Vec::new();
+        let mut order_to_ship = None;
         if let Some(rules) = &self.order_to_ship {
             if rules.enabled {
                 if rules.carriers.is_empty() {
@@ -139,7 +142,7 @@ impl WorkflowsConfig {
                         "order_to_ship reads and updates Odoo pickings: name an Odoo sink (sink = \"…\")",
                     ));
                 }
-                machines.push(Arc::new(OrderToShip::new(rules.clone())));
+                order_to_ship = Some(rules.clone());
             }
         }
         if let Some(g) = self.delivery_to_invoice.as_ref().filter(|g| g.enabled) {
@@ -208,7 +211,7 @@ impl WorkflowsConfig {
                 .ok()
                 .map(|e| Arc::new(e) as Arc<dyn Erp>)
         });
-        if machines.is_empty() {
+        if machines.is_empty() && order_to_ship.is_none() {
             return None;
         }
         let mut policy = StepPolicy::default();
@@ -221,14 +224,19 @@ impl WorkflowsConfig {
         if let Some(s) = &self.retry_schedule {
             policy.retry.schedule = s.clone();
         }
+        let probe = order_to_ship
+            .clone()
+            .map(|r| Arc::new(OrderToShip::new(r)) as Arc<dyn Erased>);
         let mut types: Vec<String> = machines
             .iter()
+            .chain(probe.iter())
             .flat_map(|m| m.event_types().iter().map(|t| (*t).to_owned()))
             .collect();
         types.sort();
         types.dedup();
         Some(Workflows {
             machines,
+            order_to_ship,
             carriers,
             erp,
             policy,
@@ -239,5 +247,38 @@ impl WorkflowsConfig {
                 sources: Vec::new(),
             },
         })
+    }
+}
+
+/// The store cursor holding when order-to-ship first ran on this store.
+const SINCE_CURSOR: &str = "workflows:order_to_ship:since";
+
+impl Workflows {
+    /// The machines to run. order-to-ship books only orders released after
+    /// `released_after`, by default the time it first ran on this store (kept as a cursor),
+    /// so that a first start does not book the backlog of ready pickings the Odoo poller
+    /// reads.
+    pub async fn machines(
+        &self,
+        store: &waybill_store::Store,
+    ) -> anyhow::Result<Vec<Arc<dyn Erased>>> {
+        let mut out = self.machines.clone();
+        if let Some(rules) = &self.order_to_ship {
+            let mut rules = rules.clone();
+            if rules.released_after.is_none() {
+                let since = match store.cursor(SINCE_CURSOR).await? {
+                    Some(s) => s,
+                    None => {
+                        let now = time::OffsetDateTime::now_utc()
+                            .format(&time::format_description::well_known::Rfc3339)?;
+                        store.set_cursor(SINCE_CURSOR, &now).await?;
+                        now
+                    }
+                };
+                rules.released_after = Some(since);
+            }
+            out.push(Arc::new(OrderToShip::new(rules)));
+        }
+        Ok(out)
     }
 }

@@ -126,6 +126,24 @@ pub enum Call {
         /// Once-marker.
         marker: String,
     },
+    /// [`ports::Erp::record_void`].
+    RecordVoid {
+        /// Picking.
+        picking_id: i64,
+        /// The voided booking.
+        booked: Box<Booked>,
+        /// Once-marker.
+        marker: String,
+        /// Note.
+        body: String,
+    },
+    /// [`ports::Erp::close_activity`].
+    CloseActivity {
+        /// Picking.
+        picking_id: i64,
+        /// The activity's marker.
+        marker: String,
+    },
     /// [`ports::Erp::note`].
     Note {
         /// Picking.
@@ -169,6 +187,8 @@ impl Call {
             Call::Void { .. } => "void",
             Call::RecordBooking { .. } => "record_booking",
             Call::Invoice { .. } => "invoice",
+            Call::RecordVoid { .. } => "record_void",
+            Call::CloseActivity { .. } => "close_activity",
             Call::Note { .. } => "note",
             Call::Activity { .. } => "activity",
             Call::AnnounceTasks => "announce_tasks",

@@ -82,6 +82,11 @@ pub struct Rules {
     /// Weight of a parcel when neither the WMS nor the ERP gives one, kg.
     #[serde(default = "default_weight")]
     pub default_weight_kg: f64,
+    /// Only orders released at or after this instant (RFC 3339) are booked; older ones
+    /// (the backlog the Odoo poller reads on its first start) are skipped. Unset: the
+    /// time the hub first ran order-to-ship (kept in the store).
+    #[serde(default)]
+    pub released_after: Option<String>,
 }
 
 mod humantime {
@@ -205,6 +210,8 @@ pub enum Stage {
     Cancelled,
     /// A step failed for good (task `step_failed`).
     Failed,
+    /// Released before `released_after`: not booked.
+    Skipped,
 }
 
 /// A quote that was tried and refused.
@@ -249,6 +256,10 @@ pub struct State {
     pub label: Option<String>,
     /// Why the workflow waits for a person, when it does.
     pub waiting_for: Option<String>,
+    /// Markers of the ERP activities it scheduled that are still open (closed when a
+    /// person resolves the task, or the workflow is cancelled).
+    #[serde(default)]
+    pub open_activities: Vec<String>,
 }
 
 impl State {
@@ -270,6 +281,19 @@ impl OrderToShip {
     /// With these rules.
     pub fn new(rules: Rules) -> Self {
         OrderToShip { rules }
+    }
+
+    /// Whether a release happened before `released_after`.
+    fn released_before_start(&self, ev: &Value) -> bool {
+        use time::format_description::well_known::Rfc3339;
+        let parse = |s: &str| time::OffsetDateTime::parse(s, &Rfc3339).ok();
+        match (
+            self.rules.released_after.as_deref().and_then(parse),
+            ev["time"].as_str().and_then(parse),
+        ) {
+            (Some(after), Some(at)) => at < after,
+            _ => false,
+        }
     }
 
     fn service_for(&self, order: Option<&OrderContext>) -> Option<String> {
@@ -304,6 +328,14 @@ impl OrderToShip {
         } else {
             st.parcels.clone()
         };
+        // Odoo's computed weights carry float noise (59.400000000000006): grams are enough.
+        let parcels = parcels
+            .into_iter()
+            .map(|mut p| {
+                p.weight_kg = (p.weight_kg * 1000.0).round() / 1000.0;
+                p
+            })
+            .collect();
         BookingRequest {
             reference: st.reference(),
             shipper: order.shipper,
@@ -391,13 +423,15 @@ impl OrderToShip {
             .map(|t| format!("{} {}: {} {}", t.carrier, t.service, t.code, t.message))
             .collect();
         if let Some(pid) = st.picking_id {
+            let marker = format!(
+                "[waybill {}:choose_carrier:{}]",
+                st.reference(),
+                st.tried.len()
+            );
+            st.open_activities.push(marker.clone());
             fx.call(Call::Activity {
                 picking_id: pid,
-                marker: format!(
-                    "[waybill {}:choose_carrier:{}]",
-                    st.reference(),
-                    st.tried.len()
-                ),
+                marker,
                 summary: "Choose a carrier or book by hand".into(),
                 note: format!("{why}. {}", tried.join("; ")),
             });
@@ -465,6 +499,7 @@ impl OrderToShip {
 
     fn cancel(&self, st: &mut State, why: &str, fx: &mut Effects) {
         fx.drop_queued = true;
+        self.close_activities(st, fx);
         fx.cancel_timers.push("packing".into());
         fx.cancel_tasks.push("*".into());
         st.waiting_for = None;
@@ -571,6 +606,11 @@ impl Machine for OrderToShip {
                         let Some(pid) = event_picking(ev) else {
                             return;
                         };
+                        if self.released_before_start(ev) {
+                            st.stage = Stage::Skipped;
+                            st.picking_id = Some(pid);
+                            return;
+                        }
                         st.picking_id = Some(pid);
                         st.subject = ev["subject"].as_str().unwrap_or_default().to_owned();
                         st.stage = Stage::ReadingOrder;
@@ -607,9 +647,11 @@ impl Machine for OrderToShip {
                     detail: json!({"timeout_s": self.rules.packing_timeout.as_secs()}).to_string(),
                 });
                 if let Some(pid) = st.picking_id {
+                    let marker = format!("[waybill {}:packing_overdue]", st.reference());
+                    st.open_activities.push(marker.clone());
                     fx.call(Call::Activity {
                         picking_id: pid,
-                        marker: format!("[waybill {}:packing_overdue]", st.reference()),
+                        marker,
                         summary: "Not packed in time".into(),
                         note: format!(
                             "The warehouse has not reported packing within {} s.",
@@ -734,8 +776,9 @@ impl Machine for OrderToShip {
             (Call::Void { .. }, Ok(_)) => {
                 st.stage = Stage::Cancelled;
                 if let (Some(pid), Some(b)) = (st.picking_id, &st.booked) {
-                    fx.call(Call::Note {
+                    fx.call(Call::RecordVoid {
                         picking_id: pid,
+                        booked: Box::new(b.clone()),
                         marker: format!("[waybill void {}]", b.booking_id),
                         body: format!(
                             "Order cancelled: label {} ({} {}) voided with the carrier.",
@@ -798,7 +841,7 @@ impl Machine for OrderToShip {
             | Stage::NeedsDecision
             | Stage::Booked
             | Stage::VoidRefused => Status::Waiting,
-            Stage::Delivered => Status::Done,
+            Stage::Delivered | Stage::Skipped => Status::Done,
             Stage::Cancelled => Status::Cancelled,
             Stage::Failed => Status::Failed,
         };
@@ -818,7 +861,20 @@ impl OrderToShip {
         });
     }
 
+    /// Marks the ERP activities it opened as done: a person took the decision.
+    fn close_activities(&self, st: &mut State, fx: &mut Effects) {
+        if let Some(pid) = st.picking_id {
+            for marker in st.open_activities.drain(..) {
+                fx.call(Call::CloseActivity {
+                    picking_id: pid,
+                    marker,
+                });
+            }
+        }
+    }
+
     fn on_task(&self, st: &mut State, kind: &str, decision: &Value, fx: &mut Effects) {
+        self.close_activities(st, fx);
         let action = decision["action"].as_str().unwrap_or_default();
         if action == "cancel" {
             return self.cancel(st, "a person cancelled it", fx);

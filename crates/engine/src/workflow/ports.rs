@@ -255,6 +255,20 @@ pub trait Erp: Send + Sync + 'static {
         booked: &'a Booked,
         marker: &'a str,
     ) -> PortFuture<'a, ()>;
+    /// Undoes a booking on the picking after its label was voided: clears the tracking
+    /// reference and the shipping cost when they are still the voided booking's (a later
+    /// scan of that number must not land on this picking), and posts `body` as an internal
+    /// note (once per `marker`). The label attachment stays, for the record.
+    fn record_void<'a>(
+        &'a self,
+        picking_id: i64,
+        booked: &'a Booked,
+        marker: &'a str,
+        body: &'a str,
+    ) -> PortFuture<'a, ()>;
+    /// Marks the activity scheduled with `marker` on the picking as done (a person
+    /// resolved what it asked for); nothing when there is none or it is done already.
+    fn close_activity<'a>(&'a self, picking_id: i64, marker: &'a str) -> PortFuture<'a, ()>;
     /// Posts an internal note on the picking (once per `marker`).
     fn note<'a>(&'a self, picking_id: i64, marker: &'a str, body: &'a str) -> PortFuture<'a, ()>;
     /// Creates the customer invoice of the picking's sale order and posts it, once per

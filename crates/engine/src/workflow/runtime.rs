@@ -205,9 +205,15 @@ impl Runtime {
             }
             let now = self.clock.now_ms();
             let mut busy_round = false;
-            match self.store.wf_fire_timers(now, 1000).await {
-                Ok(n) => busy_round |= n == 1000,
-                Err(e) => tracing::warn!(error = %e, "workflows: firing timers failed"),
+            // A read first: the write transaction only when a timer is due, so an idle
+            // runner never takes the writer from ingest.
+            match self.store.wf_next_due().await {
+                Ok(Some(due)) if due <= now => match self.store.wf_fire_timers(now, 1000).await {
+                    Ok(n) => busy_round |= n == 1000,
+                    Err(e) => tracing::warn!(error = %e, "workflows: firing timers failed"),
+                },
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "workflows: reading timers failed"),
             }
             match self.store.wf_runnable(now, 256).await {
                 Ok(ids) => {
@@ -544,6 +550,25 @@ impl Runtime {
                         .await
                         .map(|()| json!({"recorded": marker}))
                 }
+                Err(e) => Err(e),
+            },
+            Call::RecordVoid {
+                picking_id,
+                booked,
+                marker,
+                body,
+            } => match self.erp() {
+                Ok(erp) => erp
+                    .record_void(*picking_id, booked, marker, body)
+                    .await
+                    .map(|()| json!({"unrecorded": marker})),
+                Err(e) => Err(e),
+            },
+            Call::CloseActivity { picking_id, marker } => match self.erp() {
+                Ok(erp) => erp
+                    .close_activity(*picking_id, marker)
+                    .await
+                    .map(|()| json!({"closed": marker})),
                 Err(e) => Err(e),
             },
             Call::Invoice { picking_id, marker } => match self.erp() {

@@ -36,6 +36,18 @@ impl Erp for RecordingErp {
     fn invoice<'a>(&'a self, _: i64, _: &'a str) -> PortFuture<'a, Invoice> {
         Box::pin(async { Ok(Invoice::default()) })
     }
+    fn record_void<'a>(
+        &'a self,
+        _: i64,
+        _: &'a Booked,
+        _: &'a str,
+        _: &'a str,
+    ) -> PortFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+    fn close_activity<'a>(&'a self, _: i64, _: &'a str) -> PortFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
     fn note<'a>(&'a self, _: i64, _: &'a str, _: &'a str) -> PortFuture<'a, ()> {
         Box::pin(async { Ok(()) })
     }

@@ -397,6 +397,14 @@ impl PgStore {
         .await
     }
 
+    pub(crate) async fn wf_next_due(&self) -> Result<Option<i64>, StoreError> {
+        self.read(|c| {
+            Ok(c.query_opt("SELECT min(due_at) FROM timers", &[])?
+                .and_then(|r| r.get::<_, Option<i64>>(0)))
+        })
+        .await
+    }
+
     pub(crate) async fn timer_count(&self) -> Result<u64, StoreError> {
         self.read(|c| {
             let n: i64 = c

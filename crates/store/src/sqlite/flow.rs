@@ -378,6 +378,14 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn wf_next_due(&self) -> Result<Option<i64>, StoreError> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT min(due_at) FROM timers")?
+                .query_row([], |r| r.get::<_, Option<i64>>(0))?)
+        })
+        .await
+    }
+
     pub(crate) async fn timer_count(&self) -> Result<u64, StoreError> {
         self.read(|c| {
             let n: i64 = c.query_row("SELECT count(*) FROM timers", [], |r| r.get(0))?;

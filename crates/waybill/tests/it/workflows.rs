@@ -50,10 +50,18 @@ api_key = "plain:{}"
 sink = "odoo"
 [workflows.order_to_ship]
 carriers = [{list}]
+{since}
 {rules}
 "#,
         k.url(),
-        k.api_key()
+        k.api_key(),
+        // The fake's pickings were released on 2026-11-23: book them (unless the test
+        // is about the default, which skips what was released before the first start).
+        since = if rules.contains("released_after") {
+            ""
+        } else {
+            "released_after = \"2026-01-01T00:00:00Z\""
+        },
     ));
     toml
 }
@@ -447,6 +455,25 @@ async fn wait_for_id(hub: &TestHub, id: &str, what: &str, pred: impl Fn(&Value) 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{id}: {what} did not happen; last: {last:#}");
+}
+
+/// On its first start the poller reads every ready picking, old ones too: by default
+/// order-to-ship books none released before it first ran (they end `skipped`), and that
+/// start time is kept, so a restart does not move it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_of_ready_pickings_is_not_booked_on_first_start() {
+    let Setup { k, fake, hub, .. } = setup(
+        23,
+        vec![MockCarrier::new("backlog").rate("ground", 9.0)],
+        "# released_after: the default",
+    )
+    .await;
+    let id = "order_to_ship:odoo:logistics:picking:23";
+    let w = wait_for_id(&hub, id, "skipped", |w| w["stage"] == "skipped").await;
+    assert_eq!(w["status"], "done");
+    assert_eq!(bought(k, "wb:odoo:logistics:picking:23").await, 0);
+    assert!(fake_odoo::attachments_on(&fake, "stock.picking", 23).is_empty());
+    hub.stop().await;
 }
 
 /// SIGKILL at random points of 50 order-to-ship workflows (the real binary, the real

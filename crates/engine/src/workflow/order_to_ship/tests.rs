@@ -193,8 +193,12 @@ fn a_refused_carrier_falls_back_to_the_next_then_to_a_person() {
             by: "ana".into(),
         },
     );
-    assert!(matches!(&fx.calls[0], Call::Buy { quote_id, .. } if quote_id == "q4"));
-    let fx = answer(&m, &mut st, &fx.calls[0], Ok(booked("fast")));
+    // The decision closes the activity that asked for it, then buys.
+    assert!(
+        matches!(&fx.calls[0], Call::CloseActivity { marker, .. } if marker.contains("choose_carrier"))
+    );
+    assert!(matches!(&fx.calls[1], Call::Buy { quote_id, .. } if quote_id == "q4"));
+    let fx = answer(&m, &mut st, &fx.calls[1], Ok(booked("fast")));
     assert_eq!(st.stage, Stage::Recording);
     assert!(
         matches!(&fx.calls[0], Call::RecordBooking { picking_id: 7, label: Some(l), .. } if l == "label:shp_1")
@@ -221,7 +225,9 @@ fn a_refused_carrier_falls_back_to_the_next_then_to_a_person() {
         }]
     );
     let fx = answer(&m, &mut st, &fx.calls[0], Ok(json!({})));
-    assert!(matches!(fx.calls[0], Call::Note { .. }));
+    assert!(
+        matches!(&fx.calls[0], Call::RecordVoid { booked, .. } if booked.tracking_number == "TN1")
+    );
     assert_eq!(m.status(&st).0, Status::Cancelled);
 }
 
@@ -276,4 +282,28 @@ fn a_refused_void_asks_a_person() {
     let fx = answer(&m, &mut st, &fx.calls[0], Err(refused()));
     assert_eq!(st.stage, Stage::VoidRefused);
     assert_eq!(fx.open_tasks[0].kind, "void_refused");
+}
+
+#[test]
+fn releases_before_released_after_are_skipped() {
+    let mut r = rules();
+    r.released_after = Some("2026-12-01T00:00:00Z".into());
+    let m = OrderToShip::new(r);
+    let old = Input::Event(json!({
+        "id": "e1", "type": "order.released", "source": "/sources/odoo", "time": "2026-11-23T07:00:00Z",
+        "subject": "odoo:db:picking:7", "data": {"refs": {"odoo.picking_id": "7"}},
+    }));
+    let mut st = State::default();
+    let fx = drive(&m, &mut st, &old);
+    assert!(fx.calls.is_empty());
+    assert_eq!(m.status(&st), (Status::Done, "skipped".to_owned()));
+    let mut st = State::default();
+    let new = Input::Event(json!({
+        "id": "e2", "type": "order.released", "source": "/sources/odoo", "time": "2026-12-02T07:00:00Z",
+        "subject": "odoo:db:picking:8", "data": {"refs": {"odoo.picking_id": "8"}},
+    }));
+    assert_eq!(
+        drive(&m, &mut st, &new).calls,
+        vec![Call::ReadOrder { picking_id: 8 }]
+    );
 }

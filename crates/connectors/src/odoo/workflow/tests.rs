@@ -2,12 +2,19 @@
 //! The Odoo ERP port against the protocol-faithful fake Odoo over real HTTP, with both
 //! protocols: JSON-RPC (as Odoo 18 serves it) and JSON-2 (Odoo 19).
 
+use super::chatter::RESOLVED;
+use super::currency::money;
+use super::invoicing::{nothing_to_invoice, INVOICE_NOTE};
 use super::*;
+use crate::odoo::sink::kw;
+use crate::odoo::sink::money::create_invoices;
+use base64::Engine as _;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use waybill_engine::secret::SecretRef;
+use waybill_engine::workflow::ports::{Address, Label};
 use waybill_testkit::fake_odoo::{self, start, Fake, KEY};
 
 fn connection(url: &str, protocol: &str) -> OdooConfig {
@@ -24,11 +31,11 @@ fn connection(url: &str, protocol: &str) -> OdooConfig {
 }
 
 /// Odoo 18 over JSON-RPC and Odoo 19 over JSON-2.
-const SERVERS: [(i64, &str); 2] = [(18, "jsonrpc"), (19, "json2")];
+pub(super) const SERVERS: [(i64, &str); 2] = [(18, "jsonrpc"), (19, "json2")];
 
 /// A fake Odoo holding [`fake_odoo::order_to_ship`] for picking 20 and a UPS carrier
 /// (delivery.carrier 7) with a tracking link, and the port on it (UPS mapped to 7).
-async fn odoo(major: i64, protocol: &str) -> (OdooErp, Arc<Fake>) {
+pub(super) async fn odoo(major: i64, protocol: &str) -> (OdooErp, Arc<Fake>) {
     let (url, fake) = start(major).await;
     fake_odoo::seed(&fake, fake_odoo::order_to_ship(20));
     fake_odoo::seed(
@@ -266,7 +273,7 @@ async fn without_a_sale_order_the_customer_is_told_on_the_picking() {
 async fn notes_and_activities_are_posted_once_per_marker() {
     for (major, protocol) in SERVERS {
         let (erp, fake) = odoo(major, protocol).await;
-        // Odoo escapes a text body (quotes too): the marker is still found.
+        // Odoo escapes a text body (`&`, `<`, `>`; quotes stay): the marker is found.
         let marker = "[waybill wf-7 \"exception\" & co]";
         for _ in 0..2 {
             erp.note(20, marker, "Label voided <by carrier>")
@@ -280,7 +287,7 @@ async fn notes_and_activities_are_posted_once_per_marker() {
         assert!(notes[0]["body"]
             .as_str()
             .unwrap()
-            .contains("Label voided &lt;by carrier&gt;"));
+            .contains("Label voided &lt;by carrier&gt; [waybill wf-7 \"exception\" &amp; co]"));
 
         let todo = "[waybill wf-7 task-1]";
         for _ in 0..2 {
@@ -330,6 +337,7 @@ async fn a_missing_picking_is_permanent_not_found() {
         let errors = [
             erp.order_context(999).await.unwrap_err(),
             erp.record_booking(999, &b, "m").await.unwrap_err(),
+            erp.record_void(999, &b, "m", "x").await.unwrap_err(),
             erp.note(999, "m", "x").await.unwrap_err(),
             erp.activity(999, "m", "s", "n").await.unwrap_err(),
             erp.invoice(999, "m").await.unwrap_err(),
@@ -391,6 +399,197 @@ async fn odoo_down_is_retryable_and_the_call_works_once_it_is_back() {
         (FailureKind::Retryable, "odoo.unreachable"),
         "{e}"
     );
+}
+
+/// The note of a void, as a workflow words it.
+const VOIDED: &str = "Order cancelled: label voided with the carrier.";
+
+#[tokio::test]
+async fn a_voided_booking_is_undone_on_the_picking_and_noted_once_per_marker() {
+    for (major, protocol) in SERVERS {
+        let (erp, fake) = odoo(major, protocol).await;
+        let b = booked("1Z999AA10123456784", b"%PDF label");
+        erp.record_booking(20, &b, "[waybill booking shp_1]")
+            .await
+            .unwrap();
+        let before = writes(&fake);
+        let marker = "[waybill void \"shp_1\" & co]";
+        for _ in 0..2 {
+            erp.record_void(20, &b, marker, VOIDED).await.unwrap();
+        }
+        let p = fake_odoo::record(&fake, "stock.picking", 20).unwrap();
+        assert_eq!(
+            (&p["carrier_tracking_ref"], &p["carrier_price"]),
+            (&json!(false), &json!(0.0)),
+            "{protocol}"
+        );
+        assert_eq!(p["carrier_id"], json!(7), "the carrier stays");
+        assert_eq!(writes(&fake), before + 1, "{protocol}: none on the retry");
+        let notes = fake_odoo::messages_on(&fake, "stock.picking", 20);
+        assert_eq!(notes.len(), 1, "{protocol}: {notes:#?}");
+        assert_eq!(notes[0]["subtype_id"], json!([2, "Note"]));
+        assert!(notes[0]["body"].as_str().unwrap().contains(VOIDED));
+        assert_eq!(
+            fake_odoo::attachments_on(&fake, "stock.picking", 20).len(),
+            1,
+            "the label stays, for the record"
+        );
+        let calls = fake.calls.lock().unwrap().clone();
+        assert!(calls
+            .iter()
+            .filter(|(m, name, _)| m == "stock.picking"
+                && ["write", "message_post"].contains(&name.as_str()))
+            .all(|(_, _, ctx)| ctx["allowed_company_ids"] == json!([1])));
+        // A later scan of the voided number no longer lands on this picking.
+        let scanned = erp
+            .read(
+                "stock.picking",
+                json!([["carrier_tracking_ref", "=", "1Z999AA10123456784"]]),
+                &["name"],
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(scanned.is_empty(), "{protocol}: {scanned:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_void_leaves_what_is_no_longer_the_bookings() {
+    for (major, protocol) in SERVERS {
+        let (erp, fake) = odoo(major, protocol).await;
+        let b = booked("1Z-OLD", b"%PDF");
+        erp.record_booking(20, &b, "[waybill booking old]")
+            .await
+            .unwrap();
+        // Someone booked again by hand: another tracking number, another price.
+        let mut p = fake_odoo::record(&fake, "stock.picking", 20).unwrap();
+        p["carrier_tracking_ref"] = json!("1Z-BY-HAND");
+        p["carrier_price"] = json!(20.0);
+        fake_odoo::seed(&fake, [p]);
+        let before = writes(&fake);
+        erp.record_void(20, &b, "[waybill void 1]", VOIDED)
+            .await
+            .unwrap();
+        let p = fake_odoo::record(&fake, "stock.picking", 20).unwrap();
+        assert_eq!(
+            (&p["carrier_tracking_ref"], &p["carrier_price"]),
+            (&json!("1Z-BY-HAND"), &json!(20.0)),
+            "{protocol}"
+        );
+        assert_eq!(writes(&fake), before, "{protocol}: nothing written");
+        assert_eq!(
+            fake_odoo::messages_on(&fake, "stock.picking", 20).len(),
+            1,
+            "the void is noted all the same"
+        );
+
+        // The reference is still the booking's, the price a person's: only the
+        // reference goes.
+        let mut p = fake_odoo::record(&fake, "stock.picking", 20).unwrap();
+        p["carrier_tracking_ref"] = json!("1Z-OLD");
+        p["carrier_price"] = json!(15.0);
+        fake_odoo::seed(&fake, [p]);
+        erp.record_void(20, &b, "[waybill void 2]", VOIDED)
+            .await
+            .unwrap();
+        let p = fake_odoo::record(&fake, "stock.picking", 20).unwrap();
+        assert_eq!(
+            (&p["carrier_tracking_ref"], &p["carrier_price"]),
+            (&json!(false), &json!(15.0)),
+            "{protocol}"
+        );
+    }
+}
+
+/// The messages Odoo posted on picking 20 when one of its activities was marked done.
+fn done_messages(fake: &Fake) -> Vec<Value> {
+    fake_odoo::messages_on(fake, "stock.picking", 20)
+        .into_iter()
+        .filter(|m| m["mail_activity_type_id"] != json!(false))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_resolved_activity_is_marked_done_once() {
+    for (major, protocol) in SERVERS {
+        let (erp, fake) = odoo(major, protocol).await;
+        // Odoo stores the note's quotes as they are: the marker is found all the same.
+        let marker = "[waybill wf-7 task \"carrier\" & co]";
+        erp.activity(20, marker, "Choose a carrier", "Every carrier refused")
+            .await
+            .unwrap();
+        erp.activity(20, "[waybill wf-7 other]", "Check the address", "x")
+            .await
+            .unwrap();
+        assert_eq!(
+            fake_odoo::activities_on(&fake, "stock.picking", 20).len(),
+            2
+        );
+
+        erp.close_activity(20, marker).await.unwrap();
+        let open = fake_odoo::activities_on(&fake, "stock.picking", 20);
+        assert_eq!(open.len(), 1, "{protocol}: {open:#?}");
+        assert_eq!(open[0]["summary"], "Check the address");
+        let done = done_messages(&fake);
+        assert_eq!(done.len(), 1, "{protocol}: {done:#?}");
+        let body = done[0]["body"].as_str().unwrap();
+        assert!(
+            body.contains("Choose a carrier") && body.contains(RESOLVED),
+            "{body}"
+        );
+        let feedback: Vec<Value> = fake
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, name, _)| m == "mail.activity" && name == "action_feedback")
+            .map(|(_, _, ctx)| ctx.clone())
+            .collect();
+        assert_eq!(feedback.len(), 1);
+        assert_eq!(feedback[0]["allowed_company_ids"], json!([1]));
+
+        // Again (a retry of the step): nothing open carries the marker, nothing is done.
+        erp.close_activity(20, marker).await.unwrap();
+        assert_eq!(called(&fake, "mail.activity", "action_feedback"), 1);
+        assert_eq!(done_messages(&fake).len(), 1, "{protocol}");
+        // Nor does a retry of the step that scheduled it open it again.
+        erp.activity(20, marker, "Choose a carrier", "Every carrier refused")
+            .await
+            .unwrap();
+        assert_eq!(
+            fake_odoo::activities_on(&fake, "stock.picking", 20).len(),
+            1
+        );
+        // None open with that marker (or no activity at all): nothing to do.
+        erp.close_activity(20, "[waybill wf-7 never]")
+            .await
+            .unwrap();
+        erp.close_activity(999, marker).await.unwrap();
+        assert_eq!(called(&fake, "mail.activity", "action_feedback"), 1);
+    }
+}
+
+#[tokio::test]
+async fn an_activity_carrying_the_marker_in_its_summary_is_closed_too() {
+    for (major, protocol) in SERVERS {
+        let (erp, fake) = odoo(major, protocol).await;
+        fake_odoo::seed(
+            &fake,
+            [
+                json!({"_model": "mail.activity", "id": 900, "res_model": "stock.picking",
+                "res_id": 20, "res_name": "WH/OUT/00020", "activity_type_id": [4, "To-Do"],
+                "summary": "Call the carrier [waybill s-1]", "note": "<p>by phone</p>",
+                "user_id": 2, "active": true, "state": "today"}),
+            ],
+        );
+        erp.close_activity(20, "[waybill s-1]").await.unwrap();
+        assert!(
+            fake_odoo::activities_on(&fake, "stock.picking", 20).is_empty(),
+            "{protocol}"
+        );
+        assert_eq!(done_messages(&fake).len(), 1);
+    }
 }
 
 #[test]
