@@ -101,6 +101,8 @@ pub enum Stage {
     Rejected,
     /// A step failed for good.
     Failed,
+    /// The order was cancelled before it was invoiced.
+    Cancelled,
 }
 
 /// The freight invoice's figures.
@@ -238,6 +240,7 @@ impl DeliveryToInvoice {
                     | Stage::Invoicing
                     | Stage::Invoiced
                     | Stage::Rejected
+                    | Stage::Cancelled
             )
         {
             return;
@@ -304,6 +307,7 @@ impl Machine for DeliveryToInvoice {
     fn event_types(&self) -> &'static [&'static str] {
         &[
             "order.released",
+            "order.cancelled",
             "shipment.booked",
             "shipment.dispatched",
             "shipment.delivered",
@@ -362,6 +366,11 @@ impl Machine for DeliveryToInvoice {
                         if st.stage == Stage::WaitingDocuments {
                             self.evaluate(cx, st, fx);
                         }
+                    }
+                    "order.cancelled" if st.invoice.is_none() => {
+                        fx.cancel_timers.push("documents".into());
+                        fx.cancel_tasks.push("*".into());
+                        st.stage = Stage::Cancelled;
                     }
                     "shipment.exception" | "shipment.delivery_attempted" if st.delivered => {
                         st.exceptions.push(
@@ -460,6 +469,7 @@ impl Machine for DeliveryToInvoice {
             | Stage::WaitingDocuments
             | Stage::Holding => Status::Waiting,
             Stage::Invoiced | Stage::Rejected => Status::Done,
+            Stage::Cancelled => Status::Cancelled,
             Stage::Failed => Status::Failed,
         };
         let stage = serde_json::to_value(st.stage)

@@ -233,3 +233,21 @@ fn missing_documents_ask_a_person_when_the_wait_is_over() {
     );
     assert!(matches!(fx.calls[0], Call::Invoice { .. }));
 }
+
+#[test]
+fn a_cancelled_order_ends_its_invoicing() {
+    let m = DeliveryToInvoice::new(gates());
+    let mut st = State::default();
+    input(
+        &m,
+        &mut st,
+        ev("shipment.booked", json!({"price": {"amount": "40.00"}})),
+    );
+    let fx = input(&m, &mut st, ev("order.cancelled", json!({})));
+    assert_eq!(fx.cancel_tasks, vec!["*".to_owned()]);
+    assert_eq!(m.status(&st), (Status::Cancelled, "cancelled".to_owned()));
+    // A delivery reported afterwards invoices nothing.
+    assert!(input(&m, &mut st, ev("shipment.delivered", json!({})))
+        .calls
+        .is_empty());
+}
