@@ -16,7 +16,7 @@
 //! e-mail Odoo sends as a `mail.notification`), `activity_schedule`,
 //! `mail.activity.action_feedback`, `ir.attachment` records.
 //!
-//! Like a real Odoo 18 (recorded against one, see /work/odoo-verify/recorded), it refuses
+//! Like a real Odoo 18 (request/response pairs recorded from one on loopback, 2026-12-05), it refuses
 //! a field its model does not have — asked for, searched on or written — with Odoo's
 //! `ValueError` (`Invalid field 'x' on model 'stock.picking'`): the fields of each model
 //! are in `FIELDS`, a subset of the real model's taken from the Odoo 18 source; add a

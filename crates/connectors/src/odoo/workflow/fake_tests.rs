@@ -1,7 +1,6 @@
 #![allow(clippy::unwrap_used)]
-//! The fake Odoo the port is tested against answers as the real ones recorded in
-//! /work/odoo-verify/recorded (Odoo 18 over JSON-RPC, Odoo 19 over JSON-2), seen through
-//! the connector's client: how a text body is stored, what a method returning records
+//! The fake Odoo the port is tested against answers as a real Odoo 18 (JSON-RPC) and 19
+//! (JSON-2) did on loopback (recorded 2026-12-05), seen through the connector's client: how a text body is stored, what a method returning records
 //! answers, a field the model does not have, empty fields, a record that does not exist.
 
 use super::tests::{odoo, SERVERS};
