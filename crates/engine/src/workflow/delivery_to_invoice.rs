@@ -248,7 +248,9 @@ impl DeliveryToInvoice {
         let Some(pid) = st.picking_id else {
             return self.hold(cx, st, vec![json!({"gate": "erp_picking", "detail": "no ERP picking is linked to this shipment"})], fx);
         };
-        if st.order_amount.is_none() && !st.picking_done {
+        // The order is read once (its total is the approval gate's figure, its picking's
+        // state tells whether Odoo can invoice), whatever came first.
+        if st.order_amount.is_none() {
             st.stage = Stage::ReadingOrder;
             return fx.call(Call::ReadOrder { picking_id: pid });
         }
@@ -276,6 +278,21 @@ impl DeliveryToInvoice {
             picking_id: pid,
             marker: format!("[waybill invoice {}]", cx.entity),
         });
+    }
+
+    /// A document came: evaluate again when waiting for documents, or when a person was
+    /// asked about missing documents (the question is withdrawn).
+    fn documents_arrived(&self, cx: &Ctx, st: &mut State, fx: &mut Effects) {
+        let asked = st.stage == Stage::Holding && st.held.iter().any(|r| r["gate"] == "documents");
+        if asked {
+            fx.cancel_tasks.push("documents_missing".into());
+            st.held.clear();
+            st.stage = Stage::WaitingDelivery;
+        }
+        if asked || st.stage == Stage::WaitingDocuments {
+            st.stage = Stage::WaitingDelivery;
+            self.evaluate(cx, st, fx);
+        }
     }
 
     fn hold(&self, cx: &Ctx, st: &mut State, reasons: Vec<Value>, fx: &mut Effects) {
@@ -306,7 +323,6 @@ impl Machine for DeliveryToInvoice {
 
     fn event_types(&self) -> &'static [&'static str] {
         &[
-            "order.released",
             "order.cancelled",
             "shipment.booked",
             "shipment.dispatched",
@@ -353,9 +369,7 @@ impl Machine for DeliveryToInvoice {
                     }
                     "pod.captured" => {
                         st.pod = true;
-                        if st.stage == Stage::WaitingDocuments {
-                            self.evaluate(cx, st, fx);
-                        }
+                        self.documents_arrived(cx, st, fx);
                     }
                     "freight.charge_confirmed" => {
                         st.freight = Some(Freight {
@@ -363,9 +377,7 @@ impl Machine for DeliveryToInvoice {
                             weight_kg: kg(&d["weight"]),
                             invoice_number: d["invoice_number"].as_str().map(str::to_owned),
                         });
-                        if st.stage == Stage::WaitingDocuments {
-                            self.evaluate(cx, st, fx);
-                        }
+                        self.documents_arrived(cx, st, fx);
                     }
                     "order.cancelled" if st.invoice.is_none() => {
                         fx.cancel_timers.push("documents".into());
@@ -398,9 +410,9 @@ impl Machine for DeliveryToInvoice {
                     }
                     "reject" => st.stage = Stage::Rejected,
                     "wait" => {
-                        st.stage = Stage::WaitingDocuments;
-                        fx.set_timers
-                            .push(("documents".into(), self.gates.documents_wait));
+                        // Look again first: what was missing may have come meanwhile.
+                        st.stage = Stage::WaitingDelivery;
+                        self.evaluate(cx, st, fx);
                     }
                     _ => {}
                 }
@@ -424,7 +436,7 @@ impl Machine for DeliveryToInvoice {
         match (call, answer) {
             (Call::ReadOrder { .. }, Ok(v)) => {
                 if let Ok(o) = serde_json::from_value::<OrderContext>(v.clone()) {
-                    st.picking_done = o.state == "done";
+                    st.picking_done = st.picking_done || o.state == "done";
                     st.order_amount = o.order_amount.or(Some(String::new()));
                 }
                 st.stage = Stage::WaitingDelivery;

@@ -302,10 +302,24 @@ impl Runtime {
         };
         let mut fx = Effects::default();
         let stepped: Stepped;
-        if let Some(first) = pending.first().cloned() {
-            if rec.retry_at.is_some_and(|t| t > now) {
-                return Ok(false);
+        // A call waiting for its retry holds the workflow, except for an operator's
+        // command: `retry` makes the call now, `cancel` goes to the machine at once.
+        let waiting = !pending.is_empty() && rec.retry_at.is_some_and(|t| t > now);
+        let command = input
+            .as_ref()
+            .filter(|i| i.kind == "command")
+            .map(|i| (i.id, i.body.contains("\"retry\"")));
+        let run_call = match (pending.is_empty(), waiting, command) {
+            (true, _, _) => false,
+            (false, false, _) => true,
+            (false, true, Some((id, true))) => {
+                save.input_done = Some(id);
+                true
             }
+            (false, true, Some((_, false))) => false,
+            (false, true, None) => return Ok(false),
+        };
+        if let (true, Some(first)) = (run_call, pending.first().cloned()) {
             let started = self.clock.now_ms();
             let (answer, docs) = self.execute(&rec.id, &rec.entity, &first.call).await;
             let attempts = first.attempts + 1;
@@ -324,6 +338,9 @@ impl Runtime {
             };
             if let Err(e) = &answer {
                 if let Some(delay) = self.retry_after(&first.call, attempts, e.kind) {
+                    tracing::warn!(workflow = %rec.id, step = first.call.name(), code = %e.code,
+                        kind = e.kind.as_str(), attempts, retry_in_ms = delay.as_millis() as u64,
+                        "workflow step failed; retrying");
                     save.steps.push(record("retrying", &answer));
                     pending[0].attempts = attempts;
                     save.status = Status::Running.as_str().into();
@@ -335,6 +352,10 @@ impl Runtime {
                     self.store.wf_save(save).await?;
                     return Ok(false);
                 }
+            }
+            if let Err(e) = &answer {
+                tracing::warn!(workflow = %rec.id, step = first.call.name(), code = %e.code,
+                    kind = e.kind.as_str(), attempts, "workflow step failed; the workflow decides");
             }
             save.steps.push(record(
                 if answer.is_ok() { "ok" } else { "failed" },
@@ -436,6 +457,10 @@ impl Runtime {
         save.open_tasks = fx.open_tasks;
         save.cancel_tasks = fx.cancel_tasks;
         save.documents.extend(fx.documents);
+        if save.stage != rec.stage || save.status != rec.status {
+            tracing::info!(workflow = %rec.id, stage = %save.stage, status = %save.status,
+                from = %rec.stage, "workflow moved");
+        }
         self.store.wf_save(save).await?;
         Ok(true)
     }

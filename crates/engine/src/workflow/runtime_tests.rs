@@ -13,10 +13,12 @@ use crate::Metrics;
 use std::collections::HashMap;
 use waybill_model::ShipmentKey;
 
-/// An ERP that records the activities it was asked for.
+/// An ERP that records the activities it was asked for; the first `fail_first` activity
+/// calls fail as if Odoo were down.
 #[derive(Default)]
 struct RecordingErp {
     activities: Mutex<Vec<String>>,
+    fail_first: std::sync::atomic::AtomicUsize,
 }
 
 impl Erp for RecordingErp {
@@ -59,6 +61,16 @@ impl Erp for RecordingErp {
         _: &'a str,
     ) -> PortFuture<'a, ()> {
         Box::pin(async move {
+            let left = self.fail_first.load(std::sync::atomic::Ordering::SeqCst);
+            if left > 0 {
+                self.fail_first
+                    .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+                return Err(crate::workflow::ports::PortError::new(
+                    waybill_model::FailureKind::Retryable,
+                    "odoo.http_error",
+                    "503",
+                ));
+            }
             self.activities.lock().unwrap().push(marker.to_owned());
             Ok(())
         })
@@ -81,6 +93,10 @@ struct Rig {
 }
 
 fn rig(store: Store) -> Rig {
+    rig_with(store, StepPolicy::default().retry)
+}
+
+fn rig_with(store: Store, retry: crate::retry::RetryPolicy) -> Rig {
     let hub = Arc::new(Hub::new(
         store,
         HashMap::new(),
@@ -90,6 +106,7 @@ fn rig(store: Store) -> Rig {
     let erp = Arc::new(RecordingErp::default());
     let policy = StepPolicy {
         tick: Duration::from_millis(20),
+        retry,
         ..StepPolicy::default()
     };
     let rt = Arc::new(Runtime::new(
@@ -274,6 +291,52 @@ async fn missing_documents_open_a_task_when_the_wait_is_over(store: Store) {
     r.stop().await;
 }
 
+/// A call waiting an hour for its retry runs at once on an operator's `retry`.
+async fn an_operators_retry_runs_a_waiting_call_now(store: Store) {
+    let mut retry = StepPolicy::default().retry;
+    retry.schedule = vec![Duration::from_secs(3600); 3];
+    retry.jitter = crate::retry::Jitter::None;
+    let r = rig_with(store, retry);
+    r.erp
+        .fail_first
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    r.offer(event(
+        "r1",
+        "shipment.exception",
+        json!({"refs": {"odoo.picking_id": "7"}}),
+    ))
+    .await;
+    let id = format!("exception_to_case:{ENTITY}");
+    let mut waiting = false;
+    for _ in 0..500 {
+        if let Some((wf, _)) = r.rt.store().wf_load(&id).await.unwrap() {
+            if wf
+                .retry_at
+                .is_some_and(|t| t > r.clock.now_ms() + 3_000_000)
+            {
+                waiting = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(waiting, "the failed activity waits an hour");
+    assert!(r.erp.activities.lock().unwrap().is_empty());
+    assert!(r.rt.command(&id, "retry", "ops").await.unwrap());
+    for _ in 0..500 {
+        if !r.erp.activities.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        r.erp.activities.lock().unwrap().len(),
+        1,
+        "made at once, not in an hour"
+    );
+    r.stop().await;
+}
+
 mod sqlite {
     use super::*;
     async fn store(dir: &tempfile::TempDir) -> Store {
@@ -291,6 +354,11 @@ mod sqlite {
         let dir = tempfile::tempdir().unwrap();
         super::missing_documents_open_a_task_when_the_wait_is_over(store(&dir).await).await;
     }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_operators_retry_runs_a_waiting_call_now() {
+        let dir = tempfile::tempdir().unwrap();
+        super::an_operators_retry_runs_a_waiting_call_now(store(&dir).await).await;
+    }
 }
 
 mod postgres {
@@ -300,6 +368,12 @@ mod postgres {
         let (opts, _guard) = waybill_testkit::pg::fresh("wfcase");
         let store = Store::open_postgres(opts).await.unwrap();
         super::a_case_opens_updates_escalates_once_closes_and_reopens(store).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_operators_retry_runs_a_waiting_call_now() {
+        let (opts, _guard) = waybill_testkit::pg::fresh("wfretry");
+        let store = Store::open_postgres(opts).await.unwrap();
+        super::an_operators_retry_runs_a_waiting_call_now(store).await;
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn missing_documents_open_a_task_when_the_wait_is_over() {

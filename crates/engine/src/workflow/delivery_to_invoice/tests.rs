@@ -251,3 +251,57 @@ fn a_cancelled_order_ends_its_invoicing() {
         .calls
         .is_empty());
 }
+
+/// Seen on a real Odoo: validated before the delivery arrives, the order total must
+/// still be read and the approval gate hold.
+#[test]
+fn the_approval_gate_holds_when_the_picking_was_validated_first() {
+    let m = DeliveryToInvoice::new(gates());
+    let mut st = State::default();
+    let mut dispatched = ev(
+        "shipment.dispatched",
+        json!({"refs": {"odoo.picking_id": "7"}}),
+    );
+    if let Input::Event(e) = &mut dispatched {
+        e["source"] = json!("/sources/odoo");
+    }
+    input(&m, &mut st, dispatched);
+    input(&m, &mut st, ev("pod.captured", json!({})));
+    let fx = input(&m, &mut st, ev("shipment.delivered", json!({})));
+    assert_eq!(fx.calls, vec![Call::ReadOrder { picking_id: 7 }]);
+    let fx = answer(&m, &mut st, &fx.calls[0], order("done", "1500.00"));
+    assert_eq!(st.stage, Stage::Holding);
+    assert_eq!(st.held[0]["gate"], "approval");
+    assert_eq!(fx.open_tasks[0].kind, "approve_invoice");
+}
+
+/// Seen on a real Odoo: a proof arriving while people are asked about it withdraws the
+/// question and invoices; a "wait" looks again before re-arming the timer.
+#[test]
+fn a_late_proof_withdraws_the_documents_question() {
+    let m = DeliveryToInvoice::new(gates());
+    let (mut st, _) = delivered(&m, "done", "450.00");
+    input(&m, &mut st, Input::Timer("documents".into()));
+    assert_eq!(st.stage, Stage::Holding);
+    let fx = input(&m, &mut st, ev("pod.captured", json!({})));
+    assert_eq!(fx.cancel_tasks, vec!["documents_missing".to_owned()]);
+    assert!(matches!(fx.calls[0], Call::Invoice { .. }));
+
+    let (mut st, _) = delivered(&m, "done", "450.00");
+    input(&m, &mut st, Input::Timer("documents".into()));
+    st.pod = true; // came without an event this workflow handles
+    let fx = input(
+        &m,
+        &mut st,
+        Input::Task {
+            kind: "documents_missing".into(),
+            decision: json!({"action": "wait"}),
+            by: "ana".into(),
+        },
+    );
+    assert!(
+        matches!(fx.calls[0], Call::Invoice { .. }),
+        "{:?}",
+        fx.calls
+    );
+}
