@@ -429,7 +429,7 @@ impl Runtime {
         if fx.drop_queued {
             pending.clear();
         }
-        if !fx.open_tasks.is_empty() {
+        if !fx.open_tasks.is_empty() || !fx.cancel_tasks.is_empty() {
             fx.calls.push(Call::AnnounceTasks);
         }
         let mut queue: Vec<Pending> = fx
@@ -646,7 +646,9 @@ impl Runtime {
                 "type": "task.opened", "subject": entity, "key": format!("task:{}:opened", t.id),
                 "data": {"task": t.id, "kind": t.kind, "title": t.title, "detail": detail, "workflow": wf},
             }));
-            if t.status == "resolved" {
+            // A task a person resolved, or one the workflow withdrew (the question went
+            // away: a document came, the order was cancelled): subscribers hear both.
+            if t.status == "resolved" || t.status == "cancelled" {
                 let decision: Value = t
                     .decision
                     .as_deref()
@@ -654,7 +656,7 @@ impl Runtime {
                     .unwrap_or(Value::Null);
                 drafts.push(json!({
                     "type": "task.resolved", "subject": entity, "key": format!("task:{}:resolved", t.id),
-                    "data": {"task": t.id, "kind": t.kind, "decision": decision,
+                    "data": {"task": t.id, "kind": t.kind, "outcome": t.status, "decision": decision,
                              "resolved_by": t.resolved_by, "reason": t.reason, "workflow": wf},
                 }));
             }

@@ -288,6 +288,31 @@ async fn missing_documents_open_a_task_when_the_wait_is_over(store: Store) {
     }
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].kind, "documents_missing");
+    // The proof comes: the question is withdrawn, and subscribers hear it.
+    r.offer(event("d2", "pod.captured", json!({}))).await;
+    let mut heard = Vec::new();
+    for _ in 0..500 {
+        if let Some(v) =
+            r.rt.store()
+                .shipment(&ShipmentKey(ENTITY.into()))
+                .await
+                .unwrap()
+        {
+            heard = v
+                .timeline
+                .iter()
+                .filter(|t| t.event.ty.as_str() == "task.resolved")
+                .map(|t| t.event.data.clone())
+                .collect();
+            if !heard.is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(heard.len(), 1, "one task.resolved for the withdrawn task");
+    assert_eq!(heard[0]["outcome"], "cancelled");
+    assert_eq!(heard[0]["kind"], "documents_missing");
     r.stop().await;
 }
 
