@@ -532,5 +532,10 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         st.hub.store.backend(),
         held.instances,
     ));
+    if st.workflows.is_some() {
+        if let Ok(c) = st.hub.store.wf_counts().await {
+            text.push_str(&crate::workflows::metrics_text(&c));
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

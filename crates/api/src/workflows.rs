@@ -355,3 +355,29 @@ async fn resolve(
     )
     .await
 }
+
+/// The workflow lines of `/metrics`.
+pub(crate) fn metrics_text(c: &waybill_store::flow::WfCounts) -> String {
+    let mut t = String::from(
+        "# HELP waybill_workflows Workflows by kind and status (running, waiting, done, failed, cancelled).\n\
+         # TYPE waybill_workflows gauge\n",
+    );
+    for (kind, status, n) in &c.by_status {
+        let clean = |s: &str| s.replace(['\\', '"', '\n'], "_");
+        t.push_str(&format!(
+            "waybill_workflows{{kind=\"{}\",status=\"{}\"}} {n}\n",
+            clean(kind),
+            clean(status)
+        ));
+    }
+    t.push_str(&format!(
+        "# HELP waybill_tasks_open Workbench tasks open or claimed.\n\
+         # TYPE waybill_tasks_open gauge\n\
+         waybill_tasks_open {}\n\
+         # HELP waybill_workflow_timers Workflow timers pending.\n\
+         # TYPE waybill_workflow_timers gauge\n\
+         waybill_workflow_timers {}\n",
+        c.tasks_open, c.timers
+    ));
+    t
+}

@@ -232,6 +232,17 @@ pub enum TaskRefusal {
     NotOpen(Box<WfTask>),
 }
 
+/// How many workflows, open tasks and pending timers there are (for `/metrics`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WfCounts {
+    /// (kind, status, count).
+    pub by_status: Vec<(String, String, i64)>,
+    /// Tasks open or claimed.
+    pub tasks_open: i64,
+    /// Timers pending.
+    pub timers: i64,
+}
+
 /// The input a resolved task hands to its workflow (JSON).
 pub(crate) fn task_input(task: &WfTask, by: &str, decision: &str, reason: Option<&str>) -> String {
     let decision: serde_json::Value =

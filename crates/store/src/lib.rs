@@ -347,6 +347,11 @@ impl Store {
         dispatch!(self, s => s.wf_next_due().await)
     }
 
+    /// Workflows by kind and status, open tasks and pending timers.
+    pub async fn wf_counts(&self) -> Result<flow::WfCounts, StoreError> {
+        dispatch!(self, s => s.wf_counts().await)
+    }
+
     /// Timers pending, all workflows.
     pub async fn timer_count(&self) -> Result<u64, StoreError> {
         dispatch!(self, s => s.timer_count().await)

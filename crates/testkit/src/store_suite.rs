@@ -772,6 +772,12 @@ pub async fn tasks_resolve_into_workflow_inputs(store: Store) {
         .await
         .unwrap();
     let id = ids[0];
+    let counts = store.wf_counts().await.unwrap();
+    assert_eq!(counts.tasks_open, 1);
+    assert_eq!(
+        counts.by_status,
+        vec![("order_to_ship".to_owned(), "waiting".to_owned(), 1)]
+    );
     let claimed = store
         .task_act(id, TaskAction::Claim { by: "ana".into() })
         .await

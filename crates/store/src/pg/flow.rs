@@ -405,6 +405,33 @@ impl PgStore {
         .await
     }
 
+    pub(crate) async fn wf_counts(&self) -> Result<WfCounts, StoreError> {
+        self.read(|c| {
+            let by_status = c
+                .query(
+                    "SELECT kind, status, count(*) FROM workflows GROUP BY kind, status",
+                    &[],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2)))
+                .collect();
+            let one = |c: &mut PgConn, sql: &'static str| -> Result<i64, StoreError> {
+                Ok(c.query_opt(sql, &[])?.map(|r| r.get(0)).unwrap_or(0))
+            };
+            let tasks_open = one(
+                c,
+                "SELECT count(*) FROM tasks WHERE status IN ('open', 'claimed')",
+            )?;
+            let timers = one(c, "SELECT count(*) FROM timers")?;
+            Ok(WfCounts {
+                by_status,
+                tasks_open,
+                timers,
+            })
+        })
+        .await
+    }
+
     pub(crate) async fn timer_count(&self) -> Result<u64, StoreError> {
         self.read(|c| {
             let n: i64 = c

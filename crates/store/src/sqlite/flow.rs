@@ -386,6 +386,29 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn wf_counts(&self) -> Result<WfCounts, StoreError> {
+        self.read(|c| {
+            let by_status = c
+                .prepare_cached(
+                    "SELECT kind, status, count(*) FROM workflows GROUP BY kind, status",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?)))?
+                .collect::<Result<Vec<(String, String, i64)>, _>>()?;
+            let tasks_open: i64 = c
+                .prepare_cached("SELECT count(*) FROM tasks WHERE status IN ('open', 'claimed')")?
+                .query_row([], |r| r.get(0))?;
+            let timers: i64 = c
+                .prepare_cached("SELECT count(*) FROM timers")?
+                .query_row([], |r| r.get(0))?;
+            Ok(WfCounts {
+                by_status,
+                tasks_open,
+                timers,
+            })
+        })
+        .await
+    }
+
     pub(crate) async fn timer_count(&self) -> Result<u64, StoreError> {
         self.read(|c| {
             let n: i64 = c.query_row("SELECT count(*) FROM timers", [], |r| r.get(0))?;

@@ -298,6 +298,20 @@ async fn all_refusing_opens_a_task_and_the_chosen_carrier_books() {
     assert_eq!(task["kind"], "choose_carrier");
     assert_eq!(task["workflow"], wf["id"]);
     assert_eq!(task["detail"]["quotes"].as_array().unwrap().len(), 3);
+    let metrics = hub
+        .client
+        .get(format!("{}/metrics", hub.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("\nwaybill_tasks_open 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("waybill_workflows{kind=\"order_to_ship\",status=\"waiting\"} 1"),
+        "{metrics}"
+    );
     assert!(
         !fake_odoo::activities_on(&fake, "stock.picking", 21).is_empty(),
         "an Odoo activity"
