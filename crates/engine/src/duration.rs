@@ -42,6 +42,23 @@ pub fn de_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error
         .collect()
 }
 
+/// Serde adapter both ways (`#[serde(with = "duration::both")]`): read as [`de`], written as
+/// whole seconds (`"300s"`), for rules that are shown back (a task's detail).
+pub mod both {
+    use serde::{Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// See [`super::de`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        super::de(d)
+    }
+
+    /// `"<seconds>s"`.
+    pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}s", v.as_secs()))
+    }
+}
+
 /// Serde adapter for an optional duration (with `#[serde(default)]`).
 pub fn de_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     de(d).map(Some)

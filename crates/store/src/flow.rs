@@ -122,6 +122,14 @@ pub struct WfTask {
     pub updated_at: i64,
 }
 
+impl WfTask {
+    /// Whether `by` may claim or resolve it: it is open, or `by` claimed it.
+    pub(crate) fn open_to(&self, by: &str) -> bool {
+        self.status == "open"
+            || (self.status == "claimed" && self.claimed_by.as_deref() == Some(by))
+    }
+}
+
 /// A task to open.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTask {

@@ -34,11 +34,11 @@ use waybill_store::flow::NewTask;
 #[serde(deny_unknown_fields)]
 pub struct Gates {
     /// Run it (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     pub enabled: bool,
     /// Wait for a proof of delivery (`pod.captured`, or a delivery event with a signer
     /// or a photo) before invoicing (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     pub require_pod: bool,
     /// Wait for the carrier's freight invoice (`freight.charge_confirmed`) (default false).
     #[serde(default)]
@@ -53,24 +53,10 @@ pub struct Gates {
     #[serde(default)]
     pub approval_above: Option<String>,
     /// How long to wait for missing documents before asking a person (default 48h).
-    #[serde(default = "default_wait", with = "secs")]
+    #[serde(default = "default_wait", with = "crate::duration::both")]
     pub documents_wait: Duration,
 }
 
-mod secs {
-    use serde::{Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        crate::duration::de(d)
-    }
-    pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}s", v.as_secs()))
-    }
-}
-
-fn yes() -> bool {
-    true
-}
 fn ten() -> f64 {
     10.0
 }

@@ -23,31 +23,17 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct CaseRules {
     /// Run it (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     pub enabled: bool,
     /// How long a case may stay open before it is escalated (default 24h).
-    #[serde(default = "default_sla", with = "secs")]
+    #[serde(default = "default_sla", with = "crate::duration::both")]
     pub sla: Duration,
     /// How long a `delayed` shipment may stay undelivered before a case opens (default
     /// 12h).
-    #[serde(default = "default_delay", with = "secs")]
+    #[serde(default = "default_delay", with = "crate::duration::both")]
     pub delay_threshold: Duration,
 }
 
-mod secs {
-    use serde::{Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        crate::duration::de(d)
-    }
-    pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}s", v.as_secs()))
-    }
-}
-
-fn yes() -> bool {
-    true
-}
 fn default_sla() -> Duration {
     Duration::from_secs(24 * 3600)
 }
@@ -134,6 +120,19 @@ impl ExceptionToCase {
         });
     }
 
+    /// `case.updated` for an event of an open case (keyed by the event: once each).
+    fn update(&self, cx: &Ctx, st: &State, ev: &Value, fx: &mut Effects) {
+        let key = format!("{}:update:{}", st.opening, ev["id"].as_str().unwrap_or(""));
+        self.emit(
+            cx,
+            st,
+            "case.updated",
+            &key,
+            fx,
+            json!({"update": problem(ev)}),
+        );
+    }
+
     fn learn(&self, cx: &Ctx, st: &mut State, ev: &Value) {
         if st.picking_id.is_none() {
             st.picking_id = cx
@@ -218,19 +217,7 @@ impl Machine for ExceptionToCase {
                     t if PROBLEMS.contains(&t) => {
                         if st.stage == Stage::Open {
                             st.problems.push(problem(ev));
-                            let key = format!(
-                                "{}:update:{}",
-                                st.opening,
-                                ev["id"].as_str().unwrap_or("")
-                            );
-                            self.emit(
-                                cx,
-                                st,
-                                "case.updated",
-                                &key,
-                                fx,
-                                json!({"update": problem(ev)}),
-                            );
+                            self.update(cx, st, ev, fx);
                         } else {
                             self.open(cx, st, problem(ev), fx);
                         }
@@ -238,19 +225,7 @@ impl Machine for ExceptionToCase {
                     "shipment.delayed" => {
                         if st.stage == Stage::Open {
                             st.problems.push(problem(ev));
-                            let key = format!(
-                                "{}:update:{}",
-                                st.opening,
-                                ev["id"].as_str().unwrap_or("")
-                            );
-                            self.emit(
-                                cx,
-                                st,
-                                "case.updated",
-                                &key,
-                                fx,
-                                json!({"update": problem(ev)}),
-                            );
+                            self.update(cx, st, ev, fx);
                         } else if !st.delivered && st.stage != Stage::Watching {
                             st.stage = Stage::Watching;
                             st.problems = vec![problem(ev)];
@@ -282,16 +257,7 @@ impl Machine for ExceptionToCase {
                     "shipment.out_for_delivery" | "shipment.in_transit"
                         if st.stage == Stage::Open =>
                     {
-                        let key =
-                            format!("{}:update:{}", st.opening, ev["id"].as_str().unwrap_or(""));
-                        self.emit(
-                            cx,
-                            st,
-                            "case.updated",
-                            &key,
-                            fx,
-                            json!({"update": problem(ev)}),
-                        );
+                        self.update(cx, st, ev, fx);
                     }
                     _ => {}
                 }

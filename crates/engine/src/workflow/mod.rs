@@ -26,6 +26,11 @@ use serde_json::Value;
 use std::time::Duration;
 use waybill_store::flow::{NewDocument, NewTask};
 
+/// Serde default of the `enabled` switches.
+pub(crate) fn yes() -> bool {
+    true
+}
+
 /// What a machine knows of where it runs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ctx {

@@ -54,7 +54,7 @@ pub struct Exclusion {
 #[serde(deny_unknown_fields)]
 pub struct Rules {
     /// Run it (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     pub enabled: bool,
     /// Carriers to quote (the booking service's connection ids), in order of preference.
     pub carriers: Vec<String>,
@@ -77,7 +77,7 @@ pub struct Rules {
     #[serde(default)]
     pub wait_for_packing: bool,
     /// How long to wait for packing before a person is asked.
-    #[serde(default = "default_packing_timeout", with = "humantime")]
+    #[serde(default = "default_packing_timeout", with = "crate::duration::both")]
     pub packing_timeout: Duration,
     /// Weight of a parcel when neither the WMS nor the ERP gives one, kg.
     #[serde(default = "default_weight")]
@@ -87,21 +87,6 @@ pub struct Rules {
     /// time the hub first ran order-to-ship (kept in the store).
     #[serde(default)]
     pub released_after: Option<String>,
-}
-
-mod humantime {
-    use serde::{Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        crate::duration::de(d)
-    }
-    pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}s", v.as_secs()))
-    }
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn default_packing_timeout() -> Duration {

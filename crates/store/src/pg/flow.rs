@@ -341,13 +341,9 @@ impl PgStore {
             let Some(task) = task_by_id(c, id)? else {
                 return Ok(Err(TaskRefusal::NotFound));
             };
-            let open = |by: &str| {
-                task.status == "open"
-                    || (task.status == "claimed" && task.claimed_by.as_deref() == Some(by))
-            };
             match &action {
                 TaskAction::Claim { by } => {
-                    if !open(by) {
+                    if !task.open_to(by) {
                         return Ok(Err(TaskRefusal::NotOpen(Box::new(task))));
                     }
                     c.exec(
@@ -360,7 +356,7 @@ impl PgStore {
                     decision,
                     reason,
                 } => {
-                    if !open(by) {
+                    if !task.open_to(by) {
                         return Ok(Err(TaskRefusal::NotOpen(Box::new(task))));
                     }
                     c.exec(

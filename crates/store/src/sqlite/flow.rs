@@ -322,13 +322,9 @@ impl SqliteStore {
             let Some(task) = task_by_id(c, id)? else {
                 return Ok(Err(TaskRefusal::NotFound));
             };
-            let open = |by: &str| {
-                task.status == "open"
-                    || (task.status == "claimed" && task.claimed_by.as_deref() == Some(by))
-            };
             match &action {
                 TaskAction::Claim { by } => {
-                    if !open(by) {
+                    if !task.open_to(by) {
                         return Ok(Err(TaskRefusal::NotOpen(Box::new(task))));
                     }
                     c.prepare_cached(
@@ -341,7 +337,7 @@ impl SqliteStore {
                     decision,
                     reason,
                 } => {
-                    if !open(by) {
+                    if !task.open_to(by) {
                         return Ok(Err(TaskRefusal::NotOpen(Box::new(task))));
                     }
                     c.prepare_cached(
