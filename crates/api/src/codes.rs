@@ -39,6 +39,24 @@ pub const TASK_NOT_FOUND: Code = Code::new("api.task_not_found", CodeClass::NotF
 pub const TASK_NOT_OPEN: Code = Code::new("api.task_not_open", CodeClass::Conflict);
 /// No workflows are configured on this hub (`[workflows]`).
 pub const WORKFLOWS_OFF: Code = Code::new("api.workflows_off", CodeClass::NotFound);
+/// A name in a path that cannot be one (empty, too long, control characters).
+pub const BAD_NAME: Code = Code::new("api.bad_name", CodeClass::BadRequest);
+/// No sink of that name runs on this instance.
+pub const SINK_NOT_FOUND: Code = Code::new("api.sink_not_found", CodeClass::NotFound);
+/// No subscription of that name.
+pub const SUBSCRIPTION_NOT_FOUND: Code =
+    Code::new("api.subscription_not_found", CodeClass::NotFound);
+/// A subscription body naming an unknown sink or event type, or with unknown fields.
+pub const BAD_SUBSCRIPTION: Code = Code::new("api.bad_subscription", CodeClass::Unprocessable);
+/// A dead letter replayed or discarded already.
+pub const DEAD_LETTER_CLOSED: Code = Code::new("api.dead_letter_closed", CodeClass::Conflict);
+/// No inbox record with that id.
+pub const INBOX_NOT_FOUND: Code = Code::new("api.inbox_not_found", CodeClass::NotFound);
+/// An inbox record that cannot be re-processed (accepted, done before, never
+/// authenticated, or its source is gone).
+pub const NOT_REPROCESSABLE: Code = Code::new("api.not_reprocessable", CodeClass::Conflict);
+/// A re-processed payload was rejected again (kept as a new inbox record).
+pub const REPROCESS_REJECTED: Code = Code::new("api.reprocess_rejected", CodeClass::Unprocessable);
 
 /// Every code of the API.
 pub const CODES: &[Code] = &[
@@ -60,6 +78,14 @@ pub const CODES: &[Code] = &[
     TASK_NOT_FOUND,
     TASK_NOT_OPEN,
     WORKFLOWS_OFF,
+    BAD_NAME,
+    SINK_NOT_FOUND,
+    SUBSCRIPTION_NOT_FOUND,
+    BAD_SUBSCRIPTION,
+    DEAD_LETTER_CLOSED,
+    INBOX_NOT_FOUND,
+    NOT_REPROCESSABLE,
+    REPROCESS_REJECTED,
 ];
 
 /// The HTTP status a code of this class is answered with; `None` for classes that are

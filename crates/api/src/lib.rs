@@ -7,8 +7,11 @@
 //! show server internals in an error (those are logged; clients get RFC 9457 problems).
 
 pub mod codes;
+mod manage;
+mod openapi;
 mod problem;
 mod routes;
+mod ui;
 mod workflows;
 
 pub use problem::Problem;

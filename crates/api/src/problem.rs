@@ -5,8 +5,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use waybill_model::Code;
 
-/// A problem answer: a stable `code` plus a human `detail`; never internals.
-#[derive(Debug, Clone, Serialize)]
+/// A problem answer (RFC 9457): a stable `code` plus a human `detail`; never internals.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// `urn:waybill:problem:<code>`.
     #[serde(rename = "type")]
@@ -24,9 +24,11 @@ pub struct Problem {
     pub inbox_id: Option<i64>,
     /// The shipments an ambiguous identifier names (`api.ambiguous_alias`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub shipments: Option<Box<Vec<String>>>,
     /// The task as it stands (`api.task_not_open`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub task: Option<Box<serde_json::Value>>,
 }
 

@@ -1,10 +1,11 @@
 //! Routes and handlers.
 
 use crate::{codes, AppState, Problem};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -12,34 +13,83 @@ use std::sync::Arc;
 use std::time::Instant;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
+use utoipa::{IntoParams, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use waybill_engine::{IngestReply, Received};
 use waybill_model::{Milestone, ShipmentKey};
 use waybill_store::{
-    ConflictQuery, DeadLetterQuery, InboxQuery, ReplaySelector, Resolved, ShipmentQuery,
+    ConflictQuery, DeadLetterQuery, DeadLetterRefusal, DeadLetterState, InboxQuery, ReplaySelector,
+    Resolved, ShipmentQuery,
 };
 
 type AppResult = Result<Response, Problem>;
 
-/// The whole HTTP interface.
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v1/ingest/{source}", post(ingest))
-        .route("/v1/ingest/{source}/{token}", post(ingest_token))
-        .route("/v1/events", post(post_events))
-        .route("/v1/shipments", get(list_shipments))
-        .route("/v1/shipments/{key}", get(get_shipment))
-        .route("/v1/orders/{key}", get(get_order))
-        .route("/v1/conflicts", get(list_conflicts))
-        .route("/v1/dead-letters", get(list_dead_letters))
-        .route("/v1/dead-letters/replay", post(replay_bulk))
-        .route("/v1/dead-letters/{id}/replay", post(replay_one))
-        .route("/v1/inbox", get(list_inbox))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+/// Every `/v1` route with its OpenAPI description: the router and the document come
+/// from these lists (a route is served only through them, so none goes undocumented).
+pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .routes(routes!(ingest))
+        .routes(routes!(ingest_token))
+        .routes(routes!(post_events))
+        .routes(routes!(list_shipments))
+        .routes(routes!(get_shipment))
+        .routes(routes!(get_order))
+        .routes(routes!(list_conflicts))
+        .routes(routes!(list_dead_letters))
+        .routes(routes!(replay_bulk))
+        .routes(routes!(replay_one))
+        .routes(routes!(list_inbox))
+        .merge(crate::manage::routes())
         .merge(crate::workflows::routes())
-        .fallback(|| async { Problem::new(codes::NOT_FOUND, "no such route") })
-        .with_state(state)
+}
+
+/// The whole HTTP interface: `/v1` (with `/v1/openapi.json`, its description), health,
+/// metrics and the console at `/ui`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let (api, doc) = api().split_for_parts();
+    let doc = Arc::new(crate::openapi::document(doc));
+    api.route(
+        "/v1/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    )
+    .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+    .route("/readyz", get(readyz))
+    .route("/metrics", get(metrics))
+    .merge(crate::ui::routes())
+    .fallback(|| async { Problem::new(codes::NOT_FOUND, "no such route") })
+    .with_state(state)
+}
+
+/// A query string, or a `400 api.bad_request` problem saying what is wrong with it.
+pub(crate) struct Q<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Q<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(t)| Q(t))
+            .map_err(|e| Problem::new(codes::BAD_REQUEST, e.body_text()))
+    }
+}
+
+/// Path parameters, or a `400 api.bad_request` problem (an id that is not a number).
+pub(crate) struct P<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for P<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| P(t))
+            .map_err(|e| Problem::new(codes::BAD_REQUEST, e.body_text()))
+    }
 }
 
 fn headers_of(h: &HeaderMap) -> Vec<(String, String)> {
@@ -89,18 +139,40 @@ fn reply(r: IngestReply) -> Response {
     }
 }
 
-async fn ingest(
-    State(st): State<Arc<AppState>>,
-    Path(source): Path<String>,
-    req: Request,
-) -> Response {
+/// A partner's payload for source `source`, authenticated the source's way (signature,
+/// token, basic auth) and mapped to canonical events. 202 only once the payload is durable.
+#[utoipa::path(post, path = "/v1/ingest/{source}", tag = "ingest", security(()),
+    params(("source" = String, Path, description = "A configured source")),
+    request_body(content = String, description = "The partner's payload, as the partner sends it", content_type = "*/*"),
+    responses(
+        (status = 202, description = "accepted: durable; the events created", body = inline(IngestAccepted)),
+        (status = 200, description = "a duplicate of a payload accepted before; its events", body = inline(IngestAccepted)),
+        (status = 400, description = "`ingest.bad_json` and the mapping's codes (docs/errors.md): kept in the inbox", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`ingest.bad_signature`, `ingest.unauthorized`: kept in the inbox", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`ingest.unknown_source`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`ingest.too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`ingest.rejected`, `mapping.*`: kept in the inbox", body = Problem, content_type = "application/problem+json"),
+        crate::openapi::Unavailable))]
+async fn ingest(State(st): State<Arc<AppState>>, P(source): P<String>, req: Request) -> Response {
     ingest_with(st, source, None, req).await
 }
 
 /// `/v1/ingest/{source}/{token}`: for partners that can only put a secret in the URL.
+#[utoipa::path(post, path = "/v1/ingest/{source}/{token}", tag = "ingest", security(()),
+    params(("source" = String, Path, description = "A configured source"), ("token" = String, Path, description = "The source's URL token")),
+    request_body(content = String, description = "The partner's payload", content_type = "*/*"),
+    responses(
+        (status = 202, description = "accepted", body = inline(IngestAccepted)),
+        (status = 200, description = "duplicate", body = inline(IngestAccepted)),
+        (status = 400, description = "`ingest.bad_json` and the mapping's codes", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`ingest.unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`ingest.unknown_source`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`ingest.too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`ingest.rejected`, `mapping.*`", body = Problem, content_type = "application/problem+json"),
+        crate::openapi::Unavailable))]
 async fn ingest_token(
     State(st): State<Arc<AppState>>,
-    Path((source, token)): Path<(String, String)>,
+    P((source, token)): P<(String, String)>,
     req: Request,
 ) -> Response {
     ingest_with(st, source, Some(token), req).await
@@ -175,6 +247,17 @@ pub(crate) fn authorize(st: &AppState, h: &HeaderMap) -> Result<(), Problem> {
     }
 }
 
+/// Canonical events (event drafts or CloudEvents in structured mode, one or an array),
+/// for systems that speak Waybill's own format.
+#[utoipa::path(post, path = "/v1/events", tag = "ingest",
+    request_body(content = Object, description = "An event draft or CloudEvent, or an array of them", content_type = "application/json"),
+    responses(
+        (status = 202, description = "accepted", body = inline(IngestAccepted)),
+        (status = 200, description = "duplicate", body = inline(IngestAccepted)),
+        (status = 400, description = "`ingest.bad_json`, `mapping.bad_output`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`ingest.too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`ingest.rejected`", body = Problem, content_type = "application/problem+json"),
+        crate::openapi::Unauthorized, crate::openapi::Unavailable))]
 async fn post_events(State(st): State<Arc<AppState>>, req: Request) -> AppResult {
     authorize(&st, req.headers())?;
     let started = Instant::now();
@@ -206,17 +289,40 @@ fn check_key(key: &str) -> Result<(), Problem> {
     Ok(())
 }
 
+/// A shipment by its key or any alias (tracking number, picking, PRO, BOL, SSCC, …):
+/// state, identifiers, packages, settled facts, conflicts and the cross-system timeline.
+#[utoipa::path(get, path = "/v1/shipments/{key}", tag = "shipments",
+    params(("key" = String, Path, description = "Shipment key or any alias")),
+    responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::ShipmentNotFound, crate::openapi::Unavailable))]
 async fn get_shipment(
     State(st): State<Arc<AppState>>,
     h: HeaderMap,
-    Path(key): Path<String>,
+    P(key): P<String>,
 ) -> AppResult {
     authorize(&st, &h)?;
-    check_key(&key)?;
+    let canonical = resolve_one(&st, &key).await?;
+    match st
+        .hub
+        .store
+        .shipment(&ShipmentKey(canonical))
+        .await
+        .map_err(|e| Problem::internal(&e))?
+    {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(Problem::new(
+            codes::SHIPMENT_NOT_FOUND,
+            format!("no shipment `{key}`"),
+        )),
+    }
+}
+
+/// The one shipment a key or alias names, or the problem saying why not.
+pub(crate) async fn resolve_one(st: &AppState, key: &str) -> Result<String, Problem> {
+    check_key(key)?;
     let canonical = match st
         .hub
         .store
-        .resolve_key(&key)
+        .resolve_key(key)
         .await
         .map_err(|e| Problem::internal(&e))?
     {
@@ -239,26 +345,14 @@ async fn get_shipment(
             return Err(p);
         }
     };
-    match st
-        .hub
-        .store
-        .shipment(&ShipmentKey(canonical))
-        .await
-        .map_err(|e| Problem::internal(&e))?
-    {
-        Some(v) => Ok(Json(v).into_response()),
-        None => Err(Problem::new(
-            codes::SHIPMENT_NOT_FOUND,
-            format!("no shipment `{key}`"),
-        )),
-    }
+    Ok(canonical)
 }
 
-async fn get_order(
-    State(st): State<Arc<AppState>>,
-    h: HeaderMap,
-    Path(key): Path<String>,
-) -> AppResult {
+/// An order by its key or alias: its shipments and the merged timeline.
+#[utoipa::path(get, path = "/v1/orders/{key}", tag = "shipments",
+    params(("key" = String, Path, description = "Order key or alias")),
+    responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::OrderNotFound, crate::openapi::Unavailable))]
+async fn get_order(State(st): State<Arc<AppState>>, h: HeaderMap, P(key): P<String>) -> AppResult {
     authorize(&st, &h)?;
     check_key(&key)?;
     match st
@@ -276,17 +370,22 @@ async fn get_order(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListConflicts {
+    /// `identity` or `ownership`.
     kind: Option<String>,
     after: Option<i64>,
     limit: Option<usize>,
 }
 
+/// Identity and ownership conflicts, oldest first, paged by `after` (`next_after`).
+#[utoipa::path(get, path = "/v1/conflicts", tag = "shipments", params(ListConflicts),
+    responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::BadQuery, crate::openapi::Unavailable))]
 async fn list_conflicts(
     State(st): State<Arc<AppState>>,
     h: HeaderMap,
-    Query(q): Query<ListConflicts>,
+    Q(q): Q<ListConflicts>,
 ) -> AppResult {
     authorize(&st, &h)?;
     if let Some(k) = q.kind.as_deref() {
@@ -314,19 +413,28 @@ async fn list_conflicts(
     Ok(Json(json!({"conflicts": rows, "next_after": next})).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListShipments {
+    /// A milestone (`in_transit`, `delivered`, …).
     state: Option<String>,
+    /// The last key of the previous page (`next_after`).
     after: Option<String>,
+    /// `kind:value`, e.g. `tracking:1Z999AA10123456784`.
     #[serde(rename = "ref")]
+    #[param(rename = "ref")]
     reference: Option<String>,
+    /// 1 to 1000 (default 100).
     limit: Option<usize>,
 }
 
+/// Shipments by key, paged by `after` (`next_after`), filtered by milestone or reference.
+#[utoipa::path(get, path = "/v1/shipments", tag = "shipments", params(ListShipments),
+    responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::BadQuery, crate::openapi::Unavailable))]
 async fn list_shipments(
     State(st): State<Arc<AppState>>,
     h: HeaderMap,
-    Query(q): Query<ListShipments>,
+    Q(q): Q<ListShipments>,
 ) -> AppResult {
     authorize(&st, &h)?;
     let state = match q.state.as_deref() {
@@ -370,58 +478,84 @@ async fn list_shipments(
     Ok(Json(json!({"shipments": rows, "next_after": next})).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListDeadLetters {
+    /// Only this sink's.
     sink: Option<String>,
+    /// Also those replayed (older form of `state=all`).
     include_replayed: Option<bool>,
+    /// `open` (default), `replayed`, `discarded` or `all`.
+    #[param(value_type = Option<String>)]
+    state: Option<DeadLetterState>,
+    /// Only ids below this one (the previous page's `next_before`).
+    before: Option<i64>,
+    /// 1 to 1000 (default 100).
     limit: Option<usize>,
 }
 
+/// Dead letters, newest first.
+#[utoipa::path(get, path = "/v1/dead-letters", tag = "dead letters", params(ListDeadLetters),
+    responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::BadQuery, crate::openapi::Unavailable))]
 async fn list_dead_letters(
     State(st): State<Arc<AppState>>,
     h: HeaderMap,
-    Query(q): Query<ListDeadLetters>,
+    Q(q): Q<ListDeadLetters>,
 ) -> AppResult {
     authorize(&st, &h)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let rows = st
         .hub
         .store
         .dead_letters(DeadLetterQuery {
             sink: q.sink,
             include_replayed: q.include_replayed.unwrap_or(false),
-            limit: q.limit.unwrap_or(100).clamp(1, 1000),
+            state: q.state.unwrap_or_default(),
+            before: q.before,
+            limit,
         })
         .await
         .map_err(|e| Problem::internal(&e))?;
-    Ok(Json(json!({"dead_letters": rows})).into_response())
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(json!({"dead_letters": rows, "next_before": next})).into_response())
 }
 
-async fn replay_one(
-    State(st): State<Arc<AppState>>,
-    h: HeaderMap,
-    Path(id): Path<i64>,
-) -> AppResult {
+/// Replays one dead letter: a new delivery at the end of its lane.
+#[utoipa::path(post, path = "/v1/dead-letters/{id}/replay", tag = "dead letters", params(("id" = i64, Path)),
+    responses((status = 202, body = Object), crate::openapi::Unauthorized, crate::openapi::DeadLetterNotFound, crate::openapi::DeadLetterClosed, crate::openapi::BadQuery, crate::openapi::Unavailable))]
+async fn replay_one(State(st): State<Arc<AppState>>, h: HeaderMap, P(id): P<i64>) -> AppResult {
     authorize(&st, &h)?;
-    let done = st
+    match st
         .hub
         .store
-        .replay_dead_letters(ReplaySelector::Ids(vec![id]))
+        .replay_dead_letter(id)
         .await
-        .map_err(|e| Problem::internal(&e))?;
-    match done.first() {
-        Some((id, outbox_id)) => Ok((
+        .map_err(|e| Problem::internal(&e))?
+    {
+        Ok(outbox_id) => Ok((
             StatusCode::ACCEPTED,
             Json(json!({"replayed": [{"id": id, "outbox_id": outbox_id}]})),
         )
             .into_response()),
-        None => Err(Problem::new(
+        Err(DeadLetterRefusal::NotFound) => Err(Problem::new(
             codes::DEAD_LETTER_NOT_FOUND,
-            format!("no unreplayed dead letter {id}"),
+            format!("no dead letter {id}"),
+        )),
+        Err(DeadLetterRefusal::Replayed) => Err(Problem::new(
+            codes::DEAD_LETTER_CLOSED,
+            format!("dead letter {id} was replayed already"),
+        )),
+        Err(DeadLetterRefusal::Discarded) => Err(Problem::new(
+            codes::DEAD_LETTER_CLOSED,
+            format!("dead letter {id} was discarded; it is kept, not replayed"),
         )),
     }
 }
 
-#[derive(Deserialize)]
+/// Which dead letters to replay: `ids`, or `all` (of one `sink`).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BulkReplay {
     ids: Option<Vec<i64>>,
@@ -429,6 +563,9 @@ struct BulkReplay {
     all: Option<bool>,
 }
 
+/// Replays the chosen dead letters; the selection must be explicit.
+#[utoipa::path(post, path = "/v1/dead-letters/replay", tag = "dead letters", request_body = BulkReplay,
+    responses((status = 202, body = Object), crate::openapi::Unauthorized, crate::openapi::BadBody, crate::openapi::Unavailable))]
 async fn replay_bulk(State(st): State<Arc<AppState>>, req: Request) -> AppResult {
     authorize(&st, req.headers())?;
     let (_, body, too_large) = read_body(req, 1 << 20).await;
@@ -461,30 +598,47 @@ async fn replay_bulk(State(st): State<Arc<AppState>>, req: Request) -> AppResult
     Ok((StatusCode::ACCEPTED, Json(json!({"replayed": list}))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListInbox {
+    /// `accepted` or `rejected`.
     status: Option<String>,
+    /// Only this source's.
     source: Option<String>,
+    /// Leave out rejected payloads re-processed since.
+    open_only: Option<bool>,
+    /// Only ids below this one (the previous page's `next_before`).
+    before: Option<i64>,
+    /// 1 to 500 (default 50).
     limit: Option<usize>,
 }
 
+/// Payloads as received, newest first.
+#[utoipa::path(get, path = "/v1/inbox", tag = "inbox", params(ListInbox),
+    responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::BadQuery, crate::openapi::Unavailable))]
 async fn list_inbox(
     State(st): State<Arc<AppState>>,
     h: HeaderMap,
-    Query(q): Query<ListInbox>,
+    Q(q): Q<ListInbox>,
 ) -> AppResult {
     authorize(&st, &h)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let rows = st
         .hub
         .store
         .inbox(InboxQuery {
             status: q.status,
             source: q.source,
-            limit: q.limit.unwrap_or(50).clamp(1, 500),
+            open_only: q.open_only.unwrap_or(false),
+            before: q.before,
+            limit,
         })
         .await
         .map_err(|e| Problem::internal(&e))?;
-    Ok(Json(json!({"inbox": rows})).into_response())
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(json!({"inbox": rows, "next_before": next})).into_response())
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
@@ -538,4 +692,14 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// What ingest answers when it stored (or had stored) the payload.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct IngestAccepted {
+    /// `accepted` or `duplicate`.
+    status: String,
+    /// The payload's events.
+    event_ids: Vec<String>,
 }

@@ -11,15 +11,18 @@
 //! - `POST /v1/tasks/{id}/resolve` `{"by": "…", "decision": {…}, "reason": "…"}`: the
 //!   decision is handed to the workflow, which resumes.
 
+use crate::routes::{P, Q};
 use crate::{codes, AppState, Problem};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use waybill_engine::workflow::runtime::Runtime;
 use waybill_store::flow::{TaskAction, TaskQuery, TaskRefusal, WfQuery, WfRecord, WfTask};
 use waybill_store::Resolved;
@@ -27,16 +30,16 @@ use waybill_store::Resolved;
 type AppResult = Result<Response, Problem>;
 
 /// The workbench routes.
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/workflows", get(list_workflows))
-        .route("/v1/workflows/{id}", get(get_workflow))
-        .route("/v1/workflows/{id}/cancel", post(cancel))
-        .route("/v1/workflows/{id}/retry", post(retry))
-        .route("/v1/workflows/{id}/documents/{name}", get(document))
-        .route("/v1/tasks", get(list_tasks))
-        .route("/v1/tasks/{id}/claim", post(claim))
-        .route("/v1/tasks/{id}/resolve", post(resolve))
+pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_workflows))
+        .routes(routes!(get_workflow))
+        .routes(routes!(cancel))
+        .routes(routes!(retry))
+        .routes(routes!(document))
+        .routes(routes!(list_tasks))
+        .routes(routes!(claim))
+        .routes(routes!(resolve))
 }
 
 fn runtime(st: &AppState) -> Result<&Arc<Runtime>, Problem> {
@@ -67,19 +70,24 @@ fn task_json(t: &WfTask) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListWorkflows {
+    /// The shipment, by key or any alias.
     entity: Option<String>,
     status: Option<String>,
     kind: Option<String>,
     limit: Option<u32>,
 }
 
+/// Workflows, newest first, by shipment (any alias), status or kind.
+#[utoipa::path(get, path = "/v1/workflows", tag = "workflows", params(ListWorkflows),
+    responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::BadQuery))]
 async fn list_workflows(
     State(st): State<Arc<AppState>>,
     h: HeaderMap,
-    Query(q): Query<ListWorkflows>,
+    Q(q): Q<ListWorkflows>,
 ) -> AppResult {
     crate::routes::authorize(&st, &h)?;
     let rt = runtime(&st)?;
@@ -109,10 +117,13 @@ async fn list_workflows(
     Ok(Json(json!({"workflows": rows})).into_response())
 }
 
+/// A workflow: state, step history, pending timers, tasks.
+#[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path)),
+    responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff))]
 async fn get_workflow(
     State(st): State<Arc<AppState>>,
     h: HeaderMap,
-    Path(id): Path<String>,
+    P(id): P<String>,
 ) -> AppResult {
     crate::routes::authorize(&st, &h)?;
     let rt = runtime(&st)?;
@@ -153,7 +164,8 @@ async fn get_workflow(
     Ok(Json(body).into_response())
 }
 
-#[derive(Deserialize, Default)]
+/// Who asks (shown in the workflow's history).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct By {
     by: Option<String>,
@@ -194,28 +206,37 @@ async fn command(st: &AppState, h: &HeaderMap, id: &str, body: &[u8], what: &str
         .into_response())
 }
 
+/// Cancels a workflow (its compensations run).
+#[utoipa::path(post, path = "/v1/workflows/{id}/cancel", tag = "workflows", params(("id" = String, Path)), request_body(content = Option<By>, content_type = "application/json"),
+    responses((status = 202, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::BadBody))]
 async fn cancel(
     State(st): State<Arc<AppState>>,
     h: HeaderMap,
-    Path(id): Path<String>,
+    P(id): P<String>,
     body: axum::body::Bytes,
 ) -> AppResult {
     command(&st, &h, &id, &body, "cancel").await
 }
 
+/// Retries a workflow's failed or waiting step now.
+#[utoipa::path(post, path = "/v1/workflows/{id}/retry", tag = "workflows", params(("id" = String, Path)), request_body(content = Option<By>, content_type = "application/json"),
+    responses((status = 202, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::BadBody))]
 async fn retry(
     State(st): State<Arc<AppState>>,
     h: HeaderMap,
-    Path(id): Path<String>,
+    P(id): P<String>,
     body: axum::body::Bytes,
 ) -> AppResult {
     command(&st, &h, &id, &body, "retry").await
 }
 
+/// A document a workflow kept (a label).
+#[utoipa::path(get, path = "/v1/workflows/{id}/documents/{name}", tag = "workflows", params(("id" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "the document's bytes, with its content type", content_type = "application/octet-stream", body = Vec<u8>), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff))]
 async fn document(
     State(st): State<Arc<AppState>>,
     h: HeaderMap,
-    Path((id, name)): Path<(String, String)>,
+    P((id, name)): P<(String, String)>,
 ) -> AppResult {
     crate::routes::authorize(&st, &h)?;
     let rt = runtime(&st)?;
@@ -233,19 +254,24 @@ async fn document(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListTasks {
+    /// `open`, `claimed`, `resolved` or `cancelled`.
     status: Option<String>,
     workflow: Option<String>,
     after: Option<i64>,
     limit: Option<u32>,
 }
 
+/// Tasks opened for people, oldest first, paged by `after`.
+#[utoipa::path(get, path = "/v1/tasks", tag = "workflows", params(ListTasks),
+    responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::BadQuery))]
 async fn list_tasks(
     State(st): State<Arc<AppState>>,
     h: HeaderMap,
-    Query(q): Query<ListTasks>,
+    Q(q): Q<ListTasks>,
 ) -> AppResult {
     crate::routes::authorize(&st, &h)?;
     let rt = runtime(&st)?;
@@ -263,7 +289,8 @@ async fn list_tasks(
     Ok(Json(json!({"tasks": rows})).into_response())
 }
 
-#[derive(Deserialize, Default)]
+/// A person's decision on a task.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Resolve {
     by: Option<String>,
@@ -304,10 +331,13 @@ async fn act(st: &AppState, id: i64, action: TaskAction) -> AppResult {
     }
 }
 
+/// Claims an open task.
+#[utoipa::path(post, path = "/v1/tasks/{id}/claim", tag = "workflows", params(("id" = i64, Path)), request_body(content = Option<By>, content_type = "application/json"),
+    responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::TaskNotOpen, crate::openapi::BadBody))]
 async fn claim(
     State(st): State<Arc<AppState>>,
     h: HeaderMap,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
     body: axum::body::Bytes,
 ) -> AppResult {
     crate::routes::authorize(&st, &h)?;
@@ -321,10 +351,13 @@ async fn claim(
     act(&st, id, TaskAction::Claim { by }).await
 }
 
+/// Resolves a task with a decision; the workflow resumes.
+#[utoipa::path(post, path = "/v1/tasks/{id}/resolve", tag = "workflows", params(("id" = i64, Path)), request_body(content = Option<Resolve>, content_type = "application/json"),
+    responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::TaskNotOpen, crate::openapi::BadBody))]
 async fn resolve(
     State(st): State<Arc<AppState>>,
     h: HeaderMap,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
     body: axum::body::Bytes,
 ) -> AppResult {
     crate::routes::authorize(&st, &h)?;

@@ -79,6 +79,20 @@ pub enum BuiltSource {
 }
 
 impl SourceConfig {
+    /// Its `type` as written in the configuration.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Jq(_) => "jq",
+            SourceConfig::Easypost(_) => "easypost",
+            SourceConfig::Aftership(_) => "aftership",
+            SourceConfig::Karrio(_) => "karrio",
+            SourceConfig::X12(_) => "x12",
+            SourceConfig::FileDrop(_) => "file_drop",
+            SourceConfig::Odoo(_) => "odoo",
+            SourceConfig::Nats(_) => "nats",
+        }
+    }
+
     /// The carrier-aggregator format of this source and its settings, if it is one.
     pub fn carrier(&self) -> Option<(&'static dyn carrier::CarrierFormat, &CarrierConfig)> {
         match self {
@@ -156,6 +170,15 @@ pub enum SinkConfig {
 }
 
 impl SinkConfig {
+    /// Its `type` as written in the configuration.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::HttpWebhook(_) => "http_webhook",
+            SinkConfig::Odoo(_) => "odoo",
+            SinkConfig::Nats(_) => "nats",
+        }
+    }
+
     /// Validates the configuration (no network) and builds the connector.
     pub fn build(&self) -> Result<Arc<dyn Outbound>, Vec<ConfigError>> {
         match self {

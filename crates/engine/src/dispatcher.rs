@@ -20,6 +20,7 @@ use crate::lease::{Held, Leases};
 use crate::metrics::Metrics;
 use crate::partner::{BatchOutcome, Batching, Delivery, DeliveryError, Outbound};
 use crate::retry::{Decision, RetryPolicy};
+use crate::telemetry::{self, Span, SpanKind, Tracer};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -97,10 +98,35 @@ pub fn spawn_leased_dispatchers(
     leases: Leases,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
+    spawn_traced_dispatchers(
+        store,
+        sinks,
+        metrics,
+        limits,
+        clock,
+        leases,
+        Tracer::off(),
+        shutdown,
+    )
+}
+
+/// [`spawn_leased_dispatchers`], recording a `deliver` span per event and attempt with
+/// `tracer` (a child of the event's `traceparent`; the attempt's request carries it).
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_traced_dispatchers(
+    store: Store,
+    sinks: Vec<SinkRuntime>,
+    metrics: Arc<Metrics>,
+    limits: DispatchLimits,
+    clock: Arc<dyn Clock>,
+    leases: Leases,
+    tracer: Tracer,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
     sinks
         .into_iter()
         .map(|sink| {
-            let d = Dispatcher::new(
+            let mut d = Dispatcher::new(
                 store.clone(),
                 sink,
                 metrics.clone(),
@@ -108,6 +134,7 @@ pub fn spawn_leased_dispatchers(
                 clock.clone(),
                 leases.subscribe(),
             );
+            d.tracer = tracer.clone();
             tokio::spawn(d.run(shutdown.clone()))
         })
         .collect()
@@ -118,7 +145,24 @@ struct Lane {
 }
 
 /// (id of the lane's head when sent, shipment, what the delivery achieved).
-type Outcome = (i64, String, BatchOutcome);
+type Outcome = (i64, String, BatchOutcome, Attempt);
+
+/// What the store keeps of one attempt besides its outcome.
+struct Attempt {
+    /// When it was sent (wall clock, unix ms).
+    at_ms: i64,
+    /// From sending to the answer, microseconds.
+    duration_us: u64,
+    /// The HTTP status each delivery of the attempt got, if any (in batch order).
+    statuses: Vec<Option<u16>>,
+}
+
+impl Attempt {
+    /// The HTTP status of the batch's `i`-th delivery.
+    fn status(&self, i: usize) -> Option<u16> {
+        self.statuses.get(i).copied().flatten()
+    }
+}
 
 struct Dispatcher {
     store: Store,
@@ -140,6 +184,10 @@ struct Dispatcher {
     mask: i64,
     /// Buckets to deliver once the deliveries in flight have finished.
     next_mask: Option<i64>,
+    /// Records the `deliver` spans (off unless `[telemetry]`).
+    tracer: Tracer,
+    /// The sinks an operator paused: while this one is, nothing new is sent.
+    paused: watch::Receiver<Arc<std::collections::BTreeSet<String>>>,
 }
 
 /// When a row is due, on the monotonic clock: `now` plus what remains until its stored
@@ -148,6 +196,52 @@ fn due_at(item: &OutboxItem, now: Instant, wall_now_ms: i64) -> Instant {
     match u64::try_from(item.next_attempt_at_ms.saturating_sub(wall_now_ms)) {
         Ok(wait) if wait > 0 => now + Duration::from_millis(wait),
         _ => now,
+    }
+}
+
+/// One `deliver` span per event of an attempt, each a child of its event's
+/// `traceparent`; each delivery's [`Delivery::trace`] is its span (tracing off: the
+/// event's own `traceparent`, so the request still carries the trace on).
+fn deliver_spans(tracer: &Tracer, batch: &mut [Delivery]) -> Vec<Span> {
+    batch
+        .iter_mut()
+        .map(|d| {
+            let parent = telemetry::event_traceparent(d.body());
+            if !tracer.enabled() {
+                d.trace = parent;
+                return Span::off();
+            }
+            let mut span = tracer.start("deliver", SpanKind::Client, parent.as_ref());
+            span.attr("waybill.sink", d.sink.as_str());
+            span.attr("waybill.subscription", d.subscription.as_str());
+            span.attr("waybill.event_id", d.event_id.as_str());
+            span.attr("waybill.shipment", d.shipment.as_str());
+            span.attr("waybill.attempt", d.attempt);
+            d.trace = span.context();
+            span
+        })
+        .collect()
+}
+
+/// Ends the spans of [`deliver_spans`] with what the attempt achieved: the delivered
+/// prefix succeeded, the next event failed with the error, the rest were not delivered.
+fn end_deliver_spans(spans: Vec<Span>, batch: &[Delivery], outcome: &BatchOutcome) {
+    for (i, (mut span, d)) in spans.into_iter().zip(batch).enumerate() {
+        if !span.is_recording() {
+            continue;
+        }
+        if let Some(status) = d.status() {
+            span.attr("http.response.status_code", status);
+        }
+        if i >= outcome.delivered {
+            match (&outcome.error, i == outcome.delivered) {
+                (Some(e), true) => {
+                    span.attr("waybill.error_code", e.code.as_str());
+                    span.fail(e.message.clone());
+                }
+                _ => span.fail("not delivered: an earlier event of the batch was not"),
+            }
+        }
     }
 }
 
@@ -177,7 +271,10 @@ impl Dispatcher {
         let circuit = Circuit::new(sink.circuit);
         let batching = sink.outbound.batching();
         let mask = leases.borrow_and_update().bucket_mask(&sink.name);
+        let paused = metrics.controls.paused();
         Dispatcher {
+            tracer: Tracer::off(),
+            paused,
             leases,
             mask,
             next_mask: None,
@@ -218,7 +315,8 @@ impl Dispatcher {
             if !stopping && more && self.buffered < self.limits.buffer {
                 more = self.load().await;
             }
-            if !stopping && self.next_mask.is_none() {
+            let paused = self.paused.borrow_and_update().contains(&self.sink.name);
+            if !stopping && self.next_mask.is_none() && !paused {
                 self.dispatch(&res_tx);
             }
             self.publish_circuit();
@@ -248,6 +346,8 @@ impl Dispatcher {
                 _ = shutdown.changed(), if !stopping => {
                     stopping = *shutdown.borrow();
                 }
+                // Paused or resumed: the loop looks again.
+                _ = self.paused.changed(), if !stopping => {}
             }
         }
         if !self.updates.is_empty() {
@@ -344,6 +444,8 @@ impl Dispatcher {
             let sent = batch.len();
             let store = out.wants_shipment_refs().then(|| self.store.clone());
             let lane_key = shipment.clone();
+            let tracer = self.tracer.clone();
+            let at_ms = self.clock.now_ms();
             let delivery = tokio::spawn(async move {
                 if let Some(store) = store {
                     // Resolved now, not at append time: a link made since (a tracking
@@ -357,38 +459,57 @@ impl Dispatcher {
                         }
                     }
                 }
-                if batch.len() == 1 {
-                    match out.deliver(&batch[0]).await {
-                        Ok(()) => BatchOutcome {
-                            delivered: 1,
-                            error: None,
-                        },
-                        Err(e) => BatchOutcome {
-                            delivered: 0,
-                            error: Some(e),
-                        },
+                let spans = deliver_spans(&tracer, &mut batch);
+                // An RPC deep in the connector (Odoo) is a child of the first event's span.
+                let scope = spans.first().and_then(Span::context);
+                let started = std::time::Instant::now();
+                let outcome = telemetry::in_scope(tracer, scope, async {
+                    if batch.len() == 1 {
+                        match out.deliver(&batch[0]).await {
+                            Ok(()) => BatchOutcome {
+                                delivered: 1,
+                                error: None,
+                            },
+                            Err(e) => BatchOutcome {
+                                delivered: 0,
+                                error: Some(e),
+                            },
+                        }
+                    } else {
+                        out.deliver_batch(&batch).await
                     }
-                } else {
-                    out.deliver_batch(&batch).await
-                }
+                })
+                .await;
+                let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                end_deliver_spans(spans, &batch, &outcome);
+                let statuses: Vec<Option<u16>> = batch.iter().map(Delivery::status).collect();
+                (outcome, statuses, took)
             });
             tokio::spawn(async move {
                 // A connector that panics fails this attempt; the lane goes on.
-                let mut r = delivery.await.unwrap_or_else(|e| BatchOutcome {
-                    delivered: 0,
-                    error: Some(DeliveryError::new(
-                        crate::codes::DELIVERY_PANICKED,
-                        waybill_model::FailureKind::Retryable,
-                        format!("delivery task failed: {e}"),
-                    )),
+                let (mut r, statuses, duration_us) = delivery.await.unwrap_or_else(|e| {
+                    let failed = BatchOutcome {
+                        delivered: 0,
+                        error: Some(DeliveryError::new(
+                            crate::codes::DELIVERY_PANICKED,
+                            waybill_model::FailureKind::Retryable,
+                            format!("delivery task failed: {e}"),
+                        )),
+                    };
+                    (failed, Vec::new(), 0)
                 });
                 r.delivered = r.delivered.min(sent);
-                let _ = tx.send((id, shipment, r));
+                let attempt = Attempt {
+                    at_ms,
+                    duration_us,
+                    statuses,
+                };
+                let _ = tx.send((id, shipment, r, attempt));
             });
         }
     }
 
-    fn complete(&mut self, (id, shipment, outcome): Outcome) {
+    fn complete(&mut self, (id, shipment, outcome, attempt): Outcome) {
         self.in_flight = self.in_flight.saturating_sub(1);
         let (now, wall) = (self.clock.instant(), self.clock.now_ms());
         let name = self.sink.name.clone();
@@ -399,20 +520,28 @@ impl Dispatcher {
             return;
         }
         // The delivered prefix.
-        for _ in 0..outcome.delivered {
+        for i in 0..outcome.delivered {
             let Some(done) = lane.queue.pop_front() else {
                 break;
             };
+            tracing::debug!(sink = %name, event_id = %done.event_id, shipment = %shipment, attempts = done.attempts + 1, "event delivered");
             self.buffered = self.buffered.saturating_sub(1);
             self.circuit.on_success();
             self.metrics.deliveries.inc(&[&name, "delivered"]);
             self.updates.push(DeliveryUpdate::Delivered {
                 id: done.id,
                 attempts: done.attempts + 1,
+                at_ms: attempt.at_ms,
+                status: attempt.status(i),
+                duration_us: attempt.duration_us,
             });
         }
+        self.metrics
+            .controls
+            .delivered(&name, outcome.delivered as u64);
         let mut finished = true;
         if let Some(e) = outcome.error {
+            self.metrics.controls.failed(&name, &e.message);
             let Some(head) = lane.queue.front_mut() else {
                 return;
             };
@@ -420,7 +549,7 @@ impl Dispatcher {
             let attempts = head.attempts + 1;
             let name = name.as_str();
             if e.gone {
-                tracing::error!(sink = name, error = %e.message, "sink answered 410 Gone: paused, events wait");
+                tracing::error!(sink = name, event_id = %head.event_id, shipment = %shipment, error = %e.message, "sink answered 410 Gone: paused, events wait");
                 self.metrics.deliveries.inc(&[name, "gone"]);
                 self.circuit.trip(now, self.sink.pause_on_gone);
                 self.ready.push(Reverse((now, id, shipment.clone())));
@@ -439,7 +568,8 @@ impl Dispatcher {
                 {
                     Decision::RetryAfter(delay) => {
                         self.metrics.deliveries.inc(&[name, "retry"]);
-                        tracing::warn!(sink = name, outbox_id = id, attempts, kind = e.kind.as_str(), error = %e.message, delay_ms = delay.as_millis() as u64, "delivery failed; will retry");
+                        let tags = telemetry::event_tags(&head.body);
+                        tracing::warn!(sink = name, outbox_id = id, event_id = %head.event_id, shipment = %shipment, source = tags.source.as_deref(), correlationid = tags.correlationid.as_deref(), trace_id = tags.traceparent.map(|t| t.trace_id_hex()), attempts, kind = e.kind.as_str(), error = %e.message, delay_ms = delay.as_millis() as u64, "delivery failed; will retry");
                         let next = wall
                             .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
                         head.attempts = attempts;
@@ -449,6 +579,9 @@ impl Dispatcher {
                             attempts,
                             next_attempt_at_ms: next,
                             error: e.message,
+                            at_ms: attempt.at_ms,
+                            status: attempt.status(outcome.delivered),
+                            duration_us: attempt.duration_us,
                         });
                         self.ready
                             .push(Reverse((now + delay, id, shipment.clone())));
@@ -456,13 +589,17 @@ impl Dispatcher {
                     }
                     Decision::GiveUp => {
                         self.metrics.deliveries.inc(&[name, "dead"]);
-                        tracing::error!(sink = name, outbox_id = id, attempts, code = %e.code, kind = e.kind.as_str(), error = %e.message, "delivery dead-lettered");
+                        let tags = telemetry::event_tags(&head.body);
+                        tracing::error!(sink = name, outbox_id = id, event_id = %head.event_id, shipment = %shipment, source = tags.source.as_deref(), correlationid = tags.correlationid.as_deref(), trace_id = tags.traceparent.map(|t| t.trace_id_hex()), attempts, code = %e.code, kind = e.kind.as_str(), error = %e.message, "delivery dead-lettered");
                         self.updates.push(DeliveryUpdate::Dead {
                             id,
                             attempts,
                             error: e.message,
                             code: e.code.as_str().to_owned(),
                             kind: e.kind.as_str().to_owned(),
+                            at_ms: attempt.at_ms,
+                            status: attempt.status(outcome.delivered),
+                            duration_us: attempt.duration_us,
                         });
                         lane.queue.pop_front();
                         self.buffered = self.buffered.saturating_sub(1);
@@ -843,6 +980,7 @@ mod tests {
                 sink: None,
                 include_replayed: false,
                 limit: 10,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -853,6 +991,61 @@ mod tests {
             assert_eq!(metrics.deliveries.get(&["k", outcome]), n, "{outcome}");
         }
         assert!(store.pending_outbox("k", 0, 10).await.unwrap().is_empty());
+        store.close().await;
+    }
+
+    /// Each attempt is recorded with when it was sent (the wall clock) and the HTTP
+    /// status it got: the failed one as history, the delivery on the row.
+    #[tokio::test(start_paused = true)]
+    async fn attempts_are_recorded_with_their_time_and_status() {
+        struct Http;
+        impl Outbound for Http {
+            fn deliver<'a>(&'a self, item: &'a Delivery) -> DeliverFuture<'a> {
+                Box::pin(async move {
+                    if item.attempt == 1 {
+                        item.record_status(503);
+                        Err(DeliveryError::new(
+                            crate::codes::DELIVERY_PANICKED,
+                            FailureKind::Retryable,
+                            "HTTP 503",
+                        ))
+                    } else {
+                        item.record_status(204);
+                        Ok(())
+                    }
+                })
+            }
+        }
+        let (_dir, store) = store_with(&[("A", 0)]).await;
+        let run = start(
+            &store,
+            sink_k(Arc::new(Http), &[secs(5)], NO_BREAKER),
+            clock(),
+        );
+        tokio::time::sleep(secs(60)).await;
+        run.stop().await;
+        let shipment = waybill_model::ShipmentKey("A".into());
+        let view = store.shipment(&shipment).await.unwrap().unwrap();
+        let event_id = view.timeline[0].event.id.clone();
+        let rows = store
+            .deliveries_of(&shipment, event_id.as_str())
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!((row.state.as_str(), row.attempts), ("delivered", 2));
+        assert_eq!(row.last_status, Some(204));
+        let start_ms = |ms: i64| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap()
+        };
+        assert!(row.delivered_at.unwrap() >= start_ms(START_MS + 5_000));
+        assert_eq!(row.history.len(), 1);
+        let failed = &row.history[0];
+        assert_eq!(
+            (failed.attempt, failed.status, failed.error.as_str()),
+            (1, Some(503), "HTTP 503")
+        );
+        assert_eq!(failed.at, start_ms(START_MS));
         store.close().await;
     }
 
@@ -980,6 +1173,9 @@ mod tests {
                 attempts: 0,
                 next_attempt_at_ms: START_MS + 200,
                 error: String::new(),
+                at_ms: START_MS,
+                status: None,
+                duration_us: 0,
             })
             .collect();
         assert_eq!(later.len(), 5);

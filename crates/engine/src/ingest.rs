@@ -4,6 +4,8 @@
 pub use crate::auth::{Auth, AuthConfig};
 use crate::codes;
 use crate::partner::{Ack, Inbound, Mapped, Rejection};
+use crate::telemetry::context::valid_tracestate;
+use crate::telemetry::{Span, SpanKind, TraceContext};
 use crate::Hub;
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -78,18 +80,19 @@ pub const CREDENTIAL_HEADERS: [&str; 4] = [
 impl Hub {
     /// Ingests one payload for a configured source.
     pub async fn ingest(&self, mut r: Received) -> Result<(IngestReply, Option<Ack>), StoreError> {
+        let span = self.ingest_span(&r, SpanKind::Server);
         let src = self.sources.get(&r.source).cloned();
         let verdict = match &src {
             None => Err(reject(
                 codes::UNKNOWN_SOURCE,
                 format!("no source named `{}`", r.source),
             )),
-            Some(src) => self.evaluate(src.as_ref(), &mut r),
+            Some(src) => self.evaluate(src.as_ref(), &mut r, &span),
         };
         let ack = src
             .as_ref()
             .and_then(|s| s.acknowledgement(&r, verdict.as_ref().map(|_| ())));
-        let reply = self.store_verdict(r, verdict).await?;
+        let reply = self.store_verdict(r, verdict, span).await?;
         Ok((reply, ack))
     }
 
@@ -99,10 +102,22 @@ impl Hub {
         r: Received,
         mapped: Mapped,
     ) -> Result<IngestReply, StoreError> {
+        let span = self.ingest_span(&r, SpanKind::Internal);
+        let trace = event_trace(&span, &r);
         // Like an HTTP partner payload, a file with nothing to record is accepted as such.
-        let verdict = to_events(mapped.drafts, &r.source, &mapped.payload_key, &r)
-            .map(|e| (mapped.payload_key, e));
-        self.store_verdict(r, verdict).await
+        let verdict = {
+            let _mapping = span.child("mapping", SpanKind::Internal);
+            to_events_traced(
+                mapped.drafts,
+                &[],
+                &r.source,
+                &mapped.payload_key,
+                r.received_at,
+                trace.as_deref(),
+            )
+            .map(|e| (mapped.payload_key, e))
+        };
+        self.store_verdict(r, verdict, span).await
     }
 
     /// Stores a rejected payload (or part of one, such as a bad line of a file) with its reason.
@@ -111,18 +126,20 @@ impl Hub {
         r: Received,
         rejection: Rejection,
     ) -> Result<IngestReply, StoreError> {
-        self.store_verdict(r, Err(rejection)).await
+        let span = self.ingest_span(&r, SpanKind::Internal);
+        self.store_verdict(r, Err(rejection), span).await
     }
 
     /// Ingests canonical events posted to `/v1/events` (already authenticated by API key):
     /// event drafts or CloudEvents, one object or an array.
     pub async fn ingest_canonical(&self, r: Received) -> Result<IngestReply, StoreError> {
+        let span = self.ingest_span(&r, SpanKind::Server);
         let verdict = if r.too_large {
             Err(reject(codes::TOO_LARGE, "body exceeds the limit"))
         } else {
-            canonical(&r, "api")
+            canonical_traced(&r, "api", &span)
         };
-        self.store_verdict(r, verdict).await
+        self.store_verdict(r, verdict, span).await
     }
 
     /// Ingests canonical events (drafts or CloudEvents, one object or an array) that a
@@ -133,15 +150,103 @@ impl Hub {
         &self,
         r: Received,
     ) -> Result<IngestReply, StoreError> {
-        let verdict = canonical(&r, &r.source);
-        self.store_verdict(r, verdict).await
+        let span = self.ingest_span(&r, SpanKind::Internal);
+        let verdict = canonical_traced(&r, &r.source, &span);
+        self.store_verdict(r, verdict, span).await
     }
 
+    /// The `ingest` span of a payload: a child of the request's valid `traceparent` (with
+    /// its `tracestate`), else the root of a new trace. Nothing when tracing is off.
+    fn ingest_span(&self, r: &Received, kind: SpanKind) -> Span {
+        if !self.tracer.enabled() {
+            return Span::off();
+        }
+        let parent = r
+            .header("traceparent")
+            .and_then(|h| TraceContext::parse(h).ok());
+        let mut span = self.tracer.start("ingest", kind, parent.as_ref());
+        if parent.is_some() {
+            if let Some(ts) = r.header("tracestate").and_then(valid_tracestate) {
+                span.set_trace_state(ts);
+            }
+        }
+        span.attr("waybill.source", r.source.as_str());
+        span
+    }
+
+    /// Stores a verdict under the payload's `ingest` span (the store commit is its
+    /// `append` child) and logs what became of it.
     async fn store_verdict(
         &self,
         r: Received,
         verdict: Result<(String, Vec<CloudEvent>), Rejection>,
+        mut span: Span,
     ) -> Result<IngestReply, StoreError> {
+        // What the logs say (built only when they are written).
+        let debug = tracing::enabled!(tracing::Level::DEBUG);
+        let source = (debug || verdict.is_err()).then(|| r.source.clone());
+        let logged: Vec<(String, String, Option<String>, Option<String>)> = match &verdict {
+            Ok((_, events)) if debug => events
+                .iter()
+                .map(|e| {
+                    (
+                        e.id.to_string(),
+                        e.subject.0.clone(),
+                        e.correlationid.clone(),
+                        e.traceparent.clone(),
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut append = span.child("append", SpanKind::Internal);
+        if let (true, Ok((_, events))) = (append.is_recording(), &verdict) {
+            append.attr("waybill.event_count", events.len());
+        }
+        let reply = match self.store_verdict_outcome(r, verdict).await {
+            Ok((reply, _)) => reply,
+            Err(e) => {
+                append.fail(e.to_string());
+                span.attr("waybill.outcome", "unavailable");
+                span.fail("the store did not commit");
+                tracing::warn!(source = source.as_deref(), error = %e, trace_id = span.context().map(|c| c.trace_id_hex()), "payload not stored");
+                return Err(e);
+            }
+        };
+        append.end();
+        let source = source.as_deref().unwrap_or_default();
+        match &reply {
+            IngestReply::Accepted(ids) => {
+                span.attr("waybill.outcome", "accepted");
+                span.attr("waybill.event_count", ids.len());
+                for (event_id, shipment, correlationid, traceparent) in &logged {
+                    tracing::debug!(source, event_id = %event_id, shipment = %shipment, correlationid = correlationid.as_deref(), traceparent = traceparent.as_deref(), "event accepted");
+                }
+            }
+            IngestReply::Duplicate(ids) => {
+                span.attr("waybill.outcome", "duplicate");
+                span.attr("waybill.event_count", ids.len());
+                tracing::debug!(source, event_ids = ?ids, trace_id = span.context().map(|c| c.trace_id_hex()), "payload is a duplicate");
+            }
+            IngestReply::Rejected {
+                code,
+                detail,
+                inbox_id,
+            } => {
+                span.attr("waybill.outcome", code.as_str());
+                span.fail(code.as_str());
+                tracing::info!(source, code = %code, detail = %detail, inbox_id, trace_id = span.context().map(|c| c.trace_id_hex()), "payload rejected");
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Stores a verdict; the reply and what the store did (with the inbox row).
+    pub(crate) async fn store_verdict_outcome(
+        &self,
+        r: Received,
+        verdict: Result<(String, Vec<CloudEvent>), Rejection>,
+    ) -> Result<(IngestReply, IngestOutcome), StoreError> {
         let headers: Vec<(String, String)> = r
             .headers
             .into_iter()
@@ -169,31 +274,39 @@ impl Hub {
                 verdict: v,
             })
             .await?;
-        let reply = match (outcome, rejection) {
-            (IngestOutcome::Accepted { event_ids, .. }, _) => IngestReply::Accepted(event_ids),
-            (IngestOutcome::Duplicate { event_ids, .. }, _) => IngestReply::Duplicate(event_ids),
+        let reply = match (&outcome, rejection) {
+            (IngestOutcome::Accepted { event_ids, .. }, _) => {
+                IngestReply::Accepted(event_ids.clone())
+            }
+            (IngestOutcome::Duplicate { event_ids, .. }, _) => {
+                IngestReply::Duplicate(event_ids.clone())
+            }
             (IngestOutcome::Rejected { inbox_id }, rej) => {
                 let rej = rej.unwrap_or_else(|| reject(codes::REJECTED, "rejected"));
                 IngestReply::Rejected {
                     code: rej.code,
                     detail: rej.detail,
-                    inbox_id,
+                    inbox_id: *inbox_id,
                 }
             }
         };
-        let outcome = match &reply {
+        let word = match &reply {
             IngestReply::Accepted(_) => "accepted",
             IngestReply::Duplicate(_) => "duplicate",
             IngestReply::Rejected { code, .. } => code.as_str(),
         };
         // Unknown sources share one label, so that arbitrary URLs cannot grow the metrics.
-        let label = if outcome == codes::UNKNOWN_SOURCE.as_str() {
+        let label = if word == codes::UNKNOWN_SOURCE.as_str() {
             "(unknown)"
         } else {
             r.source.as_str()
         };
-        self.metrics.ingests.inc(&[label, outcome]);
-        Ok(reply)
+        self.metrics.ingests.inc(&[label, word]);
+        if label != "(unknown)" {
+            let accepted = !matches!(reply, IngestReply::Rejected { .. });
+            self.metrics.controls.ingested(label, accepted);
+        }
+        Ok((reply, outcome))
     }
 }
 
@@ -211,6 +324,7 @@ impl Hub {
         &self,
         src: &dyn Inbound,
         r: &mut Received,
+        span: &Span,
     ) -> Result<(String, Vec<CloudEvent>), Rejection> {
         if r.too_large {
             return Err(reject(
@@ -220,25 +334,67 @@ impl Hub {
         }
         src.authenticate(r)?;
         r.headers.retain(|(k, _)| !self.is_hidden(k));
+        let trace = event_trace(span, r);
+        let mut mapping = span.child("mapping", SpanKind::Internal);
         // A partner payload may carry nothing to record (a non-tracking notification): it
         // is accepted with no events, so the partner does not retry it.
-        let mapped = src.map(r)?;
-        let events = to_events(mapped.drafts, &r.source, &mapped.payload_key, r)?;
-        Ok((mapped.payload_key, events))
+        let mapped = src.map(r).and_then(|mapped| {
+            let events = to_events_traced(
+                mapped.drafts,
+                &[],
+                &r.source,
+                &mapped.payload_key,
+                r.received_at,
+                trace.as_deref(),
+            )?;
+            Ok((mapped.payload_key, events))
+        });
+        if let Err(rej) = &mapped {
+            mapping.fail(rej.code.as_str());
+        }
+        mapped
     }
 }
 
-fn to_events(
+/// The `traceparent` a payload's events carry: the `ingest` span's when tracing is on,
+/// else the request's own when it is valid (the trace still crosses Waybill).
+fn event_trace(span: &Span, r: &Received) -> Option<String> {
+    match span.context() {
+        Some(c) => Some(c.to_string()),
+        None => r
+            .header("traceparent")
+            .map(str::trim)
+            .filter(|h| TraceContext::parse(h).is_ok())
+            .map(str::to_owned),
+    }
+}
+
+/// The drafts' events, carrying the request's `traceparent` when it is valid.
+pub(crate) fn to_events(
     drafts: Vec<EventDraft>,
     source: &str,
     key: &str,
     r: &Received,
 ) -> Result<Vec<CloudEvent>, Rejection> {
+    let trace = event_trace(&Span::off(), r);
+    to_events_traced(drafts, &[], source, key, r.received_at, trace.as_deref())
+}
+
+/// The drafts' events. `own[i]`, when given, is the valid `traceparent` draft `i` came
+/// with (a posted CloudEvent's): it is kept; the others carry `trace`.
+fn to_events_traced(
+    drafts: Vec<EventDraft>,
+    own: &[Option<String>],
+    source: &str,
+    key: &str,
+    received_at: OffsetDateTime,
+    trace: Option<&str>,
+) -> Result<Vec<CloudEvent>, Rejection> {
     let origin = Origin {
         source,
         payload_key: key,
-        received_at: r.received_at,
-        traceparent: r.header("traceparent"),
+        received_at,
+        traceparent: trace,
     };
     let bad = |e: waybill_model::DraftError| reject(waybill_mapping::BAD_OUTPUT, e.to_string());
     // Two drafts of one payload can name the same fact (one CSV row per carton of a
@@ -248,6 +404,9 @@ fn to_events(
     let mut seen: HashMap<EventId, Vec<usize>> = HashMap::new();
     for (i, d) in drafts.into_iter().enumerate() {
         let (mut e, identity) = d.into_event_and_identity(i, &origin).map_err(bad)?;
+        if let Some(Some(theirs)) = own.get(i) {
+            e.traceparent = Some(theirs.clone());
+        }
         let Some(earlier) = seen.get(&e.id) else {
             seen.insert(e.id.clone(), vec![out.len()]);
             out.push(e);
@@ -272,19 +431,46 @@ fn to_events(
 
 /// `/v1/events`: drafts as they are, CloudEvents reduced to drafts (their `id` becomes the
 /// draft key, so a re-posted CloudEvent keeps its identity).
-fn canonical(r: &Received, source: &str) -> Result<(String, Vec<CloudEvent>), Rejection> {
-    let drafts = canonical_drafts(&r.body)?;
-    let key = r
-        .header("idempotency-key")
-        .map(str::to_owned)
-        .unwrap_or_else(|| content_hash(&r.body));
-    let events = to_events(drafts, source, &key, r)?;
-    Ok((key, events))
+pub(crate) fn canonical(
+    r: &Received,
+    source: &str,
+) -> Result<(String, Vec<CloudEvent>), Rejection> {
+    canonical_traced(r, source, &Span::off())
+}
+
+/// [`canonical`] under an `ingest` span (its `mapping` child). A posted CloudEvent with a
+/// valid `traceparent` keeps it (the trace it was made in); the other events carry the
+/// ingest span's ([`event_trace`]).
+fn canonical_traced(
+    r: &Received,
+    source: &str,
+    span: &Span,
+) -> Result<(String, Vec<CloudEvent>), Rejection> {
+    let trace = event_trace(span, r);
+    let mut mapping = span.child("mapping", SpanKind::Internal);
+    let result = canonical_items(&r.body).and_then(|items| {
+        let (drafts, own): (Vec<EventDraft>, Vec<Option<String>>) = items.into_iter().unzip();
+        let key = r
+            .header("idempotency-key")
+            .map(str::to_owned)
+            .unwrap_or_else(|| content_hash(&r.body));
+        let events = to_events_traced(drafts, &own, source, &key, r.received_at, trace.as_deref())?;
+        Ok((key, events))
+    });
+    if let Err(rej) = &result {
+        mapping.fail(rej.code.as_str());
+    }
+    result
 }
 
 /// The drafts of a canonical body (`POST /v1/events`, a `nats` source without mapping):
 /// event drafts or CloudEvents in structured mode, one object or an array.
 pub fn canonical_drafts(body: &[u8]) -> Result<Vec<EventDraft>, Rejection> {
+    Ok(canonical_items(body)?.into_iter().map(|(d, _)| d).collect())
+}
+
+/// [`canonical_drafts`], each with the valid `traceparent` of a CloudEvent that had one.
+fn canonical_items(body: &[u8]) -> Result<Vec<(EventDraft, Option<String>)>, Rejection> {
     let v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| reject(codes::BAD_JSON, format!("payload is not valid JSON: {e}")))?;
     let items = match v {
@@ -298,12 +484,19 @@ pub fn canonical_drafts(body: &[u8]) -> Result<Vec<EventDraft>, Rejection> {
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let item = if item.get("specversion").is_some() {
-                from_cloudevent(item)
+            let (item, trace) = if item.get("specversion").is_some() {
+                let trace = item
+                    .get("traceparent")
+                    .and_then(|t| t.as_str())
+                    .map(str::trim)
+                    .filter(|t| TraceContext::parse(t).is_ok())
+                    .map(str::to_owned);
+                (from_cloudevent(item), trace)
             } else {
-                item
+                (item, None)
             };
             serde_json::from_value::<EventDraft>(item)
+                .map(|d| (d, trace))
                 .map_err(|e| reject(waybill_mapping::BAD_OUTPUT, format!("event {i}: {e}")))
         })
         .collect()

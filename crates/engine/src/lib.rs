@@ -12,16 +12,19 @@ pub mod circuit;
 pub mod clock;
 pub mod codes;
 pub mod config;
+pub mod control;
 pub mod dispatcher;
 pub mod duration;
 pub mod ingest;
 pub mod lease;
 pub mod metrics;
+pub mod operate;
 pub mod partner;
 pub mod process;
 pub mod retry;
 pub mod secret;
 pub mod signature;
+pub mod telemetry;
 pub mod workflow;
 
 use partner::Inbound;
@@ -41,6 +44,8 @@ pub struct Hub {
     sources: HashMap<String, Arc<dyn Inbound>>,
     /// Credential headers: the common ones and every source's own secret headers.
     hidden_headers: Vec<&'static str>,
+    /// Records the ingest, mapping and append spans (off unless `[telemetry]`).
+    tracer: telemetry::Tracer,
 }
 
 impl Hub {
@@ -63,7 +68,19 @@ impl Hub {
             metrics,
             sources,
             hidden_headers,
+            tracer: telemetry::Tracer::off(),
         }
+    }
+
+    /// Records spans with this tracer (ingest, mapping, append).
+    pub fn traced(mut self, tracer: telemetry::Tracer) -> Self {
+        self.tracer = tracer;
+        self
+    }
+
+    /// The hub's tracer (off unless set with [`Hub::traced`]).
+    pub fn tracer(&self) -> &telemetry::Tracer {
+        &self.tracer
     }
 
     /// Also hides these headers (lower case) from storage and mappings: the secret

@@ -77,6 +77,14 @@ impl Counter {
         }
     }
 
+    /// The sum over the series whose label values satisfy `keep`.
+    pub fn sum(&self, keep: impl Fn(&[String]) -> bool) -> u64 {
+        self.0
+            .lock()
+            .map(|m| m.iter().filter(|(k, _)| keep(k)).map(|(_, n)| *n).sum())
+            .unwrap_or(0)
+    }
+
     /// Current value (tests).
     pub fn get(&self, labels: &[&str]) -> u64 {
         let key: Vec<String> = labels.iter().map(|s| (*s).to_owned()).collect();
@@ -117,6 +125,8 @@ pub struct Metrics {
     pub deliveries: Counter,
     /// Circuit state per sink (0 closed, 1 open, 2 half-open).
     pub circuit: Mutex<BTreeMap<String, u8>>,
+    /// Operator controls (paused sinks) and live health, shared with the API.
+    pub controls: crate::control::Controls,
 }
 
 impl Metrics {

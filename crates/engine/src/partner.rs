@@ -30,8 +30,13 @@ pub struct Delivery {
     /// whose [`Outbound::wants_shipment_refs`] says so (the Odoo sink finds its picking by
     /// them when the event names only a tracking number).
     pub shipment_refs: Vec<(String, String)>,
+    /// The W3C trace context this attempt's outgoing request carries as `traceparent`:
+    /// the attempt's `deliver` span when tracing is on, else the event's own
+    /// `traceparent` (set by the dispatcher; `None`: send none).
+    pub trace: Option<crate::telemetry::TraceContext>,
     body: Arc<str>,
     event: OnceLock<Result<CloudEvent, String>>,
+    status: OnceLock<u16>,
 }
 
 impl Delivery {
@@ -46,9 +51,22 @@ impl Delivery {
             sink: String::new(),
             attempt: 1,
             shipment_refs: Vec::new(),
+            trace: None,
             body,
             event: OnceLock::new(),
+            status: OnceLock::new(),
         }
+    }
+
+    /// Records the HTTP status the sink answered this attempt with (for its trace span);
+    /// the first one recorded is kept.
+    pub fn record_status(&self, status: u16) {
+        let _ = self.status.set(status);
+    }
+
+    /// The HTTP status recorded by [`Delivery::record_status`].
+    pub fn status(&self) -> Option<u16> {
+        self.status.get().copied()
     }
 
     /// The CloudEvents JSON body exactly as stored: what a sink that forwards the event

@@ -61,3 +61,51 @@ pub(crate) fn decode_state(
         last_event_at: last_event_at.map(from_us),
     })
 }
+
+/// A subscription from its stored columns (`types` and `sources` as JSON arrays).
+pub(crate) fn decode_sub(
+    name: String,
+    sink: String,
+    types: &str,
+    sources: &str,
+) -> Result<crate::Subscription, StoreError> {
+    let list = |what: &str, s: &str| {
+        serde_json::from_str::<Vec<String>>(s)
+            .map_err(|e| StoreError::Corrupt(format!("subscription {name}: {what}: {e}")))
+    };
+    Ok(crate::Subscription {
+        types: list("types", types)?,
+        sources: list("sources", sources)?,
+        name,
+        sink,
+    })
+}
+
+/// A list of strings as stored (a JSON array).
+pub(crate) fn list_json(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+/// An HTTP status from its stored column.
+pub(crate) fn status_from(v: Option<i64>) -> Option<u16> {
+    v.and_then(|s| u16::try_from(s).ok())
+}
+
+/// A duration in microseconds as stored.
+pub(crate) fn duration_to(us: u64) -> i64 {
+    i64::try_from(us).unwrap_or(i64::MAX)
+}
+
+/// Milliseconds (with fractions) from stored microseconds.
+pub(crate) fn ms_from_us(us: i64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// A dead letter's state from its `replayed_at` and `discarded_at`.
+pub(crate) fn dead_letter_state(replayed: Option<i64>, discarded: Option<i64>) -> &'static str {
+    match (replayed, discarded) {
+        (_, Some(_)) => "discarded",
+        (Some(_), None) => "replayed",
+        (None, None) => "open",
+    }
+}

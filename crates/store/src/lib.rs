@@ -141,9 +141,60 @@ impl Store {
         }
     }
 
-    /// Replaces the subscriptions used to route newly appended events.
+    /// Sets the subscriptions of the configuration file (at start). The file gives the
+    /// initial set: each one is written unless a subscription of that name was changed
+    /// or deleted through the API ([`Store::put_subscription`],
+    /// [`Store::delete_subscription`]); configured ones no longer in the file are
+    /// removed. New events are routed by the subscriptions in force afterwards.
     pub async fn sync_subscriptions(&self, subs: Vec<Subscription>) -> Result<(), StoreError> {
         dispatch!(self, s => s.sync_subscriptions(subs).await)
+    }
+
+    /// The subscriptions in force, by name.
+    pub async fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        dispatch!(self, s => s.subscriptions().await)
+    }
+
+    /// Creates or replaces a subscription (origin `api`: a later start keeps it over the
+    /// configuration file); returns whether it was created. An event ingested after this
+    /// returns is routed by it; other instances sharing the store follow within a second.
+    pub async fn put_subscription(&self, sub: Subscription) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.put_subscription(sub).await)
+    }
+
+    /// Deletes a subscription; returns whether there was one. It is kept as a tombstone,
+    /// so that a later start does not bring a configured one back. Takes effect like
+    /// [`Store::put_subscription`].
+    pub async fn delete_subscription(&self, name: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.delete_subscription(name).await)
+    }
+
+    /// Sinks paused or resumed through the API, by name.
+    pub async fn sink_controls(&self) -> Result<Vec<SinkControl>, StoreError> {
+        dispatch!(self, s => s.sink_controls().await)
+    }
+
+    /// Pauses or resumes a sink (kept: a restart and every instance see it).
+    pub async fn set_sink_paused(
+        &self,
+        sink: &str,
+        paused: bool,
+        by: &str,
+    ) -> Result<SinkControl, StoreError> {
+        dispatch!(self, s => s.set_sink_paused(sink, paused, by).await)
+    }
+
+    /// A receiver of the configuration version in force: it changes whenever the
+    /// subscriptions or sink controls changed, through this process or (on a shared
+    /// store) another one; read [`Store::sink_controls`] again then.
+    pub fn config_signal(&self) -> tokio::sync::watch::Receiver<i64> {
+        dispatch!(self, s => s.config_signal())
+    }
+
+    /// Health figures of every sink known to the store (with waiting rows, open dead
+    /// letters, deliveries, a subscription or a control), by name.
+    pub async fn sink_stats(&self) -> Result<Vec<SinkStats>, StoreError> {
+        dispatch!(self, s => s.sink_stats().await)
     }
 
     /// Records a payload; for accepted ones, sequences its events, appends them and routes
@@ -193,6 +244,17 @@ impl Store {
         dispatch!(self, s => s.inbox(q).await)
     }
 
+    /// One inbox record with its whole body (unpacked) and headers.
+    pub async fn inbox_record(&self, id: i64) -> Result<Option<InboxRecord>, StoreError> {
+        dispatch!(self, s => s.inbox_record(id).await)
+    }
+
+    /// Notes that a rejected inbox record was reprocessed into the inbox row `into`;
+    /// false when it is not a rejected record or was marked already.
+    pub async fn mark_reprocessed(&self, id: i64, into: i64) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.mark_reprocessed(id, into).await)
+    }
+
     /// Pending outbox rows of one sink with an id above `after`, in id order.
     pub async fn pending_outbox(
         &self,
@@ -229,8 +291,32 @@ impl Store {
         dispatch!(self, s => s.dead_letters(q).await)
     }
 
+    /// One dead letter with its state, event and failed attempts.
+    pub async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetterDetail>, StoreError> {
+        dispatch!(self, s => s.dead_letter(id).await)
+    }
+
+    /// Discards an open dead letter: kept for audit, never replayed, no longer counted
+    /// as open. Refused when it does not exist, was replayed or was discarded already.
+    pub async fn discard_dead_letter(
+        &self,
+        id: i64,
+        by: &str,
+    ) -> Result<Result<DeadLetterDetail, DeadLetterRefusal>, StoreError> {
+        dispatch!(self, s => s.discard_dead_letter(id, by).await)
+    }
+
+    /// Puts one open dead letter back into the outbox as a new row; returns the new
+    /// outbox id, or why it was refused (not found, replayed already, discarded).
+    pub async fn replay_dead_letter(
+        &self,
+        id: i64,
+    ) -> Result<Result<i64, DeadLetterRefusal>, StoreError> {
+        dispatch!(self, s => s.replay_dead_letter(id).await)
+    }
+
     /// Puts dead letters back into the outbox as new rows; returns (dead letter id, new
-    /// outbox id) for each one replayed. Already replayed ones are skipped.
+    /// outbox id) for each one replayed. Already replayed and discarded ones are skipped.
     pub async fn replay_dead_letters(
         &self,
         sel: ReplaySelector,
@@ -243,7 +329,8 @@ impl Store {
         dispatch!(self, s => s.depths().await)
     }
 
-    /// Delivery history of one event of a shipment (for tests and the read API).
+    /// Delivery state of one event of a shipment, per outbox row, with each row's failed
+    /// attempts (for tests and the read API).
     pub async fn deliveries_of(
         &self,
         shipment: &ShipmentKey,

@@ -231,6 +231,11 @@ pub struct InboxQuery {
     pub status: Option<String>,
     /// Only this source.
     pub source: Option<String>,
+    /// Leave out rejected records already reprocessed (see
+    /// [`crate::Store::mark_reprocessed`]).
+    pub open_only: bool,
+    /// Only records with an id below this one (pagination cursor, newest first).
+    pub before: Option<i64>,
     /// At most this many, newest first.
     pub limit: usize,
 }
@@ -259,6 +264,11 @@ pub struct InboxRecord {
     pub headers: Vec<(String, String)>,
     /// The raw body (lossy UTF-8 for display).
     pub body: String,
+    /// When a rejected record was reprocessed (submitted again as a new payload).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub reprocessed_at: Option<OffsetDateTime>,
+    /// The inbox row it was reprocessed into.
+    pub reprocessed_into: Option<i64>,
 }
 
 /// A pending delivery: one event for one subscription.
@@ -284,7 +294,9 @@ pub struct OutboxItem {
     pub body: std::sync::Arc<str>,
 }
 
-/// Result of one delivery attempt, to record.
+/// Result of one delivery attempt, to record. Every variant carries when the attempt was
+/// made, the HTTP status it got (none for a transport error or a sink that does not speak
+/// HTTP) and how long the sink took to answer.
 #[derive(Debug, Clone)]
 pub enum DeliveryUpdate {
     /// Delivered.
@@ -293,6 +305,12 @@ pub enum DeliveryUpdate {
         id: i64,
         /// Attempts including this one.
         attempts: u32,
+        /// When the attempt was sent (unix ms).
+        at_ms: i64,
+        /// HTTP status of the answer, if any.
+        status: Option<u16>,
+        /// Time from sending to the answer, microseconds.
+        duration_us: u64,
     },
     /// Failed; try again at the given time.
     Retry {
@@ -304,6 +322,12 @@ pub enum DeliveryUpdate {
         next_attempt_at_ms: i64,
         /// Why it failed.
         error: String,
+        /// When the attempt was sent (unix ms).
+        at_ms: i64,
+        /// HTTP status of the answer, if any.
+        status: Option<u16>,
+        /// Time from sending to the answer (or the failure), microseconds.
+        duration_us: u64,
     },
     /// Failed for good: move to the dead-letter queue.
     Dead {
@@ -317,7 +341,30 @@ pub enum DeliveryUpdate {
         code: String,
         /// How it was classified (`permanent`, `invalid_input`, …).
         kind: String,
+        /// When the attempt was sent (unix ms).
+        at_ms: i64,
+        /// HTTP status of the answer, if any.
+        status: Option<u16>,
+        /// Time from sending to the answer (or the failure), microseconds.
+        duration_us: u64,
     },
+}
+
+/// One failed delivery attempt of an outbox row (successful ones are kept on the row
+/// itself: `delivered_at`, `last_status`, `last_duration_ms`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// When it was sent.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// HTTP status of the answer, if any.
+    pub status: Option<u16>,
+    /// Time from sending to the answer, milliseconds.
+    pub duration_ms: f64,
+    /// Why it failed.
+    pub error: String,
 }
 
 /// A dead letter.
@@ -352,6 +399,54 @@ pub struct DeadLetter {
     /// When it was replayed, if it was.
     #[serde(with = "time::serde::rfc3339::option")]
     pub replayed_at: Option<OffsetDateTime>,
+    /// `open`, `replayed` or `discarded`.
+    pub state: String,
+    /// When it was discarded, if it was.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub discarded_at: Option<OffsetDateTime>,
+    /// Who discarded it.
+    pub discarded_by: Option<String>,
+}
+
+/// A dead letter with what an operator needs to decide about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetterDetail {
+    /// The dead letter.
+    #[serde(flatten)]
+    pub dead_letter: DeadLetter,
+    /// The outbox row its replay created, if it was replayed.
+    pub replay_outbox_id: Option<i64>,
+    /// The canonical event (CloudEvents JSON, as delivered).
+    pub event: serde_json::Value,
+    /// The failed attempts of its outbox row, oldest first.
+    pub history: Vec<AttemptRecord>,
+}
+
+/// Why a dead letter could not be replayed or discarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterRefusal {
+    /// No such dead letter.
+    NotFound,
+    /// It was replayed already.
+    Replayed,
+    /// It was discarded.
+    Discarded,
+}
+
+/// Which dead letters a listing shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterState {
+    /// Neither replayed nor discarded (the default).
+    #[default]
+    Open,
+    /// Replayed.
+    Replayed,
+    /// Discarded.
+    Discarded,
+    /// All of them.
+    All,
 }
 
 /// Filter for [`crate::Store::dead_letters`].
@@ -359,8 +454,12 @@ pub struct DeadLetter {
 pub struct DeadLetterQuery {
     /// Only this sink.
     pub sink: Option<String>,
-    /// Include already replayed ones.
+    /// With state `Open`: the replayed ones too (every dead letter not discarded).
     pub include_replayed: bool,
+    /// Which ones.
+    pub state: DeadLetterState,
+    /// Only ids below this one (pagination cursor, newest first).
+    pub before: Option<i64>,
     /// At most this many.
     pub limit: usize,
 }
@@ -370,7 +469,7 @@ pub struct DeadLetterQuery {
 pub enum ReplaySelector {
     /// These ids.
     Ids(Vec<i64>),
-    /// Every unreplayed dead letter (optionally of one sink).
+    /// Every open dead letter, neither replayed nor discarded (optionally of one sink).
     All {
         /// Only this sink.
         sink: Option<String>,
@@ -382,21 +481,126 @@ pub enum ReplaySelector {
 pub struct Depths {
     /// Pending outbox rows per sink.
     pub outbox: Vec<(String, i64)>,
-    /// Unreplayed dead letters per sink.
+    /// Open dead letters (neither replayed nor discarded) per sink.
     pub dead_letters: Vec<(String, i64)>,
     /// Shipments per state.
     pub shipments: Vec<(String, i64)>,
 }
 
 /// Delivery state of one outbox row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutboxItemState {
     /// Outbox row id.
     pub id: i64,
     /// Subscription.
     pub subscription: String,
+    /// Sink.
+    pub sink: String,
     /// `pending`, `delivered` or `dead`.
     pub state: String,
     /// Attempts made.
     pub attempts: u32,
+    /// When it was delivered.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub delivered_at: Option<OffsetDateTime>,
+    /// HTTP status of the last attempt, if it had one.
+    pub last_status: Option<u16>,
+    /// How long the last attempt took, milliseconds.
+    pub last_duration_ms: Option<f64>,
+    /// Error of the last attempt, if it failed.
+    pub last_error: Option<String>,
+    /// The failed attempts, oldest first.
+    pub history: Vec<AttemptRecord>,
+}
+
+/// A pause of a sink, kept in the store so that a restart and every instance agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SinkControl {
+    /// Sink name.
+    pub sink: String,
+    /// Whether deliveries to it are paused.
+    pub paused: bool,
+    /// When this was last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub changed_at: OffsetDateTime,
+    /// Who changed it.
+    pub changed_by: String,
+}
+
+/// Where a subscription comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionOrigin {
+    /// The configuration file (set again at every start).
+    Config,
+    /// Created or changed through the API (kept over the configuration file).
+    Api,
+}
+
+impl SubscriptionOrigin {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionOrigin::Config => "config",
+            SubscriptionOrigin::Api => "api",
+        }
+    }
+
+    /// From its stored form.
+    pub(crate) fn parse(s: &str) -> Result<Self, crate::StoreError> {
+        match s {
+            "config" => Ok(SubscriptionOrigin::Config),
+            "api" => Ok(SubscriptionOrigin::Api),
+            other => Err(crate::StoreError::Corrupt(format!(
+                "subscription origin `{other}`"
+            ))),
+        }
+    }
+}
+
+/// A subscription in force, with where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriptionRecord {
+    /// Unique name.
+    pub name: String,
+    /// Sink that receives the events.
+    pub sink: String,
+    /// Event types (exact, or a prefix ending in `.*`); empty means all.
+    pub types: Vec<String>,
+    /// Source names; empty means all.
+    pub sources: Vec<String>,
+    /// Configuration file or API.
+    pub origin: SubscriptionOrigin,
+    /// When it was last written.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl SubscriptionRecord {
+    /// The subscription itself.
+    pub fn subscription(&self) -> Subscription {
+        Subscription {
+            name: self.name.clone(),
+            sink: self.sink.clone(),
+            types: self.types.clone(),
+            sources: self.sources.clone(),
+        }
+    }
+}
+
+/// Health figures of one sink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SinkStats {
+    /// Sink name.
+    pub sink: String,
+    /// Outbox rows waiting.
+    pub pending: i64,
+    /// When the event of its oldest waiting row was recorded.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub oldest_pending_at: Option<OffsetDateTime>,
+    /// When it last took a delivery.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_delivered_at: Option<OffsetDateTime>,
+    /// Open dead letters (neither replayed nor discarded).
+    pub dead_open: i64,
 }

@@ -32,7 +32,13 @@ pub(crate) trait WriterConn: Send + 'static {
 pub(crate) struct Rules {
     pub subs: Vec<Subscription>,
     pub ownership: Ownership,
+    /// The store's `config_version` the subscriptions were read at (a newer set replaces
+    /// them, an older one never does).
+    pub subs_version: i64,
 }
+
+/// Subscriptions as read in a transaction, at the store's `config_version`.
+pub(crate) type Config = (i64, Vec<Subscription>);
 
 /// What a write job may tell the writer besides its result.
 pub(crate) struct JobCtx<'a> {
@@ -42,6 +48,10 @@ pub(crate) struct JobCtx<'a> {
     pub ownership: &'a Ownership,
     /// Set when the job created outbox rows: dispatchers are woken after the commit.
     pub created_outbox: bool,
+    /// Set when the job changed the subscriptions or sink controls: the subscriptions it
+    /// read back, in force from the next batch on (applied after the commit, before the
+    /// job is answered).
+    pub config: Option<Config>,
 }
 
 /// A write queued for the writer thread. It may run twice: once in the shared
@@ -52,6 +62,8 @@ trait WriteJob<C>: Send {
     fn run(&mut self, conn: &mut C, rules: &Rules) -> bool;
     /// Whether its last run created outbox rows.
     fn created_outbox(&self) -> bool;
+    /// The configuration its last run read back after changing it, if it did.
+    fn take_config(&mut self) -> Option<Config>;
     /// Answers the caller: its own result, or `err` when its transaction did not commit.
     fn finish(self: Box<Self>, err: Option<&str>);
 }
@@ -62,6 +74,7 @@ struct Pending<T, F> {
     f: F,
     result: Option<Result<T, StoreError>>,
     created_outbox: bool,
+    config: Option<Config>,
     tx: oneshot::Sender<Result<T, StoreError>>,
 }
 
@@ -75,9 +88,11 @@ where
             subs: &rules.subs,
             ownership: &rules.ownership,
             created_outbox: false,
+            config: None,
         };
         let r = (self.f)(conn, &mut ctx);
         self.created_outbox = ctx.created_outbox;
+        self.config = ctx.config;
         let ok = r.is_ok();
         self.result = Some(r);
         ok
@@ -85,6 +100,10 @@ where
 
     fn created_outbox(&self) -> bool {
         self.created_outbox
+    }
+
+    fn take_config(&mut self) -> Option<Config> {
+        self.config.take()
     }
 
     fn finish(self: Box<Self>, err: Option<&str>) {
@@ -108,6 +127,27 @@ pub(crate) struct Writer<C> {
     done: Mutex<Option<oneshot::Receiver<()>>>,
     rules: Arc<RwLock<Arc<Rules>>>,
     signal: Arc<watch::Sender<u64>>,
+    config: Arc<watch::Sender<i64>>,
+}
+
+/// Puts `config` in force unless the rules already hold a set read at that version or a
+/// later one; announces it on `signal`. Returns whether it replaced the subscriptions.
+fn apply_config(rules: &RwLock<Arc<Rules>>, signal: &watch::Sender<i64>, config: Config) -> bool {
+    let (version, subs) = config;
+    let Ok(mut w) = rules.write() else {
+        return false;
+    };
+    if version < w.subs_version || (version == w.subs_version && w.subs == subs) {
+        return false;
+    }
+    *w = Arc::new(Rules {
+        subs,
+        ownership: w.ownership.clone(),
+        subs_version: version,
+    });
+    drop(w);
+    signal.send_modify(|v| *v = (*v).max(version));
+    true
 }
 
 impl<C: WriterConn> Writer<C> {
@@ -118,12 +158,13 @@ impl<C: WriterConn> Writer<C> {
         let (sig_tx, _) = watch::channel(0u64);
         let (done_tx, done_rx) = oneshot::channel();
         let sig_tx = Arc::new(sig_tx);
-        let (r, s) = (rules.clone(), sig_tx.clone());
+        let config = Arc::new(watch::channel(0i64).0);
+        let (r, s, cf) = (rules.clone(), sig_tx.clone(), config.clone());
         let max_batch = max_batch.max(1);
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
-                writer_loop(conn, rx, r, s, max_batch);
+                writer_loop(conn, rx, r, s, cf, max_batch);
                 let _ = done_tx.send(());
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start writer thread: {e}")))?;
@@ -132,6 +173,7 @@ impl<C: WriterConn> Writer<C> {
             done: Mutex::new(Some(done_rx)),
             rules,
             signal: sig_tx,
+            config,
         })
     }
 
@@ -148,6 +190,7 @@ impl<C: WriterConn> Writer<C> {
             f,
             result: None,
             created_outbox: false,
+            config: None,
             tx,
         });
         {
@@ -178,6 +221,18 @@ impl<C: WriterConn> Writer<C> {
         self.signal.subscribe()
     }
 
+    /// Puts subscriptions read at a `config_version` in force (by another instance's
+    /// change: see the PostgreSQL listener), unless newer ones already are.
+    pub(crate) fn apply_config(&self, config: Config) -> bool {
+        apply_config(&self.rules, &self.config, config)
+    }
+
+    /// A receiver of the `config_version` in force; it changes whenever subscriptions or
+    /// sink controls changed (here or, on a shared store, in another instance).
+    pub(crate) fn config_signal(&self) -> watch::Receiver<i64> {
+        self.config.subscribe()
+    }
+
     /// Wakes the dispatchers as a local commit with outbox rows would (for rows another
     /// process committed).
     pub(crate) fn poke(&self) {
@@ -201,6 +256,7 @@ fn writer_loop<C: WriterConn>(
     rx: mpsc::Receiver<Job<C>>,
     rules: Arc<RwLock<Arc<Rules>>>,
     signal: Arc<watch::Sender<u64>>,
+    config: Arc<watch::Sender<i64>>,
     max_batch: usize,
 ) {
     let mut batch: Vec<Job<C>> = Vec::with_capacity(max_batch);
@@ -213,7 +269,10 @@ fn writer_loop<C: WriterConn>(
             }
         }
         let current = rules.read().map(|s| s.clone()).unwrap_or_default();
-        if commit_batch(&mut conn, &mut batch, &current) {
+        let changed = |c: Config| {
+            apply_config(&rules, &config, c);
+        };
+        if commit_batch(&mut conn, &mut batch, &current, &changed) {
             signal.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
@@ -229,8 +288,14 @@ fn commit<C: WriterConn>(conn: &mut C, announce: bool) -> Result<(), String> {
 
 /// Runs a batch in one transaction and answers every job; returns whether outbox rows
 /// were committed. When a job fails, the batch is rolled back and each job is run again
-/// in a transaction of its own, so that one bad write never fails the others.
-fn commit_batch<C: WriterConn>(conn: &mut C, batch: &mut Vec<Job<C>>, rules: &Rules) -> bool {
+/// in a transaction of its own, so that one bad write never fails the others. The
+/// configuration a committed job read back goes to `changed` before the job is answered.
+fn commit_batch<C: WriterConn>(
+    conn: &mut C,
+    batch: &mut Vec<Job<C>>,
+    rules: &Rules,
+    changed: &dyn Fn(Config),
+) -> bool {
     if let Err(e) = conn.begin() {
         for job in batch.drain(..) {
             job.finish(Some(&e));
@@ -242,6 +307,12 @@ fn commit_batch<C: WriterConn>(conn: &mut C, batch: &mut Vec<Job<C>>, rules: &Ru
         let notify = batch.iter().any(|j| j.created_outbox());
         return match commit(conn, notify) {
             Ok(()) => {
+                // In commit order: the last job's read is the newest.
+                for job in batch.iter_mut() {
+                    if let Some(c) = job.take_config() {
+                        changed(c);
+                    }
+                }
                 for job in batch.drain(..) {
                     job.finish(None);
                 }
@@ -269,6 +340,9 @@ fn commit_batch<C: WriterConn>(conn: &mut C, batch: &mut Vec<Job<C>>, rules: &Ru
             match commit(conn, created) {
                 Ok(()) => {
                     notify |= created;
+                    if let Some(c) = job.take_config() {
+                        changed(c);
+                    }
                     job.finish(None);
                 }
                 Err(e) => {

@@ -1,6 +1,7 @@
 //! Test support, a dev-dependency only: [`FakePartner`] (an HTTP server that records what
 //! it receives and answers as scripted: outage, then recovery) and the store behaviour
-//! suite ([`store_suite`]) that every store backend must pass.
+//! suite ([`store_suite`]) that every store backend must pass, and a small WebDriver
+//! client for browser tests ([`webdriver`]).
 #![allow(clippy::unwrap_used)]
 
 pub mod fake_odoo;
@@ -9,5 +10,6 @@ pub mod identity_suite;
 pub mod karrio;
 pub mod pg;
 pub mod store_suite;
+pub mod webdriver;
 
 pub use fake_partner::{FakePartner, Recorded};

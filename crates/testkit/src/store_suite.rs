@@ -93,6 +93,54 @@ pub fn accepted(source: &str, key: &str, events: Vec<CloudEvent>) -> IngestRecor
     }
 }
 
+/// Unix ms of the attempts recorded by the suite's delivery helpers.
+pub const ATTEMPT_AT_MS: i64 = 1_700_000_000_000;
+
+/// A delivered result: answered 200 after 1.5 ms.
+pub fn delivered(id: i64, attempts: u32) -> DeliveryUpdate {
+    DeliveryUpdate::Delivered {
+        id,
+        attempts,
+        at_ms: ATTEMPT_AT_MS + i64::from(attempts),
+        status: Some(200),
+        duration_us: 1_500,
+    }
+}
+
+/// A failed attempt to retry at `next_ms`, made at `ATTEMPT_AT_MS + attempts` and
+/// answered after 2.5 ms.
+pub fn retry(
+    id: i64,
+    attempts: u32,
+    next_ms: i64,
+    status: Option<u16>,
+    error: &str,
+) -> DeliveryUpdate {
+    DeliveryUpdate::Retry {
+        id,
+        attempts,
+        next_attempt_at_ms: next_ms,
+        error: error.into(),
+        at_ms: ATTEMPT_AT_MS + i64::from(attempts),
+        status,
+        duration_us: 2_500,
+    }
+}
+
+/// A last failed attempt (`http.status`, permanent), made like [`retry`]'s.
+pub fn dead(id: i64, attempts: u32, status: Option<u16>, error: &str) -> DeliveryUpdate {
+    DeliveryUpdate::Dead {
+        id,
+        attempts,
+        error: error.into(),
+        code: "http.status".into(),
+        kind: "permanent".into(),
+        at_ms: ATTEMPT_AT_MS + i64::from(attempts),
+        status,
+        duration_us: 2_500,
+    }
+}
+
 fn sub(name: &str, sink: &str, types: &[&str], sources: &[&str]) -> Subscription {
     Subscription {
         name: name.into(),
@@ -203,6 +251,7 @@ pub async fn rejected_payloads_are_kept(store: Store) {
             status: Some("rejected".into()),
             source: None,
             limit: 10,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -394,16 +443,8 @@ pub async fn dead_letters_are_replayed_once(store: Store) {
     let rows = store.pending_outbox("ops", 0, 10).await.unwrap();
     store
         .record_deliveries(vec![
-            DeliveryUpdate::Delivered {
-                id: rows[0].id,
-                attempts: 1,
-            },
-            DeliveryUpdate::Retry {
-                id: rows[1].id,
-                attempts: 1,
-                next_attempt_at_ms: 5,
-                error: "HTTP 503".into(),
-            },
+            delivered(rows[0].id, 1),
+            retry(rows[1].id, 1, 5, Some(503), "HTTP 503"),
         ])
         .await
         .unwrap();
@@ -411,13 +452,7 @@ pub async fn dead_letters_are_replayed_once(store: Store) {
     assert_eq!(pending.len(), 1);
     assert_eq!((pending[0].attempts, pending[0].next_attempt_at_ms), (1, 5));
     store
-        .record_deliveries(vec![DeliveryUpdate::Dead {
-            id: rows[1].id,
-            attempts: 2,
-            error: "HTTP 400".into(),
-            code: "http.status".into(),
-            kind: "permanent".into(),
-        }])
+        .record_deliveries(vec![dead(rows[1].id, 2, Some(400), "HTTP 400")])
         .await
         .unwrap();
     assert!(store.pending_outbox("ops", 0, 10).await.unwrap().is_empty());
@@ -846,6 +881,676 @@ pub async fn tasks_resolve_into_workflow_inputs(store: Store) {
     assert_eq!(body["by"], "ana");
 }
 
+/// The time of unix ms `ms`.
+fn at_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap()
+}
+
+/// One event per shipment `S<n>` routed to `ops`; returns their pending rows.
+async fn staged(store: &Store, n: usize) -> (Vec<CloudEvent>, Vec<OutboxItem>) {
+    store
+        .sync_subscriptions(vec![sub("all", "ops", &[], &[])])
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    for i in 0..n {
+        let key = format!("p{i}");
+        let e = event(
+            "carrier",
+            &key,
+            "shipment.in_transit",
+            &format!("S{i}"),
+            1,
+            &[],
+        );
+        store
+            .ingest(accepted("carrier", &key, vec![e.clone()]))
+            .await
+            .unwrap();
+        events.push(e);
+    }
+    let rows = store.pending_outbox("ops", 0, 100).await.unwrap();
+    assert_eq!(rows.len(), n);
+    (events, rows)
+}
+
+/// Every attempt is recorded: a delivery on the outbox row itself (when, status, time
+/// taken), each failed attempt as a history row, oldest first.
+pub async fn delivery_attempts_are_kept(store: Store) {
+    let (events, rows) = staged(&store, 2).await;
+    store
+        .record_deliveries(vec![
+            retry(rows[0].id, 1, 5, Some(503), "HTTP 503"),
+            retry(rows[1].id, 1, 5, None, "connection refused"),
+        ])
+        .await
+        .unwrap();
+    store
+        .record_deliveries(vec![
+            delivered(rows[0].id, 2),
+            retry(rows[1].id, 2, 6, Some(429), "HTTP 429"),
+        ])
+        .await
+        .unwrap();
+    store
+        .record_deliveries(vec![dead(rows[1].id, 3, Some(400), "HTTP 400")])
+        .await
+        .unwrap();
+    let ok = store
+        .deliveries_of(&events[0].subject, events[0].id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(ok.len(), 1);
+    let ok = &ok[0];
+    assert_eq!(
+        (ok.sink.as_str(), ok.state.as_str(), ok.attempts),
+        ("ops", "delivered", 2)
+    );
+    // Answered 1.5 ms after the attempt was sent.
+    assert_eq!(
+        ok.delivered_at,
+        Some(at_ms(ATTEMPT_AT_MS + 2) + time::Duration::microseconds(1_500))
+    );
+    assert_eq!(
+        (ok.last_status, ok.last_duration_ms),
+        (Some(200), Some(1.5))
+    );
+    assert_eq!(ok.last_error, None);
+    assert_eq!(
+        ok.history,
+        vec![AttemptRecord {
+            attempt: 1,
+            at: at_ms(ATTEMPT_AT_MS + 1),
+            status: Some(503),
+            duration_ms: 2.5,
+            error: "HTTP 503".into(),
+        }],
+        "the delivery adds no history row"
+    );
+    let failed = store
+        .deliveries_of(&events[1].subject, events[1].id.as_str())
+        .await
+        .unwrap();
+    let failed = &failed[0];
+    assert_eq!((failed.state.as_str(), failed.attempts), ("dead", 3));
+    assert_eq!(failed.delivered_at, None);
+    assert_eq!(
+        (failed.last_status, failed.last_error.as_deref()),
+        (Some(400), Some("HTTP 400"))
+    );
+    let seen: Vec<(u32, Option<u16>, &str)> = failed
+        .history
+        .iter()
+        .map(|a| (a.attempt, a.status, a.error.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (1, None, "connection refused"),
+            (2, Some(429), "HTTP 429"),
+            (3, Some(400), "HTTP 400")
+        ]
+    );
+    // A result recorded twice (a batch retried after a lost answer) adds nothing.
+    store
+        .record_deliveries(vec![retry(rows[0].id, 3, 7, Some(500), "HTTP 500")])
+        .await
+        .unwrap();
+    let again = store
+        .deliveries_of(&events[0].subject, events[0].id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(again[0].history.len(), 1);
+    assert_eq!(again[0].state, "delivered");
+    let json = serde_json::to_value(&again[0]).unwrap();
+    assert_eq!(json["history"][0]["status"], 503);
+    assert!(json["delivered_at"].is_string(), "{json}");
+}
+
+/// Dead letters can be inspected (event, attempts) and discarded: kept, never replayed,
+/// not counted as open; a replayed one cannot be discarded. Listings filter by state and
+/// page by id.
+pub async fn dead_letters_are_discarded_not_replayed(store: Store) {
+    let (events, rows) = staged(&store, 3).await;
+    for r in &rows {
+        store
+            .record_deliveries(vec![retry(r.id, 1, 5, Some(503), "HTTP 503")])
+            .await
+            .unwrap();
+        store
+            .record_deliveries(vec![dead(r.id, 2, Some(422), "HTTP 422")])
+            .await
+            .unwrap();
+    }
+    let list = |state: DeadLetterState, before: Option<i64>, limit: usize| {
+        let store = store.clone();
+        async move {
+            store
+                .dead_letters(DeadLetterQuery {
+                    state,
+                    before,
+                    limit,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.id, d.state))
+                .collect::<Vec<_>>()
+        }
+    };
+    let open = list(DeadLetterState::Open, None, 10).await;
+    assert_eq!(open.len(), 3);
+    let (c, b, a) = (open[0].0, open[1].0, open[2].0);
+    assert!(c > b && b > a, "newest first: {open:?}");
+
+    let detail = store.dead_letter(a).await.unwrap().unwrap();
+    assert_eq!(detail.dead_letter.state, "open");
+    assert_eq!(detail.dead_letter.event_id, events[0].id.as_str());
+    assert_eq!(detail.event["id"], events[0].id.as_str());
+    assert_eq!(detail.event["sequence"], "00000000000000000001");
+    assert_eq!(
+        detail
+            .history
+            .iter()
+            .map(|h| (h.attempt, h.status))
+            .collect::<Vec<_>>(),
+        vec![(1, Some(503)), (2, Some(422))]
+    );
+    assert!(store.dead_letter(a + 1_000).await.unwrap().is_none());
+
+    let gone = store.discard_dead_letter(a, "ana").await.unwrap().unwrap();
+    assert_eq!(gone.dead_letter.state, "discarded");
+    assert_eq!(gone.dead_letter.discarded_by.as_deref(), Some("ana"));
+    assert!(gone.dead_letter.discarded_at.is_some());
+    assert_eq!(gone.event["id"], events[0].id.as_str(), "kept for audit");
+    assert_eq!(
+        store
+            .discard_dead_letter(a, "bob")
+            .await
+            .unwrap()
+            .unwrap_err(),
+        DeadLetterRefusal::Discarded
+    );
+    assert_eq!(
+        store.replay_dead_letter(a).await.unwrap(),
+        Err(DeadLetterRefusal::Discarded)
+    );
+    assert!(store
+        .replay_dead_letters(ReplaySelector::Ids(vec![a]))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.replay_dead_letter(a + 1_000).await.unwrap(),
+        Err(DeadLetterRefusal::NotFound)
+    );
+    assert_eq!(
+        store
+            .discard_dead_letter(a + 1_000, "ana")
+            .await
+            .unwrap()
+            .unwrap_err(),
+        DeadLetterRefusal::NotFound
+    );
+    let depths = store.depths().await.unwrap();
+    assert_eq!(depths.dead_letters, vec![("ops".to_string(), 2)]);
+
+    let new_row = store.replay_dead_letter(b).await.unwrap().unwrap();
+    assert!(new_row > rows[2].id);
+    assert_eq!(
+        store.replay_dead_letter(b).await.unwrap(),
+        Err(DeadLetterRefusal::Replayed)
+    );
+    assert_eq!(
+        store
+            .discard_dead_letter(b, "ana")
+            .await
+            .unwrap()
+            .unwrap_err(),
+        DeadLetterRefusal::Replayed
+    );
+    let replayed = store.dead_letter(b).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            replayed.dead_letter.state.as_str(),
+            replayed.replay_outbox_id
+        ),
+        ("replayed", Some(new_row))
+    );
+
+    assert_eq!(
+        list(DeadLetterState::Open, None, 10).await,
+        vec![(c, "open".to_string())]
+    );
+    assert_eq!(
+        list(DeadLetterState::Discarded, None, 10).await,
+        vec![(a, "discarded".to_string())]
+    );
+    assert_eq!(
+        list(DeadLetterState::Replayed, None, 10).await,
+        vec![(b, "replayed".to_string())]
+    );
+    assert_eq!(
+        list(DeadLetterState::All, None, 2).await,
+        vec![(c, "open".to_string()), (b, "replayed".to_string())]
+    );
+    assert_eq!(
+        list(DeadLetterState::All, Some(b), 10).await,
+        vec![(a, "discarded".to_string())],
+        "the page after b"
+    );
+    let not_discarded = store
+        .dead_letters(DeadLetterQuery {
+            include_replayed: true,
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        not_discarded.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![c, b]
+    );
+    // Bulk replay takes the open one only.
+    let bulk = store
+        .replay_dead_letters(ReplaySelector::All { sink: None })
+        .await
+        .unwrap();
+    assert_eq!(bulk.iter().map(|r| r.0).collect::<Vec<_>>(), vec![c]);
+    assert!(store.depths().await.unwrap().dead_letters.is_empty());
+    let json = serde_json::to_value(&gone).unwrap();
+    assert_eq!(json["state"], "discarded");
+    assert_eq!(json["event"]["id"], events[0].id.as_str());
+}
+
+/// A rejected payload is read whole (a large one is stored compressed) with its
+/// headers, and marked once as reprocessed into a new inbox row.
+pub async fn rejected_payloads_are_marked_reprocessed(store: Store) {
+    let lines: Vec<String> = (0..40)
+        .map(|i| format!(r#"{{"line":{i},"sku":"SKU-{i:05}","qty":4}}"#))
+        .collect();
+    let big = format!(r#"{{"lines":[{}]}}"#, lines.join(","));
+    let rejected = |key: &str| IngestRecord {
+        source: "carrier".into(),
+        idempotency_key: key.into(),
+        received_at: OffsetDateTime::now_utc(),
+        headers: vec![("x-partner".into(), "acme".into())],
+        body: big.clone().into_bytes(),
+        verdict: Verdict::Rejected {
+            code: "mapping.runtime".into(),
+            reason: "no subject".into(),
+        },
+    };
+    let IngestOutcome::Rejected { inbox_id: first } = store.ingest(rejected("r1")).await.unwrap()
+    else {
+        panic!("not rejected")
+    };
+    let IngestOutcome::Rejected { inbox_id: second } = store.ingest(rejected("r2")).await.unwrap()
+    else {
+        panic!("not rejected")
+    };
+    let rec = store.inbox_record(first).await.unwrap().unwrap();
+    assert_eq!(rec.body, big);
+    assert_eq!(
+        rec.headers,
+        vec![("x-partner".to_string(), "acme".to_string())]
+    );
+    assert_eq!((rec.reprocessed_at, rec.reprocessed_into), (None, None));
+    assert!(store.inbox_record(second + 1_000).await.unwrap().is_none());
+
+    let e = event("carrier", "r1-again", "shipment.in_transit", "S1", 1, &[]);
+    let IngestOutcome::Accepted { inbox_id: into, .. } = store
+        .ingest(accepted("carrier", "r1-again", vec![e]))
+        .await
+        .unwrap()
+    else {
+        panic!("not accepted")
+    };
+    assert!(store.mark_reprocessed(first, into).await.unwrap());
+    assert!(
+        !store.mark_reprocessed(first, into).await.unwrap(),
+        "marked once"
+    );
+    assert!(
+        !store.mark_reprocessed(into, into).await.unwrap(),
+        "not a rejected record"
+    );
+    assert!(!store.mark_reprocessed(second + 1_000, into).await.unwrap());
+    let rec = store.inbox_record(first).await.unwrap().unwrap();
+    assert_eq!(rec.reprocessed_into, Some(into));
+    assert!(rec.reprocessed_at.is_some());
+
+    let ids = |open_only: bool, before: Option<i64>| {
+        let store = store.clone();
+        async move {
+            store
+                .inbox(InboxQuery {
+                    status: Some("rejected".into()),
+                    open_only,
+                    before,
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(ids(false, None).await, vec![second, first]);
+    assert_eq!(ids(true, None).await, vec![second], "reprocessed hidden");
+    assert_eq!(ids(false, Some(second)).await, vec![first], "the next page");
+    let json = serde_json::to_value(&rec).unwrap();
+    assert_eq!(json["reprocessed_into"], into);
+}
+
+/// Pausing a sink is kept (who, when) and announced; resuming replaces it.
+pub async fn sink_pauses_are_kept(store: Store) {
+    assert!(store.sink_controls().await.unwrap().is_empty());
+    let mut signal = store.config_signal();
+    signal.borrow_and_update();
+    let paused = store.set_sink_paused("ops", true, "ana").await.unwrap();
+    assert_eq!(
+        (
+            paused.sink.as_str(),
+            paused.paused,
+            paused.changed_by.as_str()
+        ),
+        ("ops", true, "ana")
+    );
+    assert!(signal.has_changed().unwrap(), "announced");
+    let erp = store.set_sink_paused("erp", true, "ana").await.unwrap();
+    assert_eq!(
+        store.sink_controls().await.unwrap(),
+        vec![erp, paused.clone()],
+        "by name"
+    );
+    let resumed = store.set_sink_paused("ops", false, "bob").await.unwrap();
+    let all = store.sink_controls().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].sink, "erp");
+    assert_eq!(all[1], resumed);
+    assert!(!all[1].paused);
+    assert_eq!(all[1].changed_by, "bob");
+    assert!(all[1].changed_at >= paused.changed_at);
+}
+
+/// Subscriptions change at run time: an event ingested after a change returns is
+/// routed by the new set; a later start with the configuration file keeps what the API
+/// changed or deleted, and configured ones leave with the file.
+pub async fn subscriptions_change_at_run_time(store: Store) {
+    let config = vec![
+        sub("cfg-all", "ops", &[], &[]),
+        sub("cfg-erp", "erp", &["shipment.delivered"], &[]),
+    ];
+    store.sync_subscriptions(config.clone()).await.unwrap();
+    let listed = store.subscriptions().await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|s| (s.name.as_str(), s.origin))
+            .collect::<Vec<_>>(),
+        vec![
+            ("cfg-all", SubscriptionOrigin::Config),
+            ("cfg-erp", SubscriptionOrigin::Config)
+        ]
+    );
+    let mut n = 0;
+    let mut routed = |ty: &'static str| {
+        n += 1;
+        let store = store.clone();
+        let key = format!("k{n}");
+        async move {
+            let e = event("carrier", &key, ty, "S1", n, &[]);
+            store
+                .ingest(accepted("carrier", &key, vec![e.clone()]))
+                .await
+                .unwrap();
+            store
+                .deliveries_of(&e.subject, e.id.as_str())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.subscription)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        routed("shipment.delivered").await,
+        vec!["cfg-all", "cfg-erp"]
+    );
+
+    // Added through the API: the very next event goes there too.
+    assert!(store
+        .put_subscription(sub("api-audit", "audit", &["shipment.*"], &[]))
+        .await
+        .unwrap());
+    assert_eq!(
+        routed("shipment.delivered").await,
+        vec!["api-audit", "cfg-all", "cfg-erp"]
+    );
+    // A configured one changed through the API becomes the API's.
+    assert!(!store
+        .put_subscription(sub("cfg-erp", "erp", &["warehouse.*"], &[]))
+        .await
+        .unwrap());
+    // A configured one deleted through the API.
+    assert!(store.delete_subscription("cfg-all").await.unwrap());
+    assert!(!store.delete_subscription("cfg-all").await.unwrap());
+    assert!(!store.delete_subscription("nope").await.unwrap());
+    assert_eq!(routed("shipment.delivered").await, vec!["api-audit"]);
+    assert_eq!(routed("warehouse.packed").await, vec!["cfg-erp"]);
+    let listed = store.subscriptions().await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|s| (s.name.as_str(), s.origin, s.types.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (
+                "api-audit",
+                SubscriptionOrigin::Api,
+                vec!["shipment.*".to_string()]
+            ),
+            (
+                "cfg-erp",
+                SubscriptionOrigin::Api,
+                vec!["warehouse.*".to_string()]
+            ),
+        ]
+    );
+
+    // A start with the configuration file (plus a new entry) keeps the API's changes.
+    let mut file = config.clone();
+    file.push(sub("cfg-new", "ops", &["shipment.delivered"], &[]));
+    store.sync_subscriptions(file).await.unwrap();
+    let names =
+        |l: Vec<SubscriptionRecord>| l.into_iter().map(|s| (s.name, s.types)).collect::<Vec<_>>();
+    assert_eq!(
+        names(store.subscriptions().await.unwrap()),
+        vec![
+            ("api-audit".to_string(), vec!["shipment.*".to_string()]),
+            ("cfg-erp".to_string(), vec!["warehouse.*".to_string()]),
+            (
+                "cfg-new".to_string(),
+                vec!["shipment.delivered".to_string()]
+            ),
+        ]
+    );
+    assert_eq!(
+        routed("shipment.delivered").await,
+        vec!["api-audit", "cfg-new"]
+    );
+    // A configured one that left the file goes; the API's stay.
+    store
+        .sync_subscriptions(vec![sub("cfg-erp", "erp", &[], &[])])
+        .await
+        .unwrap();
+    assert_eq!(
+        names(store.subscriptions().await.unwrap()),
+        vec![
+            ("api-audit".to_string(), vec!["shipment.*".to_string()]),
+            ("cfg-erp".to_string(), vec!["warehouse.*".to_string()]),
+        ]
+    );
+    assert_eq!(routed("shipment.delivered").await, vec!["api-audit"]);
+    // The deleted one left the file, so its tombstone went: back in the file, it is back.
+    store.sync_subscriptions(config).await.unwrap();
+    assert_eq!(
+        routed("shipment.delivered").await,
+        vec!["api-audit", "cfg-all"]
+    );
+    // Put over a deleted one creates it.
+    assert!(store.delete_subscription("api-audit").await.unwrap());
+    assert!(store
+        .put_subscription(sub("api-audit", "audit", &[], &[]))
+        .await
+        .unwrap());
+}
+
+/// Sink health: waiting rows and the oldest one's time, the last delivery, open dead
+/// letters; sinks of subscriptions and controls are listed even when idle.
+pub async fn sink_stats_per_sink(store: Store) {
+    let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    let (_, rows) = staged(&store, 3).await;
+    store.set_sink_paused("quiet", true, "ana").await.unwrap();
+    let stats = store.sink_stats().await.unwrap();
+    assert_eq!(
+        stats.iter().map(|s| s.sink.as_str()).collect::<Vec<_>>(),
+        vec!["ops", "quiet"]
+    );
+    let ops = &stats[0];
+    assert_eq!(
+        (ops.pending, ops.dead_open, ops.last_delivered_at),
+        (3, 0, None)
+    );
+    let oldest = ops.oldest_pending_at.unwrap();
+    assert!(
+        oldest >= before && oldest <= OffsetDateTime::now_utc(),
+        "{oldest}"
+    );
+    assert_eq!(
+        (
+            stats[1].pending,
+            stats[1].oldest_pending_at,
+            stats[1].dead_open
+        ),
+        (0, None, 0)
+    );
+    store
+        .record_deliveries(vec![
+            delivered(rows[0].id, 1),
+            dead(rows[1].id, 1, Some(400), "HTTP 400"),
+        ])
+        .await
+        .unwrap();
+    store
+        .record_deliveries(vec![delivered(rows[2].id, 3)])
+        .await
+        .unwrap();
+    let ops = store.sink_stats().await.unwrap().remove(0);
+    assert_eq!(ops.sink, "ops");
+    assert_eq!(
+        (ops.pending, ops.oldest_pending_at, ops.dead_open),
+        (0, None, 1)
+    );
+    assert_eq!(
+        ops.last_delivered_at,
+        Some(at_ms(ATTEMPT_AT_MS + 3) + time::Duration::microseconds(1_500)),
+        "the latest delivery"
+    );
+    // An older result recorded late does not move it back.
+    let e = event("carrier", "late", "shipment.in_transit", "S9", 1, &[]);
+    store
+        .ingest(accepted("carrier", "late", vec![e]))
+        .await
+        .unwrap();
+    let more = store.pending_outbox("ops", 0, 10).await.unwrap();
+    assert_eq!(more.len(), 1);
+    store
+        .record_deliveries(vec![delivered(more[0].id, 1)])
+        .await
+        .unwrap();
+    let ops = store.sink_stats().await.unwrap().remove(0);
+    assert_eq!(
+        ops.last_delivered_at,
+        Some(at_ms(ATTEMPT_AT_MS + 3) + time::Duration::microseconds(1_500))
+    );
+    let dl = store
+        .dead_letters(DeadLetterQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store
+        .discard_dead_letter(dl[0].id, "ana")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.sink_stats().await.unwrap()[0].dead_open, 0);
+}
+
+/// What the control tower changed is still there after a restart: `reopen` closes
+/// nothing and opens the same store again (a second process on the same database).
+pub async fn controls_survive_a_restart<F, Fut>(store: Store, reopen: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Store>,
+{
+    let file = vec![
+        sub("cfg-all", "ops", &[], &[]),
+        sub("cfg-erp", "erp", &[], &[]),
+    ];
+    store.sync_subscriptions(file.clone()).await.unwrap();
+    store
+        .put_subscription(sub("api-audit", "audit", &[], &[]))
+        .await
+        .unwrap();
+    store.delete_subscription("cfg-erp").await.unwrap();
+    store.set_sink_paused("erp", true, "ana").await.unwrap();
+    store.close().await;
+    let again = reopen().await;
+    // Routed by what is stored, even before the start syncs the file.
+    let e = event("carrier", "r1", "shipment.delivered", "S1", 1, &[]);
+    again
+        .ingest(accepted("carrier", "r1", vec![e.clone()]))
+        .await
+        .unwrap();
+    let subs = |v: Vec<OutboxItemState>| v.into_iter().map(|d| d.subscription).collect::<Vec<_>>();
+    assert_eq!(
+        subs(
+            again
+                .deliveries_of(&e.subject, e.id.as_str())
+                .await
+                .unwrap()
+        ),
+        vec!["api-audit", "cfg-all"]
+    );
+    again.sync_subscriptions(file).await.unwrap();
+    let e = event("carrier", "r2", "shipment.delivered", "S1", 2, &[]);
+    again
+        .ingest(accepted("carrier", "r2", vec![e.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(
+        subs(
+            again
+                .deliveries_of(&e.subject, e.id.as_str())
+                .await
+                .unwrap()
+        ),
+        vec!["api-audit", "cfg-all"],
+        "the deleted one stays deleted"
+    );
+    let controls = again.sink_controls().await.unwrap();
+    assert_eq!(controls.len(), 1);
+    assert!(controls[0].paused && controls[0].sink == "erp");
+    again.close().await;
+}
+
 /// Generates one `#[tokio::test]` per suite function for a backend. `$open` is an async
 /// expression giving a fresh `(Store, guard)`; the guard lives until the test ends.
 #[macro_export]
@@ -868,7 +1573,13 @@ macro_rules! store_tests {
             linking_appends_and_routes_shipment_linked,
             workflow_steps_save_once_per_version,
             timers_fire_once,
-            tasks_resolve_into_workflow_inputs
+            tasks_resolve_into_workflow_inputs,
+            delivery_attempts_are_kept,
+            dead_letters_are_discarded_not_replayed,
+            rejected_payloads_are_marked_reprocessed,
+            sink_pauses_are_kept,
+            subscriptions_change_at_run_time,
+            sink_stats_per_sink
         );
     };
     (@each $open:expr; $($name:ident),*) => {

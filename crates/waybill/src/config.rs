@@ -50,6 +50,9 @@ pub struct Config {
     /// `[workflows]`: orchestrated workflows (docs/workflows.md).
     #[serde(default)]
     pub workflows: crate::workflows::WorkflowsConfig,
+    /// `[telemetry]`: trace export over OTLP (off without an endpoint).
+    #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// `[server]`.
@@ -226,7 +229,7 @@ fn default_level() -> String {
     "info".into()
 }
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "server",
     "store",
     "cluster",
@@ -235,6 +238,7 @@ const SECTIONS: [&str; 8] = [
     "sinks",
     "subscriptions",
     "log",
+    "telemetry",
 ];
 
 impl Config {
@@ -340,6 +344,8 @@ pub struct Runtime {
     pub ownership: Ownership,
     /// The configured workflows, if any.
     pub workflows: Option<crate::workflows::Workflows>,
+    /// Trace export, when `[telemetry]` names an endpoint.
+    pub telemetry: Option<crate::telemetry::TelemetrySettings>,
 }
 
 /// The default owners of each fact, by the type of the source (see
@@ -528,6 +534,7 @@ impl Config {
             })
             .collect::<Vec<_>>();
         let workflows = self.workflows.validate(&self.sinks, &mut errs);
+        let telemetry = self.telemetry.validate(&mut errs);
         let mut subscriptions = subscriptions;
         if let Some(w) = &workflows {
             if subscriptions.iter().any(|s| s.name == w.subscription.name) {
@@ -549,6 +556,7 @@ impl Config {
                 api_keys,
                 ownership,
                 workflows,
+                telemetry,
             })
         } else {
             Err(errs)

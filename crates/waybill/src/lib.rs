@@ -7,6 +7,7 @@ pub mod bench;
 pub mod config;
 pub mod error_codes;
 pub mod odoo_burst;
+pub mod telemetry;
 pub mod workflows;
 
 use anyhow::Context;
@@ -16,8 +17,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use waybill_api::{router, AppState};
 use waybill_engine::clock::SystemClock;
-use waybill_engine::dispatcher::{spawn_leased_dispatchers, DispatchLimits, SinkRuntime};
+use waybill_engine::dispatcher::{spawn_traced_dispatchers, DispatchLimits, SinkRuntime};
 use waybill_engine::lease::{run_singleton, spawn_keeper, LeaseSettings, Leases};
+use waybill_engine::telemetry::in_scope;
 use waybill_engine::{Hub, Metrics};
 use waybill_store::lease::{delivery_lease, singleton_lease, BUCKETS};
 use waybill_store::{PgOptions, SqliteOptions, Store};
@@ -80,6 +82,34 @@ fn instance_id(config: &Config) -> String {
     })
 }
 
+/// The sinks paused in the store.
+async fn paused_sinks(store: &Store) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    Ok(store
+        .sink_controls()
+        .await?
+        .into_iter()
+        .filter(|c| c.paused)
+        .map(|c| c.sink)
+        .collect())
+}
+
+/// Follows the paused sinks in a shared store, where another instance may pause or
+/// resume one: read every second until `stop`.
+async fn follow_paused(store: Store, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+        match paused_sinks(&store).await {
+            Ok(p) => metrics.controls.set_all_paused(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the paused sinks; keeping the last known")
+            }
+        }
+    }
+}
+
 /// The SQLite store's options from `[store]`.
 pub fn sqlite_options(config: &Config) -> SqliteOptions {
     let mut opts = SqliteOptions::new(&config.store.path);
@@ -102,13 +132,16 @@ pub async fn serve(
         let all: Vec<String> = errs.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("invalid configuration:\n  {}", all.join("\n  "))
     })?;
+    let telemetry = telemetry::start(rt.telemetry)?;
+    let tracer = telemetry.tracer();
     let store = open_store(&config).await?;
     store.set_ownership(rt.ownership)?;
     store.sync_subscriptions(rt.subscriptions).await?;
     let metrics = Arc::new(Metrics::default());
     let hub = Arc::new(
         Hub::new(store.clone(), rt.sources, metrics.clone())
-            .hiding(waybill_connectors::carrier::secret_headers()),
+            .hiding(waybill_connectors::carrier::secret_headers())
+            .traced(tracer.clone()),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sinks = rt.sinks;
@@ -168,13 +201,39 @@ pub async fn serve(
     } else {
         (Leases::all(), None)
     };
-    let dispatchers = spawn_leased_dispatchers(
+    // Operator controls: each sink's type and connector (test deliveries), the paused
+    // sinks as the store keeps them (a restart keeps a paused sink paused; instances
+    // sharing the store follow each other's changes), the activity series.
+    for s in &sinks {
+        let kind = config.sinks.get(&s.name).map_or("internal", |c| c.kind());
+        metrics
+            .controls
+            .register_sink(&s.name, kind, s.outbound.clone());
+    }
+    for (name, c) in &config.sources {
+        metrics.controls.register_source(name, c.kind());
+    }
+    let paused = paused_sinks(&store).await?;
+    metrics.controls.set_all_paused(paused);
+    let mut control_tasks = vec![tokio::spawn(waybill_engine::control::run_sampler(
+        metrics.clone(),
+        stop_rx.clone(),
+    ))];
+    if store.shared() {
+        control_tasks.push(tokio::spawn(follow_paused(
+            store.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    let dispatchers = spawn_traced_dispatchers(
         store.clone(),
         sinks,
         metrics,
         DispatchLimits::default(),
         Arc::new(SystemClock),
         leases.clone(),
+        tracer.clone(),
         stop_rx.clone(),
     );
     let mut watchers: Vec<_> = rt
@@ -199,7 +258,8 @@ pub async fn serve(
             leases.clone(),
             lease,
             stop_rx.clone(),
-            move |stop| p.clone().run(hub.clone(), stop),
+            // Its Odoo RPCs are spans of their own traces.
+            move |stop| in_scope(hub.tracer().clone(), None, p.clone().run(hub.clone(), stop)),
         ))
     }));
     watchers.extend(
@@ -213,7 +273,7 @@ pub async fn serve(
             leases.clone(),
             singleton_lease("workflows"),
             stop_rx.clone(),
-            move |stop| w.clone().run(stop),
+            move |stop| in_scope(tracer.clone(), None, w.clone().run(stop)),
         )));
     }
     let app = router(Arc::new(AppState {
@@ -236,6 +296,9 @@ pub async fn serve(
     for d in dispatchers {
         let _ = d.await;
     }
+    for t in control_tasks {
+        let _ = t.await;
+    }
     if let Some(k) = keeper {
         let _ = k.await;
         // The work under the leases is done: the others may take them at once.
@@ -244,6 +307,8 @@ pub async fn serve(
         }
     }
     store.close().await;
+    // Last: the spans of the deliveries just finished are exported too.
+    telemetry.shutdown(config.telemetry.timeout).await;
     tracing::info!("stopped");
     served.context("HTTP server failed")
 }

@@ -6,7 +6,11 @@
 //! Headers: Standard Webhooks 1.0 — `webhook-id` (= the CloudEvents `id`, stable across
 //! retries, so receivers dedupe on it; a batch of n > 1 events: `<first id>+<n>`, the
 //! same for the same batch), `webhook-timestamp` (this attempt), and
-//! `webhook-signature` (`v1,<base64 HMAC-SHA256>`) when a secret is configured.
+//! `webhook-signature` (`v1,<base64 HMAC-SHA256>`) when a secret is configured, and
+//! `traceparent` (W3C) when the attempt has a trace context: its `deliver` span, or the
+//! event's own `traceparent` with tracing off; a batch request carries its first event's
+//! (the dispatcher records one `deliver` span per event of the batch, all ending with the
+//! request's answer, and each event's body keeps its own `traceparent`).
 //! Redirects are not followed (a 3xx is a failure, per the spec).
 //! Classification: 2xx delivered; 410 pauses the sink; 408/429/5xx, timeouts and
 //! connection errors retry (honouring `Retry-After` in seconds); 401/403 are auth
@@ -125,6 +129,11 @@ impl HttpWebhook {
             req = req.header("webhook-signature", k.sign(&id, ts, &body));
         }
         req = req.header("webhook-id", id);
+        // A batch request carries the trace of its first event (each event's own is in
+        // its body's `traceparent`).
+        if let Some(t) = first.trace {
+            req = req.header("traceparent", t.to_string());
+        }
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
@@ -142,8 +151,10 @@ impl HttpWebhook {
                 format!("{what}: {}", without_url(&e)),
             )
         })?;
+        let status = resp.status().as_u16();
+        items.iter().for_each(|i| i.record_status(status));
         classify(
-            resp.status().as_u16(),
+            status,
             resp.headers()
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok()),

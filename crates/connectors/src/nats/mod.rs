@@ -5,7 +5,8 @@
 //! CloudEvents JSON exactly as stored as the payload (structured mode), the header
 //! `Nats-Msg-Id` = the event id (JetStream drops a repeat inside the stream's duplicate
 //! window, so a retry after a lost acknowledgement stores nothing twice) and
-//! `Content-Type: application/cloudevents+json`. A delivery succeeds when the stream
+//! `Content-Type: application/cloudevents+json`, plus `traceparent` (W3C) when the
+//! attempt has a trace context (its `deliver` span, or the event's own). A delivery succeeds when the stream
 //! acknowledges the message (a `PubAck`, a duplicate included); everything else fails
 //! the attempt with a `nats.*` code and goes through the same retries, circuit breaker
 //! and dead letters as the HTTP sink. The stream is the operator's: Waybill does not
@@ -119,6 +120,9 @@ impl NatsSink {
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, item.event_id.as_str());
         headers.insert("Content-Type", "application/cloudevents+json");
+        if let Some(t) = item.trace {
+            headers.insert("traceparent", t.to_string().as_str());
+        }
         let body = bytes::Bytes::copy_from_slice(item.body().as_bytes());
         let ack = js
             .publish_with_headers(subject, headers, body)

@@ -9,6 +9,7 @@ use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 use waybill_engine::config::ConfigError;
 use waybill_engine::secret::Secret;
+use waybill_engine::telemetry::{current_span, SpanKind};
 
 /// Wire protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,10 +150,14 @@ impl OdooClient {
         Ok(Ticket(permit))
     }
 
+    /// Every request to Odoo goes through here: one `odoo.rpc` span (model, method,
+    /// protocol) under the task's trace context when there is one, whose context the
+    /// request carries as `traceparent`.
     async fn post(
         &self,
         url: &str,
         body: &Value,
+        (model, method): (&str, &str),
         json2: bool,
         ticket: Option<Ticket<'_>>,
     ) -> Result<(u16, Value), OdooError> {
@@ -161,50 +166,77 @@ impl OdooClient {
             None => self.slot().await?,
         };
         self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut span = current_span("odoo.rpc", SpanKind::Client);
         let mut req = self.http.post(url).json(body);
+        if let Some(t) = span.context() {
+            span.attr("odoo.model", model);
+            span.attr("odoo.method", method);
+            span.attr("odoo.protocol", if json2 { "json2" } else { "jsonrpc" });
+            req = req.header("traceparent", t.to_string());
+        }
         if json2 {
             req = req
                 .header("authorization", format!("bearer {}", self.key.expose()))
                 .header("x-odoo-database", &self.database);
         }
-        let resp = req.send().await.map_err(|e| {
-            let what = if e.is_timeout() {
-                "timed out"
+        let answer = async {
+            let resp = req.send().await.map_err(|e| {
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "request failed"
+                };
+                OdooError::Transport(format!("{what}: {}", e.without_url()))
+            })?;
+            let status = resp.status().as_u16();
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| OdooError::Transport(e.without_url().to_string()))?;
+            let v = if bytes.is_empty() {
+                Value::Null
             } else {
-                "request failed"
+                match serde_json::from_slice(&bytes) {
+                    Ok(v) => v,
+                    Err(_) if !(200..300).contains(&status) => {
+                        return Err(OdooError::Http { status })
+                    }
+                    Err(e) => return Err(OdooError::Protocol(format!("not JSON: {e}"))),
+                }
             };
-            OdooError::Transport(format!("{what}: {}", e.without_url()))
-        })?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| OdooError::Transport(e.without_url().to_string()))?;
-        let v = if bytes.is_empty() {
-            Value::Null
-        } else {
-            match serde_json::from_slice(&bytes) {
-                Ok(v) => v,
-                Err(_) if !(200..300).contains(&status) => return Err(OdooError::Http { status }),
-                Err(e) => return Err(OdooError::Protocol(format!("not JSON: {e}"))),
+            Ok((status, v))
+        }
+        .await;
+        if span.is_recording() {
+            match &answer {
+                Ok((status, v)) => {
+                    span.attr("http.response.status_code", *status);
+                    if !(200..300).contains(status) || v.get("error").is_some() {
+                        span.fail("Odoo answered an error");
+                    }
+                }
+                Err(e) => span.fail(e.to_string()),
             }
-        };
-        Ok((status, v))
+        }
+        answer
     }
 
     /// One JSON-RPC call; `result` absent means `null` (a method returning None).
+    /// `rpc` names the call for its trace span: (model, method), or (service, method)
+    /// for the `common` service.
     async fn jsonrpc(
         &self,
         service: &str,
         method: &str,
         args: Value,
+        rpc: (&str, &str),
         ticket: Option<Ticket<'_>>,
     ) -> Result<Value, OdooError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({"jsonrpc": "2.0", "method": "call", "id": id,
                           "params": {"service": service, "method": method, "args": args}});
         let (status, v) = self
-            .post(&format!("{}/jsonrpc", self.base), &body, false, ticket)
+            .post(&format!("{}/jsonrpc", self.base), &body, rpc, false, ticket)
             .await?;
         if let Some(err) = v.get("error") {
             return Err(server_error(err));
@@ -217,7 +249,8 @@ impl OdooClient {
 
     /// `common.version`: server version info.
     pub async fn version(&self) -> Result<Value, OdooError> {
-        self.jsonrpc("common", "version", json!([]), None).await
+        self.jsonrpc("common", "version", json!([]), ("common", "version"), None)
+            .await
     }
 
     /// The protocol in use (detected once from `common.version` when `auto`).
@@ -250,6 +283,7 @@ impl OdooClient {
                         "common",
                         "authenticate",
                         json!([self.database, self.login, self.key.expose(), {}]),
+                        ("common", "authenticate"),
                         None,
                     )
                     .await?;
@@ -321,7 +355,9 @@ impl OdooClient {
                     body.insert("ids".into(), json!(ids));
                 }
                 let url = format!("{}/json/2/{model}/{method}", self.base);
-                let (status, v) = self.post(&url, &Value::Object(body), true, ticket).await?;
+                let (status, v) = self
+                    .post(&url, &Value::Object(body), (model, method), true, ticket)
+                    .await?;
                 if (200..300).contains(&status) {
                     Ok(v)
                 } else if v.get("name").is_some() {
@@ -352,7 +388,8 @@ impl OdooClient {
             args,
             kwargs
         ]);
-        self.jsonrpc("object", "execute_kw", params, ticket).await
+        self.jsonrpc("object", "execute_kw", params, (model, method), ticket)
+            .await
     }
 
     /// `search_read` with an explicit field list, ordered and paged.

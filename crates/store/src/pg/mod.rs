@@ -13,6 +13,7 @@
 //! Each store lives in one schema (`public` by default): tests and several hubs on one
 //! database use their own.
 
+mod control;
 mod flow;
 mod lease;
 mod outbox;
@@ -23,7 +24,7 @@ mod tx;
 pub use schema::LATEST as PG_SCHEMA_VERSION;
 
 use crate::writer::{JobCtx, Rules, Writer, WriterConn};
-use crate::{IngestOutcome, IngestRecord, StoreError, Subscription};
+use crate::{IngestOutcome, IngestRecord, StoreError};
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 use std::collections::HashMap;
@@ -282,6 +283,11 @@ fn channel(schema: &str) -> String {
     format!("waybill_outbox_{schema}")
 }
 
+/// The channel changes of a schema's subscriptions and sink controls are announced on.
+fn control_channel(schema: &str) -> String {
+    format!("waybill_control_{schema}")
+}
+
 impl WriterConn for PgConn {
     fn begin(&mut self) -> Result<(), String> {
         self.revive().map_err(|e| e.to_string())?;
@@ -396,6 +402,7 @@ impl PgStore {
             .name("waybill-pg-listen".into())
             .spawn(move || listen(opts, stop, weak))
             .map_err(|e| StoreError::Corrupt(format!("cannot start listener thread: {e}")))?;
+        store.load_config().await?;
         Ok(store)
     }
 
@@ -438,34 +445,11 @@ impl PgStore {
         .map_err(|_| StoreError::Closed)?
     }
 
-    pub(crate) async fn sync_subscriptions(
-        &self,
-        subs: Vec<Subscription>,
-    ) -> Result<(), StoreError> {
-        let s = subs.clone();
-        self.write(move |c, _| {
-            c.exec("DELETE FROM subscriptions", &[])?;
-            for s in &s {
-                let types = serde_json::to_string(&s.types).unwrap_or_default();
-                let sources = serde_json::to_string(&s.sources).unwrap_or_default();
-                c.exec(
-                    "INSERT INTO subscriptions (name, sink, types, sources) VALUES ($1, $2, $3, $4)",
-                    &[&s.name, &s.sink, &types, &sources],
-                )?;
-            }
-            Ok(())
-        })
-        .await?;
-        self.inner.writer.set_rules(|r| Rules {
-            subs,
-            ownership: r.ownership.clone(),
-        })
-    }
-
     pub(crate) fn set_ownership(&self, ownership: Ownership) -> Result<(), StoreError> {
         self.inner.writer.set_rules(|r| Rules {
             subs: r.subs.clone(),
             ownership,
+            subs_version: r.subs_version,
         })
     }
 
@@ -517,6 +501,10 @@ impl PgStore {
         self.inner.writer.signal()
     }
 
+    pub(crate) fn config_signal(&self) -> watch::Receiver<i64> {
+        self.inner.writer.config_signal()
+    }
+
     pub(crate) async fn close(&self) {
         self.inner.stop.store(true, Ordering::Relaxed);
         self.inner.writer.close().await;
@@ -525,7 +513,12 @@ impl PgStore {
 
 /// Listens for outbox notifications of other instances and wakes this one's dispatchers;
 /// reconnects after a lost connection (and wakes them then, for what it may have missed).
+/// It also listens for changes of the subscriptions and sink controls, and compares the
+/// store's `config_version` with the one in force every second (for a notification sent
+/// while it was not connected): a newer configuration is read and put in force.
 fn listen(opts: Arc<PgOptions>, stop: Arc<AtomicBool>, store: std::sync::Weak<Inner>) {
+    const CHECK_EVERY: Duration = Duration::from_secs(1);
+    let control = control_channel(&opts.schema);
     while !stop.load(Ordering::Relaxed) {
         let mut client = match connect_blocking(&opts) {
             Ok(c) => c,
@@ -535,25 +528,70 @@ fn listen(opts: Arc<PgOptions>, stop: Arc<AtomicBool>, store: std::sync::Weak<In
                 continue;
             }
         };
-        let listen = format!("LISTEN {}", channel(&opts.schema));
+        let listen = format!("LISTEN {}; LISTEN {control}", channel(&opts.schema));
         if let Err(e) = client.batch_execute(&listen) {
             tracing::warn!(error = %e, "outbox listener cannot LISTEN; retrying");
             std::thread::sleep(Duration::from_secs(1));
             continue;
         }
         match store.upgrade() {
-            Some(inner) => inner.writer.poke(),
+            Some(inner) => {
+                inner.writer.poke();
+                refresh_config(&mut client, &inner, false);
+            }
             None => return,
         }
+        let mut checked = std::time::Instant::now();
         while !stop.load(Ordering::Relaxed) && !client.is_closed() {
-            let mut n = client.notifications();
-            let mut it = n.timeout_iter(Duration::from_millis(500));
-            while let Ok(Some(_)) = postgres::fallible_iterator::FallibleIterator::next(&mut it) {
+            let mut changed = false;
+            {
+                let mut n = client.notifications();
+                let mut it = n.timeout_iter(Duration::from_millis(500));
+                while let Ok(Some(note)) =
+                    postgres::fallible_iterator::FallibleIterator::next(&mut it)
+                {
+                    if note.channel() == control {
+                        changed = true;
+                        break;
+                    }
+                    match store.upgrade() {
+                        Some(inner) => inner.writer.poke(),
+                        None => return,
+                    }
+                    if checked.elapsed() >= CHECK_EVERY {
+                        break;
+                    }
+                }
+            }
+            if changed || checked.elapsed() >= CHECK_EVERY {
+                checked = std::time::Instant::now();
                 match store.upgrade() {
-                    Some(inner) => inner.writer.poke(),
+                    Some(inner) => refresh_config(&mut client, &inner, changed),
                     None => return,
                 }
             }
         }
+    }
+}
+
+/// Puts the store's configuration in force when it is newer than the one in force
+/// (`known`: it is, a notification said so).
+fn refresh_config(client: &mut Client, inner: &Inner, known: bool) {
+    let result = (|| -> Result<(), StoreError> {
+        if !known {
+            let v: i64 = client
+                .query_opt("SELECT version FROM config_version WHERE id = 1", &[])?
+                .map(|r| r.get(0))
+                .unwrap_or(0);
+            if v <= inner.writer.rules().subs_version {
+                return Ok(());
+            }
+        }
+        let config = control::config_from(&client.query(control::READ_CONFIG, &[])?)?;
+        inner.writer.apply_config(config);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot read the subscriptions changed by another instance; will retry");
     }
 }

@@ -8,10 +8,19 @@ use crate::sequence::Lane;
 use crate::view::{self, Reader, StoredEvent, StoredPayload, TimelineRow};
 use crate::{
     ConflictQuery, ConflictRecord, Depths, InboxQuery, InboxRecord, OrderView, Resolved,
-    ShipmentQuery, ShipmentSummary, ShipmentView, StoreError, XRef,
+    ShipmentQuery, ShipmentSummary, ShipmentView, SinkStats, StoreError, XRef,
 };
+use std::collections::BTreeMap;
 use waybill_model::ownership::{Fact, Observation};
 use waybill_model::ShipmentKey;
+
+/// The columns `inbox_row` reads.
+macro_rules! inbox_columns {
+    () => {
+        "id, source, idempotency_key, status, reason_code, reason, received_at, event_ids, body, headers, encoding,
+         reprocessed_at, reprocessed_into"
+    };
+}
 
 /// An inbox row's stored body and encoding (what an event packed against it needs).
 pub(crate) fn payload(c: &mut PgConn, id: i64) -> Result<Option<StoredPayload>, StoreError> {
@@ -206,29 +215,51 @@ impl PgStore {
     }
 
     pub(crate) async fn inbox(&self, q: InboxQuery) -> Result<Vec<InboxRecord>, StoreError> {
+        // Rejected records not reprocessed yet read their own partial index.
+        let sql = if q.open_only && q.status.as_deref() == Some("rejected") {
+            concat!(
+                "SELECT ",
+                inbox_columns!(),
+                " FROM inbox
+                 WHERE status = 'rejected' AND reprocessed_at IS NULL AND $1::text = 'rejected'
+                   AND ($2::text IS NULL OR source = $2) AND $3 AND id < $4
+                 ORDER BY id DESC LIMIT $5"
+            )
+        } else {
+            concat!(
+                "SELECT ",
+                inbox_columns!(),
+                " FROM inbox
+                 WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR source = $2)
+                   AND (NOT $3 OR reprocessed_at IS NULL) AND id < $4
+                 ORDER BY id DESC LIMIT $5"
+            )
+        };
         self.read(move |c| {
             let rows = c.query(
-                "SELECT id, source, idempotency_key, status, reason_code, reason, received_at, event_ids, body, headers, encoding FROM inbox
-                 WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR source = $2) ORDER BY id DESC LIMIT $3",
-                &[&q.status, &q.source, &(q.limit as i64)],
+                sql,
+                &[
+                    &q.status,
+                    &q.source,
+                    &q.open_only,
+                    &q.before.unwrap_or(i64::MAX),
+                    &(q.limit as i64),
+                ],
             )?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                let raw = crate::body::unpack_payload(r.get(8), r.get::<_, Option<&str>>(10))?;
-                out.push(InboxRecord {
-                    id: r.get(0),
-                    source: r.get(1),
-                    idempotency_key: r.get(2),
-                    status: r.get(3),
-                    reason_code: r.get(4),
-                    reason: r.get(5),
-                    received_at: from_us(r.get(6)),
-                    event_ids: serde_json::from_str(r.get::<_, &str>(7)).unwrap_or_default(),
-                    body: String::from_utf8_lossy(&raw).into_owned(),
-                    headers: serde_json::from_str(r.get::<_, &str>(9)).unwrap_or_default(),
-                });
-            }
-            Ok(out)
+            rows.iter().map(inbox_row).collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn inbox_record(&self, id: i64) -> Result<Option<InboxRecord>, StoreError> {
+        self.read(move |c| {
+            c.query_opt(
+                concat!("SELECT ", inbox_columns!(), " FROM inbox WHERE id = $1"),
+                &[&id],
+            )?
+            .as_ref()
+            .map(inbox_row)
+            .transpose()
         })
         .await
     }
@@ -241,7 +272,7 @@ impl PgStore {
             Ok(Depths {
                 outbox: grouped("SELECT sink, count(*) FROM outbox WHERE state = 'pending' GROUP BY sink")?,
                 dead_letters: grouped(
-                    "SELECT sink, count(*) FROM dead_letters WHERE replayed_at IS NULL GROUP BY sink",
+                    "SELECT sink, count(*) FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL GROUP BY sink",
                 )?,
                 shipments: grouped(
                     "SELECT state, count(*) FROM shipments WHERE entity IS NULL GROUP BY state",
@@ -250,4 +281,70 @@ impl PgStore {
         })
         .await
     }
+
+    /// Health figures per sink (see the SQLite backend).
+    pub(crate) async fn sink_stats(&self) -> Result<Vec<SinkStats>, StoreError> {
+        self.read(|c| {
+            let blank = |sink: &str| SinkStats {
+                sink: sink.to_owned(),
+                pending: 0,
+                oldest_pending_at: None,
+                last_delivered_at: None,
+                dead_open: 0,
+            };
+            let mut out: BTreeMap<String, SinkStats> = BTreeMap::new();
+            let pending = c.query(
+                "SELECT p.sink, p.n, e.recorded_at FROM (
+                   SELECT sink, count(*) AS n, min(id) AS first FROM outbox WHERE state = 'pending' GROUP BY sink
+                 ) p JOIN outbox o ON o.id = p.first JOIN events e ON e.seq_id = o.event_seq",
+                &[],
+            )?;
+            for r in pending {
+                let sink: String = r.get(0);
+                let s = out.entry(sink.clone()).or_insert_with(|| blank(&sink));
+                s.pending = r.get(1);
+                s.oldest_pending_at = Some(from_us(r.get(2)));
+            }
+            for r in c.query(
+                "SELECT sink, count(*) FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL GROUP BY sink",
+                &[],
+            )? {
+                let sink: String = r.get(0);
+                out.entry(sink.clone()).or_insert_with(|| blank(&sink)).dead_open = r.get(1);
+            }
+            for r in c.query("SELECT sink, last_delivered_at FROM sink_activity", &[])? {
+                let sink: String = r.get(0);
+                out.entry(sink.clone())
+                    .or_insert_with(|| blank(&sink))
+                    .last_delivered_at = Some(from_us(r.get(1)));
+            }
+            for r in c.query(
+                "SELECT sink FROM subscriptions WHERE NOT deleted UNION SELECT sink FROM sink_controls",
+                &[],
+            )? {
+                let sink: String = r.get(0);
+                out.entry(sink.clone()).or_insert_with(|| blank(&sink));
+            }
+            Ok(out.into_values().collect())
+        })
+        .await
+    }
+}
+
+fn inbox_row(r: &postgres::Row) -> Result<InboxRecord, StoreError> {
+    let raw = crate::body::unpack_payload(r.get(8), r.get::<_, Option<&str>>(10))?;
+    Ok(InboxRecord {
+        id: r.get(0),
+        source: r.get(1),
+        idempotency_key: r.get(2),
+        status: r.get(3),
+        reason_code: r.get(4),
+        reason: r.get(5),
+        received_at: from_us(r.get(6)),
+        event_ids: serde_json::from_str(r.get::<_, &str>(7)).unwrap_or_default(),
+        body: String::from_utf8_lossy(&raw).into_owned(),
+        headers: serde_json::from_str(r.get::<_, &str>(9)).unwrap_or_default(),
+        reprocessed_at: r.get::<_, Option<i64>>(11).map(from_us),
+        reprocessed_into: r.get(12),
+    })
 }

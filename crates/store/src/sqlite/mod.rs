@@ -3,6 +3,7 @@
 //! that checkpoints the WAL.
 
 mod calibrate;
+mod control;
 mod flow;
 mod outbox;
 mod read;
@@ -15,7 +16,7 @@ pub use calibrate::{calibrate_sqlite, CalibrationError, SqliteCalibration, BATCH
 use crate::codec::to_us;
 use crate::view::{StoredEvent, StoredPayload};
 use crate::writer::{JobCtx, Rules, Writer, WriterConn};
-use crate::{IngestOutcome, IngestRecord, StoreError, Subscription};
+use crate::{IngestOutcome, IngestRecord, StoreError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
@@ -185,14 +186,16 @@ impl SqliteStore {
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start checkpoint thread: {e}")))?;
         let writer = Writer::start(writer_conn, "waybill-sqlite-writer", opts.max_batch)?;
-        Ok(SqliteStore {
+        let store = SqliteStore {
             inner: Arc::new(Inner {
                 writer,
                 readers,
                 next_reader: Default::default(),
                 checkpoint_stop: Mutex::new(Some(cp_tx)),
             }),
-        })
+        };
+        store.load_config().await?;
+        Ok(store)
     }
 
     /// Runs `f` inside the next group-committed transaction; answers after the commit
@@ -231,38 +234,12 @@ impl SqliteStore {
         .map_err(|_| StoreError::Closed)?
     }
 
-    pub(crate) async fn sync_subscriptions(
-        &self,
-        subs: Vec<Subscription>,
-    ) -> Result<(), StoreError> {
-        let rows = subs.clone();
-        self.write(move |conn, _| {
-            conn.execute("DELETE FROM subscriptions", [])?;
-            for s in &rows {
-                conn.execute(
-                    "INSERT INTO subscriptions (name, sink, types, sources) VALUES (?1, ?2, ?3, ?4)",
-                    rusqlite::params![
-                        s.name,
-                        s.sink,
-                        serde_json::to_string(&s.types).unwrap_or_default(),
-                        serde_json::to_string(&s.sources).unwrap_or_default()
-                    ],
-                )?;
-            }
-            Ok(())
-        })
-        .await?;
-        self.inner.writer.set_rules(|r| Rules {
-            subs,
-            ownership: r.ownership.clone(),
-        })
-    }
-
     /// Sets the ownership rules the writer settles facts with (at start-up).
     pub(crate) fn set_ownership(&self, ownership: Ownership) -> Result<(), StoreError> {
         self.inner.writer.set_rules(|r| Rules {
             subs: r.subs.clone(),
             ownership,
+            subs_version: r.subs_version,
         })
     }
 
@@ -312,6 +289,10 @@ impl SqliteStore {
 
     pub(crate) fn outbox_signal(&self) -> watch::Receiver<u64> {
         self.inner.writer.signal()
+    }
+
+    pub(crate) fn config_signal(&self) -> watch::Receiver<i64> {
+        self.inner.writer.config_signal()
     }
 
     pub(crate) async fn close(&self) {

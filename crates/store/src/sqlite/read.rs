@@ -6,11 +6,20 @@ use crate::sequence::Lane;
 use crate::view::{self, Reader, TimelineRow};
 use crate::{
     ConflictQuery, ConflictRecord, Depths, InboxQuery, InboxRecord, OrderView, Resolved,
-    ShipmentQuery, ShipmentSummary, ShipmentView, StoreError, XRef,
+    ShipmentQuery, ShipmentSummary, ShipmentView, SinkStats, StoreError, XRef,
 };
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
 use waybill_model::ownership::{Fact, Observation};
 use waybill_model::ShipmentKey;
+
+/// The columns [`inbox_row`] reads.
+macro_rules! inbox_columns {
+    () => {
+        "id, source, idempotency_key, status, reason_code, reason, received_at, event_ids, body, headers, encoding,
+         reprocessed_at, reprocessed_into"
+    };
+}
 
 impl SqliteStore {
     pub(crate) async fn shipment(
@@ -107,38 +116,59 @@ impl SqliteStore {
     }
 
     pub(crate) async fn inbox(&self, q: InboxQuery) -> Result<Vec<InboxRecord>, StoreError> {
+        // Rejected records not reprocessed yet (the console's work list) read their own
+        // partial index.
+        let sql = if q.open_only && q.status.as_deref() == Some("rejected") {
+            concat!(
+                "SELECT ",
+                inbox_columns!(),
+                " FROM inbox
+                 WHERE status = 'rejected' AND reprocessed_at IS NULL AND ?1 = 'rejected'
+                   AND (?2 IS NULL OR source = ?2) AND ?3 AND id < ?4
+                 ORDER BY id DESC LIMIT ?5"
+            )
+        } else {
+            concat!(
+                "SELECT ",
+                inbox_columns!(),
+                " FROM inbox
+                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR source = ?2)
+                   AND (NOT ?3 OR reprocessed_at IS NULL) AND id < ?4
+                 ORDER BY id DESC LIMIT ?5"
+            )
+        };
         self.read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT id, source, idempotency_key, status, reason_code, reason, received_at, event_ids, body, headers, encoding FROM inbox
-                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR source = ?2) ORDER BY id DESC LIMIT ?3",
+            let mut st = c.prepare_cached(sql)?;
+            let rows = st.query_map(
+                params![
+                    q.status,
+                    q.source,
+                    q.open_only,
+                    q.before.unwrap_or(i64::MAX),
+                    q.limit as i64
+                ],
+                inbox_row,
             )?;
-            let rows = st.query_map(params![q.status, q.source, q.limit as i64], |r| {
-                Ok((
-                    InboxRecord {
-                        id: r.get(0)?,
-                        source: r.get(1)?,
-                        idempotency_key: r.get(2)?,
-                        status: r.get(3)?,
-                        reason_code: r.get(4)?,
-                        reason: r.get(5)?,
-                        received_at: from_us(r.get(6)?),
-                        event_ids: serde_json::from_str(&r.get::<_, String>(7)?)
-                            .unwrap_or_default(),
-                        body: String::new(),
-                        headers: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
-                    },
-                    r.get::<_, Vec<u8>>(8)?,
-                    r.get::<_, Option<String>>(10)?,
-                ))
-            })?;
             let mut out = Vec::new();
             for row in rows {
-                let (mut rec, stored, encoding) = row?;
-                let raw = crate::body::unpack_payload(stored, encoding.as_deref())?;
-                rec.body = String::from_utf8_lossy(&raw).into_owned();
-                out.push(rec);
+                out.push(inbox_record(row?)?);
             }
             Ok(out)
+        })
+        .await
+    }
+
+    pub(crate) async fn inbox_record(&self, id: i64) -> Result<Option<InboxRecord>, StoreError> {
+        self.read(move |c| {
+            let row = c
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    inbox_columns!(),
+                    " FROM inbox WHERE id = ?1"
+                ))?
+                .query_row([id], inbox_row)
+                .optional()?;
+            row.map(inbox_record).transpose()
         })
         .await
     }
@@ -149,7 +179,7 @@ impl SqliteStore {
                 outbox: grouped(c, "SELECT sink, count(*) FROM outbox WHERE state = 'pending' GROUP BY sink")?,
                 dead_letters: grouped(
                     c,
-                    "SELECT sink, count(*) FROM dead_letters WHERE replayed_at IS NULL GROUP BY sink",
+                    "SELECT sink, count(*) FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL GROUP BY sink",
                 )?,
                 shipments: grouped(
                     c,
@@ -159,6 +189,92 @@ impl SqliteStore {
         })
         .await
     }
+
+    /// Health figures per sink, from the partial indexes of pending rows and open dead
+    /// letters and the one-row-per-sink `sink_activity`.
+    pub(crate) async fn sink_stats(&self) -> Result<Vec<SinkStats>, StoreError> {
+        self.read(|c| {
+            let mut pending: Vec<(String, i64, i64)> = Vec::new();
+            {
+                let mut st = c.prepare_cached(
+                    "SELECT sink, count(*), min(id) FROM outbox WHERE state = 'pending' GROUP BY sink",
+                )?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                for r in rows {
+                    pending.push(r?);
+                }
+            }
+            let mut out: BTreeMap<String, SinkStats> = BTreeMap::new();
+            let blank = |sink: &str| SinkStats {
+                sink: sink.to_owned(),
+                pending: 0,
+                oldest_pending_at: None,
+                last_delivered_at: None,
+                dead_open: 0,
+            };
+            for (sink, n, first) in pending {
+                let at: Option<i64> = c
+                    .prepare_cached(
+                        "SELECT e.recorded_at FROM outbox o JOIN events e ON e.seq_id = o.event_seq WHERE o.id = ?1",
+                    )?
+                    .query_row([first], |r| r.get(0))
+                    .optional()?;
+                let s = out.entry(sink.clone()).or_insert_with(|| blank(&sink));
+                s.pending = n;
+                s.oldest_pending_at = at.map(from_us);
+            }
+            for (sink, n) in grouped(
+                c,
+                "SELECT sink, count(*) FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL GROUP BY sink",
+            )? {
+                out.entry(sink.clone()).or_insert_with(|| blank(&sink)).dead_open = n;
+            }
+            for (sink, at) in grouped(c, "SELECT sink, last_delivered_at FROM sink_activity")? {
+                out.entry(sink.clone())
+                    .or_insert_with(|| blank(&sink))
+                    .last_delivered_at = Some(from_us(at));
+            }
+            for (sink, _) in grouped(
+                c,
+                "SELECT sink, 0 FROM subscriptions WHERE deleted = 0 UNION SELECT sink, 0 FROM sink_controls",
+            )? {
+                out.entry(sink.clone()).or_insert_with(|| blank(&sink));
+            }
+            Ok(out.into_values().collect())
+        })
+        .await
+    }
+}
+
+/// An inbox row with its body as stored and the body's encoding.
+type InboxRow = (InboxRecord, Vec<u8>, Option<String>);
+
+fn inbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InboxRow> {
+    Ok((
+        InboxRecord {
+            id: r.get(0)?,
+            source: r.get(1)?,
+            idempotency_key: r.get(2)?,
+            status: r.get(3)?,
+            reason_code: r.get(4)?,
+            reason: r.get(5)?,
+            received_at: from_us(r.get(6)?),
+            event_ids: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+            body: String::new(),
+            headers: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+            reprocessed_at: r.get::<_, Option<i64>>(11)?.map(from_us),
+            reprocessed_into: r.get(12)?,
+        },
+        r.get::<_, Vec<u8>>(8)?,
+        r.get::<_, Option<String>>(10)?,
+    ))
+}
+
+/// The record with its body unpacked.
+fn inbox_record((mut rec, stored, encoding): InboxRow) -> Result<InboxRecord, StoreError> {
+    let raw = crate::body::unpack_payload(stored, encoding.as_deref())?;
+    rec.body = String::from_utf8_lossy(&raw).into_owned();
+    Ok(rec)
 }
 
 fn grouped(c: &Connection, sql: &str) -> Result<Vec<(String, i64)>, StoreError> {

@@ -245,6 +245,57 @@ CREATE TABLE documents (
     PRIMARY KEY (workflow, name)
 ) WITHOUT ROWID;
 "#,
+    // The control tower (issue 18). Delivery figures on the outbox row (the last attempt;
+    // a delivery adds no row) and one `delivery_attempts` row per failed attempt. Dead
+    // letters can be discarded (kept, never replayed): "open" now means neither replayed
+    // nor discarded, with a partial index per state. Rejected inbox rows remember what
+    // they were reprocessed into. Sinks can be paused (`sink_controls`) and keep their
+    // last delivery time (`sink_activity`, one row per sink, written once per batch of
+    // results). Subscriptions say where they come from (`origin`), a configured one
+    // deleted through the API stays as a tombstone (`deleted`), and every change of the
+    // subscriptions or sink controls counts up `config_version`.
+    r#"
+ALTER TABLE outbox ADD COLUMN delivered_at INTEGER;
+ALTER TABLE outbox ADD COLUMN last_status INTEGER;
+ALTER TABLE outbox ADD COLUMN last_duration_us INTEGER;
+CREATE TABLE delivery_attempts (
+    id          INTEGER PRIMARY KEY,
+    outbox_id   INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    at          INTEGER NOT NULL,
+    status      INTEGER,
+    duration_us INTEGER NOT NULL,
+    error       TEXT NOT NULL
+);
+CREATE INDEX delivery_attempts_outbox ON delivery_attempts (outbox_id, id);
+ALTER TABLE dead_letters ADD COLUMN discarded_at INTEGER;
+ALTER TABLE dead_letters ADD COLUMN discarded_by TEXT;
+DROP INDEX dead_letters_open;
+CREATE INDEX dead_letters_open ON dead_letters (sink, id) WHERE replayed_at IS NULL AND discarded_at IS NULL;
+CREATE INDEX dead_letters_replayed ON dead_letters (id) WHERE replayed_at IS NOT NULL;
+CREATE INDEX dead_letters_discarded ON dead_letters (id) WHERE discarded_at IS NOT NULL;
+ALTER TABLE inbox ADD COLUMN reprocessed_at INTEGER;
+ALTER TABLE inbox ADD COLUMN reprocessed_into INTEGER;
+CREATE INDEX inbox_rejected_open ON inbox (id) WHERE status = 'rejected' AND reprocessed_at IS NULL;
+CREATE TABLE sink_controls (
+    sink       TEXT PRIMARY KEY,
+    paused     INTEGER NOT NULL,
+    changed_at INTEGER NOT NULL,
+    changed_by TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE sink_activity (
+    sink              TEXT PRIMARY KEY,
+    last_delivered_at INTEGER NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE subscriptions ADD COLUMN origin TEXT NOT NULL DEFAULT 'config';
+ALTER TABLE subscriptions ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE subscriptions ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE config_version (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+INSERT INTO config_version (id, version) VALUES (1, 0);
+"#,
 ];
 
 /// The schema version this build expects.

@@ -13,6 +13,93 @@ mod postgres {
 
     waybill_testkit::store_tests!(open());
 
+    /// Pauses and subscription changes are kept in the schema: another store opened on
+    /// it (a restart, or a second instance) sees them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn controls_survive_a_restart() {
+        let (opts, _guard) = fresh("restart");
+        let store = Store::open_postgres(opts.clone()).await.unwrap();
+        waybill_testkit::store_suite::controls_survive_a_restart(store, || async move {
+            Store::open_postgres(opts).await.unwrap()
+        })
+        .await;
+    }
+
+    /// Two instances on one schema: a subscription put or deleted through one routes
+    /// the events the other ingests within about a second, and the other's
+    /// configuration signal fires.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn subscription_changes_reach_other_instances() {
+        use waybill_store::{OutboxItemState, Subscription};
+        use waybill_testkit::store_suite::{accepted, event};
+        let (opts, _guard) = fresh("instances");
+        let a = Store::open_postgres(opts.clone()).await.unwrap();
+        let b = Store::open_postgres(opts).await.unwrap();
+        let file = vec![Subscription {
+            name: "cfg-all".into(),
+            sink: "ops".into(),
+            types: vec![],
+            sources: vec![],
+        }];
+        a.sync_subscriptions(file.clone()).await.unwrap();
+        b.sync_subscriptions(file).await.unwrap();
+        let mut n = 0;
+        // Ingests through `b` until its event is routed as `want` (or 3 s pass).
+        let mut routed_on_b = |want: Vec<&'static str>| {
+            let b = b.clone();
+            n += 10;
+            let first = n;
+            async move {
+                let start = std::time::Instant::now();
+                for i in first.. {
+                    let key = format!("k{i}");
+                    let e = event("carrier", &key, "shipment.delivered", "S1", i, &[]);
+                    b.ingest(accepted("carrier", &key, vec![e.clone()]))
+                        .await
+                        .unwrap();
+                    let got: Vec<String> = b
+                        .deliveries_of(&e.subject, e.id.as_str())
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|d: OutboxItemState| d.subscription)
+                        .collect();
+                    if got == want {
+                        return start.elapsed();
+                    }
+                    assert!(
+                        start.elapsed() < Duration::from_secs(3),
+                        "still routed to {got:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                unreachable!()
+            }
+        };
+        routed_on_b(vec!["cfg-all"]).await;
+        let mut signal = b.config_signal();
+        signal.borrow_and_update();
+        a.put_subscription(Subscription {
+            name: "api-audit".into(),
+            sink: "audit".into(),
+            types: vec![],
+            sources: vec![],
+        })
+        .await
+        .unwrap();
+        let took = routed_on_b(vec!["api-audit", "cfg-all"]).await;
+        assert!(took < Duration::from_millis(1_500), "{took:?}");
+        assert!(signal.has_changed().unwrap());
+        a.delete_subscription("cfg-all").await.unwrap();
+        let took = routed_on_b(vec!["api-audit"]).await;
+        assert!(took < Duration::from_millis(1_500), "{took:?}");
+        // A pause set through `a` is what `b` reads.
+        a.set_sink_paused("ops", true, "ana").await.unwrap();
+        assert!(b.sink_controls().await.unwrap()[0].paused);
+        a.close().await;
+        b.close().await;
+    }
+
     use std::collections::BTreeSet;
     use std::time::Duration;
     use waybill_store::lease::{delivery_lease, singleton_lease, LeaseClaim};
@@ -140,6 +227,19 @@ mod sqlite {
     waybill_testkit::store_tests!(open());
 
     use waybill_testkit::store_suite::{accepted, event};
+
+    /// Pauses and subscription changes are kept in the file: the store opened again
+    /// sees them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn controls_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open_sqlite(SqliteOptions::new(&path)).await.unwrap();
+        waybill_testkit::store_suite::controls_survive_a_restart(store, || async move {
+            Store::open_sqlite(SqliteOptions::new(&path)).await.unwrap()
+        })
+        .await;
+    }
 
     /// An event repeating its payload's order lines is stored as a fraction of its JSON
     /// (packed against the payload), not as a second copy; a small one stays JSON.

@@ -225,7 +225,7 @@ async fn rejected_deliveries_go_to_the_dlq_and_replay_delivers_them() {
         .await;
     let got = sink.accepted();
     assert_eq!(got[1].json()["type"], "shipment.in_transit");
-    // replaying again finds nothing
+    // replaying again is refused: it was replayed already
     let r = hub
         .client
         .post(format!("{}/v1/dead-letters/{id}/replay", hub.base))
@@ -233,7 +233,7 @@ async fn rejected_deliveries_go_to_the_dlq_and_replay_delivers_them() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(r.status(), 409);
     let url = format!("{}/v1/dead-letters/replay", hub.base);
     let r = hub
         .client

@@ -2,8 +2,10 @@
 //! FakePartner as the sink, real HTTP in between.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod api;
 mod cluster;
 mod config;
+mod console;
 mod crash;
 mod delivery;
 mod edi;
@@ -13,6 +15,7 @@ mod nats;
 mod odoo;
 mod partners;
 mod scans;
+mod telemetry;
 mod workflows;
 
 use std::time::Duration;
