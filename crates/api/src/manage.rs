@@ -7,8 +7,8 @@
 //! Never does: change anything without saying so in the store (a paused sink, a
 //! subscription and a discard survive a restart and are seen by every instance).
 
-use crate::routes::authorize;
 use crate::routes::P;
+use crate::routes::{authorize, refused};
 use crate::{codes, AppState, Problem};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -26,7 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use waybill_engine::operate::ReprocessError;
 use waybill_model::{EventType, ShipmentKey};
-use waybill_store::{DeadLetterRefusal, Subscription};
+use waybill_store::Subscription;
 
 type AppResult = Result<Response, Problem>;
 
@@ -125,7 +125,8 @@ fn circuit_word(v: Option<u8>) -> &'static str {
 
 async fn read_overview(st: &AppState) -> Result<Overview, Problem> {
     let store = &st.hub.store;
-    let depths = store.depths().await.map_err(|e| Problem::internal(&e))?;
+    // Per-sink figures only: `depths()` also counts shipments per state, a scan of the
+    // whole table (hundreds of ms at a million shipments), which /metrics pays, not this.
     let stats = store
         .sink_stats()
         .await
@@ -163,8 +164,8 @@ async fn read_overview(st: &AppState) -> Result<Overview, Problem> {
         at: now,
         ingest_rate,
         delivery_rate,
-        outbox_depth: depths.outbox.iter().map(|(_, n)| n).sum(),
-        dead_letters: depths.dead_letters.iter().map(|(_, n)| n).sum(),
+        outbox_depth: stats.iter().map(|s| s.pending).sum(),
+        dead_letters: stats.iter().map(|s| s.dead_open).sum(),
         lag_seconds,
         sinks,
         series,
@@ -659,18 +660,19 @@ async fn get_dead_letter(
     P(id): P<i64>,
 ) -> AppResult {
     authorize(&st, &h)?;
-    match st
-        .hub
-        .store
-        .dead_letter(id)
-        .await
-        .map_err(|e| Problem::internal(&e))?
-    {
-        Some(d) => Ok(Json(d).into_response()),
-        None => Err(Problem::new(
-            codes::DEAD_LETTER_NOT_FOUND,
-            format!("no dead letter {id}"),
-        )),
+    found(st.hub.store.dead_letter(id).await, || {
+        Problem::new(codes::DEAD_LETTER_NOT_FOUND, format!("no dead letter {id}"))
+    })
+}
+
+/// A stored record as JSON, or `missing` when there is none.
+fn found<T: Serialize>(
+    r: Result<Option<T>, waybill_store::StoreError>,
+    missing: impl FnOnce() -> Problem,
+) -> AppResult {
+    match r.map_err(|e| Problem::internal(&e))? {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(missing()),
     }
 }
 
@@ -695,18 +697,7 @@ async fn discard_dead_letter(
             tracing::info!(dead_letter = id, by = %who, "dead letter discarded by an operator");
             Ok(Json(d).into_response())
         }
-        Err(DeadLetterRefusal::NotFound) => Err(Problem::new(
-            codes::DEAD_LETTER_NOT_FOUND,
-            format!("no dead letter {id}"),
-        )),
-        Err(DeadLetterRefusal::Replayed) => Err(Problem::new(
-            codes::DEAD_LETTER_CLOSED,
-            format!("dead letter {id} was replayed already"),
-        )),
-        Err(DeadLetterRefusal::Discarded) => Err(Problem::new(
-            codes::DEAD_LETTER_CLOSED,
-            format!("dead letter {id} was discarded already"),
-        )),
+        Err(why) => Err(refused(id, why)),
     }
 }
 
@@ -719,19 +710,9 @@ async fn get_inbox_record(
     P(id): P<i64>,
 ) -> AppResult {
     authorize(&st, &h)?;
-    match st
-        .hub
-        .store
-        .inbox_record(id)
-        .await
-        .map_err(|e| Problem::internal(&e))?
-    {
-        Some(r) => Ok(Json(r).into_response()),
-        None => Err(Problem::new(
-            codes::INBOX_NOT_FOUND,
-            format!("no inbox record {id}"),
-        )),
-    }
+    found(st.hub.store.inbox_record(id).await, || {
+        Problem::new(codes::INBOX_NOT_FOUND, format!("no inbox record {id}"))
+    })
 }
 
 /// Runs a rejected payload again through its source's current mapping (after the

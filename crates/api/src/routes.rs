@@ -539,18 +539,24 @@ async fn replay_one(State(st): State<Arc<AppState>>, h: HeaderMap, P(id): P<i64>
             Json(json!({"replayed": [{"id": id, "outbox_id": outbox_id}]})),
         )
             .into_response()),
-        Err(DeadLetterRefusal::NotFound) => Err(Problem::new(
-            codes::DEAD_LETTER_NOT_FOUND,
-            format!("no dead letter {id}"),
-        )),
-        Err(DeadLetterRefusal::Replayed) => Err(Problem::new(
+        Err(why) => Err(refused(id, why)),
+    }
+}
+
+/// Why dead letter `id` cannot be replayed or discarded, as a problem.
+pub(crate) fn refused(id: i64, why: DeadLetterRefusal) -> Problem {
+    match why {
+        DeadLetterRefusal::NotFound => {
+            Problem::new(codes::DEAD_LETTER_NOT_FOUND, format!("no dead letter {id}"))
+        }
+        DeadLetterRefusal::Replayed => Problem::new(
             codes::DEAD_LETTER_CLOSED,
             format!("dead letter {id} was replayed already"),
-        )),
-        Err(DeadLetterRefusal::Discarded) => Err(Problem::new(
+        ),
+        DeadLetterRefusal::Discarded => Problem::new(
             codes::DEAD_LETTER_CLOSED,
-            format!("dead letter {id} was discarded; it is kept, not replayed"),
-        )),
+            format!("dead letter {id} was discarded; it is kept, never replayed"),
+        ),
     }
 }
 

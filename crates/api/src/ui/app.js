@@ -346,6 +346,12 @@
     return null;
   }
 
+  // Rows a page: 50, or `limit` from the route (1 to 500).
+  function pageSize(q) {
+    const n = parseInt(q.get('limit') || '', 10);
+    return n >= 1 && n <= 500 ? n : PAGE;
+  }
+
   function pagerLinks(base, query, cursorGiven, data) {
     const next = nextCursor(data);
     return h('span', { class: 'actions' },
@@ -486,6 +492,19 @@
     return svg;
   }
 
+  // At least `n` ten-second buckets: a young hub's few buckets are drawn after quiet ones
+  // (it recorded nothing before it started), so the chart reads as a time window.
+  function padSeries(series, n) {
+    if (!series.length || series.length >= n) return series;
+    const first = new Date(series[0].at).getTime();
+    if (isNaN(first)) return series;
+    const pad = [];
+    for (let i = n - series.length; i > 0; i--) {
+      pad.push({ at: new Date(first - i * 10000).toISOString(), ingested: 0, delivered: 0, failed: 0 });
+    }
+    return pad.concat(series);
+  }
+
   function fmtAxis(v) {
     if (v >= 1000000) return (v / 1000000).toFixed(1).replace(/\.0$/, '') + 'M';
     if (v >= 1000) return (v / 1000).toFixed(1).replace(/\.0$/, '') + 'k';
@@ -607,7 +626,7 @@
       const lagCard = document.querySelector('[data-testid="card-stat-lag"]');
       if (lagCard) lagCard.classList.toggle('warn', Number(o.lag_seconds) > 60);
       at.textContent = fmtTime(o.at);
-      const series = Array.isArray(o.series) ? o.series : [];
+      const series = padSeries(Array.isArray(o.series) ? o.series : [], 30);
       chartBox.replaceChildren(series.length
         ? lineChart(series, ['ingested', 'delivered', 'failed'], chartBox.clientWidth - 32, 'chart-throughput')
         : empty('No traffic yet', 'Events appear here as partners send them.'));
@@ -651,7 +670,7 @@
     if (rest.length) return shipmentPage(ctx, rest.join('/'));
     const state = q.get('state') || '';
     const after = q.get('after') || '';
-    const limit = Math.min(Math.max(parseInt(q.get('limit') || PAGE, 10) || PAGE, 1), 500);
+    const limit = pageSize(q);
     const data = await api('GET', '/v1/shipments' + qs({ state, after, limit }), undefined, ctx.signal);
     const rows = data.shipments || [];
     const stateSel = h('select', { testid: 'shipment-state-filter', 'aria-label': 'State' },
@@ -750,8 +769,7 @@
     if (lanes.length > 1) heads.push('Lane');
     heads.push('Effect', 'Received', 'Deliveries');
     ctx.render(
-      pageHead(st.key || key, ['Shipment · ', milestoneBadge(st.milestone)], null, link('← All shipments', '#/shipments')),
-      h('section', { class: 'panel' }, h('div', { class: 'toolbar' }, searchForm(''))),
+      pageHead(st.key || key, ['Shipment · ', milestoneBadge(st.milestone)], null, link('← Find another shipment', '#/shipments')),
       h('div', { class: 'grid-half' },
         panel('Summary', h('div', { class: 'panel-body' }, summary), { testid: 'shipment-summary' }),
         panel('Facts', factsTable, { testid: 'shipment-facts' })),
@@ -761,30 +779,17 @@
     loadDeliveries(ctx, timeline.map((t) => t.event).filter((e) => e && e.id).slice(0, 300), cells);
   }
 
-  // Each event's deliveries, four requests at a time. `/v1/events/{id}/deliveries`, or
-  // the shipment-scoped `/v1/shipments/{lane}/events/{id}/deliveries` when the hub has
-  // only that one.
-  let deliveriesScoped = false;
+  // Each event's deliveries, four requests at a time
+  // (`/v1/shipments/{lane}/events/{id}/deliveries`).
   async function loadDeliveries(ctx, events, cells) {
     let i = 0;
-    const url = (ev) => deliveriesScoped
-      ? '/v1/shipments/' + enc(ev.subject) + '/events/' + enc(ev.id) + '/deliveries'
-      : '/v1/events/' + enc(ev.id) + '/deliveries';
+    const url = (ev) => '/v1/shipments/' + enc(ev.subject) + '/events/' + enc(ev.id) + '/deliveries';
     const worker = async () => {
       while (ctx.alive() && i < events.length) {
         const ev = events[i++];
         const cell = cells.get(ev.id);
         try {
-          let d;
-          const scoped = deliveriesScoped;
-          try {
-            d = await api('GET', url(ev), undefined, ctx.signal);
-          } catch (e) {
-            const noRoute = e instanceof ApiError && e.status === 404 && e.problem.code === 'api.not_found';
-            if (!noRoute || scoped) throw e;
-            deliveriesScoped = true;
-            d = await api('GET', url(ev), undefined, ctx.signal);
-          }
+          const d = await api('GET', url(ev), undefined, ctx.signal);
           cell.replaceChildren(deliveriesView(d.deliveries || []));
         } catch (e) {
           if (e && e.name === 'AbortError') return;
@@ -846,7 +851,7 @@
     const after = q.get('after') || '';
     const before = q.get('before') || '';
     const [data, sinks] = await Promise.all([
-      api('GET', '/v1/dead-letters' + qs({ sink, state, after, before, limit: PAGE }), undefined, ctx.signal),
+      api('GET', '/v1/dead-letters' + qs({ sink, state, after, before, limit: pageSize(q) }), undefined, ctx.signal),
       sinkNames(ctx.signal),
     ]);
     const rows = data.dead_letters || [];
@@ -894,7 +899,7 @@
         h('div', { testid: 'dead-letter-list' }, list),
         h('div', { class: 'pager' },
           h('span', null, rows.length + ' shown'),
-          pagerLinks(['dead-letters'], { sink, state }, !!(after || before), data))));
+          pagerLinks(['dead-letters'], { sink, state, limit: q.get('limit') }, !!(after || before), data))));
   };
 
   async function deadLetterPage(ctx, id) {
@@ -961,7 +966,7 @@
     const source = q.get('source') || '';
     const after = q.get('after') || '';
     const before = q.get('before') || '';
-    const data = await api('GET', '/v1/inbox' + qs({ status: status === 'all' ? '' : status, source, after, before, limit: PAGE }), undefined, ctx.signal);
+    const data = await api('GET', '/v1/inbox' + qs({ status: status === 'all' ? '' : status, source, after, before, limit: pageSize(q) }), undefined, ctx.signal);
     const rows = data.inbox || [];
     const statusSel = h('select', { testid: 'inbox-filter-status', 'aria-label': 'Status' },
       ['rejected', 'accepted', 'all'].map((n) => h('option', { value: n, selected: n === status }, n === 'all' ? 'All payloads' : n)));
@@ -985,7 +990,7 @@
         h('div', { class: 'toolbar' }, form),
         h('div', { testid: 'inbox-list' }, list),
         h('div', { class: 'pager' }, h('span', null, rows.length + ' shown, newest first'),
-          pagerLinks(['inbox'], { status, source }, !!(after || before), data))));
+          pagerLinks(['inbox'], { status, source, limit: q.get('limit') }, !!(after || before), data))));
   };
 
   async function inboxPage(ctx, id) {

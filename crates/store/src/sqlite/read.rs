@@ -47,12 +47,22 @@ impl SqliteStore {
             if let Some((kind, value)) = &q.reference {
                 return view::shipments_by_reference(&mut SqliteReader::new(c), kind, value, &q);
             }
-            let mut st = c.prepare_cached(
+            // One statement per filter, each a range of one index (the primary key, or
+            // (state, key)): SQLite's plan for `(?1 IS NULL OR state = ?1)` would walk the
+            // whole key order up to the cursor, tens of ms deep into a million shipments.
+            let mut st = c.prepare_cached(if q.state.is_some() {
                 "SELECT key, state, milestone_at, milestone_event, flags, last_event_at, last_seq FROM shipments
-                 WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR key > ?2) AND entity IS NULL ORDER BY key LIMIT ?3",
-            )?;
+                 WHERE state = ?1 AND key > ?2 AND entity IS NULL ORDER BY key LIMIT ?3"
+            } else {
+                "SELECT key, state, milestone_at, milestone_event, flags, last_event_at, last_seq FROM shipments
+                 WHERE ?1 IS NULL AND key > ?2 AND entity IS NULL ORDER BY key LIMIT ?3"
+            })?;
             let rows = st.query_map(
-                params![q.state.map(|m| m.as_str()), q.after, q.limit as i64],
+                params![
+                    q.state.map(|m| m.as_str()),
+                    q.after.as_deref().unwrap_or(""),
+                    q.limit as i64
+                ],
                 |r| {
                     Ok((
                         r.get::<_, String>(0)?,

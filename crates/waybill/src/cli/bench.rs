@@ -24,6 +24,10 @@ enum What {
     /// 100 rows at a time, the HTTP ceiling of the bench client, and one core's time for
     /// the bench mapping. Ingest figures from two machines compare through these.
     Machine(MachineArgs),
+    /// The console's pages over a big store: seed a hub with N shipments (default one
+    /// million), rejected payloads and dead letters, then time the API requests each page
+    /// of the console makes.
+    Console(super::bench_console::ConsoleArgs),
     /// A local webhook receiver that answers 204 at once and counts: the sink of an
     /// end-to-end run against a hub in its own process (`bench ingest --hub` then reports
     /// delivery from the hub's metrics).
@@ -132,6 +136,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         What::Ingest(i) => ingest(i).await,
         What::Odoo(o) => odoo(o).await,
         What::Machine(m) => machine(m).await,
+        What::Console(c) => super::bench_console::run(c).await,
         What::Sink(s) => {
             let (url, count) = bench::start_sink(&s.listen).await?;
             eprintln!("bench sink: answering 204 at {url}; Ctrl-C stops it");

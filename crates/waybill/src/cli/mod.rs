@@ -1,6 +1,7 @@
 //! The verbs, one file each.
 
 mod bench;
+mod bench_console;
 mod check_config;
 mod echo_sink;
 mod migrate;

@@ -280,8 +280,16 @@ async fn the_console_is_served_with_a_strict_policy_and_finds_a_shipment_by_trac
         .await
         .unwrap();
     shot(&b, "shipment").await;
+    b.execute(
+        "document.querySelector('[data-testid=\"timeline\"]').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    shot(&b, "shipment-timeline").await;
 
     // An identifier nobody gave: an empty state, not an error page.
+    b.click(&tid("nav-shipments")).await.unwrap();
     b.type_into(&tid("shipment-search"), "NOPE-404")
         .await
         .unwrap();
@@ -577,6 +585,28 @@ async fn dead_letters_are_replayed_and_discarded_from_the_console() {
         rows[0].contains("DL-2") && rows[0].contains("discarded"),
         "{rows:?}"
     );
+
+    // Every dead letter, two a page: newest first, then the next page by its cursor.
+    go(&b, "#/dead-letters?state=all&limit=2").await;
+    let mut rows = b
+        .wait_texts(&tid("dead-letter-row"), |t| t.len() == 2, T)
+        .await
+        .unwrap();
+    assert!(
+        rows[0].contains("shipment.delivered"),
+        "newest first: {rows:?}"
+    );
+    b.click(&tid("page-next")).await.unwrap();
+    wait_url(&b, "before=").await;
+    rows.extend(
+        b.wait_texts(&tid("dead-letter-row"), |t| t.len() == 1, T)
+            .await
+            .unwrap(),
+    );
+    let has = |a: &str, b: &str| rows.iter().any(|r| r.contains(a) && r.contains(b));
+    assert!(has("shipment.delivered", "replayed"), "{rows:?}");
+    assert!(has("shipment.in_transit", "replayed"), "{rows:?}");
+    assert!(has("shipment.out_for_delivery", "discarded"), "{rows:?}");
 
     // The overview after all that: failures, dead letters and deliveries on the chart.
     b.click(&tid("nav-overview")).await.unwrap();
