@@ -171,10 +171,52 @@ async fn the_openapi_document_describes_every_route() {
     hub.stop().await;
 }
 
+/// Where a test's hub keeps its state: a SQLite file in the test's directory, or a
+/// PostgreSQL schema of its own (dropped with the guard).
+enum Backend {
+    Sqlite,
+    Postgres(
+        waybill_store::PgOptions,
+        #[allow(dead_code)] // held: drops the schema at the end of the test
+        waybill_testkit::pg::SchemaGuard,
+    ),
+}
+
+impl Backend {
+    fn postgres(tag: &str) -> Backend {
+        let (opts, guard) = waybill_testkit::pg::fresh(tag);
+        Backend::Postgres(opts, guard)
+    }
+
+    /// A hub on this store (again, after a restart, with `dir`).
+    async fn start(&self, dir: tempfile::TempDir, sink_url: &str) -> TestHub {
+        let toml = match self {
+            Backend::Sqlite => config_toml(&dir.path().join("hub.db"), sink_url, FAST_RETRIES),
+            Backend::Postgres(o, _) => {
+                config_toml_with_store(&pg_store_toml(&o.schema), sink_url, FAST_RETRIES)
+            }
+        };
+        let cfg = waybill::Config::parse(&toml, std::iter::empty()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        TestHub::from_parts(cfg, listener, dir)
+    }
+}
+
 #[tokio::test]
 async fn a_paused_sink_keeps_its_events_across_a_restart_and_delivers_them_in_order() {
+    paused_sink(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_paused_sink_keeps_its_events_across_a_restart_on_postgres() {
+    paused_sink(Backend::postgres("paused")).await;
+}
+
+async fn paused_sink(store: Backend) {
     let sink = FakePartner::start().await;
-    let hub = TestHub::start(&sink.url("/hook"), FAST_RETRIES).await;
+    let hub = store
+        .start(tempfile::tempdir().unwrap(), &sink.url("/hook"))
+        .await;
     let (status, body) = call(&hub, "post", "/v1/sinks/ops/pause", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["paused"], true);
@@ -195,7 +237,7 @@ async fn a_paused_sink_keeps_its_events_across_a_restart_and_delivers_them_in_or
     assert!(s["oldest_pending_at"].is_string(), "{s}");
     // Paused is kept in the store: a restarted hub does not deliver either.
     let dir = hub.stop().await;
-    let hub = TestHub::start_in(dir, &sink.url("/hook"), FAST_RETRIES).await;
+    let hub = store.start(dir, &sink.url("/hook")).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(
         sink.requests().is_empty(),
@@ -220,8 +262,19 @@ async fn a_paused_sink_keeps_its_events_across_a_restart_and_delivers_them_in_or
 
 #[tokio::test]
 async fn subscriptions_change_at_run_time_and_survive_a_restart() {
+    subscriptions(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn subscriptions_change_at_run_time_and_survive_a_restart_on_postgres() {
+    subscriptions(Backend::postgres("subs")).await;
+}
+
+async fn subscriptions(store: Backend) {
     let sink = FakePartner::start().await;
-    let hub = TestHub::start(&sink.url("/hook"), FAST_RETRIES).await;
+    let hub = store
+        .start(tempfile::tempdir().unwrap(), &sink.url("/hook"))
+        .await;
     let (status, _) = call(&hub, "delete", "/v1/subscriptions/ops-all", None).await;
     assert_eq!(status, 204);
     let (status, body) = call(
@@ -271,7 +324,7 @@ async fn subscriptions_change_at_run_time_and_survive_a_restart() {
     }
     // The TOML set is only the initial one: a restart keeps the API's changes.
     let dir = hub.stop().await;
-    let hub = TestHub::start_in(dir, &sink.url("/hook"), FAST_RETRIES).await;
+    let hub = store.start(dir, &sink.url("/hook")).await;
     let (_, list) = call(&hub, "get", "/v1/subscriptions", None).await;
     let names: Vec<&str> = list["subscriptions"]
         .as_array()
