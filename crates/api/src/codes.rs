@@ -5,6 +5,12 @@ use waybill_model::{Code, CodeClass};
 
 /// A `/v1` call without a known bearer key.
 pub const UNAUTHORIZED: Code = Code::new("api.unauthorized", CodeClass::Unauthenticated);
+/// A known key without the scope the route needs.
+pub const FORBIDDEN: Code = Code::new("api.forbidden", CodeClass::Forbidden);
+/// No API key with that id (keys API).
+pub const KEY_NOT_FOUND: Code = Code::new("api.key_not_found", CodeClass::NotFound);
+/// A key request that is not one (unknown scope, bad expiry, bad name).
+pub const BAD_KEY_REQUEST: Code = Code::new("api.bad_key_request", CodeClass::Unprocessable);
 /// No such route.
 pub const NOT_FOUND: Code = Code::new("api.not_found", CodeClass::NotFound);
 /// A shipment key that is not one.
@@ -31,6 +37,9 @@ pub const TOO_LARGE: Code = Code::new("api.too_large", CodeClass::TooLarge);
 pub const UNAVAILABLE: Code = Code::new("server.unavailable", CodeClass::Unavailable);
 /// `/readyz`: the store does not answer.
 pub const NOT_READY: Code = Code::new("server.not_ready", CodeClass::Unavailable);
+/// A write the store refused for lack of disk space (nothing stored); `/readyz` while
+/// commits fail so.
+pub const STORAGE_FULL: Code = Code::new("server.storage_full", CodeClass::StorageFull);
 /// No workflow with that id.
 pub const WORKFLOW_NOT_FOUND: Code = Code::new("api.workflow_not_found", CodeClass::NotFound);
 /// No task with that id.
@@ -61,6 +70,9 @@ pub const REPROCESS_REJECTED: Code = Code::new("api.reprocess_rejected", CodeCla
 /// Every code of the API.
 pub const CODES: &[Code] = &[
     UNAUTHORIZED,
+    FORBIDDEN,
+    KEY_NOT_FOUND,
+    BAD_KEY_REQUEST,
     NOT_FOUND,
     BAD_KEY,
     SHIPMENT_NOT_FOUND,
@@ -74,6 +86,7 @@ pub const CODES: &[Code] = &[
     TOO_LARGE,
     UNAVAILABLE,
     NOT_READY,
+    STORAGE_FULL,
     WORKFLOW_NOT_FOUND,
     TASK_NOT_FOUND,
     TASK_NOT_OPEN,
@@ -94,11 +107,14 @@ pub fn http_status(class: CodeClass) -> Option<u16> {
     match class {
         CodeClass::BadRequest => Some(400),
         CodeClass::Unauthenticated => Some(401),
+        CodeClass::Forbidden => Some(403),
         CodeClass::NotFound => Some(404),
         CodeClass::Conflict => Some(409),
         CodeClass::TooLarge => Some(413),
+        CodeClass::TooManyRequests => Some(429),
         CodeClass::Unprocessable => Some(422),
         CodeClass::Unavailable => Some(503),
+        CodeClass::StorageFull => Some(507),
         CodeClass::File | CodeClass::Delivery | CodeClass::Config => None,
     }
 }

@@ -6,7 +6,11 @@
 //! Never does: answer 2xx to an ingest before the engine says the payload is durable;
 //! show server internals in an error (those are logged; clients get RFC 9457 problems).
 
+mod audit;
+pub mod auth;
 pub mod codes;
+mod keys;
+pub use keys::check_request as check_key_request;
 mod manage;
 mod openapi;
 mod problem;
@@ -35,4 +39,6 @@ pub struct AppState {
     pub leases: waybill_engine::lease::Leases,
     /// The workflow runtime, when workflows are configured (the workbench routes).
     pub workflows: Option<Arc<waybill_engine::workflow::runtime::Runtime>>,
+    /// Hub-issued API keys looked up recently.
+    pub keys: auth::KeyCache,
 }

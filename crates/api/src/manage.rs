@@ -7,11 +7,11 @@
 //! Never does: change anything without saying so in the store (a paused sink, a
 //! subscription and a discard survive a restart and are seen by every instance).
 
+use crate::routes::refused;
 use crate::routes::P;
-use crate::routes::{authorize, refused};
 use crate::{codes, AppState, Problem};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -54,14 +54,38 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(event_deliveries))
 }
 
-/// Who acted: the `x-waybill-operator` header (up to 100 characters), else `api`.
-fn actor(h: &HeaderMap) -> String {
-    h.get("x-waybill-operator")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(|v| v.chars().take(100).collect())
-        .unwrap_or_else(|| "api".into())
+/// Who acted: the name of the caller's key, followed by `/<operator>` when the request
+/// names a person in `X-Waybill-Operator` (up to 100 characters; a shared tool's key).
+pub(crate) struct Who(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Who {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Problem> {
+        let key = parts
+            .extensions
+            .get::<crate::auth::Caller>()
+            .map_or_else(|| "anonymous".to_owned(), |c| c.name.clone());
+        let person = parts
+            .headers
+            .get("x-waybill-operator")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.chars()
+                    .filter(|c| !c.is_control())
+                    .take(100)
+                    .collect::<String>()
+            });
+        Ok(Who(match person {
+            Some(p) => format!("{key}/{p}"),
+            None => key,
+        }))
+    }
 }
 
 /// A name in a path: 1 to 200 bytes, no control characters.
@@ -175,8 +199,7 @@ async fn read_overview(st: &AppState) -> Result<Overview, Problem> {
 /// Rates, depths, lag and circuits, with the last thirty minutes of activity.
 #[utoipa::path(get, path = "/v1/overview", tag = "operate",
     responses((status = 200, body = Overview), crate::openapi::Unauthorized, crate::openapi::Unavailable))]
-async fn overview(State(st): State<Arc<AppState>>, h: HeaderMap) -> AppResult {
-    authorize(&st, &h)?;
+async fn overview(State(st): State<Arc<AppState>>) -> AppResult {
     Ok(Json(read_overview(&st).await?).into_response())
 }
 
@@ -184,8 +207,7 @@ async fn overview(State(st): State<Arc<AppState>>, h: HeaderMap) -> AppResult {
 #[utoipa::path(get, path = "/v1/stream", tag = "operate",
     responses((status = 200, description = "`text/event-stream`: `event: overview` with the overview as data, every 2 s", content_type = "text/event-stream", body = String),
         crate::openapi::Unauthorized))]
-async fn stream(State(st): State<Arc<AppState>>, h: HeaderMap) -> AppResult {
-    authorize(&st, &h)?;
+async fn stream(State(st): State<Arc<AppState>>) -> AppResult {
     let events = futures_stream(st);
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
@@ -311,8 +333,7 @@ async fn sink_health(st: &AppState, only: Option<&str>) -> Result<Vec<SinkHealth
 /// Every sink this instance runs, with its health.
 #[utoipa::path(get, path = "/v1/sinks", tag = "sinks",
     responses((status = 200, body = inline(SinksPage)), crate::openapi::Unauthorized, crate::openapi::Unavailable))]
-async fn list_sinks(State(st): State<Arc<AppState>>, h: HeaderMap) -> AppResult {
-    authorize(&st, &h)?;
+async fn list_sinks(State(st): State<Arc<AppState>>) -> AppResult {
     Ok(Json(json!({"sinks": sink_health(&st, None).await?})).into_response())
 }
 
@@ -334,15 +355,18 @@ async fn one_sink(st: &AppState, name: &str) -> Result<SinkHealth, Problem> {
 /// One sink's health.
 #[utoipa::path(get, path = "/v1/sinks/{name}", tag = "sinks", params(("name" = String, Path)),
     responses((status = 200, body = SinkHealth), crate::openapi::Unauthorized, crate::openapi::SinkNotFound))]
-async fn get_sink(State(st): State<Arc<AppState>>, h: HeaderMap, P(name): P<String>) -> AppResult {
-    authorize(&st, &h)?;
+async fn get_sink(State(st): State<Arc<AppState>>, P(name): P<String>) -> AppResult {
     Ok(Json(one_sink(&st, &name).await?).into_response())
 }
 
-async fn set_paused(st: &AppState, h: &HeaderMap, name: &str, paused: bool) -> AppResult {
-    authorize(st, h)?;
+async fn set_paused(
+    st: &AppState,
+    who: String,
+    au: &crate::audit::Audit,
+    name: &str,
+    paused: bool,
+) -> AppResult {
     one_sink(st, name).await?;
-    let who = actor(h);
     st.hub
         .store
         .set_sink_paused(name, paused, &who)
@@ -350,6 +374,9 @@ async fn set_paused(st: &AppState, h: &HeaderMap, name: &str, paused: bool) -> A
         .map_err(|e| Problem::internal(&e))?;
     st.hub.metrics.controls.set_paused(name, paused);
     tracing::info!(sink = name, paused, by = %who, "sink paused or resumed by an operator");
+    let action = if paused { "sink.pause" } else { "sink.resume" };
+    au.record(st, action, format!("sink:{name}"), json!({}))
+        .await;
     Ok(Json(one_sink(st, name).await?).into_response())
 }
 
@@ -359,10 +386,11 @@ async fn set_paused(st: &AppState, h: &HeaderMap, name: &str, paused: bool) -> A
     responses((status = 200, body = SinkHealth), crate::openapi::Unauthorized, crate::openapi::SinkNotFound))]
 async fn pause_sink(
     State(st): State<Arc<AppState>>,
-    h: HeaderMap,
+    Who(who): Who,
+    au: crate::audit::Audit,
     P(name): P<String>,
 ) -> AppResult {
-    set_paused(&st, &h, &name, true).await
+    set_paused(&st, who, &au, &name, true).await
 }
 
 /// Resumes a paused sink.
@@ -370,18 +398,18 @@ async fn pause_sink(
     responses((status = 200, body = SinkHealth), crate::openapi::Unauthorized, crate::openapi::SinkNotFound))]
 async fn resume_sink(
     State(st): State<Arc<AppState>>,
-    h: HeaderMap,
+    Who(who): Who,
+    au: crate::audit::Audit,
     P(name): P<String>,
 ) -> AppResult {
-    set_paused(&st, &h, &name, false).await
+    set_paused(&st, who, &au, &name, false).await
 }
 
 /// Sends one test event (`type` `io.waybill.test`) to the sink now, outside the outbox:
 /// nothing is stored, retried or dead-lettered. Answers what the sink said.
 #[utoipa::path(post, path = "/v1/sinks/{name}/test", tag = "sinks", params(("name" = String, Path)),
     responses((status = 200, body = inline(TestDeliveryDoc)), crate::openapi::Unauthorized, crate::openapi::SinkNotFound))]
-async fn test_sink(State(st): State<Arc<AppState>>, h: HeaderMap, P(name): P<String>) -> AppResult {
-    authorize(&st, &h)?;
+async fn test_sink(State(st): State<Arc<AppState>>, P(name): P<String>) -> AppResult {
     check_name("sink", &name)?;
     match st.hub.test_delivery(&name).await {
         Some(r) => Ok(Json(r).into_response()),
@@ -425,8 +453,7 @@ struct SourcesPage {
 /// Every configured source, with what this instance received from it since it started.
 #[utoipa::path(get, path = "/v1/sources", tag = "sources",
     responses((status = 200, body = inline(SourcesPage)), crate::openapi::Unauthorized))]
-async fn list_sources(State(st): State<Arc<AppState>>, h: HeaderMap) -> AppResult {
-    authorize(&st, &h)?;
+async fn list_sources(State(st): State<Arc<AppState>>) -> AppResult {
     let m = &st.hub.metrics;
     let rows: Vec<SourceHealth> = m
         .controls
@@ -493,8 +520,7 @@ struct SubscriptionsPage {
 /// Every subscription, the TOML ones and those made at run time.
 #[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions",
     responses((status = 200, body = inline(SubscriptionsPage)), crate::openapi::Unauthorized))]
-async fn list_subscriptions(State(st): State<Arc<AppState>>, h: HeaderMap) -> AppResult {
-    authorize(&st, &h)?;
+async fn list_subscriptions(State(st): State<Arc<AppState>>) -> AppResult {
     let subs = st
         .hub
         .store
@@ -507,12 +533,7 @@ async fn list_subscriptions(State(st): State<Arc<AppState>>, h: HeaderMap) -> Ap
 /// One subscription.
 #[utoipa::path(get, path = "/v1/subscriptions/{name}", tag = "subscriptions", params(("name" = String, Path)),
     responses((status = 200, body = SubscriptionDoc), crate::openapi::Unauthorized, crate::openapi::SubscriptionNotFound))]
-async fn get_subscription(
-    State(st): State<Arc<AppState>>,
-    h: HeaderMap,
-    P(name): P<String>,
-) -> AppResult {
-    authorize(&st, &h)?;
+async fn get_subscription(State(st): State<Arc<AppState>>, P(name): P<String>) -> AppResult {
     check_name("subscription", &name)?;
     let subs = st
         .hub
@@ -553,11 +574,11 @@ fn valid_type(t: &str) -> bool {
         crate::openapi::Unauthorized, crate::openapi::BadSubscription))]
 async fn put_subscription(
     State(st): State<Arc<AppState>>,
-    h: HeaderMap,
+    Who(who): Who,
+    au: crate::audit::Audit,
     P(name): P<String>,
     body: axum::body::Bytes,
 ) -> AppResult {
-    authorize(&st, &h)?;
     check_name("subscription", &name)?;
     let b: SubscriptionBody = serde_json::from_slice(&body)
         .map_err(|e| Problem::new(codes::BAD_SUBSCRIPTION, format!("not a subscription: {e}")))?;
@@ -597,7 +618,14 @@ async fn put_subscription(
         .put_subscription(written.clone())
         .await
         .map_err(|e| Problem::internal(&e))?;
-    tracing::info!(subscription = %name, by = %actor(&h), created, "subscription changed by an operator");
+    tracing::info!(subscription = %name, by = %who, created, "subscription changed by an operator");
+    au.record(
+        &st,
+        "subscription.put",
+        format!("subscription:{name}"),
+        json!({"sink": written.sink, "types": written.types, "sources": written.sources, "created": created}),
+    )
+    .await;
     let subs = st
         .hub
         .store
@@ -630,10 +658,10 @@ async fn put_subscription(
     responses((status = 204, description = "deleted"), crate::openapi::Unauthorized, crate::openapi::SubscriptionNotFound))]
 async fn delete_subscription(
     State(st): State<Arc<AppState>>,
-    h: HeaderMap,
+    Who(who): Who,
+    au: crate::audit::Audit,
     P(name): P<String>,
 ) -> AppResult {
-    authorize(&st, &h)?;
     check_name("subscription", &name)?;
     let gone = st
         .hub
@@ -647,19 +675,21 @@ async fn delete_subscription(
             format!("no subscription `{name}`"),
         ));
     }
-    tracing::info!(subscription = %name, by = %actor(&h), "subscription deleted by an operator");
+    tracing::info!(subscription = %name, by = %who, "subscription deleted by an operator");
+    au.record(
+        &st,
+        "subscription.delete",
+        format!("subscription:{name}"),
+        json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// A dead letter with its failed attempts, their answers and the event.
 #[utoipa::path(get, path = "/v1/dead-letters/{id}", tag = "dead letters", params(("id" = i64, Path)),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::DeadLetterNotFound))]
-async fn get_dead_letter(
-    State(st): State<Arc<AppState>>,
-    h: HeaderMap,
-    P(id): P<i64>,
-) -> AppResult {
-    authorize(&st, &h)?;
+async fn get_dead_letter(State(st): State<Arc<AppState>>, P(id): P<i64>) -> AppResult {
     found(st.hub.store.dead_letter(id).await, || {
         Problem::new(codes::DEAD_LETTER_NOT_FOUND, format!("no dead letter {id}"))
     })
@@ -681,11 +711,10 @@ fn found<T: Serialize>(
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::DeadLetterNotFound, crate::openapi::DeadLetterClosed))]
 async fn discard_dead_letter(
     State(st): State<Arc<AppState>>,
-    h: HeaderMap,
+    Who(who): Who,
+    au: crate::audit::Audit,
     P(id): P<i64>,
 ) -> AppResult {
-    authorize(&st, &h)?;
-    let who = actor(&h);
     match st
         .hub
         .store
@@ -695,6 +724,13 @@ async fn discard_dead_letter(
     {
         Ok(d) => {
             tracing::info!(dead_letter = id, by = %who, "dead letter discarded by an operator");
+            au.record(
+                &st,
+                "dead_letter.discard",
+                format!("dead_letter:{id}"),
+                json!({}),
+            )
+            .await;
             Ok(Json(d).into_response())
         }
         Err(why) => Err(refused(id, why)),
@@ -704,12 +740,7 @@ async fn discard_dead_letter(
 /// A payload kept in the inbox: headers (credentials never stored) and body.
 #[utoipa::path(get, path = "/v1/inbox/{id}", tag = "inbox", params(("id" = i64, Path)),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::InboxNotFound))]
-async fn get_inbox_record(
-    State(st): State<Arc<AppState>>,
-    h: HeaderMap,
-    P(id): P<i64>,
-) -> AppResult {
-    authorize(&st, &h)?;
+async fn get_inbox_record(State(st): State<Arc<AppState>>, P(id): P<i64>) -> AppResult {
     found(st.hub.store.inbox_record(id).await, || {
         Problem::new(codes::INBOX_NOT_FOUND, format!("no inbox record {id}"))
     })
@@ -722,8 +753,12 @@ async fn get_inbox_record(
     responses((status = 200, description = "accepted (or its events were stored before)", body = inline(ReprocessDoc)),
         (status = 422, description = "`api.reprocess_rejected`: rejected again (kept as a new inbox record)", body = crate::Problem, content_type = "application/problem+json"),
         crate::openapi::Unauthorized, crate::openapi::InboxNotFound, crate::openapi::NotReprocessable))]
-async fn reprocess(State(st): State<Arc<AppState>>, h: HeaderMap, P(id): P<i64>) -> AppResult {
-    authorize(&st, &h)?;
+async fn reprocess(
+    State(st): State<Arc<AppState>>,
+    Who(who): Who,
+    au: crate::audit::Audit,
+    P(id): P<i64>,
+) -> AppResult {
     let r = match st.hub.reprocess(id).await {
         Ok(r) => r,
         Err(ReprocessError::NotFound) => {
@@ -751,7 +786,19 @@ async fn reprocess(State(st): State<Arc<AppState>>, h: HeaderMap, P(id): P<i64>)
         }
         Err(ReprocessError::Store(e)) => return Err(Problem::internal(&e)),
     };
-    tracing::info!(inbox_id = id, into = r.inbox_id, by = %actor(&h), "rejected payload re-processed by an operator");
+    tracing::info!(inbox_id = id, into = r.inbox_id, by = %who, "rejected payload re-processed by an operator");
+    let outcome = match &r.reply {
+        waybill_engine::IngestReply::Accepted(_) => "accepted",
+        waybill_engine::IngestReply::Duplicate(_) => "duplicate",
+        waybill_engine::IngestReply::Rejected { .. } => "rejected",
+    };
+    au.record(
+        &st,
+        "inbox.reprocess",
+        format!("inbox:{id}"),
+        json!({"into": r.inbox_id, "outcome": outcome}),
+    )
+    .await;
     match r.reply {
         waybill_engine::IngestReply::Accepted(ids)
         | waybill_engine::IngestReply::Duplicate(ids) => Ok(Json(
@@ -793,10 +840,8 @@ struct EventPath {
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::ShipmentNotFound))]
 async fn event_deliveries(
     State(st): State<Arc<AppState>>,
-    h: HeaderMap,
     P((key, event_id)): P<(String, String)>,
 ) -> AppResult {
-    authorize(&st, &h)?;
     check_name("shipment", &key)?;
     check_name("event", &event_id)?;
     let shipment = crate::routes::resolve_one(&st, &key).await?;

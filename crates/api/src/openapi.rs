@@ -32,6 +32,8 @@ use utoipa::{Modify, OpenApi};
         (name = "subscriptions", description = "Which events go to which sink, changeable at run time"),
         (name = "operate", description = "Overview and live stream for consoles"),
         (name = "workflows", description = "Orchestrated processes and the workbench of tasks"),
+        (name = "keys", description = "API keys and their scopes (admin)"),
+        (name = "audit", description = "The hash-chained trail of operator actions (admin)"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -83,6 +85,47 @@ impl Modify for BadRequests {
     }
 }
 
+/// Each operation's security says the scope it needs (from [`crate::auth::required`], the
+/// table the auth layer enforces), with its 401 and 403 answers; ingest and the document
+/// itself need no hub key.
+struct Scopes;
+
+impl Modify for Scopes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::SecurityRequirement;
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let ops = [
+                (axum::http::Method::GET, &mut item.get),
+                (axum::http::Method::POST, &mut item.post),
+                (axum::http::Method::PUT, &mut item.put),
+                (axum::http::Method::DELETE, &mut item.delete),
+                (axum::http::Method::PATCH, &mut item.patch),
+            ];
+            for (method, op) in ops {
+                let Some(op) = op.as_mut() else { continue };
+                match crate::auth::required(&method, path) {
+                    None => op.security = Some(vec![SecurityRequirement::default()]),
+                    Some(scope) => {
+                        op.security = Some(vec![SecurityRequirement::new(
+                            "bearer",
+                            [scope.to_string()],
+                        )]);
+                        for (status, desc) in [
+                            (401, "`api.unauthorized`: missing or unknown API key (or revoked, expired)"),
+                            (403, "`api.forbidden`: the key does not hold the scope this route needs"),
+                        ] {
+                            if !op.responses.responses.contains_key(&status.to_string()) {
+                                let (k, v) = problem(status, desc);
+                                op.responses.responses.insert(k, v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One problem answer: `status`, described by the codes it carries.
 pub(crate) fn problem(status: u16, description: &str) -> (String, RefOr<Response>) {
     (
@@ -116,8 +159,14 @@ macro_rules! problems {
 problems! {
     /// 401 on every keyed route.
     Unauthorized => 401, "`api.unauthorized`: missing or unknown API key";
-    /// 503 when the store cannot answer.
-    Unavailable => 503, "`server.unavailable`: the store cannot answer now; retry later";
+    /// 403 when the key lacks the route's scope.
+    Forbidden => 403, "`api.forbidden`: the key does not hold the scope this route needs";
+    /// A key id not stored.
+    KeyNotFound => 404, "`api.key_not_found`: no such key";
+    /// A key request that cannot be one.
+    BadKeyRequest => 422, "`api.bad_key_request`: unknown scope, no scope, bad name or expiry";
+    /// 429 from ingest's limits (with `Retry-After`).
+    TooManyRequests => 429, "`ingest.rate_limited`: the source is over its rate limit; `ingest.overloaded`: the hub is handling its most ingest requests at once. Nothing was stored; retry after the `Retry-After` seconds";
     /// A sink name that runs nowhere here.
     SinkNotFound => 404, "`api.sink_not_found`: no such sink; `api.bad_name`: a name that cannot be one (400)";
     /// A subscription name not stored.
@@ -146,10 +195,29 @@ problems! {
     TaskNotOpen => 409, "`api.task_not_open`: the task is claimed by someone else or closed; `task` shows it";
 }
 
+/// 503 when the store cannot answer, 507 when it refused a write for lack of space.
+pub(crate) struct Unavailable;
+
+impl utoipa::IntoResponses for Unavailable {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([
+            problem(
+                503,
+                "`server.unavailable`: the store cannot answer now; retry later",
+            ),
+            problem(
+                507,
+                "`server.storage_full`: the store's disk is full; nothing was stored; retry later",
+            ),
+        ])
+    }
+}
+
 /// The document, with `/v1/openapi.json` itself described.
 pub(crate) fn document(mut doc: utoipa::openapi::OpenApi) -> serde_json::Value {
     // The paths arrive with the routers, after the derive's modifiers ran.
     BadRequests.modify(&mut doc);
+    Scopes.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     serde_json::to_value(&doc).unwrap_or(serde_json::Value::Null)
 }

@@ -53,8 +53,20 @@ impl Problem {
         }
     }
 
-    /// The store failed: log the cause, answer 503 without it.
-    pub fn internal(e: &dyn std::fmt::Display) -> Self {
+    /// The store failed: log the cause, answer 503 without it — or 507
+    /// (`server.storage_full`) when the store refused a write for lack of disk space.
+    pub fn internal<E: std::fmt::Display + 'static>(e: &E) -> Self {
+        let any: &dyn std::any::Any = e;
+        if any
+            .downcast_ref::<waybill_store::StoreError>()
+            .is_some_and(waybill_store::StoreError::is_storage_full)
+        {
+            tracing::warn!(error = %e, "write refused: the store's disk is full");
+            return Problem::new(
+                crate::codes::STORAGE_FULL,
+                "the hub's storage is full: nothing was stored; retry later",
+            );
+        }
         tracing::error!(error = %e, "store error while answering a request");
         Problem::new(
             crate::codes::UNAVAILABLE,
@@ -74,4 +86,15 @@ impl IntoResponse for Problem {
         )
             .into_response()
     }
+}
+
+/// The 429 answer to a request ingest's limits refused: its problem with the
+/// `Retry-After` seconds (RFC 9110) to wait.
+pub(crate) fn throttled(t: &waybill_engine::limit::Throttled) -> Response {
+    let mut resp = Problem::new(t.code, t.detail.clone()).into_response();
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(t.retry_after),
+    );
+    resp
 }

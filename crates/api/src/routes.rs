@@ -11,7 +11,6 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -41,6 +40,8 @@ pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(replay_one))
         .routes(routes!(list_inbox))
         .merge(crate::manage::routes())
+        .merge(crate::audit::routes())
+        .merge(crate::keys::routes())
         .merge(crate::workflows::routes())
 }
 
@@ -48,6 +49,12 @@ pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
 /// metrics and the console at `/ui`.
 pub fn router(state: Arc<AppState>) -> Router {
     let (api, doc) = api().split_for_parts();
+    // Every route above needs a key with its scope (ingest excepted: sources
+    // authenticate their own way); what is added below does not.
+    let api = api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::auth::layer,
+    ));
     let doc = Arc::new(crate::openapi::document(doc));
     api.route(
         "/v1/openapi.json",
@@ -151,6 +158,7 @@ fn reply(r: IngestReply) -> Response {
         (status = 401, description = "`ingest.bad_signature`, `ingest.unauthorized`: kept in the inbox", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`ingest.unknown_source`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`ingest.too_large`", body = Problem, content_type = "application/problem+json"),
+        crate::openapi::TooManyRequests,
         (status = 422, description = "`ingest.rejected`, `mapping.*`: kept in the inbox", body = Problem, content_type = "application/problem+json"),
         crate::openapi::Unavailable))]
 async fn ingest(State(st): State<Arc<AppState>>, P(source): P<String>, req: Request) -> Response {
@@ -168,6 +176,7 @@ async fn ingest(State(st): State<Arc<AppState>>, P(source): P<String>, req: Requ
         (status = 401, description = "`ingest.unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`ingest.unknown_source`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`ingest.too_large`", body = Problem, content_type = "application/problem+json"),
+        crate::openapi::TooManyRequests,
         (status = 422, description = "`ingest.rejected`, `mapping.*`", body = Problem, content_type = "application/problem+json"),
         crate::openapi::Unavailable))]
 async fn ingest_token(
@@ -185,6 +194,11 @@ async fn ingest_with(
     req: Request,
 ) -> Response {
     let started = Instant::now();
+    // Limits first: a throttled request is neither read nor stored, only counted.
+    let _admitted = match st.hub.admit(&source) {
+        Ok(permit) => permit,
+        Err(t) => return crate::problem::throttled(&t),
+    };
     let limit = st.hub.max_body(&source).unwrap_or(st.max_body_bytes);
     let (headers, body, too_large) = read_body(req, limit).await;
     let received = Received {
@@ -227,26 +241,6 @@ async fn ingest_with(
     resp
 }
 
-pub(crate) fn authorize(st: &AppState, h: &HeaderMap) -> Result<(), Problem> {
-    let given = h
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .ok_or_else(|| Problem::new(codes::UNAUTHORIZED, "missing bearer API key"))?;
-    if st
-        .api_keys
-        .iter()
-        .any(|k| bool::from(k.expose().as_bytes().ct_eq(given.as_bytes())))
-    {
-        Ok(())
-    } else {
-        Err(Problem::new(codes::UNAUTHORIZED, "unknown API key"))
-    }
-}
-
 /// Canonical events (event drafts or CloudEvents in structured mode, one or an array),
 /// for systems that speak Waybill's own format.
 #[utoipa::path(post, path = "/v1/events", tag = "ingest",
@@ -259,7 +253,6 @@ pub(crate) fn authorize(st: &AppState, h: &HeaderMap) -> Result<(), Problem> {
         (status = 422, description = "`ingest.rejected`", body = Problem, content_type = "application/problem+json"),
         crate::openapi::Unauthorized, crate::openapi::Unavailable))]
 async fn post_events(State(st): State<Arc<AppState>>, req: Request) -> AppResult {
-    authorize(&st, req.headers())?;
     let started = Instant::now();
     let (headers, body, too_large) = read_body(req, st.max_body_bytes).await;
     let r = st
@@ -294,12 +287,7 @@ fn check_key(key: &str) -> Result<(), Problem> {
 #[utoipa::path(get, path = "/v1/shipments/{key}", tag = "shipments",
     params(("key" = String, Path, description = "Shipment key or any alias")),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::ShipmentNotFound, crate::openapi::Unavailable))]
-async fn get_shipment(
-    State(st): State<Arc<AppState>>,
-    h: HeaderMap,
-    P(key): P<String>,
-) -> AppResult {
-    authorize(&st, &h)?;
+async fn get_shipment(State(st): State<Arc<AppState>>, P(key): P<String>) -> AppResult {
     let canonical = resolve_one(&st, &key).await?;
     match st
         .hub
@@ -352,8 +340,7 @@ pub(crate) async fn resolve_one(st: &AppState, key: &str) -> Result<String, Prob
 #[utoipa::path(get, path = "/v1/orders/{key}", tag = "shipments",
     params(("key" = String, Path, description = "Order key or alias")),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::OrderNotFound, crate::openapi::Unavailable))]
-async fn get_order(State(st): State<Arc<AppState>>, h: HeaderMap, P(key): P<String>) -> AppResult {
-    authorize(&st, &h)?;
+async fn get_order(State(st): State<Arc<AppState>>, P(key): P<String>) -> AppResult {
     check_key(&key)?;
     match st
         .hub
@@ -382,12 +369,7 @@ struct ListConflicts {
 /// Identity and ownership conflicts, oldest first, paged by `after` (`next_after`).
 #[utoipa::path(get, path = "/v1/conflicts", tag = "shipments", params(ListConflicts),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::BadQuery, crate::openapi::Unavailable))]
-async fn list_conflicts(
-    State(st): State<Arc<AppState>>,
-    h: HeaderMap,
-    Q(q): Q<ListConflicts>,
-) -> AppResult {
-    authorize(&st, &h)?;
+async fn list_conflicts(State(st): State<Arc<AppState>>, Q(q): Q<ListConflicts>) -> AppResult {
     if let Some(k) = q.kind.as_deref() {
         if k != "identity" && k != "ownership" {
             return Err(Problem::new(
@@ -431,12 +413,7 @@ struct ListShipments {
 /// Shipments by key, paged by `after` (`next_after`), filtered by milestone or reference.
 #[utoipa::path(get, path = "/v1/shipments", tag = "shipments", params(ListShipments),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::BadQuery, crate::openapi::Unavailable))]
-async fn list_shipments(
-    State(st): State<Arc<AppState>>,
-    h: HeaderMap,
-    Q(q): Q<ListShipments>,
-) -> AppResult {
-    authorize(&st, &h)?;
+async fn list_shipments(State(st): State<Arc<AppState>>, Q(q): Q<ListShipments>) -> AppResult {
     let state = match q.state.as_deref() {
         None => None,
         Some(s) => Some(
@@ -497,12 +474,7 @@ struct ListDeadLetters {
 /// Dead letters, newest first.
 #[utoipa::path(get, path = "/v1/dead-letters", tag = "dead letters", params(ListDeadLetters),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::BadQuery, crate::openapi::Unavailable))]
-async fn list_dead_letters(
-    State(st): State<Arc<AppState>>,
-    h: HeaderMap,
-    Q(q): Q<ListDeadLetters>,
-) -> AppResult {
-    authorize(&st, &h)?;
+async fn list_dead_letters(State(st): State<Arc<AppState>>, Q(q): Q<ListDeadLetters>) -> AppResult {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let rows = st
         .hub
@@ -525,8 +497,11 @@ async fn list_dead_letters(
 /// Replays one dead letter: a new delivery at the end of its lane.
 #[utoipa::path(post, path = "/v1/dead-letters/{id}/replay", tag = "dead letters", params(("id" = i64, Path)),
     responses((status = 202, body = Object), crate::openapi::Unauthorized, crate::openapi::DeadLetterNotFound, crate::openapi::DeadLetterClosed, crate::openapi::BadQuery, crate::openapi::Unavailable))]
-async fn replay_one(State(st): State<Arc<AppState>>, h: HeaderMap, P(id): P<i64>) -> AppResult {
-    authorize(&st, &h)?;
+async fn replay_one(
+    State(st): State<Arc<AppState>>,
+    au: crate::audit::Audit,
+    P(id): P<i64>,
+) -> AppResult {
     match st
         .hub
         .store
@@ -534,11 +509,20 @@ async fn replay_one(State(st): State<Arc<AppState>>, h: HeaderMap, P(id): P<i64>
         .await
         .map_err(|e| Problem::internal(&e))?
     {
-        Ok(outbox_id) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"replayed": [{"id": id, "outbox_id": outbox_id}]})),
-        )
-            .into_response()),
+        Ok(outbox_id) => {
+            au.record(
+                &st,
+                "dead_letter.replay",
+                format!("dead_letter:{id}"),
+                json!({"outbox_id": outbox_id}),
+            )
+            .await;
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"replayed": [{"id": id, "outbox_id": outbox_id}]})),
+            )
+                .into_response())
+        }
         Err(why) => Err(refused(id, why)),
     }
 }
@@ -572,8 +556,11 @@ struct BulkReplay {
 /// Replays the chosen dead letters; the selection must be explicit.
 #[utoipa::path(post, path = "/v1/dead-letters/replay", tag = "dead letters", request_body = BulkReplay,
     responses((status = 202, body = Object), crate::openapi::Unauthorized, crate::openapi::BadBody, crate::openapi::Unavailable))]
-async fn replay_bulk(State(st): State<Arc<AppState>>, req: Request) -> AppResult {
-    authorize(&st, req.headers())?;
+async fn replay_bulk(
+    State(st): State<Arc<AppState>>,
+    au: crate::audit::Audit,
+    req: Request,
+) -> AppResult {
     let (_, body, too_large) = read_body(req, 1 << 20).await;
     if too_large {
         return Err(Problem::new(codes::TOO_LARGE, "body exceeds 1 MiB"));
@@ -591,6 +578,10 @@ async fn replay_bulk(State(st): State<Arc<AppState>>, req: Request) -> AppResult
             ))
         }
     };
+    let asked = match &sel {
+        ReplaySelector::Ids(ids) => json!({"ids": ids}),
+        ReplaySelector::All { sink } => json!({"all": true, "sink": sink}),
+    };
     let done = st
         .hub
         .store
@@ -601,6 +592,13 @@ async fn replay_bulk(State(st): State<Arc<AppState>>, req: Request) -> AppResult
         .iter()
         .map(|(id, o)| json!({"id": id, "outbox_id": o}))
         .collect();
+    au.record(
+        &st,
+        "dead_letter.replay_bulk",
+        "dead_letters",
+        json!({"selection": asked, "replayed": list}),
+    )
+    .await;
     Ok((StatusCode::ACCEPTED, Json(json!({"replayed": list}))).into_response())
 }
 
@@ -622,12 +620,7 @@ struct ListInbox {
 /// Payloads as received, newest first.
 #[utoipa::path(get, path = "/v1/inbox", tag = "inbox", params(ListInbox),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::BadQuery, crate::openapi::Unavailable))]
-async fn list_inbox(
-    State(st): State<Arc<AppState>>,
-    h: HeaderMap,
-    Q(q): Q<ListInbox>,
-) -> AppResult {
-    authorize(&st, &h)?;
+async fn list_inbox(State(st): State<Arc<AppState>>, Q(q): Q<ListInbox>) -> AppResult {
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let rows = st
         .hub
@@ -648,6 +641,20 @@ async fn list_inbox(
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    // While writes fail for lack of space, try one (at most once a second): space may
+    // have returned with no write to notice it.
+    if st.hub.store.storage_full() {
+        if let Err(e) = st.hub.store.probe_write().await {
+            tracing::debug!(error = %e, "probe write failed");
+        }
+    }
+    if st.hub.store.storage_full() {
+        return Problem::new(
+            codes::NOT_READY,
+            "not ready for writes: the store's disk is full; reads are served, writes answer 507 until space returns",
+        )
+        .into_response();
+    }
     match st.hub.store.ping().await {
         Ok(()) => {
             let held = st.leases.now();
@@ -688,9 +695,13 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
          waybill_leases_held {leases}\n\
          # HELP waybill_instances_alive Instances alive on the store at the last lease claim.\n\
          # TYPE waybill_instances_alive gauge\n\
-         waybill_instances_alive {}\n",
+         waybill_instances_alive {}\n\
+         # HELP waybill_store_full 1 while the store's writes fail for lack of disk space (they answer 507).\n\
+         # TYPE waybill_store_full gauge\n\
+         waybill_store_full {}\n",
         st.hub.store.backend(),
         held.instances,
+        u8::from(st.hub.store.storage_full()),
     ));
     if st.workflows.is_some() {
         if let Ok(c) = st.hub.store.wf_counts().await {

@@ -14,7 +14,7 @@
 use crate::routes::{P, Q};
 use crate::{codes, AppState, Problem};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -84,12 +84,7 @@ struct ListWorkflows {
 /// Workflows, newest first, by shipment (any alias), status or kind.
 #[utoipa::path(get, path = "/v1/workflows", tag = "workflows", params(ListWorkflows),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::BadQuery))]
-async fn list_workflows(
-    State(st): State<Arc<AppState>>,
-    h: HeaderMap,
-    Q(q): Q<ListWorkflows>,
-) -> AppResult {
-    crate::routes::authorize(&st, &h)?;
+async fn list_workflows(State(st): State<Arc<AppState>>, Q(q): Q<ListWorkflows>) -> AppResult {
     let rt = runtime(&st)?;
     let entity = match q.entity {
         Some(e) => match rt
@@ -120,12 +115,7 @@ async fn list_workflows(
 /// A workflow: state, step history, pending timers, tasks.
 #[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path)),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff))]
-async fn get_workflow(
-    State(st): State<Arc<AppState>>,
-    h: HeaderMap,
-    P(id): P<String>,
-) -> AppResult {
-    crate::routes::authorize(&st, &h)?;
+async fn get_workflow(State(st): State<Arc<AppState>>, P(id): P<String>) -> AppResult {
     let rt = runtime(&st)?;
     let Some((rec, steps, timers)) = rt
         .store()
@@ -178,8 +168,13 @@ fn body_of<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, 
     serde_json::from_slice(bytes).map_err(|e| Problem::new(codes::BAD_JSON, e.to_string()))
 }
 
-async fn command(st: &AppState, h: &HeaderMap, id: &str, body: &[u8], what: &str) -> AppResult {
-    crate::routes::authorize(st, h)?;
+async fn command(
+    st: &AppState,
+    au: &crate::audit::Audit,
+    id: &str,
+    body: &[u8],
+    what: &str,
+) -> AppResult {
     let rt = runtime(st)?;
     let b: By = body_of(body)?;
     let by = b.by.unwrap_or_else(|| "api".into());
@@ -199,6 +194,13 @@ async fn command(st: &AppState, h: &HeaderMap, id: &str, body: &[u8], what: &str
             format!("no workflow `{id}`"),
         ));
     }
+    au.record(
+        st,
+        &format!("workflow.{what}"),
+        format!("workflow:{id}"),
+        json!({"by": by, "queued": queued}),
+    )
+    .await;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"workflow": id, "command": what, "queued": queued})),
@@ -211,11 +213,11 @@ async fn command(st: &AppState, h: &HeaderMap, id: &str, body: &[u8], what: &str
     responses((status = 202, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::BadBody))]
 async fn cancel(
     State(st): State<Arc<AppState>>,
-    h: HeaderMap,
+    au: crate::audit::Audit,
     P(id): P<String>,
     body: axum::body::Bytes,
 ) -> AppResult {
-    command(&st, &h, &id, &body, "cancel").await
+    command(&st, &au, &id, &body, "cancel").await
 }
 
 /// Retries a workflow's failed or waiting step now.
@@ -223,11 +225,11 @@ async fn cancel(
     responses((status = 202, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::BadBody))]
 async fn retry(
     State(st): State<Arc<AppState>>,
-    h: HeaderMap,
+    au: crate::audit::Audit,
     P(id): P<String>,
     body: axum::body::Bytes,
 ) -> AppResult {
-    command(&st, &h, &id, &body, "retry").await
+    command(&st, &au, &id, &body, "retry").await
 }
 
 /// A document a workflow kept (a label).
@@ -235,10 +237,8 @@ async fn retry(
     responses((status = 200, description = "the document's bytes, with its content type", content_type = "application/octet-stream", body = Vec<u8>), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff))]
 async fn document(
     State(st): State<Arc<AppState>>,
-    h: HeaderMap,
     P((id, name)): P<(String, String)>,
 ) -> AppResult {
-    crate::routes::authorize(&st, &h)?;
     let rt = runtime(&st)?;
     match rt
         .store()
@@ -268,12 +268,7 @@ struct ListTasks {
 /// Tasks opened for people, oldest first, paged by `after`.
 #[utoipa::path(get, path = "/v1/tasks", tag = "workflows", params(ListTasks),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::BadQuery))]
-async fn list_tasks(
-    State(st): State<Arc<AppState>>,
-    h: HeaderMap,
-    Q(q): Q<ListTasks>,
-) -> AppResult {
-    crate::routes::authorize(&st, &h)?;
+async fn list_tasks(State(st): State<Arc<AppState>>, Q(q): Q<ListTasks>) -> AppResult {
     let rt = runtime(&st)?;
     let rows = rt
         .store()
@@ -298,7 +293,15 @@ struct Resolve {
     reason: Option<String>,
 }
 
-async fn act(st: &AppState, id: i64, action: TaskAction) -> AppResult {
+/// Claims or resolves task `id`; on success, `what` with `detail` goes to the audit trail.
+async fn act(
+    st: &AppState,
+    au: &crate::audit::Audit,
+    id: i64,
+    action: TaskAction,
+    what: &str,
+    detail: Value,
+) -> AppResult {
     let rt = runtime(st)?;
     match rt
         .store()
@@ -308,6 +311,7 @@ async fn act(st: &AppState, id: i64, action: TaskAction) -> AppResult {
     {
         Ok(task) => {
             rt.poke();
+            au.record(st, what, format!("task:{id}"), detail).await;
             Ok(Json(task_json(&task)).into_response())
         }
         Err(TaskRefusal::NotFound) => {
@@ -336,11 +340,10 @@ async fn act(st: &AppState, id: i64, action: TaskAction) -> AppResult {
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::TaskNotOpen, crate::openapi::BadBody))]
 async fn claim(
     State(st): State<Arc<AppState>>,
-    h: HeaderMap,
+    au: crate::audit::Audit,
     P(id): P<i64>,
     body: axum::body::Bytes,
 ) -> AppResult {
-    crate::routes::authorize(&st, &h)?;
     let b: By = body_of(&body)?;
     let Some(by) = b.by.filter(|s| !s.trim().is_empty()) else {
         return Err(Problem::new(
@@ -348,7 +351,8 @@ async fn claim(
             "`by` (who claims it) is required",
         ));
     };
-    act(&st, id, TaskAction::Claim { by }).await
+    let detail = json!({"by": by});
+    act(&st, &au, id, TaskAction::Claim { by }, "task.claim", detail).await
 }
 
 /// Resolves a task with a decision; the workflow resumes.
@@ -356,11 +360,10 @@ async fn claim(
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::TaskNotOpen, crate::openapi::BadBody))]
 async fn resolve(
     State(st): State<Arc<AppState>>,
-    h: HeaderMap,
+    au: crate::audit::Audit,
     P(id): P<i64>,
     body: axum::body::Bytes,
 ) -> AppResult {
-    crate::routes::authorize(&st, &h)?;
     let b: Resolve = body_of(&body)?;
     let Some(by) = b.by.filter(|s| !s.trim().is_empty()) else {
         return Err(Problem::new(
@@ -377,14 +380,18 @@ async fn resolve(
             ))
         }
     };
+    let detail = json!({"by": by, "decision": decision, "reason": b.reason});
     act(
         &st,
+        &au,
         id,
         TaskAction::Resolve {
             by,
             decision: decision.to_string(),
             reason: b.reason,
         },
+        "task.resolve",
+        detail,
     )
     .await
 }

@@ -20,6 +20,9 @@ pub struct CarrierConfig {
     /// Largest accepted body in bytes (default 1 MiB).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Inbound rate limit, `{ per_second = 100, burst = 200 }` (default: `[limits].rate_limit`).
+    #[serde(default)]
+    pub rate_limit: Option<waybill_engine::limit::RateLimit>,
 }
 
 /// `[sources.<name>]` with `type = "x12"`: EDI interchanges over HTTP.
@@ -31,6 +34,9 @@ pub struct X12Config {
     /// Largest accepted interchange in bytes (default 1 MiB).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Inbound rate limit, `{ per_second = 100, burst = 200 }` (default: `[limits].rate_limit`).
+    #[serde(default)]
+    pub rate_limit: Option<waybill_engine::limit::RateLimit>,
     /// The fixed UTC offset (`"-06:00"`) of the times the partner sends without a zone
     /// (AT7 without a time code or with `LT`, DTM without one, BSN, the 210's dates).
     /// Without it, such times are kept as `data.local_time` and the event is dated when

@@ -24,6 +24,7 @@ pub use inbound::{CarrierConfig, X12Config};
 use serde::Deserialize;
 use std::sync::Arc;
 use waybill_engine::config::ConfigError;
+use waybill_engine::limit::RateLimit;
 use waybill_engine::partner::{Inbound, Outbound};
 
 /// Every failure code the connectors raise (each documented in docs/errors.md).
@@ -104,6 +105,19 @@ impl SourceConfig {
             | SourceConfig::FileDrop(_)
             | SourceConfig::Odoo(_)
             | SourceConfig::Nats(_) => None,
+        }
+    }
+
+    /// Its own inbound rate limit (`rate_limit = { per_second, burst }`); `None` for one
+    /// without (the `[limits]` default applies) and for sources not reached over HTTP.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        match self {
+            SourceConfig::Jq(c) => c.rate_limit,
+            SourceConfig::X12(c) => c.rate_limit,
+            SourceConfig::Odoo(c) => c.rate_limit,
+            SourceConfig::FileDrop(_) | SourceConfig::Nats(_) => None,
+            // The carrier-aggregator formats, whose one arm is in `carrier()`.
+            _ => self.carrier().and_then(|(_, c)| c.rate_limit),
         }
     }
 

@@ -18,6 +18,10 @@ pub const NO_IDEMPOTENCY_KEY: Code =
     Code::new("ingest.no_idempotency_key", CodeClass::Unprocessable);
 /// A rejection that lost its reason (not expected).
 pub const REJECTED: Code = Code::new("ingest.rejected", CodeClass::Unprocessable);
+/// The source (or the unknown sources together) is over its rate limit; nothing stored.
+pub const RATE_LIMITED: Code = Code::new("ingest.rate_limited", CodeClass::TooManyRequests);
+/// The hub is handling `[limits].max_in_flight` ingest requests already; nothing stored.
+pub const OVERLOADED: Code = Code::new("ingest.overloaded", CodeClass::TooManyRequests);
 
 /// A sink's delivery task panicked (a bug in the connector); the attempt is retried.
 pub const DELIVERY_PANICKED: Code = Code::new("delivery.panicked", CodeClass::Delivery);
@@ -35,6 +39,8 @@ pub const CODES: &[Code] = &[
     BAD_JSON,
     NO_IDEMPOTENCY_KEY,
     REJECTED,
+    RATE_LIMITED,
+    OVERLOADED,
     DELIVERY_PANICKED,
     WORKFLOW_BAD_EVENT,
     WORKFLOW_STORE,

@@ -17,6 +17,7 @@
 use crate::circuit::{Circuit, CircuitConfig, CircuitState};
 use crate::clock::Clock;
 use crate::lease::{Held, Leases};
+use crate::limit::TokenBucket;
 use crate::metrics::Metrics;
 use crate::partner::{BatchOutcome, Batching, Delivery, DeliveryError, Outbound};
 use crate::retry::{Decision, RetryPolicy};
@@ -188,6 +189,8 @@ struct Dispatcher {
     tracer: Tracer,
     /// The sinks an operator paused: while this one is, nothing new is sent.
     paused: watch::Receiver<Arc<std::collections::BTreeSet<String>>>,
+    /// The sink's request rate ([`Outbound::rate_limit`]): a request takes a token.
+    rate: Option<TokenBucket>,
 }
 
 /// When a row is due, on the monotonic clock: `now` plus what remains until its stored
@@ -272,7 +275,12 @@ impl Dispatcher {
         let batching = sink.outbound.batching();
         let mask = leases.borrow_and_update().bucket_mask(&sink.name);
         let paused = metrics.controls.paused();
+        let rate = sink
+            .outbound
+            .rate_limit()
+            .map(|l| TokenBucket::new(l, clock.instant()));
         Dispatcher {
+            rate,
             tracer: Tracer::off(),
             paused,
             leases,
@@ -417,7 +425,13 @@ impl Dispatcher {
             let Some(Reverse((due, _, _))) = self.ready.peek() else {
                 break;
             };
-            if *due > now || !self.circuit.try_acquire(now) {
+            // A sink with a request rate waits for a token (the loop sleeps until one is
+            // due, see `next_wake`); a lane's head keeps its place meanwhile.
+            let token_due = self
+                .rate
+                .as_ref()
+                .is_some_and(|b| b.wait(now) > Duration::ZERO);
+            if *due > now || token_due || !self.circuit.try_acquire(now) {
                 break;
             }
             let Some(Reverse((_, id, shipment))) = self.ready.pop() else {
@@ -437,6 +451,10 @@ impl Dispatcher {
                 .collect();
             if batch.is_empty() {
                 continue;
+            }
+            if let Some(b) = &mut self.rate {
+                // One was there just above, at the same `now`.
+                let _ = b.try_take(now);
             }
             self.in_flight += 1;
             let out = self.sink.outbound.clone();
@@ -627,6 +645,14 @@ impl Dispatcher {
             return None;
         }
         let due = self.ready.peek().map(|Reverse((t, _, _))| *t)?;
+        // Not before the sink's next token.
+        let due = match &self.rate {
+            Some(b) => {
+                let now = self.clock.instant();
+                due.max(now + b.wait(now))
+            }
+            None => due,
+        };
         match self.circuit.state() {
             CircuitState::Closed(_) => Some(due),
             CircuitState::Open(until) => Some(due.max(until)),
@@ -951,6 +977,56 @@ mod tests {
             h.await.unwrap();
         }
         store.close().await;
+    }
+
+    /// A sink with a request rate: [`Scripted`] behind [`Outbound::rate_limit`].
+    struct RateLimited(Arc<Scripted>, crate::limit::RateLimit);
+
+    impl Outbound for RateLimited {
+        fn deliver<'a>(&'a self, item: &'a Delivery) -> DeliverFuture<'a> {
+            self.0.deliver(item)
+        }
+
+        fn rate_limit(&self) -> Option<crate::limit::RateLimit> {
+            Some(self.1)
+        }
+    }
+
+    /// 10 requests a second, burst 3: the first three go at once, then one every 100 ms
+    /// whatever the concurrency; each shipment's events still go in log order.
+    #[tokio::test(start_paused = true)]
+    async fn a_sink_rate_spaces_requests_and_keeps_each_lanes_order() {
+        let events: Vec<(&str, usize)> = (0..10).flat_map(|n| [("A", n), ("B", n)]).collect();
+        let (_dir, store) = store_with(&events).await;
+        let t0 = Instant::now();
+        let inner = Scripted::new(t0, |_, _| Ok(()));
+        let out = Arc::new(RateLimited(
+            inner.clone(),
+            crate::limit::RateLimit::new(10.0, 3),
+        ));
+        let run = start(&store, sink_k(out, &[secs(1)], NO_BREAKER), clock());
+        tokio::time::sleep(secs(10)).await;
+        run.stop().await;
+        let calls = inner.calls();
+        assert_eq!(calls.len(), 20);
+        for (i, (label, attempt, at)) in calls.iter().enumerate() {
+            assert_eq!(*attempt, 1);
+            // Tokens at 0, 0, 0, then 0.1 s, 0.2 s, …: call i at (i - 2) × 100 ms.
+            let want = Duration::from_millis(100 * (i.saturating_sub(2) as u64));
+            assert!(
+                *at >= want && *at <= want + Duration::from_millis(5),
+                "call {i} ({label}) at {at:?}, want {want:?}"
+            );
+        }
+        for lane in ["A", "B"] {
+            let order: Vec<&str> = calls
+                .iter()
+                .map(|c| c.0.as_str())
+                .filter(|l| l.starts_with(lane))
+                .collect();
+            let want: Vec<String> = (0..10).map(|n| format!("{lane}-{n}")).collect();
+            assert_eq!(order, want);
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -254,6 +254,19 @@ impl Hub {
             .collect();
         let (key, v, rejection) = match verdict {
             Ok((key, events)) => (key, Verdict::Accepted(events), None),
+            Err(rej) if unauthenticated(rej.code) => {
+                self.metrics.unauthenticated.inc(&[rej.code.as_str()]);
+                (
+                    content_hash(&r.body),
+                    Verdict::Sample {
+                        code: rej.code.as_str().to_owned(),
+                        reason: rej.detail.clone(),
+                        // Unknown sources' names are the sender's choice: one cap for all.
+                        any_source: rej.code == codes::UNKNOWN_SOURCE,
+                    },
+                    Some(rej),
+                )
+            }
             Err(rej) => (
                 content_hash(&r.body),
                 Verdict::Rejected {
@@ -308,6 +321,15 @@ impl Hub {
         }
         Ok((reply, outcome))
     }
+}
+
+/// Whether a rejection came before its sender was authenticated — an unknown source, a
+/// body over the limit, a failed signature, key or token — so that anyone could have sent
+/// it: such payloads are kept as bounded samples only ([`Verdict::Sample`]).
+fn unauthenticated(code: Code) -> bool {
+    code == codes::UNKNOWN_SOURCE
+        || code == codes::TOO_LARGE
+        || code.class() == waybill_model::CodeClass::Unauthenticated
 }
 
 impl Hub {

@@ -17,6 +17,7 @@ pub mod dispatcher;
 pub mod duration;
 pub mod ingest;
 pub mod lease;
+pub mod limit;
 pub mod metrics;
 pub mod operate;
 pub mod partner;
@@ -46,6 +47,8 @@ pub struct Hub {
     hidden_headers: Vec<&'static str>,
     /// Records the ingest, mapping and append spans (off unless `[telemetry]`).
     tracer: telemetry::Tracer,
+    /// Rate limits per source and the cap on ingest requests in flight.
+    limits: limit::IngestLimits,
 }
 
 impl Hub {
@@ -69,7 +72,39 @@ impl Hub {
             sources,
             hidden_headers,
             tracer: telemetry::Tracer::off(),
+            limits: limit::IngestLimits::unlimited(),
         }
+    }
+
+    /// Admits ingest requests under these limits (default: none).
+    pub fn limited(mut self, limits: limit::IngestLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Admits one ingest request for `source`, before anything of it is read or stored;
+    /// hold the permit until it is answered. A refusal is counted in
+    /// `waybill_ingest_throttled_total` and nothing else: no inbox record, no event.
+    pub fn admit(&self, source: &str) -> Result<limit::Permit, limit::Throttled> {
+        let known = if self.sources.contains_key(source) {
+            limit::Known::Yes
+        } else {
+            limit::Known::No
+        };
+        let now = tokio::time::Instant::now();
+        self.limits.admit_at(source, known, now).inspect_err(|t| {
+            // Unknown names share one label, so that arbitrary URLs cannot grow the metrics.
+            let label = match known {
+                limit::Known::Yes => source,
+                limit::Known::No => "(unknown)",
+            };
+            let limit = if t.code == codes::OVERLOADED {
+                "in_flight"
+            } else {
+                "rate"
+            };
+            self.metrics.throttled.inc(&[label, limit]);
+        })
     }
 
     /// Records spans with this tracer (ingest, mapping, append).

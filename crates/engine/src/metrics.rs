@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -119,6 +119,9 @@ fn labels(names: &[&str], vals: &[String]) -> String {
 pub struct Metrics {
     /// Ingest requests by source and outcome (accepted, duplicate, rejected code).
     pub ingests: Counter,
+    /// Ingest requests refused before reading (429), by source and the limit that refused
+    /// them (`rate`, `in_flight`).
+    pub throttled: Counter,
     /// Time from request received to acknowledgement sent.
     pub ack_latency: Histogram,
     /// Delivery attempts by sink and outcome (delivered, retry, dead).
@@ -127,6 +130,25 @@ pub struct Metrics {
     pub circuit: Mutex<BTreeMap<String, u8>>,
     /// Operator controls (paused sinks) and live health, shared with the API.
     pub controls: crate::control::Controls,
+    /// Payloads rejected before their sender was authenticated (unknown source, too
+    /// large, failed authentication), by reason code: kept as bounded samples only.
+    pub unauthenticated: Counter,
+    /// The HTTP listener's connections.
+    pub http: HttpStats,
+}
+
+/// What the HTTP listener counts: connections open and refused, and connections closed
+/// by a timeout.
+#[derive(Default)]
+pub struct HttpStats {
+    /// Connections open now.
+    pub open: AtomicI64,
+    /// Connections accepted and closed at once because `[server].max_connections` were
+    /// open.
+    pub refused: AtomicU64,
+    /// Connections (or request bodies) ended by a timeout, by kind (`header`, `body`,
+    /// `idle`, `shutdown`).
+    pub timeouts: Counter,
 }
 
 impl Metrics {
@@ -139,8 +161,36 @@ impl Metrics {
             &["source", "outcome"],
             &mut out,
         );
+        self.throttled.render(
+            "waybill_ingest_throttled_total",
+            "Ingest requests refused with 429 before reading, by source and limit.",
+            &["source", "limit"],
+            &mut out,
+        );
         self.ack_latency
             .render("waybill_ingest_ack_seconds", &mut out);
+        self.unauthenticated.render(
+            "waybill_ingest_unauthenticated_total",
+            "Payloads rejected before their sender was authenticated (kept as bounded samples only), by reason.",
+            &["reason"],
+            &mut out,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP waybill_http_connections HTTP connections open.\n# TYPE waybill_http_connections gauge\nwaybill_http_connections {}",
+            self.http.open.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP waybill_http_connections_refused_total HTTP connections closed at once because max_connections were open.\n# TYPE waybill_http_connections_refused_total counter\nwaybill_http_connections_refused_total {}",
+            self.http.refused.load(Ordering::Relaxed)
+        );
+        self.http.timeouts.render(
+            "waybill_http_timeouts_total",
+            "HTTP connections or request bodies ended by a timeout, by kind.",
+            &["kind"],
+            &mut out,
+        );
         self.deliveries.render(
             "waybill_delivery_attempts_total",
             "Delivery attempts, by sink and outcome.",

@@ -188,6 +188,12 @@ pub trait Outbound: Send + Sync + 'static {
         Batching::NONE
     }
 
+    /// Most requests a second the dispatcher may start to this sink (one attempt, single
+    /// or batch, is one request); default: no limit beyond its concurrency.
+    fn rate_limit(&self) -> Option<crate::limit::RateLimit> {
+        None
+    }
+
     /// Delivers consecutive events of one shipment, in log order, as one unit (a sink that
     /// coalesces them into fewer partner calls overrides this). Default: one by one,
     /// stopping at the first failure.

@@ -49,16 +49,23 @@ pub enum CodeClass {
     BadRequest,
     /// The sender is not who it claims (signature, key, token): 401.
     Unauthenticated,
+    /// The sender is known but may not do this (a key without the scope): 403.
+    Forbidden,
     /// What the request names does not exist: 404.
     NotFound,
     /// What the request names is ambiguous (an identifier of several shipments): 409.
     Conflict,
     /// The body is larger than allowed: 413.
     TooLarge,
+    /// The sender is over a rate limit, or the hub over its cap of requests in flight;
+    /// nothing was stored and the answer says when to retry: 429.
+    TooManyRequests,
     /// Well-formed input that cannot be used (mapping, partner format, EDI): 422.
     Unprocessable,
     /// The hub cannot serve the request now (store failure): 503.
     Unavailable,
+    /// The store's disk is full: nothing was stored, retry once space returns: 507.
+    StorageFull,
     /// Found reading a dropped file; never answered over HTTP (kept in the inbox and the
     /// file's error report).
     File,

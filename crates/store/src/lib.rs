@@ -16,9 +16,11 @@
 //! enum over the backends (SQLite, PostgreSQL). The
 //! behaviour suite in `waybill-testkit` runs against every variant.
 
+pub mod audit;
 pub mod body;
 mod codec;
 pub mod flow;
+pub mod keys;
 pub mod lease;
 mod pg;
 mod prepare;
@@ -57,6 +59,10 @@ pub enum StoreError {
     /// nothing of it is stored.
     #[error("write not committed: {0}")]
     NotCommitted(String),
+    /// The write's transaction did not commit because the database's disk (or, on
+    /// PostgreSQL, the server's) is full; nothing of it is stored.
+    #[error("storage full, write not committed: {0}")]
+    StorageFull(String),
     /// The store is shutting down or its writer stopped.
     #[error("store is closed")]
     Closed,
@@ -72,6 +78,39 @@ pub enum StoreError {
         /// What went wrong.
         message: String,
     },
+}
+
+impl StoreError {
+    /// Whether the database refused the write for lack of space: SQLite's
+    /// `SQLITE_FULL` (a write that met `ENOSPC`) or a shared-memory file it could not grow,
+    /// PostgreSQL's `disk_full` (53100).
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::StorageFull(_) => true,
+            StoreError::Db(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+                    || e.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE
+            }
+            StoreError::Pg(e) => e.code() == Some(&postgres::error::SqlState::DISK_FULL),
+            _ => false,
+        }
+    }
+}
+
+/// The cursor row [`Store::probe_write`] writes and removes.
+const PROBE_CURSOR: &str = "waybill.space_probe";
+
+/// 64 KiB of text that does not compress (PostgreSQL would compress a repeated byte away).
+fn probe_value() -> String {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(std::process::id());
+    (0..64 * 1024 / 16)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("{x:016x}")
+        })
+        .collect()
 }
 
 /// The store: one enum over the backends, so that every call site is backend-agnostic.
@@ -339,6 +378,34 @@ impl Store {
         dispatch!(self, s => s.deliveries_of(shipment, event_id).await)
     }
 
+    /// Stores a new API key (by its hash); `None` when a key with that id exists.
+    pub async fn key_create(&self, k: keys::NewKey) -> Result<Option<keys::KeyRecord>, StoreError> {
+        dispatch!(self, s => s.key_create(k).await)
+    }
+
+    /// Every API key issued by the hub (never their hashes).
+    pub async fn keys(&self) -> Result<Vec<keys::KeyRecord>, StoreError> {
+        dispatch!(self, s => s.keys().await)
+    }
+
+    /// A key and its stored hash, by id.
+    pub async fn key_lookup(
+        &self,
+        id: &str,
+    ) -> Result<Option<(keys::KeyRecord, String)>, StoreError> {
+        dispatch!(self, s => s.key_lookup(id).await)
+    }
+
+    /// Revokes a key (kept, never usable again); the key as it stands, `None` when unknown.
+    pub async fn key_revoke(&self, id: &str) -> Result<Option<keys::KeyRecord>, StoreError> {
+        dispatch!(self, s => s.key_revoke(id).await)
+    }
+
+    /// Records that a key was used at `at`.
+    pub async fn key_touch(&self, id: &str, at: time::OffsetDateTime) -> Result<(), StoreError> {
+        dispatch!(self, s => s.key_touch(id, at).await)
+    }
+
     /// A poller's saved position (e.g. the last `write_date` read from Odoo).
     pub async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
         dispatch!(self, s => s.cursor(name).await)
@@ -352,6 +419,20 @@ impl Store {
     /// Ready for traffic: the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.ping().await)
+    }
+
+    /// Whether the last write failed for lack of space and none has committed since:
+    /// writes are refused (`StoreError::StorageFull`) until one commits again.
+    pub fn storage_full(&self) -> bool {
+        dispatch!(self, s => s.storage_full())
+    }
+
+    /// Commits a write of about 64 KiB (a row of its own, written and then removed): whether
+    /// a payload of that size would be stored now. A success clears
+    /// [`Store::storage_full`]. `/readyz` runs it while the store is full. At most one
+    /// probe a second is written; in between the answer is the state as last seen.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.probe_write().await)
     }
 
     /// A receiver that changes whenever a write that created outbox rows commits.
@@ -442,6 +523,41 @@ impl Store {
     /// Timers pending, all workflows.
     pub async fn timer_count(&self) -> Result<u64, StoreError> {
         dispatch!(self, s => s.timer_count().await)
+    }
+
+    /// Appends an operator action to the hash-chained audit trail (see [`audit`]); the
+    /// record as stored, after its commit.
+    pub async fn audit_append(
+        &self,
+        entry: audit::AuditEntry,
+    ) -> Result<audit::AuditRecord, StoreError> {
+        dispatch!(self, s => s.audit_append(entry).await)
+    }
+
+    /// The head of the audit chain: the last record's `(seq, hash)`, `(0, GENESIS_HASH)`
+    /// when there is none (what an anchor keeps).
+    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        dispatch!(self, s => s.audit_head().await)
+    }
+
+    /// Audit records after a `seq`, in order, optionally of one action or target.
+    pub async fn audit(&self, q: audit::AuditQuery) -> Result<Vec<audit::AuditRecord>, StoreError> {
+        dispatch!(self, s => s.audit(q).await)
+    }
+
+    /// Walks the whole audit chain, a page at a time, and names the first record that
+    /// was altered, removed, inserted or moved.
+    pub async fn audit_verify(&self) -> Result<audit::AuditVerdict, StoreError> {
+        self.audit_verify_anchored(Vec::new()).await
+    }
+
+    /// The same, and checks that every anchored head is still in the chain with the
+    /// same hash (catching a chain rewritten consistently from some record on).
+    pub async fn audit_verify_anchored(
+        &self,
+        anchors: Vec<audit::AuditAnchor>,
+    ) -> Result<audit::AuditVerdict, StoreError> {
+        dispatch!(self, s => s.audit_verify(anchors).await)
     }
 
     /// Stops the writer after the writes already queued; later writes fail with `Closed`.

@@ -1,7 +1,7 @@
 //! An ingest record made ready for a backend's writer, and what the writer answers.
 
 use crate::body::{self, EventBody};
-use crate::{IngestOutcome, IngestRecord, StoreError, Verdict};
+use crate::{IngestOutcome, IngestRecord, StoreError, Verdict, SAMPLE_BYTES};
 use waybill_model::{CloudEvent, EventId};
 
 /// An ingest record with its events already serialized, so that the single writer thread
@@ -63,8 +63,44 @@ impl Stored {
     }
 }
 
+/// Cuts a sample to [`SAMPLE_BYTES`] of body and of headers (whole headers first, the one
+/// that crosses the limit cut short, the rest left out), noting a cut body in `reason`.
+fn cut_sample(reason: &mut String, body: &mut Vec<u8>, headers: &mut Vec<(String, String)>) {
+    if body.len() > SAMPLE_BYTES {
+        reason.push_str(&format!(
+            " (sample: the first {SAMPLE_BYTES} of {} bytes kept)",
+            body.len()
+        ));
+        body.truncate(SAMPLE_BYTES);
+        body.shrink_to_fit();
+    }
+    let mut room = SAMPLE_BYTES;
+    let mut keep = 0;
+    for (name, value) in headers.iter_mut() {
+        if room <= name.len() {
+            break;
+        }
+        room -= name.len();
+        if value.len() > room {
+            let mut cut = room;
+            while !value.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            value.truncate(cut);
+            keep += 1;
+            break;
+        }
+        room -= value.len();
+        keep += 1;
+    }
+    headers.truncate(keep);
+}
+
 /// Serializes on the caller's thread what the writer will store.
 pub(crate) fn prepare(mut rec: IngestRecord) -> Result<Prepared, StoreError> {
+    if let Verdict::Sample { reason, .. } = &mut rec.verdict {
+        cut_sample(reason, &mut rec.body, &mut rec.headers);
+    }
     let headers = serde_json::to_string(&rec.headers).unwrap_or_else(|_| "[]".into());
     let events = match &mut rec.verdict {
         Verdict::Accepted(evs) => std::mem::take(evs)
@@ -78,7 +114,7 @@ pub(crate) fn prepare(mut rec: IngestRecord) -> Result<Prepared, StoreError> {
                 Ok((e, body::pack_event(json, &rec.body)))
             })
             .collect::<Result<Vec<_>, StoreError>>()?,
-        Verdict::Rejected { .. } => Vec::new(),
+        Verdict::Rejected { .. } | Verdict::Sample { .. } => Vec::new(),
     };
     let ids: Vec<&EventId> = events.iter().map(|(e, _)| &e.id).collect();
     let event_ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());

@@ -35,7 +35,27 @@ pub enum Verdict {
         /// Human-readable reason.
         reason: String,
     },
+    /// Rejected before its sender was authenticated (an unknown source, a body over the
+    /// limit, a failed signature or key). Anyone can send these, so only a bounded sample
+    /// is kept: the first [`SAMPLE_BYTES`] of the body and of the headers, and only the
+    /// newest [`SAMPLES_KEPT`] rejected rows per reason code and source — per reason code
+    /// alone with `any_source` (for unknown sources, whose names the sender chooses).
+    /// Older ones are deleted in the same transaction.
+    Sample {
+        /// Stable reason code (`ingest.unknown_source`, `ingest.bad_signature`, …).
+        code: String,
+        /// Human-readable reason (the store notes a cut body in it).
+        reason: String,
+        /// Count the sample against every source of its code, not its own source's.
+        any_source: bool,
+    },
 }
+
+/// Bytes of a sample's body (and of its headers) that are kept (see [`Verdict::Sample`]).
+pub const SAMPLE_BYTES: usize = 4096;
+
+/// Samples kept per reason code and source (see [`Verdict::Sample`]).
+pub const SAMPLES_KEPT: i64 = 100;
 
 /// What the store did with a payload.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 //! runs again in a transaction of its own, so one bad write never fails the others.
 
 use crate::{StoreError, Subscription};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use tokio::sync::{oneshot, watch};
 use waybill_model::ownership::Ownership;
@@ -15,15 +16,53 @@ use waybill_model::ownership::Ownership;
 /// What a backend's writer connection does around the jobs of a batch.
 pub(crate) trait WriterConn: Send + 'static {
     /// Opens the batch's transaction.
-    fn begin(&mut self) -> Result<(), String>;
+    fn begin(&mut self) -> Result<(), StoreError>;
     /// Commits it (durably: the answer to each job follows).
-    fn commit(&mut self) -> Result<(), String>;
+    fn commit(&mut self) -> Result<(), StoreError>;
     /// Rolls it back.
     fn rollback(&mut self);
     /// Inside the transaction, before the commit, when its jobs created outbox rows: tell
     /// other processes sharing the database (the SQLite store has none).
-    fn announce(&mut self) -> Result<(), String> {
+    fn announce(&mut self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+/// Whether the database's storage is full, as the writer last saw it: set when a write
+/// fails for lack of space (see [`StoreError::is_storage_full`]), cleared by the next
+/// commit that succeeds.
+#[derive(Debug, Default)]
+pub(crate) struct Fullness {
+    full: AtomicBool,
+    /// When the last probe write was let through (see [`Writer::probe_due`]).
+    last_probe: Mutex<Option<std::time::Instant>>,
+}
+
+impl Fullness {
+    /// Whether the last outcome was a failure for lack of space.
+    pub(crate) fn get(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, full: bool) {
+        if self.full.swap(full, Ordering::Relaxed) != full {
+            if full {
+                tracing::error!(
+                    "the store's disk is full: writes are refused (507) until space returns"
+                );
+            } else {
+                tracing::warn!("the store commits again: writes are accepted");
+            }
+        }
+    }
+}
+
+/// The answer to a job whose transaction did not commit because of `e`.
+fn not_committed(e: &StoreError) -> StoreError {
+    if e.is_storage_full() {
+        StoreError::StorageFull(e.to_string())
+    } else {
+        StoreError::NotCommitted(e.to_string())
     }
 }
 
@@ -62,10 +101,12 @@ trait WriteJob<C>: Send {
     fn run(&mut self, conn: &mut C, rules: &Rules) -> bool;
     /// Whether its last run created outbox rows.
     fn created_outbox(&self) -> bool;
+    /// Whether its last run failed for lack of space.
+    fn failed_full(&self) -> bool;
     /// The configuration its last run read back after changing it, if it did.
     fn take_config(&mut self) -> Option<Config>;
     /// Answers the caller: its own result, or `err` when its transaction did not commit.
-    fn finish(self: Box<Self>, err: Option<&str>);
+    fn finish(self: Box<Self>, err: Option<&StoreError>);
 }
 
 type Job<C> = Box<dyn WriteJob<C>>;
@@ -102,18 +143,22 @@ where
         self.created_outbox
     }
 
+    fn failed_full(&self) -> bool {
+        matches!(&self.result, Some(Err(e)) if e.is_storage_full())
+    }
+
     fn take_config(&mut self) -> Option<Config> {
         self.config.take()
     }
 
-    fn finish(self: Box<Self>, err: Option<&str>) {
+    fn finish(self: Box<Self>, err: Option<&StoreError>) {
         let Pending { f, result, tx, .. } = *self;
         // The job's captures go before the answer: what they share with the caller (an
         // ingest's prepared record) is then freed by the caller, on its own thread, not
         // by the writer (glibc serialises frees into another thread's arena).
         drop(f);
         let out = match (err, result) {
-            (Some(e), _) => Err(StoreError::NotCommitted(e.to_owned())),
+            (Some(e), _) => Err(not_committed(e)),
             (None, Some(r)) => r,
             (None, None) => Err(StoreError::NotCommitted("the write was not run".into())),
         };
@@ -128,6 +173,7 @@ pub(crate) struct Writer<C> {
     rules: Arc<RwLock<Arc<Rules>>>,
     signal: Arc<watch::Sender<u64>>,
     config: Arc<watch::Sender<i64>>,
+    full: Arc<Fullness>,
 }
 
 /// Puts `config` in force unless the rules already hold a set read at that version or a
@@ -159,12 +205,13 @@ impl<C: WriterConn> Writer<C> {
         let (done_tx, done_rx) = oneshot::channel();
         let sig_tx = Arc::new(sig_tx);
         let config = Arc::new(watch::channel(0i64).0);
-        let (r, s, cf) = (rules.clone(), sig_tx.clone(), config.clone());
+        let full = Arc::new(Fullness::default());
+        let (r, s, cf, fl) = (rules.clone(), sig_tx.clone(), config.clone(), full.clone());
         let max_batch = max_batch.max(1);
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
-                writer_loop(conn, rx, r, s, cf, max_batch);
+                writer_loop(conn, rx, r, s, cf, &fl, max_batch);
                 let _ = done_tx.send(());
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start writer thread: {e}")))?;
@@ -174,7 +221,27 @@ impl<C: WriterConn> Writer<C> {
             rules,
             signal: sig_tx,
             config,
+            full,
         })
+    }
+
+    /// Whether the last write failed for lack of space (and none committed since).
+    pub(crate) fn storage_full(&self) -> bool {
+        self.full.get()
+    }
+
+    /// Whether a probe write may run now: at most one a second, so that an
+    /// unauthenticated caller (`/readyz`) cannot turn probes into a write load.
+    pub(crate) fn probe_due(&self) -> bool {
+        let Ok(mut last) = self.full.last_probe.lock() else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1)) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     /// Runs `f` inside the next group-committed transaction; answers after the commit.
@@ -257,6 +324,7 @@ fn writer_loop<C: WriterConn>(
     rules: Arc<RwLock<Arc<Rules>>>,
     signal: Arc<watch::Sender<u64>>,
     config: Arc<watch::Sender<i64>>,
+    full: &Fullness,
     max_batch: usize,
 ) {
     let mut batch: Vec<Job<C>> = Vec::with_capacity(max_batch);
@@ -272,14 +340,14 @@ fn writer_loop<C: WriterConn>(
         let changed = |c: Config| {
             apply_config(&rules, &config, c);
         };
-        if commit_batch(&mut conn, &mut batch, &current, &changed) {
+        if commit_batch(&mut conn, &mut batch, &current, &changed, full) {
             signal.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 }
 
 /// Commits the open transaction (announcing outbox rows first when `announce`).
-fn commit<C: WriterConn>(conn: &mut C, announce: bool) -> Result<(), String> {
+fn commit<C: WriterConn>(conn: &mut C, announce: bool) -> Result<(), StoreError> {
     if announce {
         conn.announce()?;
     }
@@ -295,8 +363,12 @@ fn commit_batch<C: WriterConn>(
     batch: &mut Vec<Job<C>>,
     rules: &Rules,
     changed: &dyn Fn(Config),
+    full: &Fullness,
 ) -> bool {
     if let Err(e) = conn.begin() {
+        if e.is_storage_full() {
+            full.set(true);
+        }
         for job in batch.drain(..) {
             job.finish(Some(&e));
         }
@@ -307,6 +379,7 @@ fn commit_batch<C: WriterConn>(
         let notify = batch.iter().any(|j| j.created_outbox());
         return match commit(conn, notify) {
             Ok(()) => {
+                full.set(false);
                 // In commit order: the last job's read is the newest.
                 for job in batch.iter_mut() {
                     if let Some(c) = job.take_config() {
@@ -320,6 +393,9 @@ fn commit_batch<C: WriterConn>(
             }
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; the batch is not acknowledged");
+                if e.is_storage_full() {
+                    full.set(true);
+                }
                 conn.rollback();
                 for job in batch.drain(..) {
                     job.finish(Some(&e));
@@ -332,6 +408,9 @@ fn commit_batch<C: WriterConn>(
     let mut notify = false;
     for mut job in batch.drain(..) {
         if let Err(e) = conn.begin() {
+            if e.is_storage_full() {
+                full.set(true);
+            }
             job.finish(Some(&e));
             continue;
         }
@@ -339,6 +418,7 @@ fn commit_batch<C: WriterConn>(
             let created = job.created_outbox();
             match commit(conn, created) {
                 Ok(()) => {
+                    full.set(false);
                     notify |= created;
                     if let Some(c) = job.take_config() {
                         changed(c);
@@ -346,11 +426,17 @@ fn commit_batch<C: WriterConn>(
                     job.finish(None);
                 }
                 Err(e) => {
+                    if e.is_storage_full() {
+                        full.set(true);
+                    }
                     conn.rollback();
                     job.finish(Some(&e));
                 }
             }
         } else {
+            if job.failed_full() {
+                full.set(true);
+            }
             conn.rollback();
             // The job's own error is its answer.
             job.finish(None);

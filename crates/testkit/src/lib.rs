@@ -4,6 +4,7 @@
 //! client for browser tests ([`webdriver`]).
 #![allow(clippy::unwrap_used)]
 
+pub mod audit_suite;
 pub mod fake_odoo;
 pub mod fake_partner;
 pub mod identity_suite;

@@ -6,6 +6,7 @@ use waybill_model::draft::Origin;
 use waybill_model::{CloudEvent, EventDraft, Milestone, ShipmentKey};
 use waybill_store::*;
 
+pub use crate::audit_suite::audit_chain_verifies_after_appends;
 pub use crate::identity_suite::{
     a_non_owners_value_is_a_conflict_not_applied, contradicting_identifiers_are_flagged_not_merged,
     linking_appends_and_routes_shipment_linked, one_shipment_across_systems_in_any_order,
@@ -258,6 +259,134 @@ pub async fn rejected_payloads_are_kept(store: Store) {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].body, "{not json");
     assert_eq!(rows[0].reason_code.as_deref(), Some("ingest.bad_json"));
+}
+
+/// Payloads of unauthenticated senders are kept as bounded samples: each cut to
+/// `SAMPLE_BYTES` of body and of headers, and only the newest `SAMPLES_KEPT` per reason
+/// code and source (per code alone for unknown sources, whatever name they were sent
+/// to); other rejections and other sources' samples are untouched.
+pub async fn unauthenticated_payloads_are_bounded_samples(store: Store) {
+    let sample =
+        |source: &str, key: &str, code: &str, any_source: bool, body: Vec<u8>| IngestRecord {
+            source: source.into(),
+            idempotency_key: key.into(),
+            received_at: OffsetDateTime::now_utc(),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("x-padding".into(), "p".repeat(10_000)),
+                ("x-after".into(), "left out".into()),
+            ],
+            body,
+            verdict: Verdict::Sample {
+                code: code.into(),
+                reason: "refused".into(),
+                any_source,
+            },
+        };
+    let kept = store
+        .ingest(IngestRecord {
+            source: "carrier".into(),
+            idempotency_key: "mapping".into(),
+            received_at: OffsetDateTime::now_utc(),
+            headers: vec![],
+            body: vec![b'm'; 10_000],
+            verdict: Verdict::Rejected {
+                code: "mapping.runtime".into(),
+                reason: "kept whole".into(),
+            },
+        })
+        .await
+        .unwrap();
+    let big = vec![b'x'; 10_000];
+    let mut newest_unknown = Vec::new();
+    for i in 0..SAMPLES_KEPT + 30 {
+        // Every request names another unknown source: they share one cap.
+        let out = store
+            .ingest(sample(
+                &format!("nope-{i}"),
+                &format!("u{i}"),
+                "ingest.unknown_source",
+                true,
+                big.clone(),
+            ))
+            .await
+            .unwrap();
+        let IngestOutcome::Rejected { inbox_id } = out else {
+            panic!("{out:?}")
+        };
+        newest_unknown.push(inbox_id);
+    }
+    for i in 0..SAMPLES_KEPT + 20 {
+        store
+            .ingest(sample(
+                "carrier",
+                &format!("c{i}"),
+                "ingest.bad_signature",
+                false,
+                b"{}".to_vec(),
+            ))
+            .await
+            .unwrap();
+    }
+    for i in 0..5 {
+        store
+            .ingest(sample(
+                "wms",
+                &format!("w{i}"),
+                "ingest.bad_signature",
+                false,
+                b"{}".to_vec(),
+            ))
+            .await
+            .unwrap();
+    }
+    let rows = store
+        .inbox(InboxQuery {
+            status: Some("rejected".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let of = |code: &str, source: Option<&str>| -> Vec<&InboxRecord> {
+        rows.iter()
+            .filter(|r| r.reason_code.as_deref() == Some(code))
+            .filter(|r| source.is_none_or(|s| r.source == s))
+            .collect()
+    };
+    let unknown = of("ingest.unknown_source", None);
+    assert_eq!(unknown.len() as i64, SAMPLES_KEPT);
+    let mut ids: Vec<i64> = unknown.iter().map(|r| r.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, newest_unknown[30..], "the newest are kept");
+    for r in &unknown {
+        assert_eq!(r.body.len(), SAMPLE_BYTES);
+        assert!(
+            r.reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains("4096 of 10000 bytes"),
+            "{:?}",
+            r.reason
+        );
+        let header_bytes: usize = r.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(header_bytes <= SAMPLE_BYTES, "{header_bytes}");
+        assert!(r.headers.iter().all(|(k, _)| k != "x-after"));
+        assert_eq!(r.headers[0].1, "application/json");
+    }
+    assert_eq!(
+        of("ingest.bad_signature", Some("carrier")).len() as i64,
+        SAMPLES_KEPT
+    );
+    assert_eq!(of("ingest.bad_signature", Some("wms")).len(), 5);
+    let mapping = of("mapping.runtime", None);
+    assert_eq!(mapping.len(), 1);
+    assert!(matches!(kept, IngestOutcome::Rejected { inbox_id } if inbox_id == mapping[0].id));
+    assert_eq!(
+        mapping[0].body.len(),
+        10_000,
+        "other rejections are kept whole"
+    );
 }
 
 /// Sequence numbers are dense per shipment; an event already in the log (another payload
@@ -1551,6 +1680,45 @@ where
     again.close().await;
 }
 
+/// API keys: created once per id, read back with their hash (never the key), revoked
+/// and touched; a revoked key stays listed.
+pub async fn api_keys_are_kept_by_hash_and_revoked(store: Store) {
+    use waybill_store::keys::NewKey;
+    let hash = "ab".repeat(32);
+    let new = NewKey {
+        id: "0123abcd".into(),
+        name: "erp".into(),
+        hash: hash.clone(),
+        scopes: vec!["read".into(), "operate".into()],
+        tenant: Some("acme".into()),
+        expires_at: None,
+        created_by: "test".into(),
+    };
+    let rec = store.key_create(new.clone()).await.unwrap().unwrap();
+    assert_eq!(rec.scopes, vec!["read", "operate"]);
+    assert_eq!(rec.tenant.as_deref(), Some("acme"));
+    assert!(rec.live(OffsetDateTime::now_utc()));
+    assert!(
+        store.key_create(new).await.unwrap().is_none(),
+        "an id is created once"
+    );
+    let (found, stored) = store.key_lookup("0123abcd").await.unwrap().unwrap();
+    assert_eq!(stored, hash);
+    assert_eq!(found, rec);
+    assert!(store.key_lookup("nope").await.unwrap().is_none());
+    let at = OffsetDateTime::now_utc();
+    store.key_touch("0123abcd", at).await.unwrap();
+    let (found, _) = store.key_lookup("0123abcd").await.unwrap().unwrap();
+    assert!(found.last_used_at.is_some());
+    let revoked = store.key_revoke("0123abcd").await.unwrap().unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert!(!revoked.live(OffsetDateTime::now_utc()));
+    assert!(store.key_revoke("nope").await.unwrap().is_none());
+    let all = store.keys().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert!(all[0].revoked_at.is_some());
+}
+
 /// Generates one `#[tokio::test]` per suite function for a backend. `$open` is an async
 /// expression giving a fresh `(Store, guard)`; the guard lives until the test ends.
 #[macro_export]
@@ -1560,6 +1728,7 @@ macro_rules! store_tests {
             duplicate_payload_returns_original_ids,
             an_event_in_two_payloads_is_appended_once,
             rejected_payloads_are_kept,
+            unauthenticated_payloads_are_bounded_samples,
             sequence_is_dense_and_late_events_do_not_regress,
             events_are_routed_to_matching_subscriptions,
             events_repeating_their_payload_read_back_exactly,
@@ -1579,7 +1748,9 @@ macro_rules! store_tests {
             rejected_payloads_are_marked_reprocessed,
             sink_pauses_are_kept,
             subscriptions_change_at_run_time,
-            sink_stats_per_sink
+            sink_stats_per_sink,
+            audit_chain_verifies_after_appends,
+            api_keys_are_kept_by_hash_and_revoked
         );
     };
     (@each $open:expr; $($name:ident),*) => {

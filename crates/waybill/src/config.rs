@@ -10,6 +10,7 @@ use waybill_connectors::file_drop::FileDrop;
 use waybill_connectors::{BuiltSource, SinkConfig, SourceConfig};
 use waybill_engine::config::{ConfigError, DeliveryConfig, SubscriptionConfig};
 use waybill_engine::dispatcher::SinkRuntime;
+use waybill_engine::limit::{IngestLimits, LimitsConfig};
 use waybill_engine::partner::Inbound;
 use waybill_engine::secret::{Secret, SecretRef};
 use waybill_model::ownership::{Fact, Ownership};
@@ -31,6 +32,9 @@ pub struct Config {
     /// `[delivery]`: defaults for every sink.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// `[limits]`: ingest rate limits and the cap on requests in flight.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// `[sources.<name>]`.
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
@@ -53,6 +57,9 @@ pub struct Config {
     /// `[telemetry]`: trace export over OTLP (off without an endpoint).
     #[serde(default)]
     pub telemetry: crate::telemetry::TelemetryConfig,
+    /// `[audit]`: anchoring the audit chain's head to a file.
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
 }
 
 /// `[server]`.
@@ -68,6 +75,34 @@ pub struct ServerConfig {
     /// Largest body on `/v1/events`.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Longest a request's head may take to arrive (from its first byte; from the accept
+    /// for a connection's first request).
+    #[serde(
+        default = "default_header_timeout",
+        deserialize_with = "waybill_engine::duration::de"
+    )]
+    pub header_timeout: std::time::Duration,
+    /// Longest a request's body may take to arrive, from its head.
+    #[serde(
+        default = "default_body_timeout",
+        deserialize_with = "waybill_engine::duration::de"
+    )]
+    pub body_timeout: std::time::Duration,
+    /// Longest a connection stays open without a request.
+    #[serde(
+        default = "default_idle_timeout",
+        deserialize_with = "waybill_engine::duration::de"
+    )]
+    pub idle_timeout: std::time::Duration,
+    /// Most connections served at once (lowered to what the open-file limit allows).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Longest a shutdown waits for requests in flight before dropping their connections.
+    #[serde(
+        default = "default_shutdown_grace",
+        deserialize_with = "waybill_engine::duration::de"
+    )]
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +111,40 @@ impl Default for ServerConfig {
             listen: default_listen(),
             api_keys: Vec::new(),
             max_body_bytes: default_max_body(),
+            header_timeout: default_header_timeout(),
+            body_timeout: default_body_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}
+
+fn default_header_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+fn default_body_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
+}
+fn default_idle_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(60)
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_shutdown_grace() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+
+impl ServerConfig {
+    /// The listener's limits.
+    pub fn limits(&self) -> crate::server::Limits {
+        crate::server::Limits {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            shutdown_grace: self.shutdown_grace,
         }
     }
 }
@@ -229,11 +298,12 @@ fn default_level() -> String {
     "info".into()
 }
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "server",
     "store",
     "cluster",
     "delivery",
+    "limits",
     "sources",
     "sinks",
     "subscriptions",
@@ -346,6 +416,8 @@ pub struct Runtime {
     pub workflows: Option<crate::workflows::Workflows>,
     /// Trace export, when `[telemetry]` names an endpoint.
     pub telemetry: Option<crate::telemetry::TelemetrySettings>,
+    /// Ingest limits: `[limits]` and each source's `rate_limit`.
+    pub limits: IngestLimits,
 }
 
 /// The default owners of each fact, by the type of the source (see
@@ -374,6 +446,21 @@ impl Config {
                     "`{}` is not an address like 127.0.0.1:8080",
                     self.server.listen
                 ),
+            ));
+        }
+        for (key, d) in [
+            ("server.header_timeout", self.server.header_timeout),
+            ("server.body_timeout", self.server.body_timeout),
+            ("server.idle_timeout", self.server.idle_timeout),
+        ] {
+            if d.is_zero() {
+                errs.push(ConfigError::new(key, "must be longer than 0"));
+            }
+        }
+        if self.server.max_connections == 0 {
+            errs.push(ConfigError::new(
+                "server.max_connections",
+                "must be at least 1",
             ));
         }
         let api_keys: Vec<Secret> = self
@@ -438,6 +525,18 @@ impl Config {
                 "must list at least one delay",
             ));
         }
+        errs.extend(ConfigError::all_under(self.limits.check(), "limits"));
+        for (name, cfg) in &self.sources {
+            if let Some(Err(e)) = cfg.rate_limit().map(|r| r.check()) {
+                errs.push(e.under(&format!("sources.{name}.rate_limit")));
+            }
+        }
+        let limits = IngestLimits::new(
+            &self.limits,
+            self.sources
+                .iter()
+                .map(|(name, cfg)| (name.as_str(), cfg.rate_limit())),
+        );
         let mut sources = HashMap::new();
         let mut drops = Vec::new();
         let mut pollers = Vec::new();
@@ -557,6 +656,7 @@ impl Config {
                 ownership,
                 workflows,
                 telemetry,
+                limits,
             })
         } else {
             Err(errs)

@@ -44,11 +44,14 @@ mod tests {
         match class {
             CodeClass::BadRequest => &["400"],
             CodeClass::Unauthenticated => &["401"],
+            CodeClass::Forbidden => &["403"],
             CodeClass::NotFound => &["404"],
             CodeClass::Conflict => &["409"],
             CodeClass::TooLarge => &["413"],
+            CodeClass::TooManyRequests => &["429"],
             CodeClass::Unprocessable => &["422", "422 or file"],
             CodeClass::Unavailable => &["503"],
+            CodeClass::StorageFull => &["507"],
             CodeClass::File => &["file"],
             CodeClass::Config => &["—"],
             // Delivery failures are answered to no one: their tables give the kind.

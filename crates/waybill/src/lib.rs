@@ -3,10 +3,12 @@
 //!
 //! Place in the flow: none of its own — it only assembles. Never does: business logic.
 
+pub mod audit;
 pub mod bench;
 pub mod config;
 pub mod error_codes;
 pub mod odoo_burst;
+pub mod server;
 pub mod telemetry;
 pub mod workflows;
 
@@ -110,6 +112,29 @@ async fn follow_paused(store: Store, metrics: Arc<Metrics>, mut stop: watch::Rec
     }
 }
 
+/// Writes the configured subscriptions once the store takes writes again (they could not
+/// be written at start, the disk being full): tries every 2 seconds until it succeeds or
+/// `stop`.
+async fn sync_later(
+    store: Store,
+    subs: Vec<waybill_store::Subscription>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = stop.changed() => return,
+        }
+        match store.sync_subscriptions(subs.clone()).await {
+            Ok(()) => {
+                tracing::info!("configured subscriptions stored");
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "subscriptions still not stored"),
+        }
+    }
+}
+
 /// The SQLite store's options from `[store]`.
 pub fn sqlite_options(config: &Config) -> SqliteOptions {
     let mut opts = SqliteOptions::new(&config.store.path);
@@ -136,12 +161,23 @@ pub async fn serve(
     let tracer = telemetry.tracer();
     let store = open_store(&config).await?;
     store.set_ownership(rt.ownership)?;
-    store.sync_subscriptions(rt.subscriptions).await?;
+    // On a full disk the hub still starts and serves reads: it routes with the
+    // subscriptions stored at the last start until the configured ones can be written.
+    let pending_subscriptions = match store.sync_subscriptions(rt.subscriptions.clone()).await {
+        Ok(()) => None,
+        Err(e) if e.is_storage_full() => {
+            tracing::error!(error = %e, "cannot store the configured subscriptions (disk full): routing with those stored before until they can be written");
+            Some(rt.subscriptions)
+        }
+        Err(e) => return Err(e.into()),
+    };
     let metrics = Arc::new(Metrics::default());
+    let http_stats = metrics.clone();
     let hub = Arc::new(
         Hub::new(store.clone(), rt.sources, metrics.clone())
             .hiding(waybill_connectors::carrier::secret_headers())
-            .traced(tracer.clone()),
+            .traced(tracer.clone())
+            .limited(rt.limits),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sinks = rt.sinks;
@@ -215,10 +251,29 @@ pub async fn serve(
     }
     let paused = paused_sinks(&store).await?;
     metrics.controls.set_all_paused(paused);
-    let mut control_tasks = vec![tokio::spawn(waybill_engine::control::run_sampler(
+    let mut control_tasks = Vec::new();
+    // The audit trail: this start, and the chain's head anchored to a file when asked.
+    audit::record_start(&store, &instance, &config).await;
+    if let Some(path) = config.audit.anchor_file.clone() {
+        let every = config.audit.anchor_every;
+        control_tasks.push(tokio::spawn(audit::run_anchor(
+            store.clone(),
+            path,
+            every,
+            stop_rx.clone(),
+        )));
+    }
+    if let Some(subs) = pending_subscriptions {
+        control_tasks.push(tokio::spawn(sync_later(
+            store.clone(),
+            subs,
+            stop_rx.clone(),
+        )));
+    }
+    control_tasks.push(tokio::spawn(waybill_engine::control::run_sampler(
         metrics.clone(),
         stop_rx.clone(),
-    ))];
+    )));
     if store.shared() {
         control_tasks.push(tokio::spawn(follow_paused(
             store.clone(),
@@ -283,11 +338,18 @@ pub async fn serve(
         instance: instance.clone(),
         leases: leases.clone(),
         workflows,
+        keys: Default::default(),
     }));
     tracing::info!(addr = %listener.local_addr()?, store = store.backend(), instance = %instance, "waybill listening");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let mut limits = config.server.limits();
+    limits.max_connections = server::connection_cap(limits.max_connections, nofile);
+    tracing::info!(
+        open_file_limit = nofile,
+        max_connections = limits.max_connections,
+        "connection cap"
+    );
+    let served = server::run(listener, app, limits, http_stats, shutdown).await;
     tracing::info!("shutting down: finishing deliveries in flight");
     let _ = stop_tx.send(true);
     for w in watchers {

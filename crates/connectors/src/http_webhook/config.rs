@@ -29,6 +29,14 @@ pub struct HttpWebhookConfig {
     /// per request, structured mode. Only for receivers that ask for batches.
     #[serde(default = "one")]
     pub batch: usize,
+    /// Most requests started per second (a batch is one request; default: no limit).
+    /// Per instance: with several instances on one store, each may send this many.
+    #[serde(default)]
+    pub max_requests_per_second: Option<f64>,
+    /// Requests that may start at once after a quiet spell, within
+    /// `max_requests_per_second` (default 1: evenly spaced).
+    #[serde(default)]
+    pub burst: Option<u32>,
 }
 
 fn one() -> usize {

@@ -22,6 +22,7 @@ pub use config::{HttpWebhookConfig, MAX_BATCH};
 
 use std::time::Duration;
 use waybill_engine::config::ConfigError;
+use waybill_engine::limit::RateLimit;
 use waybill_engine::partner::{
     BatchFuture, BatchOutcome, Batching, DeliverFuture, Delivery, DeliveryError, Outbound,
 };
@@ -35,6 +36,7 @@ pub struct HttpWebhook {
     client: reqwest::Client,
     headers: Vec<(String, String)>,
     batch: usize,
+    rate: Option<RateLimit>,
 }
 
 impl HttpWebhook {
@@ -57,6 +59,27 @@ impl HttpWebhook {
                 format!("must be from 1 to {MAX_BATCH}"),
             ));
         }
+        let rate = match (cfg.max_requests_per_second, cfg.burst) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                errs.push(ConfigError::new("burst", "needs max_requests_per_second"));
+                None
+            }
+            (Some(per_second), burst) => {
+                let r = RateLimit::new(per_second, burst.unwrap_or(1));
+                match r.check() {
+                    Ok(()) => Some(r),
+                    Err(e) if e.path == "per_second" => {
+                        errs.push(ConfigError::new("max_requests_per_second", e.message));
+                        None
+                    }
+                    Err(e) => {
+                        errs.push(e);
+                        None
+                    }
+                }
+            }
+        };
         let key = match &cfg.secret {
             None => None,
             Some(s) => s
@@ -85,6 +108,7 @@ impl HttpWebhook {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 batch: cfg.batch,
+                rate,
             }),
             _ => Err(errs),
         }
@@ -215,6 +239,10 @@ impl Outbound for HttpWebhook {
             max: self.batch,
             window: Duration::ZERO,
         }
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate
     }
 
     /// All or nothing: one request for the whole batch.

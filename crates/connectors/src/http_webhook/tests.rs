@@ -23,6 +23,8 @@ fn sink(url: String, timeout: Duration) -> HttpWebhook {
         concurrency: None,
         headers: [("x-tenant".to_string(), "acme".to_string())].into(),
         batch: 1,
+        max_requests_per_second: None,
+        burst: None,
     })
     .unwrap()
 }
@@ -117,12 +119,43 @@ fn bad_configuration_is_reported_with_its_path() {
         concurrency: None,
         headers: Default::default(),
         batch: 0,
+        max_requests_per_second: Some(0.0),
+        burst: Some(0),
     })
     .err()
     .unwrap();
     assert!(errs.iter().any(|e| e.path == "url"), "{errs:?}");
     assert!(errs.iter().any(|e| e.path == "secret"), "{errs:?}");
     assert!(errs.iter().any(|e| e.path == "batch"), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.path == "max_requests_per_second"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_request_rate_is_offered_to_the_dispatcher_with_a_burst_of_one_by_default() {
+    let cfg = |rate: Option<f64>, burst: Option<u32>| HttpWebhookConfig {
+        url: "http://127.0.0.1:9/hook".into(),
+        secret: None,
+        timeout: Duration::from_secs(1),
+        concurrency: None,
+        headers: Default::default(),
+        batch: 1,
+        max_requests_per_second: rate,
+        burst,
+    };
+    let limit = |c| HttpWebhook::build(&c).unwrap().rate_limit();
+    assert_eq!(limit(cfg(None, None)), None);
+    assert_eq!(limit(cfg(Some(10.0), None)), Some(RateLimit::new(10.0, 1)));
+    assert_eq!(
+        limit(cfg(Some(10.0), Some(5))),
+        Some(RateLimit::new(10.0, 5))
+    );
+    let errs = HttpWebhook::build(&cfg(None, Some(5))).err().unwrap();
+    assert_eq!(errs[0].path, "burst");
+    let errs = HttpWebhook::build(&cfg(Some(1.0), Some(0))).err().unwrap();
+    assert_eq!(errs[0].path, "burst");
 }
 
 fn batching_sink(url: String) -> HttpWebhook {
@@ -133,6 +166,8 @@ fn batching_sink(url: String) -> HttpWebhook {
         concurrency: None,
         headers: Default::default(),
         batch: 10,
+        max_requests_per_second: None,
+        burst: None,
     })
     .unwrap()
 }

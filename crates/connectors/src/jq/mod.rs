@@ -33,6 +33,9 @@ pub struct JqConfig {
     /// Largest accepted body in bytes (default 1 MiB).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Inbound rate limit, `{ per_second = 100, burst = 200 }` (default: `[limits].rate_limit`).
+    #[serde(default)]
+    pub rate_limit: Option<waybill_engine::limit::RateLimit>,
 }
 
 fn default_max_body() -> usize {

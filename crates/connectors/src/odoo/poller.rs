@@ -46,6 +46,10 @@ pub struct OdooSourceConfig {
     /// the webhook before its transaction commits.
     #[serde(default = "default_hint_delay", deserialize_with = "duration::de")]
     pub hint_delay: Duration,
+    /// Rate limit of its webhooks, `{ per_second = 100, burst = 200 }` (default:
+    /// `[limits].rate_limit`).
+    #[serde(default)]
+    pub rate_limit: Option<waybill_engine::limit::RateLimit>,
 }
 
 fn default_hint_delay() -> Duration {

@@ -277,6 +277,7 @@ async fn the_poller_skips_nothing_and_emits_nothing_twice() {
             page_size: 2,
             webhook_tokens: Vec::new(),
             hint_delay: Duration::from_millis(10),
+            rate_limit: None,
         },
     )
     .unwrap();

@@ -13,8 +13,10 @@
 //! Each store lives in one schema (`public` by default): tests and several hubs on one
 //! database use their own.
 
+mod audit;
 mod control;
 mod flow;
+mod keys;
 mod lease;
 mod outbox;
 mod read;
@@ -289,18 +291,18 @@ fn control_channel(schema: &str) -> String {
 }
 
 impl WriterConn for PgConn {
-    fn begin(&mut self) -> Result<(), String> {
-        self.revive().map_err(|e| e.to_string())?;
+    fn begin(&mut self) -> Result<(), StoreError> {
+        self.revive()?;
         self.deferred.clear();
         let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({})", self.write_lock());
-        self.batch(&sql).map_err(|e| e.to_string())
+        self.batch(&sql)
     }
 
-    fn commit(&mut self) -> Result<(), String> {
+    fn commit(&mut self) -> Result<(), StoreError> {
         // Deferred statements first, on their own: after a failed statement PostgreSQL
         // turns COMMIT into a rollback that reports success.
-        self.flush().map_err(|e| e.to_string())?;
-        self.batch("COMMIT").map_err(|e| e.to_string())
+        self.flush()?;
+        self.batch("COMMIT")
     }
 
     fn rollback(&mut self) {
@@ -308,14 +310,12 @@ impl WriterConn for PgConn {
         let _ = self.batch("ROLLBACK");
     }
 
-    fn announce(&mut self) -> Result<(), String> {
+    fn announce(&mut self) -> Result<(), StoreError> {
         let ch = channel(&self.opts.schema);
         let deferred = std::mem::take(&mut self.deferred);
         let params: [&(dyn ToSql + Sync); 1] = [&ch];
         let notify = self.client.execute("SELECT pg_notify($1, '')", &params);
-        pipelined(&self.rt, &self.client, deferred, notify)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        pipelined(&self.rt, &self.client, deferred, notify).map(|_| ())
     }
 }
 
@@ -482,6 +482,31 @@ impl PgStore {
                 "INSERT INTO cursors (name, value, updated_at) VALUES ($1, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                 &[&name, &value, &crate::codec::to_us(time::OffsetDateTime::now_utc())],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) fn storage_full(&self) -> bool {
+        self.inner.writer.storage_full()
+    }
+
+    pub(crate) async fn probe_write(&self) -> Result<(), StoreError> {
+        if !self.inner.writer.probe_due() {
+            return match self.storage_full() {
+                true => Err(StoreError::StorageFull(
+                    "probed less than a second ago".into(),
+                )),
+                false => Ok(()),
+            };
+        }
+        self.set_cursor(crate::PROBE_CURSOR, &crate::probe_value())
+            .await?;
+        self.write(|c, _| {
+            c.exec(
+                "DELETE FROM cursors WHERE name = $1",
+                &[&crate::PROBE_CURSOR],
             )?;
             Ok(())
         })

@@ -260,6 +260,48 @@ CREATE TABLE config_version (
 );
 INSERT INTO config_version (id, version) VALUES (1, 0);
 "#,
+    // API keys issued by the hub (issue 19); as the SQLite backend's.
+    r#"
+CREATE TABLE api_keys (
+    id           TEXT COLLATE "C" PRIMARY KEY,
+    name         TEXT COLLATE "C" NOT NULL,
+    hash         TEXT COLLATE "C" NOT NULL,
+    scopes       TEXT COLLATE "C" NOT NULL,
+    tenant       TEXT COLLATE "C",
+    created_at   BIGINT NOT NULL,
+    created_by   TEXT COLLATE "C" NOT NULL,
+    expires_at   BIGINT,
+    revoked_at   BIGINT,
+    last_used_at BIGINT
+);
+"#,
+    // The audit trail (issue 19); as the SQLite backend's.
+    r#"
+CREATE TABLE audit_log (
+    seq       BIGINT PRIMARY KEY,
+    at        BIGINT NOT NULL,
+    actor     TEXT COLLATE "C" NOT NULL,
+    action    TEXT COLLATE "C" NOT NULL,
+    target    TEXT COLLATE "C" NOT NULL,
+    detail    TEXT COLLATE "C" NOT NULL,
+    origin    TEXT COLLATE "C" NOT NULL,
+    prev_hash TEXT COLLATE "C" NOT NULL,
+    hash      TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX audit_log_action ON audit_log (action, seq);
+CREATE INDEX audit_log_target ON audit_log (target, seq);
+CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$;
+CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
+FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+"#,
+    // Bounded samples (issue 19): rejected payloads of unauthenticated senders are capped
+    // per reason code and source; this index finds the newest of a code (and source).
+    r#"
+CREATE INDEX inbox_samples ON inbox (reason_code, source, id) WHERE status = 'rejected';
+"#,
 ];
 
 /// The schema version this build expects.

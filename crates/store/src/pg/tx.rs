@@ -23,15 +23,32 @@ pub(crate) fn ingest(
     let rec = &p.rec;
     let received = to_us(rec.received_at);
     match &rec.verdict {
-        Verdict::Rejected { code, reason } => {
+        Verdict::Rejected { code, reason } | Verdict::Sample { code, reason, .. } => {
             let row = c.query(
                 "INSERT INTO inbox (source, idempotency_key, status, reason_code, reason, received_at, headers, body, encoding)
                  VALUES ($1, $2, 'rejected', $3, $4, $5, $6, $7, $8) RETURNING id",
                 &[&rec.source, &rec.idempotency_key, code, reason, &received, &p.headers, &p.body, &p.encoding],
             )?;
-            Ok(Stored::Rejected {
-                inbox_id: first_id(&row)?,
-            })
+            let inbox_id = first_id(&row)?;
+            if let Verdict::Sample { any_source, .. } = &rec.verdict {
+                // Keep the newest samples only: delete the one past the cap (and any older).
+                if *any_source {
+                    c.exec(
+                        "DELETE FROM inbox WHERE status = 'rejected' AND reason_code = $1 AND id <= (
+                           SELECT id FROM inbox WHERE status = 'rejected' AND reason_code = $1
+                           ORDER BY id DESC LIMIT 1 OFFSET $2)",
+                        &[code, &crate::SAMPLES_KEPT],
+                    )?;
+                } else {
+                    c.exec(
+                        "DELETE FROM inbox WHERE status = 'rejected' AND reason_code = $1 AND source = $2 AND id <= (
+                           SELECT id FROM inbox WHERE status = 'rejected' AND reason_code = $1 AND source = $2
+                           ORDER BY id DESC LIMIT 1 OFFSET $3)",
+                        &[code, &rec.source, &crate::SAMPLES_KEPT],
+                    )?;
+                }
+            }
+            Ok(Stored::Rejected { inbox_id })
         }
         Verdict::Accepted(_) => {
             // The first event's lane is read in the same round trip as the inbox row is

@@ -2,9 +2,11 @@
 //! commit fsyncs with `synchronous=FULL`), a small pool of readers, and a helper thread
 //! that checkpoints the WAL.
 
+mod audit;
 mod calibrate;
 mod control;
 mod flow;
+mod keys;
 mod outbox;
 mod read;
 pub(crate) mod schema;
@@ -96,13 +98,12 @@ struct Inner {
 }
 
 impl WriterConn for Connection {
-    fn begin(&mut self) -> Result<(), String> {
-        self.execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| e.to_string())
+    fn begin(&mut self) -> Result<(), StoreError> {
+        Ok(self.execute_batch("BEGIN IMMEDIATE")?)
     }
 
-    fn commit(&mut self) -> Result<(), String> {
-        self.execute_batch("COMMIT").map_err(|e| e.to_string())
+    fn commit(&mut self) -> Result<(), StoreError> {
+        Ok(self.execute_batch("COMMIT")?)
     }
 
     fn rollback(&mut self) {
@@ -277,6 +278,29 @@ impl SqliteStore {
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             )?
             .execute(rusqlite::params![name, value, to_us(OffsetDateTime::now_utc())])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) fn storage_full(&self) -> bool {
+        self.inner.writer.storage_full()
+    }
+
+    pub(crate) async fn probe_write(&self) -> Result<(), StoreError> {
+        if !self.inner.writer.probe_due() {
+            return match self.storage_full() {
+                true => Err(StoreError::StorageFull(
+                    "probed less than a second ago".into(),
+                )),
+                false => Ok(()),
+            };
+        }
+        self.set_cursor(crate::PROBE_CURSOR, &crate::probe_value())
+            .await?;
+        self.write(|c, _| {
+            c.prepare_cached("DELETE FROM cursors WHERE name = ?1")?
+                .execute([crate::PROBE_CURSOR])?;
             Ok(())
         })
         .await

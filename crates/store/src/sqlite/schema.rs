@@ -296,6 +296,48 @@ CREATE TABLE config_version (
 );
 INSERT INTO config_version (id, version) VALUES (1, 0);
 "#,
+    // API keys issued by the hub (issue 19): the key's SHA-256 only, never the key.
+    r#"
+CREATE TABLE api_keys (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    hash         TEXT NOT NULL,
+    scopes       TEXT NOT NULL,
+    tenant       TEXT,
+    created_at   INTEGER NOT NULL,
+    created_by   TEXT NOT NULL,
+    expires_at   INTEGER,
+    revoked_at   INTEGER,
+    last_used_at INTEGER
+) WITHOUT ROWID;
+"#,
+    // The audit trail (issue 19): hash-chained operator actions (crate::audit). Rows are
+    // never changed or removed by the hub; the triggers refuse it (someone with the file
+    // can drop them: the chain is what catches that).
+    r#"
+CREATE TABLE audit_log (
+    seq       INTEGER PRIMARY KEY,
+    at        INTEGER NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    target    TEXT NOT NULL,
+    detail    TEXT NOT NULL,
+    origin    TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE INDEX audit_log_action ON audit_log (action, seq);
+CREATE INDEX audit_log_target ON audit_log (target, seq);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+"#,
+    // Bounded samples (issue 19): rejected payloads of unauthenticated senders are capped
+    // per reason code and source; this index finds the newest of a code (and source).
+    r#"
+CREATE INDEX inbox_samples ON inbox (reason_code, source, id) WHERE status = 'rejected';
+"#,
 ];
 
 /// The schema version this build expects.

@@ -22,7 +22,7 @@ pub(crate) fn ingest(
         encoding,
     } = prepared;
     match &rec.verdict {
-        Verdict::Rejected { code, reason } => {
+        Verdict::Rejected { code, reason } | Verdict::Sample { code, reason, .. } => {
             conn.prepare_cached(
                 "INSERT INTO inbox (source, idempotency_key, status, reason_code, reason, received_at, headers, body, encoding)
                  VALUES (?1, ?2, 'rejected', ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -37,9 +37,26 @@ pub(crate) fn ingest(
                 body,
                 encoding
             ])?;
-            Ok(Stored::Rejected {
-                inbox_id: conn.last_insert_rowid(),
-            })
+            let inbox_id = conn.last_insert_rowid();
+            if let Verdict::Sample { any_source, .. } = &rec.verdict {
+                // Keep the newest samples only: delete the one past the cap (and any older).
+                if *any_source {
+                    conn.prepare_cached(
+                        "DELETE FROM inbox WHERE status = 'rejected' AND reason_code = ?1 AND id <= (
+                           SELECT id FROM inbox WHERE status = 'rejected' AND reason_code = ?1
+                           ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                    )?
+                    .execute(params![code, crate::SAMPLES_KEPT])?;
+                } else {
+                    conn.prepare_cached(
+                        "DELETE FROM inbox WHERE status = 'rejected' AND reason_code = ?1 AND source = ?2 AND id <= (
+                           SELECT id FROM inbox WHERE status = 'rejected' AND reason_code = ?1 AND source = ?2
+                           ORDER BY id DESC LIMIT 1 OFFSET ?3)",
+                    )?
+                    .execute(params![code, rec.source, crate::SAMPLES_KEPT])?;
+                }
+            }
+            Ok(Stored::Rejected { inbox_id })
         }
         Verdict::Accepted(_) => {
             // The unique index on accepted (source, key) is the duplicate test: one

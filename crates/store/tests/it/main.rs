@@ -211,6 +211,32 @@ mod postgres {
         assert_eq!(held(&c), all);
         store.close().await;
     }
+
+    /// Tampering with the audit rows through another connection to the schema is named
+    /// with the right seq and kind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn audit_tampering_is_detected() {
+        let (opts, _guard) = fresh("audit_tamper");
+        let store = Store::open_postgres(opts.clone()).await.unwrap();
+        let raw = move |sql: String| {
+            let (url, schema) = (opts.url.clone(), opts.schema.clone());
+            std::thread::spawn(move || {
+                let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls)
+                    .map_err(|e| e.to_string())?;
+                c.batch_execute(&format!("SET search_path TO {schema}; {sql}"))
+                    .map_err(|e| e.to_string())
+            })
+            .join()
+            .unwrap()
+        };
+        waybill_testkit::audit_suite::audit_tampering_is_detected(
+            store.clone(),
+            raw,
+            "DROP TRIGGER audit_log_no_change ON audit_log",
+        )
+        .await;
+        store.close().await;
+    }
 }
 
 mod sqlite {
@@ -275,5 +301,26 @@ mod sqlite {
             "{rows:?} for {json_len} bytes of JSON"
         );
         assert_eq!(rows[1].0, None, "small: JSON as is");
+    }
+
+    /// Tampering with the audit rows through another connection to the file is named
+    /// with the right seq and kind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn audit_tampering_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open_sqlite(SqliteOptions::new(&path)).await.unwrap();
+        let raw = move |sql: String| {
+            rusqlite::Connection::open(&path)
+                .and_then(|c| c.execute_batch(&sql))
+                .map_err(|e| e.to_string())
+        };
+        waybill_testkit::audit_suite::audit_tampering_is_detected(
+            store.clone(),
+            raw,
+            "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;",
+        )
+        .await;
+        store.close().await;
     }
 }

@@ -1,9 +1,11 @@
 //! The verbs, one file each.
 
+mod audit;
 mod bench;
 mod bench_console;
 mod check_config;
 mod echo_sink;
+mod keys;
 mod migrate;
 mod replay;
 mod send;
@@ -37,6 +39,10 @@ enum Command {
     Send(send::Args),
     /// A local webhook receiver that prints what it gets (for trying Waybill out).
     EchoSink(echo_sink::Args),
+    /// Create, list and revoke the hub's API keys.
+    Keys(keys::Args),
+    /// Verify (and list, anchor) the hash-chained audit trail.
+    Audit(audit::Args),
 }
 
 #[derive(clap::Args)]
@@ -55,5 +61,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(a) => bench::run(a).await,
         Command::Send(a) => send::run(a).await,
         Command::EchoSink(a) => echo_sink::run(a).await,
+        Command::Keys(a) => keys::run(a).await,
+        Command::Audit(a) => audit::run(a).await,
     }
 }

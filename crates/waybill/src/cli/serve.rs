@@ -20,6 +20,12 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         cfg.server.listen = l;
     }
     init_logging(&cfg);
+    // Each connection is a descriptor: take what the system allows (see docs/runbook.md).
+    let nofile = waybill::server::raise_open_file_limit();
+    tracing::info!(
+        open_file_limit = nofile,
+        "open-file limit (unlimited when absent)"
+    );
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;

@@ -45,6 +45,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/tasks"),
     ("post", "/v1/tasks/{id}/claim"),
     ("post", "/v1/tasks/{id}/resolve"),
+    ("get", "/v1/keys"),
+    ("post", "/v1/keys"),
+    ("delete", "/v1/keys/{id}"),
+    ("get", "/v1/audit"),
 ];
 
 async fn call(hub: &TestHub, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod api;
+mod audit;
 mod cluster;
 mod config;
 mod console;
@@ -11,6 +12,8 @@ mod delivery;
 mod edi;
 mod identity;
 mod ingest;
+mod keys;
+mod limits;
 mod nats;
 mod odoo;
 mod partners;

@@ -1,0 +1,171 @@
+//! The audit trail around the store's hash chain (`waybill_store::audit`): `[audit]` of
+//! the configuration, the anchor file (the chain's head, appended every `anchor_every` by
+//! a task of `serve`), and reading it back for `waybill audit verify --anchor`.
+//!
+//! An anchor is one JSON line, `{"seq":N,"hash":"<hex>","at":"<RFC 3339>"}`. Kept where
+//! the database's writers cannot rewrite it (another host, a write-once bucket, a log
+//! shipper), it catches a chain rewritten consistently from some record on, which the
+//! chain alone cannot tell from the real one (docs/security.md).
+
+use anyhow::Context;
+use serde::Deserialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use waybill_store::audit::{AuditAnchor, AuditEntry};
+use waybill_store::Store;
+
+/// `[audit]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// File the chain's head is appended to, one JSON line per anchor (off when unset).
+    #[serde(default)]
+    pub anchor_file: Option<PathBuf>,
+    /// How often the head is anchored (also once at start and once at a graceful stop).
+    #[serde(
+        default = "default_anchor_every",
+        deserialize_with = "waybill_engine::duration::de"
+    )]
+    pub anchor_every: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            anchor_file: None,
+            anchor_every: default_anchor_every(),
+        }
+    }
+}
+
+fn default_anchor_every() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// Reads an anchor file: one anchor a line (blank lines skipped).
+pub fn read_anchors(path: &Path) -> anyhow::Result<Vec<AuditAnchor>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the anchor file {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let a: AuditAnchor = serde_json::from_str(l)
+                .with_context(|| format!("{} line {}: not an anchor", path.display(), i + 1))?;
+            if a.seq < 0 || a.hash.len() != 64 || !a.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                anyhow::bail!("{} line {}: not an anchor", path.display(), i + 1);
+            }
+            Ok(a)
+        })
+        .collect()
+}
+
+/// Appends the store's current head to `path` (creating it), synced to disk; returns it.
+pub async fn anchor_now(store: &Store, path: &Path) -> anyhow::Result<AuditAnchor> {
+    let (seq, hash) = store.audit_head().await?;
+    let anchor = AuditAnchor {
+        seq,
+        hash,
+        at: OffsetDateTime::now_utc(),
+    };
+    let line = format!("{}\n", serde_json::to_string(&anchor)?);
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open the anchor file {}", path.display()))?;
+        f.write_all(line.as_bytes())?;
+        f.sync_data()?;
+        Ok(())
+    })
+    .await??;
+    Ok(anchor)
+}
+
+/// Anchors the head at start, every `anchor_every` when it moved, and once more when
+/// `stop` turns true (a graceful stop). Errors are logged; the task goes on.
+pub async fn run_anchor(
+    store: Store,
+    path: PathBuf,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last: Option<i64> = None;
+    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.changed() => true,
+        };
+        let moved = match store.audit_head().await {
+            Ok((seq, _)) => last != Some(seq),
+            Err(_) => true,
+        };
+        if moved || stopping {
+            match anchor_now(&store, &path).await {
+                Ok(a) => {
+                    tracing::debug!(seq = a.seq, hash = %a.hash, "audit head anchored");
+                    last = Some(a.seq);
+                }
+                Err(e) => tracing::error!(target: "waybill::audit", error = %e,
+                    file = %path.display(), "cannot anchor the audit head"),
+            }
+        }
+        if stopping || *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// Records that this instance started (with the configuration's subscriptions in force).
+pub async fn record_start(store: &Store, instance: &str, config: &crate::Config) {
+    let entry = AuditEntry {
+        actor: "system".into(),
+        action: "hub.start".into(),
+        target: format!("instance:{instance}"),
+        detail: serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "store": store.backend(),
+            "sources": config.sources.keys().collect::<Vec<_>>(),
+            "sinks": config.sinks.keys().collect::<Vec<_>>(),
+            "subscriptions": config.subscriptions.len(),
+        }),
+        origin: format!("instance={instance}"),
+    };
+    if let Err(e) = store.audit_append(entry).await {
+        tracing::error!(target: "waybill::audit", error = %e, "cannot append the start to the audit trail");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn anchor_lines_are_read_and_bad_ones_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.jsonl");
+        let h = "ab".repeat(32);
+        std::fs::write(
+            &p,
+            format!("{{\"seq\":3,\"hash\":\"{h}\",\"at\":\"2026-01-02T03:04:05Z\"}}\n\n"),
+        )
+        .unwrap();
+        let a = read_anchors(&p).unwrap();
+        assert_eq!((a.len(), a[0].seq, a[0].hash.as_str()), (1, 3, h.as_str()));
+        std::fs::write(
+            &p,
+            "{\"seq\":3,\"hash\":\"xyz\",\"at\":\"2026-01-02T03:04:05Z\"}\n",
+        )
+        .unwrap();
+        let e = read_anchors(&p).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+}
