@@ -146,10 +146,13 @@ pub fn required(method: &Method, path: &str) -> Option<Scope> {
     Some(Scope::Admin)
 }
 
+/// A key and its stored hash, or none, as the store answered at an instant.
+type Looked = (Option<(KeyRecord, String)>, Instant);
+
 /// Keys looked up recently, and when each was last recorded as used.
 #[derive(Default)]
 pub struct KeyCache {
-    found: Mutex<HashMap<String, (Option<(KeyRecord, String)>, Instant)>>,
+    found: Mutex<HashMap<String, Looked>>,
     touched: Mutex<HashMap<String, Instant>>,
 }
 

@@ -317,6 +317,8 @@ impl Verifier {
         }
         if self.broken.is_none() {
             let head = self.last.as_ref().map_or(0, |l| l.seq);
+            // An anchor of the empty chain (seq 0) names no record.
+            self.anchors.retain(|a| a.seq > 0);
             if let Some(a) = self.anchors.front() {
                 self.broken = Some((
                     head + 1,
@@ -620,6 +622,20 @@ mod tests {
             broken(verdict(rewritten, vec![anchor.clone()])),
             (1, TamperKind::Altered)
         );
+        // An anchor of the empty chain holds for any chain.
+        let empty = AuditAnchor {
+            seq: 0,
+            hash: GENESIS_HASH.into(),
+            at: OffsetDateTime::UNIX_EPOCH,
+        };
+        assert!(matches!(
+            verdict(vec![], vec![empty.clone()]),
+            AuditVerdict::Ok { .. }
+        ));
+        assert!(matches!(
+            verdict(rows.clone(), vec![empty]),
+            AuditVerdict::Ok { .. }
+        ));
         // Truncated below an anchor.
         assert_eq!(
             broken(verdict(rows[..2].to_vec(), vec![anchor])),

@@ -9,8 +9,8 @@ use waybill_store::Store;
 
 fn entry(i: usize) -> AuditEntry {
     AuditEntry {
-        actor: if i % 2 == 0 { "ana" } else { "bob" }.into(),
-        action: if i % 3 == 0 {
+        actor: if i.is_multiple_of(2) { "ana" } else { "bob" }.into(),
+        action: if i.is_multiple_of(3) {
             "sink.pause"
         } else {
             "subscription.put"

@@ -212,6 +212,45 @@ mod postgres {
         store.close().await;
     }
 
+    /// Two instances appending to the audit trail at once make one chain: each reads the
+    /// head under the writers' advisory lock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn audit_appends_of_two_instances_form_one_chain() {
+        use waybill_store::audit::{AuditEntry, AuditVerdict};
+        let (opts, _guard) = fresh("audit_two");
+        let a = Store::open_postgres(opts.clone()).await.unwrap();
+        let b = Store::open_postgres(opts).await.unwrap();
+        let tasks: Vec<_> = (0..60u32)
+            .map(|i| {
+                let s = if i.is_multiple_of(2) {
+                    a.clone()
+                } else {
+                    b.clone()
+                };
+                tokio::spawn(async move {
+                    s.audit_append(AuditEntry {
+                        actor: "ana".into(),
+                        action: "sink.pause".into(),
+                        target: format!("sink:s{i}"),
+                        detail: serde_json::json!({"i": i}),
+                        origin: format!("instance={}", i % 2),
+                    })
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        match b.audit_verify().await.unwrap() {
+            AuditVerdict::Ok { records, .. } => assert_eq!(records, 60),
+            broken => panic!("{broken:?}"),
+        }
+        a.close().await;
+        b.close().await;
+    }
+
     /// Tampering with the audit rows through another connection to the schema is named
     /// with the right seq and kind.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,6 +28,10 @@ enum What {
     /// million), rejected payloads and dead letters, then time the API requests each page
     /// of the console makes.
     Console(super::bench_console::ConsoleArgs),
+    /// One source's burst against another's steady traffic: an in-process hub with source
+    /// `a` rate-limited, `b` and `u` unlimited; `b`'s accepted rate and latency alone,
+    /// while `a` sends 10× its limit, and while `u` (no limit) sends as much.
+    Limits(super::bench_limits::LimitsArgs),
     /// A local webhook receiver that answers 204 at once and counts: the sink of an
     /// end-to-end run against a hub in its own process (`bench ingest --hub` then reports
     /// delivery from the hub's metrics).
@@ -137,6 +141,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         What::Odoo(o) => odoo(o).await,
         What::Machine(m) => machine(m).await,
         What::Console(c) => super::bench_console::run(c).await,
+        What::Limits(l) => super::bench_limits::run(l).await,
         What::Sink(s) => {
             let (url, count) = bench::start_sink(&s.listen).await?;
             eprintln!("bench sink: answering 204 at {url}; Ctrl-C stops it");

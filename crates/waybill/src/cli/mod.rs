@@ -3,6 +3,7 @@
 mod audit;
 mod bench;
 mod bench_console;
+mod bench_limits;
 mod check_config;
 mod echo_sink;
 mod keys;

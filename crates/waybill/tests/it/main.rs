@@ -10,6 +10,7 @@ mod console;
 mod crash;
 mod delivery;
 mod edi;
+mod hostile;
 mod identity;
 mod ingest;
 mod keys;

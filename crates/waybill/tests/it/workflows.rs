@@ -639,5 +639,23 @@ async fn sigkill_at_random_points_books_each_order_exactly_once() {
             1
         );
     }
+    // The workbench decisions are in the audit trail, and its chain survived the kills.
+    let resolved = get(format!("{base}/v1/audit?action=task.resolve&limit=1000"))
+        .await
+        .unwrap();
+    assert!(
+        !resolved["records"].as_array().unwrap().is_empty(),
+        "{resolved}"
+    );
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_waybill"))
+        .args(["audit", "verify", "--config"])
+        .arg(&cfg_path)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
     eprintln!("order-to-ship crash test: {N} workflows booked once each across {kills} kills");
 }
