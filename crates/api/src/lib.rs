@@ -13,6 +13,7 @@ mod keys;
 pub use keys::check_request as check_key_request;
 mod manage;
 mod openapi;
+mod privacy;
 mod problem;
 mod routes;
 mod ui;

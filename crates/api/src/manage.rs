@@ -7,6 +7,7 @@
 //! Never does: change anything without saying so in the store (a paused sink, a
 //! subscription and a discard survive a restart and are seen by every instance).
 
+use crate::privacy::{shown, shown_inbox, Pii};
 use crate::routes::refused;
 use crate::routes::P;
 use crate::{codes, AppState, Problem};
@@ -689,21 +690,19 @@ async fn delete_subscription(
 /// A dead letter with its failed attempts, their answers and the event.
 #[utoipa::path(get, path = "/v1/dead-letters/{id}", tag = "dead letters", params(("id" = i64, Path)),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::DeadLetterNotFound))]
-async fn get_dead_letter(State(st): State<Arc<AppState>>, P(id): P<i64>) -> AppResult {
-    found(st.hub.store.dead_letter(id).await, || {
+async fn get_dead_letter(State(st): State<Arc<AppState>>, pii: Pii, P(id): P<i64>) -> AppResult {
+    let d = found(st.hub.store.dead_letter(id).await, || {
         Problem::new(codes::DEAD_LETTER_NOT_FOUND, format!("no dead letter {id}"))
-    })
+    })?;
+    Ok(Json(shown(&st, pii, &d)).into_response())
 }
 
-/// A stored record as JSON, or `missing` when there is none.
-fn found<T: Serialize>(
+/// A stored record, or `missing` when there is none.
+fn found<T>(
     r: Result<Option<T>, waybill_store::StoreError>,
     missing: impl FnOnce() -> Problem,
-) -> AppResult {
-    match r.map_err(|e| Problem::internal(&e))? {
-        Some(v) => Ok(Json(v).into_response()),
-        None => Err(missing()),
-    }
+) -> Result<T, Problem> {
+    r.map_err(|e| Problem::internal(&e))?.ok_or_else(missing)
 }
 
 /// Discards a dead letter: it is kept (for audit) but not replayed and not counted.
@@ -713,6 +712,7 @@ async fn discard_dead_letter(
     State(st): State<Arc<AppState>>,
     Who(who): Who,
     au: crate::audit::Audit,
+    pii: Pii,
     P(id): P<i64>,
 ) -> AppResult {
     match st
@@ -731,7 +731,7 @@ async fn discard_dead_letter(
                 json!({}),
             )
             .await;
-            Ok(Json(d).into_response())
+            Ok(Json(shown(&st, pii, &d)).into_response())
         }
         Err(why) => Err(refused(id, why)),
     }
@@ -740,10 +740,13 @@ async fn discard_dead_letter(
 /// A payload kept in the inbox: headers (credentials never stored) and body.
 #[utoipa::path(get, path = "/v1/inbox/{id}", tag = "inbox", params(("id" = i64, Path)),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::InboxNotFound))]
-async fn get_inbox_record(State(st): State<Arc<AppState>>, P(id): P<i64>) -> AppResult {
-    found(st.hub.store.inbox_record(id).await, || {
+async fn get_inbox_record(State(st): State<Arc<AppState>>, pii: Pii, P(id): P<i64>) -> AppResult {
+    let r = found(st.hub.store.inbox_record(id).await, || {
         Problem::new(codes::INBOX_NOT_FOUND, format!("no inbox record {id}"))
-    })
+    })?;
+    let r = serde_json::to_value(&r).unwrap_or_default();
+    let shown = shown_inbox(&st, &pii, vec![r]).pop().unwrap_or_default();
+    Ok(Json(shown).into_response())
 }
 
 /// Runs a rejected payload again through its source's current mapping (after the

@@ -1,5 +1,6 @@
 //! Routes and handlers.
 
+use crate::privacy::{shown, shown_inbox, Pii};
 use crate::{codes, AppState, Problem};
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
@@ -287,7 +288,7 @@ fn check_key(key: &str) -> Result<(), Problem> {
 #[utoipa::path(get, path = "/v1/shipments/{key}", tag = "shipments",
     params(("key" = String, Path, description = "Shipment key or any alias")),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::ShipmentNotFound, crate::openapi::Unavailable))]
-async fn get_shipment(State(st): State<Arc<AppState>>, P(key): P<String>) -> AppResult {
+async fn get_shipment(State(st): State<Arc<AppState>>, pii: Pii, P(key): P<String>) -> AppResult {
     let canonical = resolve_one(&st, &key).await?;
     match st
         .hub
@@ -296,7 +297,7 @@ async fn get_shipment(State(st): State<Arc<AppState>>, P(key): P<String>) -> App
         .await
         .map_err(|e| Problem::internal(&e))?
     {
-        Some(v) => Ok(Json(v).into_response()),
+        Some(v) => Ok(Json(shown(&st, pii, &v)).into_response()),
         None => Err(Problem::new(
             codes::SHIPMENT_NOT_FOUND,
             format!("no shipment `{key}`"),
@@ -340,7 +341,7 @@ pub(crate) async fn resolve_one(st: &AppState, key: &str) -> Result<String, Prob
 #[utoipa::path(get, path = "/v1/orders/{key}", tag = "shipments",
     params(("key" = String, Path, description = "Order key or alias")),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::OrderNotFound, crate::openapi::Unavailable))]
-async fn get_order(State(st): State<Arc<AppState>>, P(key): P<String>) -> AppResult {
+async fn get_order(State(st): State<Arc<AppState>>, pii: Pii, P(key): P<String>) -> AppResult {
     check_key(&key)?;
     match st
         .hub
@@ -349,7 +350,7 @@ async fn get_order(State(st): State<Arc<AppState>>, P(key): P<String>) -> AppRes
         .await
         .map_err(|e| Problem::internal(&e))?
     {
-        Some(v) => Ok(Json(v).into_response()),
+        Some(v) => Ok(Json(shown(&st, pii, &v)).into_response()),
         None => Err(Problem::new(
             codes::ORDER_NOT_FOUND,
             format!("no order `{key}`"),
@@ -369,7 +370,11 @@ struct ListConflicts {
 /// Identity and ownership conflicts, oldest first, paged by `after` (`next_after`).
 #[utoipa::path(get, path = "/v1/conflicts", tag = "shipments", params(ListConflicts),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::BadQuery, crate::openapi::Unavailable))]
-async fn list_conflicts(State(st): State<Arc<AppState>>, Q(q): Q<ListConflicts>) -> AppResult {
+async fn list_conflicts(
+    State(st): State<Arc<AppState>>,
+    pii: Pii,
+    Q(q): Q<ListConflicts>,
+) -> AppResult {
     if let Some(k) = q.kind.as_deref() {
         if k != "identity" && k != "ownership" {
             return Err(Problem::new(
@@ -392,6 +397,7 @@ async fn list_conflicts(State(st): State<Arc<AppState>>, Q(q): Q<ListConflicts>)
     let next = (rows.len() == limit)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
+    let rows = shown(&st, pii, &rows);
     Ok(Json(json!({"conflicts": rows, "next_after": next})).into_response())
 }
 
@@ -620,7 +626,7 @@ struct ListInbox {
 /// Payloads as received, newest first.
 #[utoipa::path(get, path = "/v1/inbox", tag = "inbox", params(ListInbox),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::BadQuery, crate::openapi::Unavailable))]
-async fn list_inbox(State(st): State<Arc<AppState>>, Q(q): Q<ListInbox>) -> AppResult {
+async fn list_inbox(State(st): State<Arc<AppState>>, pii: Pii, Q(q): Q<ListInbox>) -> AppResult {
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let rows = st
         .hub
@@ -637,6 +643,11 @@ async fn list_inbox(State(st): State<Arc<AppState>>, Q(q): Q<ListInbox>) -> AppR
     let next = (rows.len() == limit)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
+    let rows = rows
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap_or_default())
+        .collect();
+    let rows = shown_inbox(&st, &pii, rows);
     Ok(Json(json!({"inbox": rows, "next_before": next})).into_response())
 }
 

@@ -11,6 +11,7 @@
 //! - `POST /v1/tasks/{id}/resolve` `{"by": "…", "decision": {…}, "reason": "…"}`: the
 //!   decision is handed to the workflow, which resumes.
 
+use crate::privacy::{shown, Pii};
 use crate::routes::{P, Q};
 use crate::{codes, AppState, Problem};
 use axum::extract::State;
@@ -84,7 +85,11 @@ struct ListWorkflows {
 /// Workflows, newest first, by shipment (any alias), status or kind.
 #[utoipa::path(get, path = "/v1/workflows", tag = "workflows", params(ListWorkflows),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::BadQuery))]
-async fn list_workflows(State(st): State<Arc<AppState>>, Q(q): Q<ListWorkflows>) -> AppResult {
+async fn list_workflows(
+    State(st): State<Arc<AppState>>,
+    pii: Pii,
+    Q(q): Q<ListWorkflows>,
+) -> AppResult {
     let rt = runtime(&st)?;
     let entity = match q.entity {
         Some(e) => match rt
@@ -109,13 +114,13 @@ async fn list_workflows(State(st): State<Arc<AppState>>, Q(q): Q<ListWorkflows>)
         .await
         .map_err(|e| Problem::internal(&e))?;
     let rows: Vec<Value> = rows.iter().map(workflow_json).collect();
-    Ok(Json(json!({"workflows": rows})).into_response())
+    Ok(Json(json!({"workflows": shown(&st, pii, &rows)})).into_response())
 }
 
 /// A workflow: state, step history, pending timers, tasks.
 #[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path)),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff))]
-async fn get_workflow(State(st): State<Arc<AppState>>, P(id): P<String>) -> AppResult {
+async fn get_workflow(State(st): State<Arc<AppState>>, pii: Pii, P(id): P<String>) -> AppResult {
     let rt = runtime(&st)?;
     let Some((rec, steps, timers)) = rt
         .store()
@@ -151,7 +156,7 @@ async fn get_workflow(State(st): State<Arc<AppState>>, P(id): P<String>) -> AppR
         .map(|(name, due)| json!({"name": name, "due_at_ms": due}))
         .collect();
     body["tasks"] = tasks.iter().map(task_json).collect();
-    Ok(Json(body).into_response())
+    Ok(Json(shown(&st, pii, &body)).into_response())
 }
 
 /// Who asks (shown in the workflow's history).
@@ -268,7 +273,7 @@ struct ListTasks {
 /// Tasks opened for people, oldest first, paged by `after`.
 #[utoipa::path(get, path = "/v1/tasks", tag = "workflows", params(ListTasks),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::BadQuery))]
-async fn list_tasks(State(st): State<Arc<AppState>>, Q(q): Q<ListTasks>) -> AppResult {
+async fn list_tasks(State(st): State<Arc<AppState>>, pii: Pii, Q(q): Q<ListTasks>) -> AppResult {
     let rt = runtime(&st)?;
     let rows = rt
         .store()
@@ -281,7 +286,7 @@ async fn list_tasks(State(st): State<Arc<AppState>>, Q(q): Q<ListTasks>) -> AppR
         .await
         .map_err(|e| Problem::internal(&e))?;
     let rows: Vec<Value> = rows.iter().map(task_json).collect();
-    Ok(Json(json!({"tasks": rows})).into_response())
+    Ok(Json(json!({"tasks": shown(&st, pii, &rows)})).into_response())
 }
 
 /// A person's decision on a task.

@@ -245,8 +245,16 @@ impl Hub {
     pub(crate) async fn store_verdict_outcome(
         &self,
         r: Received,
-        verdict: Result<(String, Vec<CloudEvent>), Rejection>,
+        mut verdict: Result<(String, Vec<CloudEvent>), Rejection>,
     ) -> Result<(IngestReply, IngestOutcome), StoreError> {
+        // Every event says whether it carries personal data, unless its producer said.
+        if let Ok((_, events)) = &mut verdict {
+            for e in events.iter_mut() {
+                if e.dataclassification.is_none() {
+                    e.dataclassification = Some(self.privacy.classify(Some(&e.data)).to_owned());
+                }
+            }
+        }
         let headers: Vec<(String, String)> = r
             .headers
             .into_iter()

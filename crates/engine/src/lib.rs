@@ -49,6 +49,8 @@ pub struct Hub {
     tracer: telemetry::Tracer,
     /// Rate limits per source and the cap on ingest requests in flight.
     limits: limit::IngestLimits,
+    /// Which keys hold personal data (classification at ingest, masking in the API).
+    privacy: Arc<waybill_model::privacy::Personal>,
 }
 
 impl Hub {
@@ -73,7 +75,19 @@ impl Hub {
             hidden_headers,
             tracer: telemetry::Tracer::off(),
             limits: limit::IngestLimits::unlimited(),
+            privacy: Arc::default(),
         }
+    }
+
+    /// Treats these keys as personal besides the defaults (`[privacy] personal_keys`).
+    pub fn with_privacy(mut self, p: waybill_model::privacy::Personal) -> Self {
+        self.privacy = Arc::new(p);
+        self
+    }
+
+    /// Which keys hold personal data.
+    pub fn privacy(&self) -> &waybill_model::privacy::Personal {
+        &self.privacy
     }
 
     /// Admits ingest requests under these limits (default: none).

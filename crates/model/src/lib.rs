@@ -16,6 +16,7 @@ pub mod identity;
 pub mod ids;
 pub mod lifecycle;
 pub mod ownership;
+pub mod privacy;
 pub mod taxonomy;
 
 pub use draft::{

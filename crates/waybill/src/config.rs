@@ -60,6 +60,20 @@ pub struct Config {
     /// `[audit]`: anchoring the audit chain's head to a file.
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
+    /// `[privacy]`: which keys hold personal data.
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+}
+
+/// `[privacy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Keys (at any depth of an event's data or a JSON payload, any case) that hold
+    /// personal data besides the built-in ones (`recipient`, `address`, `phone`, `email`,
+    /// `signed_by`, … see docs/security.md).
+    #[serde(default)]
+    pub personal_keys: Vec<String>,
 }
 
 /// `[server]`.

@@ -175,6 +175,9 @@ pub async fn serve(
     let http_stats = metrics.clone();
     let hub = Arc::new(
         Hub::new(store.clone(), rt.sources, metrics.clone())
+            .with_privacy(waybill_model::privacy::Personal::with(
+                &config.privacy.personal_keys,
+            ))
             .hiding(waybill_connectors::carrier::secret_headers())
             .traced(tracer.clone())
             .limited(rt.limits),

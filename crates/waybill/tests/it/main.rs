@@ -18,6 +18,7 @@ mod limits;
 mod nats;
 mod odoo;
 mod partners;
+mod privacy;
 mod scans;
 mod telemetry;
 mod workflows;

@@ -1,0 +1,180 @@
+//! Personal data: classified on every event, masked in every view for keys without
+//! `read:pii`, in clear with it, and never in the logs (the real binary at debug level,
+//! its whole output searched for planted values).
+
+use crate::crash::{free_port, wait_ready};
+use crate::*;
+use serde_json::{json, Value};
+use waybill_testkit::FakePartner;
+
+const NAME: &str = "Zebulon Quartermaine";
+const PHONE: &str = "+47 555 01999";
+const EMAIL: &str = "zq@plant.example";
+const STREET: &str = "17 Plantation Row";
+
+fn planted(text: &str) -> Vec<&'static str> {
+    [NAME, PHONE, EMAIL, STREET]
+        .into_iter()
+        .filter(|p| text.contains(p))
+        .collect()
+}
+
+async fn get(client: &reqwest::Client, base: &str, path: &str, key: &str) -> (u16, String) {
+    let r = client
+        .get(format!("{base}{path}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn new_key(client: &reqwest::Client, base: &str, scopes: &[&str]) -> String {
+    let r: Value = client
+        .post(format!("{base}/v1/keys"))
+        .bearer_auth(API_KEY)
+        .json(&json!({"name": scopes.join("+"), "scopes": scopes}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["key"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn personal_data_is_masked_without_read_pii_and_never_logged() {
+    let sink = FakePartner::start().await;
+    sink.set_default(400); // every delivery dead-letters: its event is in the DLQ view
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("hub.toml");
+    let toml = config_toml(&dir.path().join("hub.db"), &sink.url("/hook"), FAST_RETRIES)
+        .replace("level = \"warn\"", "level = \"debug\"");
+    assert!(toml.contains("level = \"debug\""));
+    std::fs::write(&cfg, toml).unwrap();
+    let log_path = dir.path().join("hub.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_waybill"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "debug")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    wait_ready(&client, &base).await;
+
+    // Events with personal data (and one without), through the API.
+    let events = json!([
+        {"type": "shipment.out_for_delivery", "subject": "S-PII", "time": "2026-12-01T09:00:00Z",
+         "key": "p1", "refs": {"tracking": "1ZPII"},
+         "data": {"recipient": {"name": NAME, "phone": PHONE}, "email": EMAIL,
+                  "address": {"street": STREET, "city": "Oslo"}, "parcels": 2}},
+        {"type": "shipment.delivered", "subject": "S-PII", "time": "2026-12-01T10:00:00Z",
+         "key": "p2", "data": {"pod": {"signed_by": NAME}, "parcels": 2}},
+        {"type": "shipment.in_transit", "subject": "S-PUBLIC", "time": "2026-12-01T08:00:00Z",
+         "key": "p3", "data": {"parcels": 1}}
+    ]);
+    let r = client
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(API_KEY)
+        .json(&events)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // A payload the carrier mapping rejects, holding the same data: kept in the inbox.
+    let bad = json!({"id": "x1", "shipment": "S-PII", "status": "teleported",
+        "at": "2026-12-01T11:00:00Z", "recipient": NAME, "phone": PHONE, "email": EMAIL});
+    let r = send_signed(&client, &format!("{base}/v1/ingest/carrier"), &bad, "x1").await;
+    assert_eq!(r.status().as_u16() / 100, 4);
+    let reader = new_key(&client, &base, &["read"]).await;
+    let pii = new_key(&client, &base, &["read:pii"]).await;
+    let operator = new_key(&client, &base, &["operate"]).await;
+
+    // The events say what they carry.
+    let (_, s) = get(&client, &base, "/v1/shipments/S-PII", &pii).await;
+    let s: Value = serde_json::from_str(&s).unwrap();
+    for t in s["timeline"].as_array().unwrap() {
+        assert_eq!(t["event"]["dataclassification"], "confidential", "{t}");
+    }
+    let (_, p) = get(&client, &base, "/v1/shipments/S-PUBLIC", &pii).await;
+    let p: Value = serde_json::from_str(&p).unwrap();
+    assert_eq!(p["timeline"][0]["event"]["dataclassification"], "internal");
+
+    // Wait for the dead letters (the sink refuses everything).
+    let end = std::time::Instant::now() + WAIT;
+    let dead = loop {
+        let (_, d) = get(&client, &base, "/v1/dead-letters", &pii).await;
+        let d: Value = serde_json::from_str(&d).unwrap();
+        if d["dead_letters"].as_array().unwrap().len() >= 3 || std::time::Instant::now() > end {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let dl = dead["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["shipment"] == "S-PII")
+        .unwrap()["id"]
+        .clone();
+
+    // Every view that can carry personal data: masked for read and operate, clear with
+    // read:pii (and admin).
+    let views = [
+        "/v1/shipments/S-PII".to_owned(),
+        "/v1/shipments/1ZPII".to_owned(),
+        "/v1/inbox?status=rejected".to_owned(),
+        format!("/v1/dead-letters/{dl}"),
+    ];
+    for v in &views {
+        for key in [&reader, &operator] {
+            let (status, text) = get(&client, &base, v, key).await;
+            assert_eq!(status, 200, "{v}: {text}");
+            assert!(
+                planted(&text).is_empty(),
+                "{v} shows {:?} without read:pii: {text}",
+                planted(&text)
+            );
+            assert!(text.contains("***"), "{v}: nothing masked: {text}");
+        }
+        let (_, text) = get(&client, &base, v, &pii).await;
+        assert!(
+            !planted(&text).is_empty(),
+            "{v} hides personal data from read:pii: {text}"
+        );
+        let (_, text) = get(&client, &base, v, API_KEY).await;
+        assert!(
+            !planted(&text).is_empty(),
+            "{v} hides personal data from admin"
+        );
+    }
+    let (_, inbox) = get(&client, &base, "/v1/inbox?status=rejected", &reader).await;
+    let inbox: Value = serde_json::from_str(&inbox).unwrap();
+    let id = inbox["inbox"][0]["id"].clone();
+    let (_, rec) = get(&client, &base, &format!("/v1/inbox/{id}"), &reader).await;
+    assert!(planted(&rec).is_empty(), "{rec}");
+
+    // A full stop, then the whole log, at debug level: none of it.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        text.lines().count() > 10,
+        "the hub logged almost nothing: {text}"
+    );
+    assert!(
+        text.contains("DEBUG") || text.contains("debug"),
+        "not at debug level"
+    );
+    let leaked = planted(&text);
+    assert!(leaked.is_empty(), "the logs carry {leaked:?}");
+}
