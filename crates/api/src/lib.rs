@@ -9,6 +9,7 @@
 mod audit;
 pub mod auth;
 pub mod codes;
+mod erasure;
 mod keys;
 pub use keys::check_request as check_key_request;
 mod manage;

@@ -43,6 +43,7 @@ pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
         .merge(crate::manage::routes())
         .merge(crate::audit::routes())
         .merge(crate::keys::routes())
+        .merge(crate::erasure::routes())
         .merge(crate::workflows::routes())
 }
 

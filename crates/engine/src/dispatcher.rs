@@ -45,6 +45,10 @@ pub struct SinkRuntime {
     pub concurrency: usize,
     /// How long a 410 Gone pauses the sink before probing again.
     pub pause_on_gone: Duration,
+    /// Data minimisation: when set, the personal values of a `confidential` event are
+    /// masked before it leaves for this sink (`[privacy] personal_data_sinks` does not
+    /// name it); `None` delivers events whole.
+    pub minimise: Option<Arc<waybill_model::privacy::Personal>>,
 }
 
 /// Buffering limits of a dispatcher.
@@ -193,6 +197,16 @@ struct Dispatcher {
     rate: Option<TokenBucket>,
 }
 
+/// The event `body` with its data's personal values masked (`None`: not an object, left
+/// as it is, which the sink then rejects or forwards as stored).
+fn minimised(body: &str, p: &waybill_model::privacy::Personal) -> Option<Arc<str>> {
+    let mut v: serde_json::Value = serde_json::from_str(body).ok()?;
+    if let Some(data) = v.get_mut("data") {
+        p.mask(data);
+    }
+    Some(Arc::from(v.to_string()))
+}
+
 /// When a row is due, on the monotonic clock: `now` plus what remains until its stored
 /// due time (`wall_now_ms` is the wall clock read at `now`).
 fn due_at(item: &OutboxItem, now: Instant, wall_now_ms: i64) -> Instant {
@@ -248,13 +262,20 @@ fn end_deliver_spans(spans: Vec<Span>, batch: &[Delivery], outcome: &BatchOutcom
     }
 }
 
-/// What the sink sees of a row: the event, not the storage.
-fn delivery(item: &OutboxItem) -> Delivery {
-    let mut d = Delivery::new(
-        item.event_id.clone(),
-        item.shipment.clone(),
-        item.body.clone(),
-    );
+/// What the sink sees of a row: the event, not the storage — its personal values
+/// masked when the sink may not have them and the event is `confidential`.
+fn delivery(item: &OutboxItem, minimise: Option<&waybill_model::privacy::Personal>) -> Delivery {
+    let body = match minimise {
+        Some(p)
+            if item
+                .body
+                .contains("\"dataclassification\":\"confidential\"") =>
+        {
+            minimised(&item.body, p).unwrap_or_else(|| item.body.clone())
+        }
+        _ => item.body.clone(),
+    };
+    let mut d = Delivery::new(item.event_id.clone(), item.shipment.clone(), body);
     d.event_type.clone_from(&item.event_type);
     d.subscription.clone_from(&item.subscription);
     d.sink.clone_from(&item.sink);
@@ -441,13 +462,14 @@ impl Dispatcher {
                 continue;
             };
             // The head, and behind it (for a coalescing sink) the events already due.
+            let minimise = self.sink.minimise.as_deref();
             let mut batch: Vec<Delivery> = lane
                 .queue
                 .iter()
                 .enumerate()
                 .take_while(|(i, it)| *i == 0 || due_at(it, now, wall) <= now)
                 .take(self.batching.max.max(1))
-                .map(|(_, it)| delivery(it))
+                .map(|(_, it)| delivery(it, minimise))
                 .collect();
             if batch.is_empty() {
                 continue;
@@ -867,6 +889,7 @@ mod tests {
             circuit,
             concurrency: 4,
             pause_on_gone: Duration::from_secs(60),
+            minimise: None,
         }
     }
 

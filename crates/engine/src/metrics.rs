@@ -77,6 +77,17 @@ impl Counter {
         }
     }
 
+    /// Adds `n` for these label values.
+    pub fn add(&self, labels: &[&str], n: u64) {
+        if n == 0 {
+            return;
+        }
+        if let Ok(mut m) = self.0.lock() {
+            let key: Vec<String> = labels.iter().map(|s| (*s).to_owned()).collect();
+            *m.entry(key).or_insert(0) += n;
+        }
+    }
+
     /// The sum over the series whose label values satisfy `keep`.
     pub fn sum(&self, keep: impl Fn(&[String]) -> bool) -> u64 {
         self.0
@@ -135,6 +146,9 @@ pub struct Metrics {
     pub unauthenticated: Counter,
     /// The HTTP listener's connections.
     pub http: HttpStats,
+    /// Rows purged by retention, by kind (`raw_payloads`, `rejected_payloads`,
+    /// `delivered`, `dead_letters`, `audit`).
+    pub retention: Counter,
 }
 
 /// What the HTTP listener counts: connections open and refused, and connections closed
@@ -188,6 +202,12 @@ impl Metrics {
         self.http.timeouts.render(
             "waybill_http_timeouts_total",
             "HTTP connections or request bodies ended by a timeout, by kind.",
+            &["kind"],
+            &mut out,
+        );
+        self.retention.render(
+            "waybill_retention_purged_total",
+            "Rows purged by retention, by kind.",
             &["kind"],
             &mut out,
         );

@@ -296,6 +296,36 @@ impl Verifier {
         }
     }
 
+    /// Starts the walk after the chain's base `(seq, hash)`: the last record purged by
+    /// retention (`None`: from the first record). The first record must then be
+    /// `seq + 1` and follow `hash`; an anchor at the base must match it, anchors below it
+    /// name purged records and cannot be checked.
+    pub fn with_base(mut self, base: Option<(i64, String)>) -> Verifier {
+        let Some((seq, hash)) = base else { return self };
+        while let Some(a) = self.anchors.front() {
+            if a.seq > seq {
+                break;
+            }
+            if a.seq == seq && a.hash != hash {
+                let detail = format!(
+                    "the chain's base (the last record purged by retention) is seq {seq} with hash {}, but seq {seq} was anchored at {} as {}: the chain was rewritten",
+                    short(&hash),
+                    rfc3339(a.at),
+                    short(&a.hash)
+                );
+                self.broken = Some((seq, TamperKind::Altered, detail));
+                break;
+            }
+            self.anchors.pop_front();
+        }
+        self.last = Some(Link {
+            seq,
+            hash,
+            prev_hash: String::new(),
+        });
+        self
+    }
+
     /// Feeds the next record; false once the chain is known to be broken (stop feeding).
     pub fn feed(&mut self, row: AuditRow) -> bool {
         if self.broken.is_some() {

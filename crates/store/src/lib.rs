@@ -24,6 +24,7 @@ pub mod keys;
 pub mod lease;
 mod pg;
 mod prepare;
+pub mod retention;
 pub mod sequence;
 mod sqlite;
 mod types;
@@ -558,6 +559,34 @@ impl Store {
         anchors: Vec<audit::AuditAnchor>,
     ) -> Result<audit::AuditVerdict, StoreError> {
         dispatch!(self, s => s.audit_verify(anchors).await)
+    }
+
+    /// Purges one batch of each kind the plan names (see [`retention`]): what went, by
+    /// kind. Call again until it reports fewer rows of every kind than the batch. With
+    /// `dry_run`, counts everything that would go (not one batch) and changes nothing.
+    pub async fn purge(
+        &self,
+        plan: retention::PurgePlan,
+    ) -> Result<retention::PurgeReport, StoreError> {
+        dispatch!(self, s => s.purge(plan).await)
+    }
+
+    /// Erases the personal data of a shipment, or of every shipment a reference names:
+    /// drops the raw payloads of its events and masks the values `personal` names in its
+    /// events' data and its proof-of-delivery facts (event ids, types, times, sequence
+    /// numbers and the shipment's state stay). `None` when nothing matches.
+    pub async fn erase(
+        &self,
+        what: retention::Erase,
+        personal: waybill_model::privacy::Personal,
+    ) -> Result<Option<retention::EraseReport>, StoreError> {
+        dispatch!(self, s => s.erase(what, personal).await)
+    }
+
+    /// The audit chain's base: `(seq, hash)` of the last record purged by retention,
+    /// `None` when none was (the chain starts at seq 1).
+    pub async fn audit_base(&self) -> Result<Option<(i64, String)>, StoreError> {
+        dispatch!(self, s => s.audit_base().await)
     }
 
     /// Stops the writer after the writes already queued; later writes fail with `Closed`.

@@ -10,6 +10,7 @@ pub mod fake_partner;
 pub mod identity_suite;
 pub mod karrio;
 pub mod pg;
+pub mod retention_suite;
 pub mod store_suite;
 pub mod webdriver;
 

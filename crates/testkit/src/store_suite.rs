@@ -11,6 +11,11 @@ pub use crate::identity_suite::{
     a_non_owners_value_is_a_conflict_not_applied, contradicting_identifiers_are_flagged_not_merged,
     linking_appends_and_routes_shipment_linked, one_shipment_across_systems_in_any_order,
 };
+pub use crate::retention_suite::{
+    audit_prefix_purge_keeps_the_chain_verifiable,
+    erasure_masks_personal_data_and_keeps_the_shipment, old_payloads_are_purged_in_batches,
+    retention_never_purges_open_dead_letters,
+};
 
 /// A canonical event built the way ingest builds them.
 pub fn event(
@@ -1750,7 +1755,11 @@ macro_rules! store_tests {
             subscriptions_change_at_run_time,
             sink_stats_per_sink,
             audit_chain_verifies_after_appends,
-            api_keys_are_kept_by_hash_and_revoked
+            api_keys_are_kept_by_hash_and_revoked,
+            old_payloads_are_purged_in_batches,
+            retention_never_purges_open_dead_letters,
+            audit_prefix_purge_keeps_the_chain_verifiable,
+            erasure_masks_personal_data_and_keeps_the_shipment
         );
     };
     (@each $open:expr; $($name:ident),*) => {

@@ -63,6 +63,10 @@ pub struct Config {
     /// `[privacy]`: which keys hold personal data.
     #[serde(default)]
     pub privacy: PrivacyConfig,
+    /// `[retention]`: how long payloads, deliveries, dead letters and audit records are
+    /// kept.
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
 }
 
 /// `[privacy]`.
@@ -74,6 +78,10 @@ pub struct PrivacyConfig {
     /// `signed_by`, … see docs/security.md).
     #[serde(default)]
     pub personal_keys: Vec<String>,
+    /// The sinks that may receive personal data: every other sink gets a `confidential`
+    /// event with its personal values masked (data minimisation per consumer).
+    #[serde(default)]
+    pub personal_data_sinks: Vec<String>,
 }
 
 /// `[server]`.
@@ -471,6 +479,9 @@ impl Config {
                 errs.push(ConfigError::new(key, "must be longer than 0"));
             }
         }
+        for (key, problem) in self.retention.problems() {
+            errs.push(ConfigError::new(key, problem));
+        }
         if self.server.max_connections == 0 {
             errs.push(ConfigError::new(
                 "server.max_connections",
@@ -578,6 +589,17 @@ impl Config {
             }
         }
         let ownership = self.ownership(&mut errs);
+        let personal = Arc::new(waybill_model::privacy::Personal::with(
+            &self.privacy.personal_keys,
+        ));
+        for (i, s) in self.privacy.personal_data_sinks.iter().enumerate() {
+            if !self.sinks.contains_key(s) {
+                errs.push(ConfigError::new(
+                    format!("privacy.personal_data_sinks[{i}]"),
+                    format!("no sink named `{s}`"),
+                ));
+            }
+        }
         let mut sinks = Vec::new();
         for (name, cfg) in &self.sinks {
             let cfg = &self.with_ownership(cfg, &ownership);
@@ -592,6 +614,8 @@ impl Config {
                         .unwrap_or(self.delivery.concurrency)
                         .max(1),
                     pause_on_gone: self.delivery.pause_on_gone,
+                    minimise: (!self.privacy.personal_data_sinks.contains(name))
+                        .then(|| personal.clone()),
                 }),
                 Err(es) => errs.extend(ConfigError::all_under(es, &format!("sinks.{name}"))),
             }

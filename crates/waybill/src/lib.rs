@@ -8,6 +8,7 @@ pub mod bench;
 pub mod config;
 pub mod error_codes;
 pub mod odoo_burst;
+pub mod retention;
 pub mod server;
 pub mod telemetry;
 pub mod workflows;
@@ -206,6 +207,8 @@ pub async fn serve(
             circuit: config.delivery.circuit(),
             concurrency: config.delivery.concurrency.max(1),
             pause_on_gone: config.delivery.pause_on_gone,
+            // The workflows are the hub itself: they see events whole.
+            minimise: None,
         });
         runtime
     });
@@ -230,6 +233,7 @@ pub async fn serve(
         if workflows.is_some() {
             names.push(singleton_lease("workflows"));
         }
+        names.push(singleton_lease("retention"));
         let settings = LeaseSettings {
             instance: instance.clone(),
             ttl: config.cluster.lease_ttl,
@@ -282,6 +286,16 @@ pub async fn serve(
             store.clone(),
             metrics.clone(),
             stop_rx.clone(),
+        )));
+    }
+    // Retention: one instance at a time purges (a lease on a shared store).
+    {
+        let (store, cfg, metrics) = (store.clone(), config.retention.clone(), metrics.clone());
+        control_tasks.push(tokio::spawn(run_singleton(
+            leases.clone(),
+            singleton_lease("retention"),
+            stop_rx.clone(),
+            move |stop| retention::run(store.clone(), cfg.clone(), metrics.clone(), stop),
         )));
     }
     let dispatchers = spawn_traced_dispatchers(

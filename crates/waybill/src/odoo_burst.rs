@@ -151,6 +151,7 @@ pub async fn run(
             circuit: CircuitConfig::default(),
             concurrency: cfg.pickings_in_flight.max(1),
             pause_on_gone: Duration::from_secs(60),
+            minimise: None,
         }],
         metrics.clone(),
         DispatchLimits::default(),

@@ -96,8 +96,9 @@ impl PgStore {
         &self,
         anchors: Vec<AuditAnchor>,
     ) -> Result<AuditVerdict, StoreError> {
-        let mut v = Verifier::new(anchors);
-        let mut after = 0i64;
+        let base = self.read(super::retention::audit_base).await?;
+        let mut after = base.as_ref().map_or(0i64, |b| b.0);
+        let mut v = Verifier::new(anchors).with_base(base);
         loop {
             let rows = self
                 .read(move |c| {

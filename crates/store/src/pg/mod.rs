@@ -20,6 +20,7 @@ mod keys;
 mod lease;
 mod outbox;
 mod read;
+mod retention;
 mod schema;
 mod tx;
 

@@ -42,7 +42,7 @@ fn conflict_row(r: &postgres::Row) -> ConflictRecord {
 }
 
 /// [`Reader`] over one reader connection.
-struct PgReader<'c>(&'c mut PgConn);
+pub(crate) struct PgReader<'c>(pub(crate) &'c mut PgConn);
 
 impl Reader for PgReader<'_> {
     fn lane(&mut self, key: &str) -> Result<Option<Lane>, StoreError> {

@@ -302,6 +302,43 @@ FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
     r#"
 CREATE INDEX inbox_samples ON inbox (reason_code, source, id) WHERE status = 'rejected';
 "#,
+    // Retention and erasure (issue 19); as the SQLite backend's. The audit log's trigger
+    // function lets a delete through only for records at or below `audit_base`.
+    r#"
+ALTER TABLE inbox ADD COLUMN purged_at BIGINT;
+CREATE INDEX inbox_retention ON inbox (source, status, received_at) WHERE purged_at IS NULL;
+CREATE INDEX events_packed_inbox ON events (inbox_id) WHERE encoding = 'lz4+payload';
+UPDATE outbox SET delivered_at = updated_at WHERE state = 'delivered' AND delivered_at IS NULL;
+CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE state = 'delivered';
+CREATE INDEX dead_letters_closed ON dead_letters ((coalesce(replayed_at, discarded_at)))
+    WHERE replayed_at IS NOT NULL OR discarded_at IS NOT NULL;
+CREATE TABLE audit_base (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  BIGINT NOT NULL,
+    hash TEXT COLLATE "C" NOT NULL
+);
+CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        IF OLD.seq <= coalesce((SELECT seq FROM audit_base WHERE id = 1), 0) THEN
+            RETURN OLD;
+        END IF;
+    END IF;
+    RAISE EXCEPTION 'audit_log is append-only';
+END $$;
+CREATE FUNCTION audit_base_forward() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'audit_base is kept';
+    END IF;
+    IF NEW.seq < OLD.seq THEN
+        RAISE EXCEPTION 'audit_base only moves forward';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER audit_base_forward BEFORE UPDATE OR DELETE ON audit_base
+FOR EACH ROW EXECUTE FUNCTION audit_base_forward();
+"#,
 ];
 
 /// The schema version this build expects.

@@ -9,6 +9,7 @@ mod flow;
 mod keys;
 mod outbox;
 mod read;
+mod retention;
 pub(crate) mod schema;
 mod sequencer;
 mod tx;

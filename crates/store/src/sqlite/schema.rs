@@ -338,6 +338,37 @@ BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
     r#"
 CREATE INDEX inbox_samples ON inbox (reason_code, source, id) WHERE status = 'rejected';
 "#,
+    // Retention and erasure (issue 19, crate::retention). An accepted payload's body is
+    // purged in place (`purged_at`: the row stays for duplicate detection and the events
+    // naming it). Each kind is found through an index, so a batch costs what its rows
+    // cost: payloads by source, status and time among those not purged; the events packed
+    // against a payload (packed again alone before it goes); delivered outbox rows by
+    // delivery time (older rows get theirs from `updated_at`); closed dead letters by
+    // closing time. The audit chain may lose a prefix: `audit_base` keeps the `(seq,
+    // hash)` of the last record purged, and the delete trigger lets through only records
+    // at or below it.
+    r#"
+ALTER TABLE inbox ADD COLUMN purged_at INTEGER;
+CREATE INDEX inbox_retention ON inbox (source, status, received_at) WHERE purged_at IS NULL;
+CREATE INDEX events_packed_inbox ON events (inbox_id) WHERE encoding = 'lz4+payload';
+UPDATE outbox SET delivered_at = updated_at WHERE state = 'delivered' AND delivered_at IS NULL;
+CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE state = 'delivered';
+CREATE INDEX dead_letters_closed ON dead_letters (coalesce(replayed_at, discarded_at))
+    WHERE replayed_at IS NOT NULL OR discarded_at IS NOT NULL;
+CREATE TABLE audit_base (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+DROP TRIGGER audit_log_no_delete;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+WHEN OLD.seq > coalesce((SELECT seq FROM audit_base WHERE id = 1), 0)
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_base_forward BEFORE UPDATE ON audit_base WHEN NEW.seq < OLD.seq
+BEGIN SELECT RAISE(ABORT, 'audit_base only moves forward'); END;
+CREATE TRIGGER audit_base_no_delete BEFORE DELETE ON audit_base
+BEGIN SELECT RAISE(ABORT, 'audit_base is kept'); END;
+"#,
 ];
 
 /// The schema version this build expects.
@@ -409,6 +440,12 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(indexes, vec!["events_shipment_event".to_string()]);
+        assert_eq!(
+            indexes,
+            vec![
+                "events_shipment_event".to_string(),
+                "events_packed_inbox".to_string()
+            ]
+        );
     }
 }

@@ -90,12 +90,16 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let n_anchors = anchors.len();
     let store = waybill::open_store(&cfg).await?;
     let verdict = store.audit_verify_anchored(anchors).await;
+    let base = store.audit_base().await;
     store.close().await;
     match verdict? {
         AuditVerdict::Ok {
             records, head_hash, ..
         } => {
             print!("audit chain ok: {records} records, head {head_hash}");
+            if let Some((seq, hash)) = base? {
+                print!(" (records up to seq {seq} purged by retention; base hash {hash})");
+            }
             match &anchor_file {
                 Some(p) => println!(" ({n_anchors} anchors of {} match)", p.display()),
                 None => println!(),

@@ -32,6 +32,10 @@ enum What {
     /// `a` rate-limited, `b` and `u` unlimited; `b`'s accepted rate and latency alone,
     /// while `a` sends 10× its limit, and while `u` (no limit) sends as much.
     Limits(super::bench_limits::LimitsArgs),
+    /// Retention against ingest: seed a store with N old accepted payloads (default one
+    /// million), measure the ingest rate without a purge, then while the retention job
+    /// purges them; report both rates, their ratio and how long the purge took.
+    Purge(super::bench_purge::PurgeArgs),
     /// A local webhook receiver that answers 204 at once and counts: the sink of an
     /// end-to-end run against a hub in its own process (`bench ingest --hub` then reports
     /// delivery from the hub's metrics).
@@ -142,6 +146,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         What::Machine(m) => machine(m).await,
         What::Console(c) => super::bench_console::run(c).await,
         What::Limits(l) => super::bench_limits::run(l).await,
+        What::Purge(p) => super::bench_purge::run(p).await,
         What::Sink(s) => {
             let (url, count) = bench::start_sink(&s.listen).await?;
             eprintln!("bench sink: answering 204 at {url}; Ctrl-C stops it");

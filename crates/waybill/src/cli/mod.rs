@@ -4,10 +4,13 @@ mod audit;
 mod bench;
 mod bench_console;
 mod bench_limits;
+mod bench_purge;
 mod check_config;
 mod echo_sink;
+mod erase;
 mod keys;
 mod migrate;
+mod purge;
 mod replay;
 mod send;
 mod serve;
@@ -44,6 +47,10 @@ enum Command {
     Keys(keys::Args),
     /// Verify (and list, anchor) the hash-chained audit trail.
     Audit(audit::Args),
+    /// Run the retention plan of `[retention]` once, to the end (or count with --dry-run).
+    Purge(purge::Args),
+    /// Erase a shipment's personal data (by key, or every shipment a reference names).
+    Erase(erase::Args),
 }
 
 #[derive(clap::Args)]
@@ -64,5 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::EchoSink(a) => echo_sink::run(a).await,
         Command::Keys(a) => keys::run(a).await,
         Command::Audit(a) => audit::run(a).await,
+        Command::Purge(a) => purge::run(a).await,
+        Command::Erase(a) => erase::run(a).await,
     }
 }

@@ -48,6 +48,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/keys"),
     ("post", "/v1/keys"),
     ("delete", "/v1/keys/{id}"),
+    ("post", "/v1/erasure"),
     ("get", "/v1/audit"),
 ];
 

@@ -178,3 +178,73 @@ async fn personal_data_is_masked_without_read_pii_and_never_logged() {
     let leaked = planted(&text);
     assert!(leaked.is_empty(), "the logs carry {leaked:?}");
 }
+
+#[tokio::test]
+async fn a_sink_gets_personal_data_only_when_the_configuration_allows_it() {
+    let ops = FakePartner::start().await;
+    let crm = FakePartner::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "{}\n[sinks.crm]\ntype = \"http_webhook\"\nurl = \"{}\"\n[[subscriptions]]\nname = \"crm-all\"\nsink = \"crm\"\n[privacy]\npersonal_data_sinks = [\"crm\"]\n",
+        config_toml(&dir.path().join("hub.db"), &ops.url("/hook"), FAST_RETRIES),
+        crm.url("/hook")
+    );
+    let cfg = waybill::Config::parse(&toml, std::iter::empty()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = TestHub::from_parts(cfg, listener, dir);
+    let events = json!([
+        {"type": "shipment.delivered", "subject": "S-MIN", "time": "2026-12-01T10:00:00Z",
+         "key": "m1", "data": {"pod": {"signed_by": NAME, "at": "10:00"}, "parcels": 2}},
+        {"type": "shipment.in_transit", "subject": "S-MIN2", "time": "2026-12-01T09:00:00Z",
+         "key": "m2", "data": {"parcels": 1}}
+    ]);
+    let r = hub
+        .client
+        .post(format!("{}/v1/events", hub.base))
+        .bearer_auth(API_KEY)
+        .json(&events)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    ops.wait_until(WAIT, "both events at ops", |r| r.len() == 2)
+        .await;
+    crm.wait_until(WAIT, "both events at crm", |r| r.len() == 2)
+        .await;
+    let find = |p: &FakePartner, subject: &str| {
+        p.accepted()
+            .into_iter()
+            .map(|r| r.json())
+            .find(|j| j["subject"] == subject)
+            .unwrap()
+    };
+    // Not named: the personal value is masked, the rest of the event kept and signed.
+    let masked = find(&ops, "S-MIN");
+    assert_eq!(masked["dataclassification"], "confidential");
+    assert_eq!(masked["data"]["pod"]["signed_by"], "***", "{masked}");
+    assert_eq!(masked["data"]["pod"]["at"], "10:00");
+    assert_eq!(masked["data"]["parcels"], 2);
+    // Named: the event whole.
+    let clear = find(&crm, "S-MIN");
+    assert_eq!(clear["data"]["pod"]["signed_by"], NAME, "{clear}");
+    assert_eq!(masked["id"], clear["id"]);
+    // An event without personal data is the same for both.
+    assert_eq!(find(&ops, "S-MIN2"), find(&crm, "S-MIN2"));
+    // A sink name that is none is refused at start.
+    let bad = toml.replace(
+        "personal_data_sinks = [\"crm\"]",
+        "personal_data_sinks = [\"crn\"]",
+    );
+    let err = waybill::Config::parse(&bad, std::iter::empty())
+        .unwrap()
+        .validate()
+        .err()
+        .unwrap();
+    let all: Vec<String> = err.iter().map(ToString::to_string).collect();
+    assert!(
+        all.iter()
+            .any(|e| e.contains("privacy.personal_data_sinks[0]")),
+        "{all:?}"
+    );
+    hub.stop().await;
+}
