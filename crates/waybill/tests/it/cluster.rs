@@ -10,10 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use waybill_testkit::FakePartner;
 
-/// The delivery leases of the tests' one sink.
+/// The delivery leases of the tests' one sink, and the retention job's.
 fn all_leases() -> BTreeSet<String> {
     (0..waybill_store::lease::BUCKETS)
         .map(|b| waybill_store::lease::delivery_lease("ops", b))
+        .chain([waybill_store::lease::singleton_lease("retention")])
         .collect()
 }
 

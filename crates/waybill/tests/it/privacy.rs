@@ -179,6 +179,19 @@ async fn personal_data_is_masked_without_read_pii_and_never_logged() {
     assert!(leaked.is_empty(), "the logs carry {leaked:?}");
 }
 
+/// Posts canonical events with the admin key; they must be accepted.
+async fn post_events(hub: &TestHub, events: &Value) {
+    let r = hub
+        .client
+        .post(format!("{}/v1/events", hub.base))
+        .bearer_auth(API_KEY)
+        .json(events)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+}
+
 #[tokio::test]
 async fn a_sink_gets_personal_data_only_when_the_configuration_allows_it() {
     let ops = FakePartner::start().await;
@@ -198,15 +211,7 @@ async fn a_sink_gets_personal_data_only_when_the_configuration_allows_it() {
         {"type": "shipment.in_transit", "subject": "S-MIN2", "time": "2026-12-01T09:00:00Z",
          "key": "m2", "data": {"parcels": 1}}
     ]);
-    let r = hub
-        .client
-        .post(format!("{}/v1/events", hub.base))
-        .bearer_auth(API_KEY)
-        .json(&events)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    post_events(&hub, &events).await;
     ops.wait_until(WAIT, "both events at ops", |r| r.len() == 2)
         .await;
     crm.wait_until(WAIT, "both events at crm", |r| r.len() == 2)
@@ -246,5 +251,72 @@ async fn a_sink_gets_personal_data_only_when_the_configuration_allows_it() {
             .any(|e| e.contains("privacy.personal_data_sinks[0]")),
         "{all:?}"
     );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn erasure_by_reference_masks_the_shipment_keeps_its_state_and_is_audited() {
+    let sink = FakePartner::start().await;
+    let hub = TestHub::start(&sink.url("/hook"), FAST_RETRIES).await;
+    let events = json!([
+        {"type": "shipment.out_for_delivery", "subject": "S-ERA", "time": "2026-12-01T09:00:00Z",
+         "key": "e1", "refs": {"tracking": "1ZERA"},
+         "data": {"recipient": {"name": NAME, "phone": PHONE}, "parcels": 2}},
+        {"type": "shipment.delivered", "subject": "S-ERA", "time": "2026-12-01T10:00:00Z",
+         "key": "e2", "data": {"pod": {"signed_by": NAME}}}
+    ]);
+    post_events(&hub, &events).await;
+    let before = hub.get("/v1/shipments/S-ERA").await;
+    assert!(
+        !planted(&before.to_string()).is_empty(),
+        "admin sees it before"
+    );
+    let r = hub
+        .client
+        .post(format!("{}/v1/erasure", hub.base))
+        .bearer_auth(API_KEY)
+        .header("x-waybill-operator", "dpo")
+        .json(&json!({"ref": "tracking:1ZERA"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["events"], 2, "{report}");
+    // Gone for everyone, the admin too; the shipment's state and timeline stay.
+    let after = hub.get("/v1/shipments/S-ERA").await;
+    assert!(planted(&after.to_string()).is_empty(), "{after}");
+    assert_eq!(after["state"]["milestone"], before["state"]["milestone"]);
+    let ids = |v: &Value| -> Vec<Value> {
+        v["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["event"]["id"].clone())
+            .collect()
+    };
+    assert_eq!(ids(&after), ids(&before));
+    assert_eq!(
+        after["timeline"][0]["event"]["data"]["parcels"]
+            .as_i64()
+            .or(after["timeline"][1]["event"]["data"]["parcels"].as_i64()),
+        Some(2)
+    );
+    // Recorded: who, what, which reference.
+    let audit = hub.get("/v1/audit?action=erasure").await;
+    let rec = &audit["records"][0];
+    assert_eq!(rec["action"], "erasure", "{audit}");
+    assert_eq!(rec["target"], "ref:tracking:1ZERA");
+    assert_eq!(rec["actor"], "config/dpo");
+    // An unknown reference names nothing.
+    let r = hub
+        .client
+        .post(format!("{}/v1/erasure", hub.base))
+        .bearer_auth(API_KEY)
+        .json(&json!({"ref": "tracking:NOPE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
     hub.stop().await;
 }
