@@ -189,6 +189,22 @@ async fn ingest_token(
     ingest_with(st, source, Some(token), req).await
 }
 
+/// Whether the request's bearer key is a live hub key holding `ingest:<source>` (or
+/// `admin`): the sources configured with `auth = { type = "hub_keys" }` accept it.
+async fn hub_key_scope(st: &AppState, source: &str, h: &HeaderMap) -> bool {
+    let hub_key = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("wbk_"));
+    if !hub_key {
+        return false;
+    }
+    match crate::auth::authenticate(st, h).await {
+        Ok(c) => c.may(&crate::auth::Scope::Ingest(source.to_owned())),
+        Err(_) => false,
+    }
+}
+
 async fn ingest_with(
     st: Arc<AppState>,
     source: String,
@@ -202,7 +218,13 @@ async fn ingest_with(
         Err(t) => return crate::problem::throttled(&t),
     };
     let limit = st.hub.max_body(&source).unwrap_or(st.max_body_bytes);
-    let (headers, body, too_large) = read_body(req, limit).await;
+    let scoped = hub_key_scope(&st, &source, req.headers()).await;
+    let (mut headers, body, too_large) = read_body(req, limit).await;
+    // Only the API says which source a hub key may post to: never the client.
+    headers.retain(|(k, _)| !k.eq_ignore_ascii_case(waybill_engine::auth::HUB_KEY_HEADER));
+    if scoped {
+        headers.push((waybill_engine::auth::HUB_KEY_HEADER.into(), source.clone()));
+    }
     let received = Received {
         source,
         headers,

@@ -36,10 +36,20 @@ pub enum AuthConfig {
         /// Accepted tokens, by reference.
         tokens: Vec<SecretRef>,
     },
+    /// `Authorization: Bearer wbk_…`: a key issued by the hub (`waybill keys create`)
+    /// holding the scope `ingest:<this source>` (or `admin`). The API checks the key
+    /// against the store and tells the source through [`HUB_KEY_HEADER`].
+    HubKeys {},
 }
+
+/// Set by the API (never taken from the client: it removes any such header first) to the
+/// name of the source whose `ingest:` scope the request's hub key holds.
+pub const HUB_KEY_HEADER: &str = "x-waybill-hub-key-scope";
 
 /// Resolved authentication of a source.
 pub enum Auth {
+    /// Hub-issued keys with the source's `ingest:` scope.
+    HubKeys,
     /// Standard Webhooks with these keys (any may match: rotation).
     StandardWebhooks(Vec<SigningKey>),
     /// Bearer API keys.
@@ -53,6 +63,7 @@ impl Auth {
     pub fn build(cfg: &AuthConfig) -> Result<Auth, Vec<ConfigError>> {
         let mut errs = Vec::new();
         let auth = match cfg {
+            AuthConfig::HubKeys {} => Auth::HubKeys,
             AuthConfig::StandardWebhooks { secrets } => {
                 let keys: Vec<SigningKey> = secrets
                     .iter()
@@ -129,6 +140,16 @@ impl Auth {
     /// Checks a request.
     pub fn check(&self, r: &Received) -> Result<(), Rejection> {
         match self {
+            Auth::HubKeys => match r.header(HUB_KEY_HEADER) {
+                Some(s) if s == r.source => Ok(()),
+                _ => Err(reject(
+                    codes::UNAUTHORIZED,
+                    format!(
+                        "a hub API key with scope `ingest:{}` is required (Authorization: Bearer wbk_…)",
+                        r.source
+                    ),
+                )),
+            },
             Auth::StandardWebhooks(keys) => signature::verify(
                 keys,
                 r.header("webhook-id"),

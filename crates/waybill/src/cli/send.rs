@@ -98,6 +98,15 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             }
         }
         (Some(AuthConfig::UrlToken { .. }), _) => {}
+        (Some(AuthConfig::HubKeys {}), _) => {
+            let key = std::env::var("WAYBILL_INGEST_KEY").map_err(|_| {
+                anyhow::anyhow!(
+                    "source `{0}` takes hub keys: set WAYBILL_INGEST_KEY to a key with scope ingest:{0}",
+                    a.source
+                )
+            })?;
+            req = req.bearer_auth(key).header("idempotency-key", &id);
+        }
         (None, _) => anyhow::bail!(
             "source `{}` has no authentication waybill send knows",
             a.source

@@ -266,3 +266,82 @@ async fn the_cli_creates_lists_and_revokes_keys() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope `root`"));
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_source_takes_hub_keys_holding_its_ingest_scope() {
+    let sink = FakePartner::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "{}\n[sources.partner]\ntype = \"jq\"\nauth = {{ type = \"hub_keys\" }}\nmapping = '{MAPPING}'\nidempotency_key = \".id\"\n",
+        config_toml(&dir.path().join("hub.db"), &sink.url("/hook"), FAST_RETRIES)
+    );
+    let cfg = waybill::Config::parse(&toml, std::iter::empty()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = TestHub::from_parts(cfg, listener, dir);
+    let mut keys = std::collections::HashMap::new();
+    for scope in ["ingest:partner", "ingest:carrier", "read", "admin"] {
+        let k = create_key(&hub, scope, &[scope], None).await;
+        keys.insert(
+            scope,
+            (
+                k["key"].as_str().unwrap().to_owned(),
+                k["id"].as_str().unwrap().to_owned(),
+            ),
+        );
+    }
+    let post = |key: Option<String>, id: &str, spoof: bool| {
+        let mut req = hub
+            .client
+            .post(format!("{}/v1/ingest/partner", hub.base))
+            .header("content-type", "application/json")
+            .json(&carrier_event(id, "S-HUBKEY", "shipment.in_transit", 1));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if spoof {
+            req = req.header("x-waybill-hub-key-scope", "partner");
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        post(Some(keys["ingest:partner"].0.clone()), "h1", false).await,
+        202
+    );
+    assert_eq!(post(Some(keys["admin"].0.clone()), "h2", false).await, 202);
+    for (who, key) in [
+        (
+            "another source's scope",
+            Some(keys["ingest:carrier"].0.clone()),
+        ),
+        ("read", Some(keys["read"].0.clone())),
+        ("a configuration key", Some(API_KEY.to_owned())),
+        ("none", None),
+    ] {
+        assert_eq!(post(key.clone(), "h3", false).await, 401, "{who}");
+        assert_eq!(
+            post(key, "h3", true).await,
+            401,
+            "{who}, claiming the scope in a header"
+        );
+    }
+    let (id, revoke) = (&keys["ingest:partner"].0, &keys["ingest:partner"].1);
+    let (s, _) = status_with(&hub, "delete", &format!("/v1/keys/{revoke}"), Some(API_KEY)).await;
+    assert_eq!(s, 200);
+    assert_eq!(post(Some(id.clone()), "h4", false).await, 401, "revoked");
+    // Accepted ones are stored without the key.
+    let (_, inbox) = status_with(&hub, "get", "/v1/inbox?source=partner", Some(API_KEY)).await;
+    let text = inbox.to_string();
+    for (key, _) in keys.values() {
+        assert!(!text.contains(key.as_str()), "a key is stored: {text}");
+    }
+    assert_eq!(
+        inbox["inbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] == "accepted")
+            .count(),
+        2
+    );
+    hub.stop().await;
+}
