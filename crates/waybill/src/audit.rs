@@ -87,38 +87,51 @@ pub async fn anchor_now(store: &Store, path: &Path) -> anyhow::Result<AuditAncho
     Ok(anchor)
 }
 
-/// Anchors the head at start, every `anchor_every` when it moved, and once more when
-/// `stop` turns true (a graceful stop). Errors are logged; the task goes on.
+/// Anchors the head every `every` when it moved, until `stop` turns true. The anchors at
+/// start and at a graceful stop are written by `serve` itself, in order with the rest of
+/// the start and the stop (not raced against them here). Errors are logged; the task
+/// goes on.
 pub async fn run_anchor(
     store: Store,
     path: PathBuf,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut last: Option<i64> = None;
-    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    let mut last: Option<i64> = store.audit_head().await.ok().map(|(seq, _)| seq);
+    let period = every.max(Duration::from_secs(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let stopping = tokio::select! {
-            _ = tick.tick() => false,
-            _ = stop.changed() => true,
-        };
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
         let moved = match store.audit_head().await {
             Ok((seq, _)) => last != Some(seq),
             Err(_) => true,
         };
-        if moved || stopping {
-            match anchor_now(&store, &path).await {
-                Ok(a) => {
-                    tracing::debug!(seq = a.seq, hash = %a.hash, "audit head anchored");
-                    last = Some(a.seq);
-                }
-                Err(e) => tracing::error!(target: "waybill::audit", error = %e,
-                    file = %path.display(), "cannot anchor the audit head"),
+        if moved {
+            if let Some(a) = anchor_logged(&store, &path).await {
+                last = Some(a.seq);
             }
         }
-        if stopping || *stop.borrow() {
-            return;
+    }
+}
+
+/// [`anchor_now`], its error logged.
+pub async fn anchor_logged(store: &Store, path: &Path) -> Option<AuditAnchor> {
+    match anchor_now(store, path).await {
+        Ok(a) => {
+            tracing::debug!(seq = a.seq, hash = %a.hash, "audit head anchored");
+            Some(a)
+        }
+        Err(e) => {
+            tracing::error!(target: "waybill::audit", error = %e,
+                file = %path.display(), "cannot anchor the audit head");
+            None
         }
     }
 }

@@ -262,6 +262,7 @@ pub async fn serve(
     // The audit trail: this start, and the chain's head anchored to a file when asked.
     audit::record_start(&store, &instance, &config).await;
     if let Some(path) = config.audit.anchor_file.clone() {
+        audit::anchor_logged(&store, &path).await;
         let every = config.audit.anchor_every;
         control_tasks.push(tokio::spawn(audit::run_anchor(
             store.clone(),
@@ -377,6 +378,10 @@ pub async fn serve(
     }
     for t in control_tasks {
         let _ = t.await;
+    }
+    // The head as this instance leaves it: after every action it answered.
+    if let Some(path) = &config.audit.anchor_file {
+        audit::anchor_logged(&store, path).await;
     }
     if let Some(k) = keeper {
         let _ = k.await;
