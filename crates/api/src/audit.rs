@@ -42,13 +42,36 @@ pub(crate) struct Audit {
 impl<S: Send + Sync> FromRequestParts<S> for Audit {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        let crate::manage::Who(actor) =
-            crate::manage::Who::from_request_parts(parts, state).await?;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
         Ok(Audit {
-            actor,
+            actor: actor_of(parts),
             origin: origin_of(parts),
         })
+    }
+}
+
+/// The name of the caller's key, followed by `/<operator>` when the request names a
+/// person in `X-Waybill-Operator` (up to 100 characters; a shared tool's key).
+fn actor_of(parts: &Parts) -> String {
+    let key = parts
+        .extensions
+        .get::<crate::auth::Caller>()
+        .map_or_else(|| "anonymous".to_owned(), |c| c.name.clone());
+    let person = parts
+        .headers
+        .get("x-waybill-operator")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.chars()
+                .filter(|c| !c.is_control())
+                .take(100)
+                .collect::<String>()
+        });
+    match person {
+        Some(p) => format!("{key}/{p}"),
+        None => key,
     }
 }
 

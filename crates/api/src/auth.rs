@@ -117,10 +117,10 @@ pub fn required(method: &Method, path: &str) -> Option<Scope> {
         return None;
     }
     let admin_paths = ["/v1/keys", "/v1/audit"];
-    if admin_paths
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
-    {
+    if admin_paths.iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }) {
         return Some(Scope::Admin);
     }
     if *method == Method::GET {

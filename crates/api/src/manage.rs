@@ -55,40 +55,6 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(event_deliveries))
 }
 
-/// Who acted: the name of the caller's key, followed by `/<operator>` when the request
-/// names a person in `X-Waybill-Operator` (up to 100 characters; a shared tool's key).
-pub(crate) struct Who(pub String);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Who {
-    type Rejection = Problem;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Problem> {
-        let key = parts
-            .extensions
-            .get::<crate::auth::Caller>()
-            .map_or_else(|| "anonymous".to_owned(), |c| c.name.clone());
-        let person = parts
-            .headers
-            .get("x-waybill-operator")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(|v| {
-                v.chars()
-                    .filter(|c| !c.is_control())
-                    .take(100)
-                    .collect::<String>()
-            });
-        Ok(Who(match person {
-            Some(p) => format!("{key}/{p}"),
-            None => key,
-        }))
-    }
-}
-
 /// A name in a path: 1 to 200 bytes, no control characters.
 fn check_name(what: &str, name: &str) -> Result<(), Problem> {
     if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
@@ -362,7 +328,6 @@ async fn get_sink(State(st): State<Arc<AppState>>, P(name): P<String>) -> AppRes
 
 async fn set_paused(
     st: &AppState,
-    who: String,
     au: &crate::audit::Audit,
     name: &str,
     paused: bool,
@@ -370,11 +335,11 @@ async fn set_paused(
     one_sink(st, name).await?;
     st.hub
         .store
-        .set_sink_paused(name, paused, &who)
+        .set_sink_paused(name, paused, &au.actor)
         .await
         .map_err(|e| Problem::internal(&e))?;
     st.hub.metrics.controls.set_paused(name, paused);
-    tracing::info!(sink = name, paused, by = %who, "sink paused or resumed by an operator");
+    tracing::info!(sink = name, paused, by = %au.actor, "sink paused or resumed by an operator");
     let action = if paused { "sink.pause" } else { "sink.resume" };
     au.record(st, action, format!("sink:{name}"), json!({}))
         .await;
@@ -387,11 +352,10 @@ async fn set_paused(
     responses((status = 200, body = SinkHealth), crate::openapi::Unauthorized, crate::openapi::SinkNotFound))]
 async fn pause_sink(
     State(st): State<Arc<AppState>>,
-    Who(who): Who,
     au: crate::audit::Audit,
     P(name): P<String>,
 ) -> AppResult {
-    set_paused(&st, who, &au, &name, true).await
+    set_paused(&st, &au, &name, true).await
 }
 
 /// Resumes a paused sink.
@@ -399,11 +363,10 @@ async fn pause_sink(
     responses((status = 200, body = SinkHealth), crate::openapi::Unauthorized, crate::openapi::SinkNotFound))]
 async fn resume_sink(
     State(st): State<Arc<AppState>>,
-    Who(who): Who,
     au: crate::audit::Audit,
     P(name): P<String>,
 ) -> AppResult {
-    set_paused(&st, who, &au, &name, false).await
+    set_paused(&st, &au, &name, false).await
 }
 
 /// Sends one test event (`type` `io.waybill.test`) to the sink now, outside the outbox:
@@ -575,7 +538,6 @@ fn valid_type(t: &str) -> bool {
         crate::openapi::Unauthorized, crate::openapi::BadSubscription))]
 async fn put_subscription(
     State(st): State<Arc<AppState>>,
-    Who(who): Who,
     au: crate::audit::Audit,
     P(name): P<String>,
     body: axum::body::Bytes,
@@ -619,7 +581,7 @@ async fn put_subscription(
         .put_subscription(written.clone())
         .await
         .map_err(|e| Problem::internal(&e))?;
-    tracing::info!(subscription = %name, by = %who, created, "subscription changed by an operator");
+    tracing::info!(subscription = %name, by = %au.actor, created, "subscription changed by an operator");
     au.record(
         &st,
         "subscription.put",
@@ -659,7 +621,6 @@ async fn put_subscription(
     responses((status = 204, description = "deleted"), crate::openapi::Unauthorized, crate::openapi::SubscriptionNotFound))]
 async fn delete_subscription(
     State(st): State<Arc<AppState>>,
-    Who(who): Who,
     au: crate::audit::Audit,
     P(name): P<String>,
 ) -> AppResult {
@@ -676,7 +637,7 @@ async fn delete_subscription(
             format!("no subscription `{name}`"),
         ));
     }
-    tracing::info!(subscription = %name, by = %who, "subscription deleted by an operator");
+    tracing::info!(subscription = %name, by = %au.actor, "subscription deleted by an operator");
     au.record(
         &st,
         "subscription.delete",
@@ -710,7 +671,6 @@ fn found<T>(
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::DeadLetterNotFound, crate::openapi::DeadLetterClosed))]
 async fn discard_dead_letter(
     State(st): State<Arc<AppState>>,
-    Who(who): Who,
     au: crate::audit::Audit,
     pii: Pii,
     P(id): P<i64>,
@@ -718,12 +678,12 @@ async fn discard_dead_letter(
     match st
         .hub
         .store
-        .discard_dead_letter(id, &who)
+        .discard_dead_letter(id, &au.actor)
         .await
         .map_err(|e| Problem::internal(&e))?
     {
         Ok(d) => {
-            tracing::info!(dead_letter = id, by = %who, "dead letter discarded by an operator");
+            tracing::info!(dead_letter = id, by = %au.actor, "dead letter discarded by an operator");
             au.record(
                 &st,
                 "dead_letter.discard",
@@ -758,7 +718,6 @@ async fn get_inbox_record(State(st): State<Arc<AppState>>, pii: Pii, P(id): P<i6
         crate::openapi::Unauthorized, crate::openapi::InboxNotFound, crate::openapi::NotReprocessable))]
 async fn reprocess(
     State(st): State<Arc<AppState>>,
-    Who(who): Who,
     au: crate::audit::Audit,
     P(id): P<i64>,
 ) -> AppResult {
@@ -789,7 +748,7 @@ async fn reprocess(
         }
         Err(ReprocessError::Store(e)) => return Err(Problem::internal(&e)),
     };
-    tracing::info!(inbox_id = id, into = r.inbox_id, by = %who, "rejected payload re-processed by an operator");
+    tracing::info!(inbox_id = id, into = r.inbox_id, by = %au.actor, "rejected payload re-processed by an operator");
     let outcome = match &r.reply {
         waybill_engine::IngestReply::Accepted(_) => "accepted",
         waybill_engine::IngestReply::Duplicate(_) => "duplicate",

@@ -86,6 +86,15 @@ pub struct SourceLive {
     pub last_rejected_at: Option<OffsetDateTime>,
 }
 
+/// Applies `f` to `name`'s entry, made when missing: the hot path (every ingest, every
+/// delivery) finds an existing one without allocating its key.
+fn with_entry<T: Default>(m: &mut BTreeMap<String, T>, name: &str, f: impl FnOnce(&mut T)) {
+    match m.get_mut(name) {
+        Some(v) => f(v),
+        None => f(m.entry(name.to_owned()).or_default()),
+    }
+}
+
 fn minute(t: OffsetDateTime) -> i64 {
     t.unix_timestamp().div_euclid(60)
 }
@@ -179,9 +188,10 @@ impl Controls {
         }
         let now = OffsetDateTime::now_utc();
         if let Ok(mut m) = self.sinks.lock() {
-            let s = m.entry(sink.to_owned()).or_default();
-            s.last_success_at = Some(now);
-            s.bump(now, n, 0);
+            with_entry(&mut m, sink, |s| {
+                s.last_success_at = Some(now);
+                s.bump(now, n, 0);
+            });
         }
     }
 
@@ -189,10 +199,11 @@ impl Controls {
     pub fn failed(&self, sink: &str, error: &str) {
         let now = OffsetDateTime::now_utc();
         if let Ok(mut m) = self.sinks.lock() {
-            let s = m.entry(sink.to_owned()).or_default();
-            s.last_failure_at = Some(now);
-            s.last_error = Some(error.chars().take(500).collect());
-            s.bump(now, 0, 1);
+            with_entry(&mut m, sink, |s| {
+                s.last_failure_at = Some(now);
+                s.last_error = Some(error.chars().take(500).collect());
+                s.bump(now, 0, 1);
+            });
         }
     }
 
@@ -200,12 +211,13 @@ impl Controls {
     pub fn ingested(&self, source: &str, accepted: bool) {
         let now = OffsetDateTime::now_utc();
         if let Ok(mut m) = self.sources.lock() {
-            let s = m.entry(source.to_owned()).or_default();
-            if accepted {
-                s.last_accepted_at = Some(now);
-            } else {
-                s.last_rejected_at = Some(now);
-            }
+            with_entry(&mut m, source, |s| {
+                if accepted {
+                    s.last_accepted_at = Some(now);
+                } else {
+                    s.last_rejected_at = Some(now);
+                }
+            });
         }
     }
 

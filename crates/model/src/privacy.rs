@@ -74,7 +74,12 @@ impl Personal {
 
     /// Whether `key` names personal data.
     pub fn is_personal(&self, key: &str) -> bool {
-        self.keys.contains(&key.to_lowercase())
+        // Keys are nearly always lower case already: look them up without allocating.
+        if key.bytes().any(|b| b.is_ascii_uppercase()) || !key.is_ascii() {
+            self.keys.contains(&key.to_lowercase())
+        } else {
+            self.keys.contains(key)
+        }
     }
 
     /// Whether `v` holds personal data anywhere.
