@@ -333,8 +333,9 @@ impl Hub {
 
 /// Whether a rejection came before its sender was authenticated — an unknown source, a
 /// body over the limit, a failed signature, key or token — so that anyone could have sent
-/// it: such payloads are kept as bounded samples only ([`Verdict::Sample`]).
-fn unauthenticated(code: Code) -> bool {
+/// it: such payloads are kept as bounded samples only ([`Verdict::Sample`]) and never
+/// re-processed.
+pub(crate) fn unauthenticated(code: Code) -> bool {
     code == codes::UNKNOWN_SOURCE
         || code == codes::TOO_LARGE
         || code.class() == waybill_model::CodeClass::Unauthenticated

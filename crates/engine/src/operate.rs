@@ -15,14 +15,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use waybill_store::{IngestOutcome, StoreError};
 
-/// Rejection codes of payloads that were not authenticated: never re-processed.
-const UNAUTHENTICATED: [&str; 4] = [
-    codes::UNKNOWN_SOURCE.as_str(),
-    codes::TOO_LARGE.as_str(),
-    codes::BAD_SIGNATURE.as_str(),
-    codes::UNAUTHORIZED.as_str(),
-];
-
 /// Why a payload cannot be re-processed.
 #[derive(Debug)]
 pub enum ReprocessError {
@@ -86,7 +78,10 @@ impl Hub {
             return Err(ReprocessError::AlreadyReprocessed(into));
         }
         let code = rec.reason_code.as_deref().unwrap_or_default();
-        if UNAUTHENTICATED.contains(&code) {
+        let never_authenticated = codes::CODES
+            .iter()
+            .any(|c| c.as_str() == code && crate::ingest::unauthenticated(*c));
+        if never_authenticated {
             return Err(ReprocessError::Refused(format!(
                 "a payload rejected with `{code}` was never authenticated; the partner must send it again"
             )));
