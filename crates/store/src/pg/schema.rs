@@ -339,6 +339,15 @@ END $$;
 CREATE TRIGGER audit_base_forward BEFORE UPDATE OR DELETE ON audit_base
 FOR EACH ROW EXECUTE FUNCTION audit_base_forward();
 "#,
+    // Tenants and data minimisation (issue 19). A lane row carries the tenant (company)
+    // its first tenant-bearing event named; the canonical lane's is the shipment's, and a
+    // tenant-bound API key sees only shipments of its tenant. A subscription may allow or
+    // forbid personal data for its consumer (NULL: its sink's default).
+    r#"
+ALTER TABLE shipments ADD COLUMN tenant TEXT COLLATE "C";
+CREATE INDEX shipments_tenant ON shipments (tenant, key) WHERE tenant IS NOT NULL;
+ALTER TABLE subscriptions ADD COLUMN personal_data BOOLEAN;
+"#,
 ];
 
 /// The schema version this build expects.

@@ -369,6 +369,15 @@ BEGIN SELECT RAISE(ABORT, 'audit_base only moves forward'); END;
 CREATE TRIGGER audit_base_no_delete BEFORE DELETE ON audit_base
 BEGIN SELECT RAISE(ABORT, 'audit_base is kept'); END;
 "#,
+    // Tenants and data minimisation (issue 19). A lane row carries the tenant (company)
+    // its first tenant-bearing event named; the canonical lane's is the shipment's, and a
+    // tenant-bound API key sees only shipments of its tenant. A subscription may allow or
+    // forbid personal data for its consumer (NULL: its sink's default).
+    r#"
+ALTER TABLE shipments ADD COLUMN tenant TEXT;
+CREATE INDEX shipments_tenant ON shipments (tenant, key) WHERE tenant IS NOT NULL;
+ALTER TABLE subscriptions ADD COLUMN personal_data INTEGER;
+"#,
 ];
 
 /// The schema version this build expects.
