@@ -315,6 +315,19 @@ pub async fn layer(State(st): State<Arc<AppState>>, mut req: Request, next: Next
         )
         .into_response();
     }
+    if let Some(t) = &caller.tenant {
+        if !crate::tenant::allowed(req.method(), &path) {
+            return Problem::new(
+                codes::FORBIDDEN,
+                format!(
+                    "the API key `{}` is bound to tenant `{t}`; {} {path} spans every tenant",
+                    caller.key_id,
+                    req.method()
+                ),
+            )
+            .into_response();
+        }
+    }
     req.extensions_mut().insert(caller);
     next.run(req).await
 }

@@ -17,6 +17,7 @@ mod openapi;
 mod privacy;
 mod problem;
 mod routes;
+mod tenant;
 mod ui;
 mod workflows;
 

@@ -10,6 +10,7 @@
 use crate::privacy::{shown, shown_inbox, Pii};
 use crate::routes::refused;
 use crate::routes::P;
+use crate::tenant::Tenant;
 use crate::{codes, AppState, Problem};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -651,10 +652,17 @@ async fn delete_subscription(
 /// A dead letter with its failed attempts, their answers and the event.
 #[utoipa::path(get, path = "/v1/dead-letters/{id}", tag = "dead letters", params(("id" = i64, Path)),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::DeadLetterNotFound))]
-async fn get_dead_letter(State(st): State<Arc<AppState>>, pii: Pii, P(id): P<i64>) -> AppResult {
-    let d = found(st.hub.store.dead_letter(id).await, || {
-        Problem::new(codes::DEAD_LETTER_NOT_FOUND, format!("no dead letter {id}"))
-    })?;
+async fn get_dead_letter(
+    State(st): State<Arc<AppState>>,
+    pii: Pii,
+    tenant: Tenant,
+    P(id): P<i64>,
+) -> AppResult {
+    let missing = || Problem::new(codes::DEAD_LETTER_NOT_FOUND, format!("no dead letter {id}"));
+    let d = found(st.hub.store.dead_letter(id).await, missing)?;
+    if !tenant.sees(&st, &d.dead_letter.shipment).await? {
+        return Err(missing());
+    }
     Ok(Json(shown(&st, pii, &d)).into_response())
 }
 
@@ -673,8 +681,10 @@ async fn discard_dead_letter(
     State(st): State<Arc<AppState>>,
     au: crate::audit::Audit,
     pii: Pii,
+    tenant: Tenant,
     P(id): P<i64>,
 ) -> AppResult {
+    crate::routes::dead_letter_of_tenant(&st, &tenant, id).await?;
     match st
         .hub
         .store
@@ -700,10 +710,17 @@ async fn discard_dead_letter(
 /// A payload kept in the inbox: headers (credentials never stored) and body.
 #[utoipa::path(get, path = "/v1/inbox/{id}", tag = "inbox", params(("id" = i64, Path)),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::InboxNotFound))]
-async fn get_inbox_record(State(st): State<Arc<AppState>>, pii: Pii, P(id): P<i64>) -> AppResult {
-    let r = found(st.hub.store.inbox_record(id).await, || {
-        Problem::new(codes::INBOX_NOT_FOUND, format!("no inbox record {id}"))
-    })?;
+async fn get_inbox_record(
+    State(st): State<Arc<AppState>>,
+    pii: Pii,
+    tenant: Tenant,
+    P(id): P<i64>,
+) -> AppResult {
+    let missing = || Problem::new(codes::INBOX_NOT_FOUND, format!("no inbox record {id}"));
+    let r = found(st.hub.store.inbox_record(id).await, missing)?;
+    if !tenant.sees_source(&st, &r.source) {
+        return Err(missing());
+    }
     let r = serde_json::to_value(&r).unwrap_or_default();
     let shown = shown_inbox(&st, &pii, vec![r]).pop().unwrap_or_default();
     Ok(Json(shown).into_response())
@@ -719,8 +736,23 @@ async fn get_inbox_record(State(st): State<Arc<AppState>>, pii: Pii, P(id): P<i6
 async fn reprocess(
     State(st): State<Arc<AppState>>,
     au: crate::audit::Audit,
+    tenant: Tenant,
     P(id): P<i64>,
 ) -> AppResult {
+    if tenant.0.is_some() {
+        let rec = st
+            .hub
+            .store
+            .inbox_record(id)
+            .await
+            .map_err(|e| Problem::internal(&e))?;
+        if !rec.is_some_and(|r| tenant.sees_source(&st, &r.source)) {
+            return Err(Problem::new(
+                codes::INBOX_NOT_FOUND,
+                format!("no inbox record {id}"),
+            ));
+        }
+    }
     let r = match st.hub.reprocess(id).await {
         Ok(r) => r,
         Err(ReprocessError::NotFound) => {
@@ -802,11 +834,12 @@ struct EventPath {
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::ShipmentNotFound))]
 async fn event_deliveries(
     State(st): State<Arc<AppState>>,
+    tenant: Tenant,
     P((key, event_id)): P<(String, String)>,
 ) -> AppResult {
     check_name("shipment", &key)?;
     check_name("event", &event_id)?;
-    let shipment = crate::routes::resolve_one(&st, &key).await?;
+    let shipment = crate::routes::resolve_one(&st, &key, &tenant).await?;
     let rows = st
         .hub
         .store

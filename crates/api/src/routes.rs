@@ -1,6 +1,7 @@
 //! Routes and handlers.
 
 use crate::privacy::{shown, shown_inbox, Pii};
+use crate::tenant::Tenant;
 use crate::{codes, AppState, Problem};
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
@@ -276,19 +277,22 @@ async fn ingest_with(
         (status = 413, description = "`ingest.too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`ingest.rejected`", body = Problem, content_type = "application/problem+json"),
         crate::openapi::Unauthorized, crate::openapi::Unavailable))]
-async fn post_events(State(st): State<Arc<AppState>>, req: Request) -> AppResult {
+async fn post_events(State(st): State<Arc<AppState>>, tenant: Tenant, req: Request) -> AppResult {
     let started = Instant::now();
     let (headers, body, too_large) = read_body(req, st.max_body_bytes).await;
     let r = st
         .hub
-        .ingest_canonical(Received {
-            source: "api".into(),
-            headers,
-            body,
-            too_large,
-            url_token: None,
-            received_at: OffsetDateTime::now_utc(),
-        })
+        .ingest_canonical_in(
+            Received {
+                source: "api".into(),
+                headers,
+                body,
+                too_large,
+                url_token: None,
+                received_at: OffsetDateTime::now_utc(),
+            },
+            tenant.0.as_deref(),
+        )
         .await
         .map_err(|e| Problem::internal(&e))?;
     st.hub.metrics.ack_latency.observe(started.elapsed());
@@ -311,8 +315,13 @@ fn check_key(key: &str) -> Result<(), Problem> {
 #[utoipa::path(get, path = "/v1/shipments/{key}", tag = "shipments",
     params(("key" = String, Path, description = "Shipment key or any alias")),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::ShipmentNotFound, crate::openapi::Unavailable))]
-async fn get_shipment(State(st): State<Arc<AppState>>, pii: Pii, P(key): P<String>) -> AppResult {
-    let canonical = resolve_one(&st, &key).await?;
+async fn get_shipment(
+    State(st): State<Arc<AppState>>,
+    pii: Pii,
+    tenant: Tenant,
+    P(key): P<String>,
+) -> AppResult {
+    let canonical = resolve_one(&st, &key, &tenant).await?;
     match st
         .hub
         .store
@@ -328,23 +337,41 @@ async fn get_shipment(State(st): State<Arc<AppState>>, pii: Pii, P(key): P<Strin
     }
 }
 
-/// The one shipment a key or alias names, or the problem saying why not.
-pub(crate) async fn resolve_one(st: &AppState, key: &str) -> Result<String, Problem> {
+/// The one shipment of the caller's tenant a key or alias names, or the problem saying
+/// why not (another tenant's shipment is not found).
+pub(crate) async fn resolve_one(
+    st: &AppState,
+    key: &str,
+    tenant: &Tenant,
+) -> Result<String, Problem> {
     check_key(key)?;
-    let canonical = match st
+    let not_found = || Problem::new(codes::SHIPMENT_NOT_FOUND, format!("no shipment `{key}`"));
+    let resolved = st
         .hub
         .store
         .resolve_key(key)
         .await
-        .map_err(|e| Problem::internal(&e))?
-    {
-        Resolved::One(k) => k,
-        Resolved::NotFound => {
-            return Err(Problem::new(
-                codes::SHIPMENT_NOT_FOUND,
-                format!("no shipment `{key}`"),
-            ))
+        .map_err(|e| Problem::internal(&e))?;
+    let resolved = match resolved {
+        Resolved::One(k) if !tenant.sees(st, &k).await? => Resolved::NotFound,
+        Resolved::Several(keys) if tenant.0.is_some() => {
+            let mut mine = Vec::new();
+            for k in keys {
+                if tenant.sees(st, &k).await? {
+                    mine.push(k);
+                }
+            }
+            match mine.len() {
+                0 => Resolved::NotFound,
+                1 => Resolved::One(mine.remove(0)),
+                _ => Resolved::Several(mine),
+            }
         }
+        r => r,
+    };
+    let canonical = match resolved {
+        Resolved::One(k) => k,
+        Resolved::NotFound => return Err(not_found()),
         Resolved::Several(keys) => {
             let mut p = Problem::new(
                 codes::AMBIGUOUS,
@@ -364,21 +391,43 @@ pub(crate) async fn resolve_one(st: &AppState, key: &str) -> Result<String, Prob
 #[utoipa::path(get, path = "/v1/orders/{key}", tag = "shipments",
     params(("key" = String, Path, description = "Order key or alias")),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::OrderNotFound, crate::openapi::Unavailable))]
-async fn get_order(State(st): State<Arc<AppState>>, pii: Pii, P(key): P<String>) -> AppResult {
+async fn get_order(
+    State(st): State<Arc<AppState>>,
+    pii: Pii,
+    tenant: Tenant,
+    P(key): P<String>,
+) -> AppResult {
     check_key(&key)?;
-    match st
+    let not_found = || Problem::new(codes::ORDER_NOT_FOUND, format!("no order `{key}`"));
+    let Some(mut v) = st
         .hub
         .store
         .order(&key)
         .await
         .map_err(|e| Problem::internal(&e))?
-    {
-        Some(v) => Ok(Json(shown(&st, pii, &v)).into_response()),
-        None => Err(Problem::new(
-            codes::ORDER_NOT_FOUND,
-            format!("no order `{key}`"),
-        )),
+    else {
+        return Err(not_found());
+    };
+    if tenant.0.is_some() {
+        // Only the tenant's shipments of the order, and their events; none: no order.
+        let mut mine = Vec::new();
+        for s in std::mem::take(&mut v.shipments) {
+            if tenant.sees(&st, s.state.key.as_str()).await? {
+                mine.push(s);
+            }
+        }
+        if mine.is_empty() {
+            return Err(not_found());
+        }
+        let lanes: std::collections::HashSet<&str> = mine
+            .iter()
+            .flat_map(|s| s.lanes.iter().map(String::as_str))
+            .collect();
+        v.timeline
+            .retain(|e| lanes.contains(e.event.subject.as_str()));
+        v.shipments = mine;
     }
+    Ok(Json(shown(&st, pii, &v)).into_response())
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -396,6 +445,7 @@ struct ListConflicts {
 async fn list_conflicts(
     State(st): State<Arc<AppState>>,
     pii: Pii,
+    tenant: Tenant,
     Q(q): Q<ListConflicts>,
 ) -> AppResult {
     if let Some(k) = q.kind.as_deref() {
@@ -414,6 +464,7 @@ async fn list_conflicts(
             kind: q.kind,
             after: q.after,
             limit,
+            tenant: tenant.0,
         })
         .await
         .map_err(|e| Problem::internal(&e))?;
@@ -442,7 +493,11 @@ struct ListShipments {
 /// Shipments by key, paged by `after` (`next_after`), filtered by milestone or reference.
 #[utoipa::path(get, path = "/v1/shipments", tag = "shipments", params(ListShipments),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::BadQuery, crate::openapi::Unavailable))]
-async fn list_shipments(State(st): State<Arc<AppState>>, Q(q): Q<ListShipments>) -> AppResult {
+async fn list_shipments(
+    State(st): State<Arc<AppState>>,
+    tenant: Tenant,
+    Q(q): Q<ListShipments>,
+) -> AppResult {
     let state = match q.state.as_deref() {
         None => None,
         Some(s) => Some(
@@ -467,7 +522,8 @@ async fn list_shipments(State(st): State<Arc<AppState>>, Q(q): Q<ListShipments>)
         },
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = st
+    let by_reference = reference.is_some();
+    let mut rows = st
         .hub
         .store
         .shipments(ShipmentQuery {
@@ -475,9 +531,20 @@ async fn list_shipments(State(st): State<Arc<AppState>>, Q(q): Q<ListShipments>)
             after: q.after,
             reference,
             limit,
+            tenant: tenant.0.clone(),
         })
         .await
         .map_err(|e| Problem::internal(&e))?;
+    if by_reference && tenant.0.is_some() {
+        // A reference names few shipments: those of other tenants are left out here.
+        let mut mine = Vec::with_capacity(rows.len());
+        for r in rows {
+            if tenant.sees(&st, r.state.key.as_str()).await? {
+                mine.push(r);
+            }
+        }
+        rows = mine;
+    }
     let next = (rows.len() == limit)
         .then(|| rows.last().map(|r| r.state.key.0.clone()))
         .flatten();
@@ -503,7 +570,11 @@ struct ListDeadLetters {
 /// Dead letters, newest first.
 #[utoipa::path(get, path = "/v1/dead-letters", tag = "dead letters", params(ListDeadLetters),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::BadQuery, crate::openapi::Unavailable))]
-async fn list_dead_letters(State(st): State<Arc<AppState>>, Q(q): Q<ListDeadLetters>) -> AppResult {
+async fn list_dead_letters(
+    State(st): State<Arc<AppState>>,
+    tenant: Tenant,
+    Q(q): Q<ListDeadLetters>,
+) -> AppResult {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let rows = st
         .hub
@@ -514,6 +585,7 @@ async fn list_dead_letters(State(st): State<Arc<AppState>>, Q(q): Q<ListDeadLett
             state: q.state.unwrap_or_default(),
             before: q.before,
             limit,
+            tenant: tenant.0,
         })
         .await
         .map_err(|e| Problem::internal(&e))?;
@@ -529,8 +601,10 @@ async fn list_dead_letters(State(st): State<Arc<AppState>>, Q(q): Q<ListDeadLett
 async fn replay_one(
     State(st): State<Arc<AppState>>,
     au: crate::audit::Audit,
+    tenant: Tenant,
     P(id): P<i64>,
 ) -> AppResult {
+    dead_letter_of_tenant(&st, &tenant, id).await?;
     match st
         .hub
         .store
@@ -553,6 +627,27 @@ async fn replay_one(
                 .into_response())
         }
         Err(why) => Err(refused(id, why)),
+    }
+}
+
+/// Refuses (as not found) a dead letter of a shipment the caller's tenant does not see.
+pub(crate) async fn dead_letter_of_tenant(
+    st: &AppState,
+    tenant: &Tenant,
+    id: i64,
+) -> Result<(), Problem> {
+    if tenant.0.is_none() {
+        return Ok(());
+    }
+    let d = st
+        .hub
+        .store
+        .dead_letter(id)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    match d {
+        Some(d) if tenant.sees(st, d.dead_letter.shipment.as_str()).await? => Ok(()),
+        _ => Err(refused(id, DeadLetterRefusal::NotFound)),
     }
 }
 
@@ -588,6 +683,7 @@ struct BulkReplay {
 async fn replay_bulk(
     State(st): State<Arc<AppState>>,
     au: crate::audit::Audit,
+    tenant: Tenant,
     req: Request,
 ) -> AppResult {
     let (_, body, too_large) = read_body(req, 1 << 20).await;
@@ -598,8 +694,20 @@ async fn replay_bulk(
     let q: BulkReplay =
         serde_json::from_slice(&body).map_err(|e| Problem::new(codes::BAD_JSON, e.to_string()))?;
     let sel = match (q.ids, q.sink, q.all) {
-        (Some(ids), None, None | Some(false)) => ReplaySelector::Ids(ids),
-        (None, sink, Some(true)) => ReplaySelector::All { sink },
+        (Some(ids), None, None | Some(false)) => {
+            // A tenant's key replays only its own: the others' are left out, as unknown.
+            let mut mine = Vec::with_capacity(ids.len());
+            for id in ids {
+                if dead_letter_of_tenant(&st, &tenant, id).await.is_ok() {
+                    mine.push(id);
+                }
+            }
+            ReplaySelector::Ids(mine)
+        }
+        (None, sink, Some(true)) => ReplaySelector::All {
+            sink,
+            tenant: tenant.0.clone(),
+        },
         _ => {
             return Err(Problem::new(
                 codes::BAD_REQUEST,
@@ -609,7 +717,9 @@ async fn replay_bulk(
     };
     let asked = match &sel {
         ReplaySelector::Ids(ids) => json!({"ids": ids}),
-        ReplaySelector::All { sink } => json!({"all": true, "sink": sink}),
+        ReplaySelector::All { sink, tenant } => {
+            json!({"all": true, "sink": sink, "tenant": tenant})
+        }
     };
     let done = st
         .hub
@@ -649,7 +759,12 @@ struct ListInbox {
 /// Payloads as received, newest first.
 #[utoipa::path(get, path = "/v1/inbox", tag = "inbox", params(ListInbox),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::BadQuery, crate::openapi::Unavailable))]
-async fn list_inbox(State(st): State<Arc<AppState>>, pii: Pii, Q(q): Q<ListInbox>) -> AppResult {
+async fn list_inbox(
+    State(st): State<Arc<AppState>>,
+    pii: Pii,
+    tenant: Tenant,
+    Q(q): Q<ListInbox>,
+) -> AppResult {
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let rows = st
         .hub
@@ -660,6 +775,7 @@ async fn list_inbox(State(st): State<Arc<AppState>>, pii: Pii, Q(q): Q<ListInbox
             open_only: q.open_only.unwrap_or(false),
             before: q.before,
             limit,
+            sources: tenant.sources(&st),
         })
         .await
         .map_err(|e| Problem::internal(&e))?;

@@ -13,6 +13,7 @@
 
 use crate::privacy::{shown, Pii};
 use crate::routes::{P, Q};
+use crate::tenant::Tenant;
 use crate::{codes, AppState, Problem};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -88,6 +89,7 @@ struct ListWorkflows {
 async fn list_workflows(
     State(st): State<Arc<AppState>>,
     pii: Pii,
+    tenant: Tenant,
     Q(q): Q<ListWorkflows>,
 ) -> AppResult {
     let rt = runtime(&st)?;
@@ -110,6 +112,7 @@ async fn list_workflows(
             status: q.status,
             kind: q.kind,
             limit: q.limit.unwrap_or(100),
+            tenant: tenant.0,
         })
         .await
         .map_err(|e| Problem::internal(&e))?;
@@ -120,18 +123,26 @@ async fn list_workflows(
 /// A workflow: state, step history, pending timers, tasks.
 #[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path)),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff))]
-async fn get_workflow(State(st): State<Arc<AppState>>, pii: Pii, P(id): P<String>) -> AppResult {
+async fn get_workflow(
+    State(st): State<Arc<AppState>>,
+    pii: Pii,
+    tenant: Tenant,
+    P(id): P<String>,
+) -> AppResult {
     let rt = runtime(&st)?;
-    let Some((rec, steps, timers)) = rt
+    let found = rt
         .store()
         .workflow(&id)
         .await
-        .map_err(|e| Problem::internal(&e))?
-    else {
-        return Err(Problem::new(
-            codes::WORKFLOW_NOT_FOUND,
-            format!("no workflow `{id}`"),
-        ));
+        .map_err(|e| Problem::internal(&e))?;
+    let (rec, steps, timers) = match found {
+        Some(f) if tenant.sees(&st, &f.0.entity).await? => f,
+        _ => {
+            return Err(Problem::new(
+                codes::WORKFLOW_NOT_FOUND,
+                format!("no workflow `{id}`"),
+            ))
+        }
     };
     let tasks = rt
         .store()
@@ -173,14 +184,36 @@ fn body_of<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, 
     serde_json::from_slice(bytes).map_err(|e| Problem::new(codes::BAD_JSON, e.to_string()))
 }
 
+/// Refuses (as not found) a workflow the caller's tenant does not see.
+async fn workflow_of_tenant(st: &AppState, tenant: &Tenant, id: &str) -> Result<(), Problem> {
+    if tenant.0.is_none() {
+        return Ok(());
+    }
+    let rt = runtime(st)?;
+    let found = rt
+        .store()
+        .workflow(id)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    match found {
+        Some(f) if tenant.sees(st, &f.0.entity).await? => Ok(()),
+        _ => Err(Problem::new(
+            codes::WORKFLOW_NOT_FOUND,
+            format!("no workflow `{id}`"),
+        )),
+    }
+}
+
 async fn command(
     st: &AppState,
     au: &crate::audit::Audit,
+    tenant: &Tenant,
     id: &str,
     body: &[u8],
     what: &str,
 ) -> AppResult {
     let rt = runtime(st)?;
+    workflow_of_tenant(st, tenant, id).await?;
     let b: By = body_of(body)?;
     let by = b.by.unwrap_or_else(|| "api".into());
     let queued = rt
@@ -219,10 +252,11 @@ async fn command(
 async fn cancel(
     State(st): State<Arc<AppState>>,
     au: crate::audit::Audit,
+    tenant: Tenant,
     P(id): P<String>,
     body: axum::body::Bytes,
 ) -> AppResult {
-    command(&st, &au, &id, &body, "cancel").await
+    command(&st, &au, &tenant, &id, &body, "cancel").await
 }
 
 /// Retries a workflow's failed or waiting step now.
@@ -231,10 +265,11 @@ async fn cancel(
 async fn retry(
     State(st): State<Arc<AppState>>,
     au: crate::audit::Audit,
+    tenant: Tenant,
     P(id): P<String>,
     body: axum::body::Bytes,
 ) -> AppResult {
-    command(&st, &au, &id, &body, "retry").await
+    command(&st, &au, &tenant, &id, &body, "retry").await
 }
 
 /// A document a workflow kept (a label).
@@ -242,9 +277,11 @@ async fn retry(
     responses((status = 200, description = "the document's bytes, with its content type", content_type = "application/octet-stream", body = Vec<u8>), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff))]
 async fn document(
     State(st): State<Arc<AppState>>,
+    tenant: Tenant,
     P((id, name)): P<(String, String)>,
 ) -> AppResult {
     let rt = runtime(&st)?;
+    workflow_of_tenant(&st, &tenant, &id).await?;
     match rt
         .store()
         .document(&id, &name)
@@ -273,7 +310,12 @@ struct ListTasks {
 /// Tasks opened for people, oldest first, paged by `after`.
 #[utoipa::path(get, path = "/v1/tasks", tag = "workflows", params(ListTasks),
     responses((status = 200, body = Object), crate::openapi::Unauthorized, crate::openapi::WorkflowsOff, crate::openapi::BadQuery))]
-async fn list_tasks(State(st): State<Arc<AppState>>, pii: Pii, Q(q): Q<ListTasks>) -> AppResult {
+async fn list_tasks(
+    State(st): State<Arc<AppState>>,
+    pii: Pii,
+    tenant: Tenant,
+    Q(q): Q<ListTasks>,
+) -> AppResult {
     let rt = runtime(&st)?;
     let rows = rt
         .store()
@@ -282,6 +324,7 @@ async fn list_tasks(State(st): State<Arc<AppState>>, pii: Pii, Q(q): Q<ListTasks
             workflow: q.workflow,
             after: q.after.unwrap_or(0),
             limit: q.limit.unwrap_or(100),
+            tenant: tenant.0,
         })
         .await
         .map_err(|e| Problem::internal(&e))?;
@@ -302,12 +345,29 @@ struct Resolve {
 async fn act(
     st: &AppState,
     au: &crate::audit::Audit,
+    tenant: &Tenant,
     id: i64,
     action: TaskAction,
     what: &str,
     detail: Value,
 ) -> AppResult {
     let rt = runtime(st)?;
+    if tenant.0.is_some() {
+        // The task with this id, read as the first above id - 1.
+        let task = rt
+            .store()
+            .tasks(TaskQuery {
+                after: id.saturating_sub(1),
+                limit: 1,
+                tenant: tenant.0.clone(),
+                ..TaskQuery::default()
+            })
+            .await
+            .map_err(|e| Problem::internal(&e))?;
+        if task.first().is_none_or(|t| t.id != id) {
+            return Err(Problem::new(codes::TASK_NOT_FOUND, format!("no task {id}")));
+        }
+    }
     match rt
         .store()
         .task_act(id, action)
@@ -346,6 +406,7 @@ async fn act(
 async fn claim(
     State(st): State<Arc<AppState>>,
     au: crate::audit::Audit,
+    tenant: Tenant,
     P(id): P<i64>,
     body: axum::body::Bytes,
 ) -> AppResult {
@@ -357,7 +418,16 @@ async fn claim(
         ));
     };
     let detail = json!({"by": by});
-    act(&st, &au, id, TaskAction::Claim { by }, "task.claim", detail).await
+    act(
+        &st,
+        &au,
+        &tenant,
+        id,
+        TaskAction::Claim { by },
+        "task.claim",
+        detail,
+    )
+    .await
 }
 
 /// Resolves a task with a decision; the workflow resumes.
@@ -366,6 +436,7 @@ async fn claim(
 async fn resolve(
     State(st): State<Arc<AppState>>,
     au: crate::audit::Audit,
+    tenant: Tenant,
     P(id): P<i64>,
     body: axum::body::Bytes,
 ) -> AppResult {
@@ -389,6 +460,7 @@ async fn resolve(
     act(
         &st,
         &au,
+        &tenant,
         id,
         TaskAction::Resolve {
             by,

@@ -133,12 +133,27 @@ impl Hub {
     /// Ingests canonical events posted to `/v1/events` (already authenticated by API key):
     /// event drafts or CloudEvents, one object or an array.
     pub async fn ingest_canonical(&self, r: Received) -> Result<IngestReply, StoreError> {
+        self.ingest_canonical_in(r, None).await
+    }
+
+    /// As [`Hub::ingest_canonical`], for a caller bound to `tenant`: every event is that
+    /// tenant's, whatever it says.
+    pub async fn ingest_canonical_in(
+        &self,
+        r: Received,
+        tenant: Option<&str>,
+    ) -> Result<IngestReply, StoreError> {
         let span = self.ingest_span(&r, SpanKind::Server);
-        let verdict = if r.too_large {
+        let mut verdict = if r.too_large {
             Err(reject(codes::TOO_LARGE, "body exceeds the limit"))
         } else {
             canonical_traced(&r, "api", &span)
         };
+        if let (Some(t), Ok((_, events))) = (tenant, &mut verdict) {
+            for e in events.iter_mut() {
+                e.tenant = Some(t.to_owned());
+            }
+        }
         self.store_verdict(r, verdict, span).await
     }
 
@@ -247,9 +262,16 @@ impl Hub {
         r: Received,
         mut verdict: Result<(String, Vec<CloudEvent>), Rejection>,
     ) -> Result<(IngestReply, IngestOutcome), StoreError> {
-        // Every event says whether it carries personal data, unless its producer said.
+        // Every event says whether it carries personal data, unless its producer said;
+        // a source bound to a tenant writes only that tenant's events.
         if let Ok((_, events)) = &mut verdict {
+            let tenant = self.tenants.get(&r.source);
             for e in events.iter_mut() {
+                if let Some(t) = tenant {
+                    if e.tenant.as_ref() != Some(t) {
+                        e.tenant = Some(t.clone());
+                    }
+                }
                 if e.dataclassification.is_none() {
                     e.dataclassification = Some(self.privacy.classify(Some(&e.data)).to_owned());
                 }

@@ -51,6 +51,8 @@ pub struct Hub {
     limits: limit::IngestLimits,
     /// Which keys hold personal data (classification at ingest, masking in the API).
     privacy: Arc<waybill_model::privacy::Personal>,
+    /// The tenant of each source bound to one (`[tenants.<name>] sources`).
+    tenants: HashMap<String, String>,
 }
 
 impl Hub {
@@ -76,6 +78,7 @@ impl Hub {
             tracer: telemetry::Tracer::off(),
             limits: limit::IngestLimits::unlimited(),
             privacy: Arc::default(),
+            tenants: HashMap::new(),
         }
     }
 
@@ -83,6 +86,30 @@ impl Hub {
     pub fn with_privacy(mut self, p: waybill_model::privacy::Personal) -> Self {
         self.privacy = Arc::new(p);
         self
+    }
+
+    /// Binds sources to tenants (source name → tenant): their events, and the shipments
+    /// those events start, belong to that tenant.
+    pub fn with_tenants(mut self, tenants: HashMap<String, String>) -> Self {
+        self.tenants = tenants;
+        self
+    }
+
+    /// The tenant a source is bound to.
+    pub fn tenant_of_source(&self, source: &str) -> Option<&str> {
+        self.tenants.get(source).map(String::as_str)
+    }
+
+    /// The sources bound to a tenant.
+    pub fn sources_of_tenant(&self, tenant: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .tenants
+            .iter()
+            .filter(|(_, t)| t.as_str() == tenant)
+            .map(|(s, _)| s.clone())
+            .collect();
+        v.sort();
+        v
     }
 
     /// Which keys hold personal data.

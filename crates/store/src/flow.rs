@@ -197,6 +197,8 @@ pub struct WfQuery {
     pub kind: Option<String>,
     /// At most this many (1..=1000).
     pub limit: u32,
+    /// Only of shipments of this tenant.
+    pub tenant: Option<String>,
 }
 
 /// A task list query.
@@ -210,6 +212,8 @@ pub struct TaskQuery {
     pub after: i64,
     /// At most this many (1..=1000).
     pub limit: u32,
+    /// Only of shipments of this tenant.
+    pub tenant: Option<String>,
 }
 
 /// What a person did with a task.

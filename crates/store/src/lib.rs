@@ -16,6 +16,24 @@
 //! enum over the backends (SQLite, PostgreSQL). The
 //! behaviour suite in `waybill-testkit` runs against every variant.
 
+/// SQL condition: the tenant of the shipment the lane in column `$col` belongs to (its
+/// canonical lane's) is the parameter `$param`, or `$param` is NULL (no tenant filter).
+/// Written once for both backends; `$param` carries the backend's placeholder.
+macro_rules! tenant_is {
+    ($col:literal, $param:literal) => {
+        concat!(
+            "(",
+            $param,
+            " IS NULL OR (SELECT tn_c.tenant FROM shipments tn_s JOIN shipments tn_c
+              ON tn_c.key = coalesce(tn_s.entity, tn_s.key) WHERE tn_s.key = ",
+            $col,
+            ") = ",
+            $param,
+            ")"
+        )
+    };
+}
+
 pub mod audit;
 pub mod body;
 mod codec;
@@ -272,6 +290,12 @@ impl Store {
     /// Identity and ownership conflicts, in id order.
     pub async fn conflicts(&self, q: ConflictQuery) -> Result<Vec<ConflictRecord>, StoreError> {
         dispatch!(self, s => s.conflicts(q).await)
+    }
+
+    /// The tenant of the shipment a lane belongs to (its canonical lane's); None for a
+    /// lane that is not stored or a shipment without a tenant.
+    pub async fn tenant_of(&self, lane: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, s => s.tenant_of(lane).await)
     }
 
     /// The references (`kind`, `value`) of every lane of the shipment `lane` resolves to.

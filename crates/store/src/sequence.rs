@@ -29,6 +29,9 @@ pub struct Lane {
     pub last_seq: i64,
     /// The canonical lane of its shipment, when that is another lane.
     pub entity: Option<String>,
+    /// The tenant its first tenant-bearing event named (the canonical lane's is the
+    /// shipment's).
+    pub tenant: Option<String>,
 }
 
 /// A new event row.
@@ -89,6 +92,8 @@ pub trait Tx {
         state: &ShipmentState,
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
+    /// Gives a lane a tenant unless it has one.
+    fn set_tenant(&mut self, lane: &str, tenant: &str) -> Result<(), StoreError>;
     /// Points `lane` at the canonical lane `canonical` (itself: none).
     fn set_entity(
         &mut self,
@@ -168,16 +173,16 @@ pub fn append(
     let now = ev.recordedtime;
     let lane = tx.lane(key)?;
     let exists = lane.is_some();
-    let (lane_state, last_seq, entity) = match lane {
-        Some(l) => (l.state, l.last_seq, l.entity),
-        None => (ShipmentState::new(ev.subject.clone()), 0, None),
+    let (lane_state, last_seq, entity, lane_tenant) = match lane {
+        Some(l) => (l.state, l.last_seq, l.entity, l.tenant),
+        None => (ShipmentState::new(ev.subject.clone()), 0, None, None),
     };
-    let mut state = match &entity {
-        Some(c) => tx
-            .lane(c)?
-            .map(|l| l.state)
-            .unwrap_or_else(|| ShipmentState::new(ShipmentKey(c.clone()))),
-        None => lane_state,
+    let (mut state, canonical_tenant) = match &entity {
+        Some(c) => match tx.lane(c)? {
+            Some(l) => (l.state, l.tenant),
+            None => (ShipmentState::new(ShipmentKey(c.clone())), None),
+        },
+        None => (lane_state, lane_tenant.clone()),
     };
     let milestone_before = state.milestone;
     let effect = state.apply(&ev.facts());
@@ -214,6 +219,15 @@ pub fn append(
         Some(c) => {
             tx.put_lane_seq(key, seq, ev.time, now)?;
             tx.put_state(c, &state, now)?;
+        }
+    }
+    // The first tenant named sticks to the lane and to its shipment's canonical lane.
+    if let Some(t) = ev.tenant.as_deref() {
+        if lane_tenant.is_none() {
+            tx.set_tenant(key, t)?;
+        }
+        if let (Some(c), None) = (&entity, &canonical_tenant) {
+            tx.set_tenant(c, t)?;
         }
     }
     let new_alias = record_aliases(tx, ev)?;
@@ -381,6 +395,7 @@ pub fn resolve(tx: &mut dyn Tx, lane: &str, now: OffsetDateTime) -> Result<(), S
         for l in &g.lanes {
             tx.set_entity(l, &g.key, now)?;
         }
+        adopt_tenant(tx, &g.key, &g.lanes)?;
         refold(tx, &g.key, &g.lanes, now)?;
         changed.push(g.clone());
         let joined: Vec<&String> = g.lanes.iter().filter(|l| was(l) != anchor_before).collect();
@@ -458,6 +473,20 @@ pub fn resolve(tx: &mut dyn Tx, lane: &str, now: OffsetDateTime) -> Result<(), S
         let body = serde_json::to_string(&ev)
             .map_err(|e| StoreError::Corrupt(format!("shipment.linked not serializable: {e}")))?;
         append(tx, None, &ev, &EventBody::Json(body))?;
+    }
+    Ok(())
+}
+
+/// Gives a shipment's canonical lane the tenant of the first of its lanes that has one,
+/// unless it has one already.
+fn adopt_tenant(tx: &mut dyn Tx, canonical: &str, lanes: &[String]) -> Result<(), StoreError> {
+    if tx.lane(canonical)?.is_some_and(|l| l.tenant.is_some()) {
+        return Ok(());
+    }
+    for l in lanes.iter().filter(|l| *l != canonical) {
+        if let Some(t) = tx.lane(l)?.and_then(|l| l.tenant) {
+            return tx.set_tenant(canonical, &t);
+        }
     }
     Ok(())
 }

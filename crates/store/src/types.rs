@@ -182,6 +182,8 @@ pub struct ConflictQuery {
     pub after: Option<i64>,
     /// At most this many.
     pub limit: usize,
+    /// Only of shipments of this tenant.
+    pub tenant: Option<String>,
 }
 
 /// One shipment of an order.
@@ -242,6 +244,8 @@ pub struct ShipmentQuery {
     pub reference: Option<(String, String)>,
     /// At most this many.
     pub limit: usize,
+    /// Only shipments of this tenant.
+    pub tenant: Option<String>,
 }
 
 /// Filter for [`crate::Store::inbox`].
@@ -258,6 +262,8 @@ pub struct InboxQuery {
     pub before: Option<i64>,
     /// At most this many, newest first.
     pub limit: usize,
+    /// Only records of these sources (a tenant's); `None`: every source.
+    pub sources: Option<Vec<String>>,
 }
 
 /// A stored inbox record.
@@ -482,6 +488,8 @@ pub struct DeadLetterQuery {
     pub before: Option<i64>,
     /// At most this many.
     pub limit: usize,
+    /// Only of shipments of this tenant.
+    pub tenant: Option<String>,
 }
 
 /// Which dead letters to replay.
@@ -493,6 +501,8 @@ pub enum ReplaySelector {
     All {
         /// Only this sink.
         sink: Option<String>,
+        /// Only of shipments of this tenant.
+        tenant: Option<String>,
     },
 }
 

@@ -619,7 +619,10 @@ pub async fn dead_letters_are_replayed_once(store: Store) {
     assert_eq!(replayed.len(), 1);
     assert!(replayed[0].1 > rows[1].id);
     let again = store
-        .replay_dead_letters(ReplaySelector::All { sink: None })
+        .replay_dead_letters(ReplaySelector::All {
+            sink: None,
+            tenant: None,
+        })
         .await
         .unwrap();
     assert!(again.is_empty(), "a dead letter is replayed once");
@@ -678,6 +681,7 @@ pub async fn xrefs_and_state_listing(store: Store) {
             after: None,
             reference: None,
             limit: 10,
+            tenant: None,
         })
         .await
         .unwrap();
@@ -755,6 +759,172 @@ fn wf_input(wf: &str, key: &str, body: serde_json::Value) -> waybill_store::flow
         key: key.into(),
         body: body.to_string(),
     }
+}
+
+/// Tenants: a lane takes the tenant of its first tenant-bearing event; a lane without one
+/// that joins a shipment belongs to that shipment's tenant; lists and lookups filtered by
+/// tenant hold only that tenant's shipments, conflicts, workflows and tasks, and inbox
+/// listings only the chosen sources' records.
+pub async fn tenants_follow_their_shipments(store: Store) {
+    use waybill_store::flow::{NewInput, NewTask, TaskQuery, WfQuery, WfSave};
+    let with_tenant = |mut e: CloudEvent, t: &str| {
+        e.tenant = Some(t.into());
+        e
+    };
+    let a = with_tenant(
+        event(
+            "wms",
+            "p1",
+            "shipment.dispatched",
+            "A1",
+            1,
+            &[("tracking", "TA")],
+        ),
+        "acme",
+    );
+    let b = with_tenant(
+        event(
+            "odoo",
+            "p2",
+            "shipment.dispatched",
+            "B1",
+            1,
+            &[("tracking", "TB")],
+        ),
+        "beta",
+    );
+    // A carrier lane with no tenant naming beta's tracking number.
+    let c = event(
+        "carrier",
+        "p3",
+        "shipment.in_transit",
+        "C1",
+        2,
+        &[("tracking", "TB")],
+    );
+    // An event naming another tenant later does not move a shipment.
+    let a2 = with_tenant(
+        event("wms", "p4", "shipment.in_transit", "A1", 3, &[]),
+        "beta",
+    );
+    for (k, e) in [("p1", a), ("p2", b), ("p3", c), ("p4", a2)] {
+        store.ingest(accepted("src", k, vec![e])).await.unwrap();
+    }
+    store
+        .ingest(accepted(
+            "x",
+            "p5",
+            vec![event("x", "p5", "shipment.in_transit", "N1", 1, &[])],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tenant_of("A1").await.unwrap().as_deref(),
+        Some("acme")
+    );
+    assert_eq!(
+        store.tenant_of("B1").await.unwrap().as_deref(),
+        Some("beta")
+    );
+    assert_eq!(
+        store.tenant_of("C1").await.unwrap().as_deref(),
+        Some("beta")
+    );
+    assert_eq!(store.tenant_of("N1").await.unwrap(), None);
+    assert_eq!(store.tenant_of("nope").await.unwrap(), None);
+    let list = |tenant: Option<&str>| ShipmentQuery {
+        state: None,
+        after: None,
+        reference: None,
+        limit: 100,
+        tenant: tenant.map(str::to_owned),
+    };
+    let keys =
+        |v: Vec<ShipmentSummary>| -> Vec<String> { v.into_iter().map(|s| s.state.key.0).collect() };
+    assert_eq!(
+        keys(store.shipments(list(Some("acme"))).await.unwrap()),
+        ["A1"]
+    );
+    let beta = keys(store.shipments(list(Some("beta"))).await.unwrap());
+    assert_eq!(beta.len(), 1, "{beta:?}");
+    assert!(["B1", "C1"].contains(&beta[0].as_str()), "{beta:?}");
+    assert!(store
+        .shipments(list(Some("gamma")))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.shipments(list(None)).await.unwrap().len(), 3);
+    // Inbox listings by source set.
+    let inbox = |sources: Option<Vec<String>>| InboxQuery {
+        limit: 100,
+        sources,
+        ..InboxQuery::default()
+    };
+    assert_eq!(store.inbox(inbox(None)).await.unwrap().len(), 5);
+    let only_x = store.inbox(inbox(Some(vec!["x".into()]))).await.unwrap();
+    assert_eq!(only_x.len(), 1);
+    assert_eq!(only_x[0].source, "x");
+    assert!(store.inbox(inbox(Some(vec![]))).await.unwrap().is_empty());
+    // Workflows and tasks of each tenant's shipment.
+    for (wf, entity) in [
+        ("order_to_ship:A1", "A1"),
+        ("order_to_ship:B1", beta[0].as_str()),
+    ] {
+        store
+            .wf_offer(vec![NewInput {
+                workflow: wf.into(),
+                wf_kind: "order_to_ship".into(),
+                entity: entity.into(),
+                kind: "event".into(),
+                key: "k".into(),
+                body: "{}".into(),
+            }])
+            .await
+            .unwrap();
+        let (_, input) = store.wf_load(wf).await.unwrap().unwrap();
+        store
+            .wf_save(WfSave {
+                id: wf.into(),
+                expect_version: 0,
+                status: "waiting".into(),
+                stage: "s".into(),
+                state: "null".into(),
+                pending: "[]".into(),
+                input_done: input.map(|i| i.id),
+                open_tasks: vec![NewTask {
+                    kind: "choose_carrier".into(),
+                    title: "Choose".into(),
+                    detail: "{}".into(),
+                }],
+                ..WfSave::default()
+            })
+            .await
+            .unwrap();
+    }
+    let wfs = |tenant: &str| WfQuery {
+        limit: 100,
+        tenant: Some(tenant.into()),
+        ..WfQuery::default()
+    };
+    let acme_wf = store.workflows(wfs("acme")).await.unwrap();
+    assert_eq!(
+        acme_wf.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
+        ["order_to_ship:A1"]
+    );
+    let beta_wf = store.workflows(wfs("beta")).await.unwrap();
+    assert_eq!(
+        beta_wf.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
+        ["order_to_ship:B1"]
+    );
+    let tasks = |tenant: Option<&str>| TaskQuery {
+        limit: 100,
+        tenant: tenant.map(str::to_owned),
+        ..TaskQuery::default()
+    };
+    let acme_tasks = store.tasks(tasks(Some("acme"))).await.unwrap();
+    assert_eq!(acme_tasks.len(), 1);
+    assert_eq!(acme_tasks[0].workflow, "order_to_ship:A1");
+    assert_eq!(store.tasks(tasks(None)).await.unwrap().len(), 2);
 }
 
 /// Workflows: inputs are offered once per key and consumed in order; a save applies
@@ -1288,7 +1458,10 @@ pub async fn dead_letters_are_discarded_not_replayed(store: Store) {
     );
     // Bulk replay takes the open one only.
     let bulk = store
-        .replay_dead_letters(ReplaySelector::All { sink: None })
+        .replay_dead_letters(ReplaySelector::All {
+            sink: None,
+            tenant: None,
+        })
         .await
         .unwrap();
     assert_eq!(bulk.iter().map(|r| r.0).collect::<Vec<_>>(), vec![c]);
@@ -1748,6 +1921,7 @@ macro_rules! store_tests {
             workflow_steps_save_once_per_version,
             timers_fire_once,
             tasks_resolve_into_workflow_inputs,
+            tenants_follow_their_shipments,
             delivery_attempts_are_kept,
             dead_letters_are_discarded_not_replayed,
             rejected_payloads_are_marked_reprocessed,

@@ -67,6 +67,19 @@ pub struct Config {
     /// kept.
     #[serde(default)]
     pub retention: crate::retention::RetentionConfig,
+    /// `[tenants.<name>]`: the sources whose events (and the shipments they start) belong
+    /// to each tenant; a key bound to a tenant sees only those.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantConfig>,
+}
+
+/// `[tenants.<name>]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Sources bound to the tenant (each source to one tenant at most).
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 /// `[privacy]`.
@@ -440,6 +453,8 @@ pub struct Runtime {
     pub telemetry: Option<crate::telemetry::TelemetrySettings>,
     /// Ingest limits: `[limits]` and each source's `rate_limit`.
     pub limits: IngestLimits,
+    /// Source name → the tenant it is bound to.
+    pub tenants: HashMap<String, String>,
 }
 
 /// The default owners of each fact, by the type of the source (see
@@ -682,6 +697,7 @@ impl Config {
             }
             subscriptions.push(w.subscription.clone());
         }
+        let tenants = self.tenant_sources(&mut errs);
         if errs.is_empty() {
             Ok(Runtime {
                 sources,
@@ -695,10 +711,47 @@ impl Config {
                 workflows,
                 telemetry,
                 limits,
+                tenants,
             })
         } else {
             Err(errs)
         }
+    }
+
+    /// `[tenants]` as source → tenant, checked: names of letters, digits, `.`, `_`, `-`;
+    /// every source configured; no source in two tenants.
+    fn tenant_sources(&self, errs: &mut Vec<ConfigError>) -> HashMap<String, String> {
+        let mut out: HashMap<String, String> = HashMap::new();
+        for (tenant, t) in &self.tenants {
+            let ok = !tenant.is_empty()
+                && tenant.len() <= 64
+                && tenant
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !ok {
+                errs.push(ConfigError::new(
+                    format!("tenants.{tenant}"),
+                    "a tenant name is 1 to 64 letters, digits, `.`, `_` or `-`",
+                ));
+            }
+            for (i, src) in t.sources.iter().enumerate() {
+                let at = format!("tenants.{tenant}.sources[{i}]");
+                if !self.sources.contains_key(src) {
+                    errs.push(ConfigError::new(
+                        at,
+                        format!("no source `{src}` is configured"),
+                    ));
+                } else if let Some(other) = out.get(src).filter(|o| *o != tenant) {
+                    errs.push(ConfigError::new(
+                        at,
+                        format!("source `{src}` is bound to tenant `{other}` already"),
+                    ));
+                } else {
+                    out.insert(src.clone(), tenant.clone());
+                }
+            }
+        }
+        out
     }
 }
 

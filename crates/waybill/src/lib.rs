@@ -181,7 +181,8 @@ pub async fn serve(
             ))
             .hiding(waybill_connectors::carrier::secret_headers())
             .traced(tracer.clone())
-            .limited(rt.limits),
+            .limited(rt.limits)
+            .with_tenants(rt.tenants),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sinks = rt.sinks;

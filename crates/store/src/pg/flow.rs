@@ -255,9 +255,11 @@ impl PgStore {
                         "SELECT ",
                         wf_cols!(),
                         " FROM workflows WHERE ($1::TEXT IS NULL OR entity = $1) AND ($2::TEXT IS NULL OR status = $2)
-                         AND ($3::TEXT IS NULL OR kind = $3) ORDER BY id LIMIT $4"
+                         AND ($3::TEXT IS NULL OR kind = $3) AND ",
+                        tenant_is!("workflows.entity", "$5::text"),
+                        " ORDER BY id LIMIT $4"
                     ),
-                    &[&q.entity, &q.status, &q.kind, &limit],
+                    &[&q.entity, &q.status, &q.kind, &limit, &q.tenant],
                 )?
                 .iter()
                 .map(wf_row)
@@ -320,9 +322,11 @@ impl PgStore {
                         "SELECT ",
                         task_cols!(),
                         " FROM tasks WHERE ($1::TEXT IS NULL OR status = $1) AND ($2::TEXT IS NULL OR workflow = $2)
-                         AND id > $3 ORDER BY id LIMIT $4"
+                         AND id > $3 AND ",
+                        tenant_is!("tasks.entity", "$5::text"),
+                        " ORDER BY id LIMIT $4"
                     ),
-                    &[&q.status, &q.workflow, &q.after, &limit],
+                    &[&q.status, &q.workflow, &q.after, &limit, &q.tenant],
                 )?
                 .iter()
                 .map(task_row)

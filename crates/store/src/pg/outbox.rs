@@ -183,7 +183,9 @@ impl PgStore {
                     " FROM dead_letters d JOIN events e ON e.seq_id = d.event_seq
                      WHERE ",
                     $cond,
-                    " AND ($1::text IS NULL OR d.sink = $1) AND d.id < $2 ORDER BY d.id DESC LIMIT $3"
+                    " AND ($1::text IS NULL OR d.sink = $1) AND d.id < $2 AND ",
+                    tenant_is!("d.shipment", "$4::text"),
+                    " ORDER BY d.id DESC LIMIT $3"
                 )
             };
         }
@@ -199,7 +201,12 @@ impl PgStore {
         self.read(move |c| {
             let rows = c.query(
                 sql,
-                &[&q.sink, &q.before.unwrap_or(i64::MAX), &(q.limit as i64)],
+                &[
+                    &q.sink,
+                    &q.before.unwrap_or(i64::MAX),
+                    &(q.limit as i64),
+                    &q.tenant,
+                ],
             )?;
             Ok(rows.iter().map(dead_letter_row).collect())
         })
@@ -294,11 +301,15 @@ impl PgStore {
         self.write(move |c, ctx| {
             let ids: Vec<i64> = match &sel {
                 ReplaySelector::Ids(ids) => ids.clone(),
-                ReplaySelector::All { sink } => c
+                ReplaySelector::All { sink, tenant } => c
                     .query(
-                        "SELECT id FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL
-                           AND ($1::text IS NULL OR sink = $1) ORDER BY id",
-                        &[sink],
+                        concat!(
+                            "SELECT id FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL
+                               AND ($1::text IS NULL OR sink = $1) AND ",
+                            tenant_is!("dead_letters.shipment", "$2::text"),
+                            " ORDER BY id"
+                        ),
+                        &[sink, tenant],
                     )?
                     .iter()
                     .map(|r| r.get(0))

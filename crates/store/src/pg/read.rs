@@ -166,8 +166,9 @@ impl PgStore {
             let rows = c.query(
                 "SELECT key, state, milestone_at, milestone_event, flags, last_event_at, last_seq FROM shipments
                  WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR key > $2) AND entity IS NULL
+                   AND ($4::text IS NULL OR tenant = $4)
                  ORDER BY key LIMIT $3",
-                &[&q.state.map(|m| m.as_str()), &q.after, &(q.limit as i64)],
+                &[&q.state.map(|m| m.as_str()), &q.after, &(q.limit as i64), &q.tenant],
             )?;
             rows.iter()
                 .map(|r| {
@@ -194,9 +195,13 @@ impl PgStore {
     ) -> Result<Vec<ConflictRecord>, StoreError> {
         self.read(move |c| {
             Ok(c.query(
-                "SELECT id, kind, shipment, fact, detail, recorded_at FROM conflicts
-                 WHERE ($1::text IS NULL OR kind = $1) AND id > $2 ORDER BY id LIMIT $3",
-                &[&q.kind, &q.after.unwrap_or(0), &(q.limit as i64)],
+                concat!(
+                    "SELECT id, kind, shipment, fact, detail, recorded_at FROM conflicts
+                     WHERE ($1::text IS NULL OR kind = $1) AND id > $2 AND ",
+                    tenant_is!("conflicts.shipment", "$4::text"),
+                    " ORDER BY id LIMIT $3"
+                ),
+                &[&q.kind, &q.after.unwrap_or(0), &(q.limit as i64), &q.tenant],
             )?
             .iter()
             .map(conflict_row)
@@ -214,6 +219,18 @@ impl PgStore {
             .await
     }
 
+    pub(crate) async fn tenant_of(&self, lane: &str) -> Result<Option<String>, StoreError> {
+        let lane = lane.to_owned();
+        self.read(move |c| {
+            Ok(c.query_opt(
+                "SELECT c.tenant FROM shipments s JOIN shipments c ON c.key = coalesce(s.entity, s.key) WHERE s.key = $1",
+                &[&lane],
+            )?
+            .and_then(|r| r.get::<_, Option<String>>(0)))
+        })
+        .await
+    }
+
     pub(crate) async fn inbox(&self, q: InboxQuery) -> Result<Vec<InboxRecord>, StoreError> {
         // Rejected records not reprocessed yet read their own partial index.
         let sql = if q.open_only && q.status.as_deref() == Some("rejected") {
@@ -223,6 +240,7 @@ impl PgStore {
                 " FROM inbox
                  WHERE status = 'rejected' AND reprocessed_at IS NULL AND $1::text = 'rejected'
                    AND ($2::text IS NULL OR source = $2) AND $3 AND id < $4
+                   AND ($6::text[] IS NULL OR source = ANY($6))
                  ORDER BY id DESC LIMIT $5"
             )
         } else {
@@ -232,6 +250,7 @@ impl PgStore {
                 " FROM inbox
                  WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR source = $2)
                    AND (NOT $3 OR reprocessed_at IS NULL) AND id < $4
+                   AND ($6::text[] IS NULL OR source = ANY($6))
                  ORDER BY id DESC LIMIT $5"
             )
         };
@@ -244,6 +263,7 @@ impl PgStore {
                     &q.open_only,
                     &q.before.unwrap_or(i64::MAX),
                     &(q.limit as i64),
+                    &q.sources,
                 ],
             )?;
             rows.iter().map(inbox_row).collect()

@@ -249,6 +249,14 @@ impl Tx for PgTx<'_, '_, '_> {
         Ok(())
     }
 
+    fn set_tenant(&mut self, lane: &str, tenant: &str) -> Result<(), StoreError> {
+        self.c.exec(
+            "UPDATE shipments SET tenant = $2 WHERE key = $1 AND tenant IS NULL",
+            &[&lane, &tenant],
+        )?;
+        Ok(())
+    }
+
     fn set_entity(
         &mut self,
         lane: &str,
@@ -492,7 +500,7 @@ fn was_added(aliases: &[Alias], rows: &[postgres::Row]) -> Vec<bool> {
 
 /// A lane's row by key ($1).
 const LANE_ROW: &str =
-    "SELECT state, milestone_at, milestone_event, flags, last_event_at, last_seq, entity
+    "SELECT state, milestone_at, milestone_event, flags, last_event_at, last_seq, entity, tenant
      FROM shipments WHERE key = $1";
 
 /// The observations of these facts in a lane (also read by the read side).
@@ -542,6 +550,7 @@ fn lane_from_row(key: &str, r: &postgres::Row) -> Result<Lane, StoreError> {
         state: decode_state(ShipmentKey(key.to_owned()), &st, m_at, m_ev, &flags, last)?,
         last_seq: r.get(5),
         entity: r.get(6),
+        tenant: r.get(7),
     })
 }
 

@@ -244,9 +244,13 @@ impl SqliteStore {
             let rows = c
                 .prepare_cached(&format!(
                     "SELECT {WF_COLS} FROM workflows WHERE (?1 IS NULL OR entity = ?1) AND (?2 IS NULL OR status = ?2)
-                     AND (?3 IS NULL OR kind = ?3) ORDER BY id LIMIT ?4"
+                     AND (?3 IS NULL OR kind = ?3) AND {} ORDER BY id LIMIT ?4",
+                    tenant_is!("workflows.entity", "?5")
                 ))?
-                .query_map(params![q.entity, q.status, q.kind, q.limit.clamp(1, 1000)], wf_row)?
+                .query_map(
+                    params![q.entity, q.status, q.kind, q.limit.clamp(1, 1000), q.tenant],
+                    wf_row,
+                )?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
         })
@@ -300,10 +304,11 @@ impl SqliteStore {
             let rows = c
                 .prepare_cached(&format!(
                     "SELECT {TASK_COLS} FROM tasks WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR workflow = ?2)
-                     AND id > ?3 ORDER BY id LIMIT ?4"
+                     AND id > ?3 AND {} ORDER BY id LIMIT ?4",
+                    tenant_is!("tasks.entity", "?5")
                 ))?
                 .query_map(
-                    params![q.status, q.workflow, q.after, q.limit.clamp(1, 1000)],
+                    params![q.status, q.workflow, q.after, q.limit.clamp(1, 1000), q.tenant],
                     task_row,
                 )?
                 .collect::<Result<_, _>>()?;

@@ -149,7 +149,9 @@ impl SqliteStore {
                     " FROM dead_letters d JOIN events e ON e.seq_id = d.event_seq
                      WHERE ",
                     $cond,
-                    " AND (?1 IS NULL OR d.sink = ?1) AND d.id < ?2 ORDER BY d.id DESC LIMIT ?3"
+                    " AND (?1 IS NULL OR d.sink = ?1) AND d.id < ?2 AND ",
+                    tenant_is!("d.shipment", "?4"),
+                    " ORDER BY d.id DESC LIMIT ?3"
                 )
             };
         }
@@ -165,7 +167,12 @@ impl SqliteStore {
         self.read(move |c| {
             let mut st = c.prepare_cached(sql)?;
             let rows = st.query_map(
-                params![q.sink, q.before.unwrap_or(i64::MAX), q.limit as i64],
+                params![
+                    q.sink,
+                    q.before.unwrap_or(i64::MAX),
+                    q.limit as i64,
+                    q.tenant
+                ],
                 dead_letter_row,
             )?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -256,12 +263,14 @@ impl SqliteStore {
         self.write(move |c, ctx| {
             let ids: Vec<i64> = match sel.clone() {
                 ReplaySelector::Ids(ids) => ids,
-                ReplaySelector::All { sink } => {
-                    let mut st = c.prepare_cached(
+                ReplaySelector::All { sink, tenant } => {
+                    let mut st = c.prepare_cached(concat!(
                         "SELECT id FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL
-                           AND (?1 IS NULL OR sink = ?1) ORDER BY id",
-                    )?;
-                    let rows = st.query_map(params![sink], |r| r.get(0))?;
+                           AND (?1 IS NULL OR sink = ?1) AND ",
+                        tenant_is!("dead_letters.shipment", "?2"),
+                        " ORDER BY id"
+                    ))?;
+                    let rows = st.query_map(params![sink, tenant], |r| r.get(0))?;
                     rows.collect::<Result<Vec<_>, _>>()?
                 }
             };

@@ -50,18 +50,21 @@ impl SqliteStore {
             // One statement per filter, each a range of one index (the primary key, or
             // (state, key)): SQLite's plan for `(?1 IS NULL OR state = ?1)` would walk the
             // whole key order up to the cursor, tens of ms deep into a million shipments.
-            let mut st = c.prepare_cached(if q.state.is_some() {
-                "SELECT key, state, milestone_at, milestone_event, flags, last_event_at, last_seq FROM shipments
-                 WHERE state = ?1 AND key > ?2 AND entity IS NULL ORDER BY key LIMIT ?3"
-            } else {
-                "SELECT key, state, milestone_at, milestone_event, flags, last_event_at, last_seq FROM shipments
-                 WHERE ?1 IS NULL AND key > ?2 AND entity IS NULL ORDER BY key LIMIT ?3"
+            // A tenant's list reads its own index (tenant, key).
+            let mut st = c.prepare_cached(match (&q.tenant, q.state.is_some()) {
+                (Some(_), _) => "SELECT key, state, milestone_at, milestone_event, flags, last_event_at, last_seq FROM shipments
+                 WHERE tenant = ?4 AND (?1 IS NULL OR state = ?1) AND key > ?2 AND entity IS NULL ORDER BY key LIMIT ?3",
+                (None, true) => "SELECT key, state, milestone_at, milestone_event, flags, last_event_at, last_seq FROM shipments
+                 WHERE state = ?1 AND key > ?2 AND entity IS NULL AND ?4 IS NULL ORDER BY key LIMIT ?3",
+                (None, false) => "SELECT key, state, milestone_at, milestone_event, flags, last_event_at, last_seq FROM shipments
+                 WHERE ?1 IS NULL AND key > ?2 AND entity IS NULL AND ?4 IS NULL ORDER BY key LIMIT ?3",
             })?;
             let rows = st.query_map(
                 params![
                     q.state.map(|m| m.as_str()),
                     q.after.as_deref().unwrap_or(""),
-                    q.limit as i64
+                    q.limit as i64,
+                    q.tenant
                 ],
                 |r| {
                     Ok((
@@ -103,10 +106,11 @@ impl SqliteStore {
         self.read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT id, kind, shipment, fact, detail, recorded_at FROM conflicts
-                 WHERE (?1 IS NULL OR kind = ?1) AND id > ?2 ORDER BY id LIMIT ?3",
+                 WHERE (?1 IS NULL OR kind = ?1) AND id > ?2 AND (?4 IS NULL OR (SELECT c.tenant FROM shipments s JOIN shipments c ON c.key = coalesce(s.entity, s.key) WHERE s.key = conflicts.shipment) = ?4)
+                 ORDER BY id LIMIT ?3",
             )?;
             let rows = st.query_map(
-                params![q.kind, q.after.unwrap_or(0), q.limit as i64],
+                params![q.kind, q.after.unwrap_or(0), q.limit as i64, q.tenant],
                 conflict_row,
             )?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -125,6 +129,19 @@ impl SqliteStore {
             .await
     }
 
+    pub(crate) async fn tenant_of(&self, lane: &str) -> Result<Option<String>, StoreError> {
+        let lane = lane.to_owned();
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT c.tenant FROM shipments s JOIN shipments c ON c.key = coalesce(s.entity, s.key) WHERE s.key = ?1",
+            )?
+            .query_row([&lane], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
+        })
+        .await
+    }
+
     pub(crate) async fn inbox(&self, q: InboxQuery) -> Result<Vec<InboxRecord>, StoreError> {
         // Rejected records not reprocessed yet (the console's work list) read their own
         // partial index.
@@ -135,6 +152,7 @@ impl SqliteStore {
                 " FROM inbox
                  WHERE status = 'rejected' AND reprocessed_at IS NULL AND ?1 = 'rejected'
                    AND (?2 IS NULL OR source = ?2) AND ?3 AND id < ?4
+                   AND (?6 IS NULL OR source IN (SELECT value FROM json_each(?6)))
                  ORDER BY id DESC LIMIT ?5"
             )
         } else {
@@ -144,9 +162,14 @@ impl SqliteStore {
                 " FROM inbox
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR source = ?2)
                    AND (NOT ?3 OR reprocessed_at IS NULL) AND id < ?4
+                   AND (?6 IS NULL OR source IN (SELECT value FROM json_each(?6)))
                  ORDER BY id DESC LIMIT ?5"
             )
         };
+        let sources = q
+            .sources
+            .as_ref()
+            .map(|s| serde_json::Value::from(s.clone()).to_string());
         self.read(move |c| {
             let mut st = c.prepare_cached(sql)?;
             let rows = st.query_map(
@@ -155,7 +178,8 @@ impl SqliteStore {
                     q.source,
                     q.open_only,
                     q.before.unwrap_or(i64::MAX),
-                    q.limit as i64
+                    q.limit as i64,
+                    sources
                 ],
                 inbox_row,
             )?;

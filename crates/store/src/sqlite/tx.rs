@@ -147,6 +147,13 @@ impl Tx for SqliteTx<'_, '_, '_> {
         Ok(())
     }
 
+    fn set_tenant(&mut self, lane: &str, tenant: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE shipments SET tenant = ?2 WHERE key = ?1 AND tenant IS NULL")?
+            .execute(params![lane, tenant])?;
+        Ok(())
+    }
+
     fn set_entity(
         &mut self,
         lane: &str,
@@ -372,7 +379,7 @@ pub(crate) fn observations(
 pub(crate) fn lane_row(conn: &Connection, key: &str) -> Result<Option<Lane>, StoreError> {
     let row = conn
         .prepare_cached(
-            "SELECT state, milestone_at, milestone_event, flags, last_event_at, last_seq, entity
+            "SELECT state, milestone_at, milestone_event, flags, last_event_at, last_seq, entity, tenant
              FROM shipments WHERE key = ?1",
         )?
         .query_row([key], |r| {
@@ -384,14 +391,16 @@ pub(crate) fn lane_row(conn: &Connection, key: &str) -> Result<Option<Lane>, Sto
                 r.get::<_, Option<i64>>(4)?,
                 r.get::<_, i64>(5)?,
                 r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
             ))
         })
         .optional()?;
-    row.map(|(st, m_at, m_ev, flags, last, last_seq, entity)| {
+    row.map(|(st, m_at, m_ev, flags, last, last_seq, entity, tenant)| {
         Ok(Lane {
             state: decode_state(ShipmentKey(key.to_owned()), &st, m_at, m_ev, &flags, last)?,
             last_seq,
             entity,
+            tenant,
         })
     })
     .transpose()
