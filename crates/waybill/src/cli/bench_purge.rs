@@ -1,5 +1,5 @@
 //! `waybill bench purge`: does retention cost ingest anything? A store (temporary SQLite,
-//! `synchronous = full`) is seeded through the store itself with N accepted payloads
+//! `synchronous = full`, or with `--pg URL` a PostgreSQL schema of its own) is seeded through the store itself with N accepted payloads
 //! received 60 days ago (about 1 KB each, one event each that repeats the payload's order
 //! lines, so it is stored packed against it — the purge must pack it again alone), then
 //! an in-process hub is started on it twice:
@@ -38,6 +38,10 @@ pub struct PurgeArgs {
     /// afterwards.
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Run on PostgreSQL at this URL instead of SQLite, in a schema of its own dropped
+    /// after the run.
+    #[arg(long)]
+    pg: Option<String>,
 }
 
 pub async fn run(a: PurgeArgs) -> anyhow::Result<ExitCode> {
@@ -55,12 +59,29 @@ pub async fn run(a: PurgeArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(std::env::temp_dir)
         .join(format!("waybill-bench-purge-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let result = phases(&a, &dir).await;
+    let store = match &a.pg {
+        None => BenchStore::Sqlite(dir.join("bench.db")),
+        Some(url) => {
+            let mut o = waybill_store::PgOptions::new(url.clone());
+            o.schema = format!("waybill_bench_purge_{}", std::process::id());
+            BenchStore::Postgres(o)
+        }
+    };
+    let result = phases(&a, &store).await;
     let _ = std::fs::remove_dir_all(&dir);
+    if let BenchStore::Postgres(o) = &store {
+        if let Err(e) = waybill_store::drop_pg_schema(o) {
+            eprintln!("bench: could not drop schema {}: {e}", o.schema);
+        }
+    }
     let r = result?;
     println!(
-        "seeded     {} accepted payloads received 60 days ago ({} bytes stored a payload on average) in {:.1} s",
-        a.payloads, r.avg_bytes, r.seed_s
+        "seeded     {} accepted payloads received 60 days ago ({} stored a payload on average) in {:.1} s on {}",
+        a.payloads,
+        r.avg_bytes
+            .map_or_else(|| "size not measured".to_owned(), |b| format!("{b} bytes")),
+        r.seed_s,
+        if a.pg.is_some() { "PostgreSQL" } else { "SQLite" }
     );
     line("no purge", &r.without);
     line("purging", &r.with);
@@ -97,7 +118,7 @@ fn line(name: &str, r: &Report) {
 
 struct Outcome {
     seed_s: f64,
-    avg_bytes: u64,
+    avg_bytes: Option<u64>,
     without: Report,
     with: Report,
     purged_during: u64,
@@ -146,9 +167,48 @@ fn seed_record(i: usize, at: OffsetDateTime) -> anyhow::Result<IngestRecord> {
     })
 }
 
+/// Where the bench keeps its data.
+enum BenchStore {
+    /// A SQLite file.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL schema.
+    Postgres(waybill_store::PgOptions),
+}
+
+impl BenchStore {
+    async fn open(&self) -> anyhow::Result<Store> {
+        Ok(match self {
+            BenchStore::Sqlite(db) => Store::open_sqlite(SqliteOptions::new(db)).await?,
+            BenchStore::Postgres(o) => Store::open_postgres(o.clone()).await?,
+        })
+    }
+
+    /// The `[store]` table's body for a hub on it.
+    fn toml(&self) -> String {
+        match self {
+            BenchStore::Sqlite(db) => format!(
+                "path = \"{}\"\nsynchronous = \"full\"",
+                db.display().to_string().replace('\\', "/")
+            ),
+            BenchStore::Postgres(o) => format!(
+                "type = \"postgres\"\nurl = \"plain:{}\"\nschema = \"{}\"",
+                o.url, o.schema
+            ),
+        }
+    }
+
+    /// Bytes stored (the SQLite file; not measured on PostgreSQL).
+    fn size(&self) -> anyhow::Result<Option<u64>> {
+        match self {
+            BenchStore::Sqlite(db) => Ok(Some(std::fs::metadata(db)?.len())),
+            BenchStore::Postgres(_) => Ok(None),
+        }
+    }
+}
+
 /// Seeds `n` old payloads through the store, 512 in flight (group commits).
-async fn seed(db: &std::path::Path, n: usize) -> anyhow::Result<(f64, u64)> {
-    let store = Store::open_sqlite(SqliteOptions::new(db)).await?;
+async fn seed(db: &BenchStore, n: usize) -> anyhow::Result<(f64, Option<u64>)> {
+    let store = db.open().await?;
     let at = OffsetDateTime::now_utc() - time::Duration::days(60);
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -171,7 +231,7 @@ async fn seed(db: &std::path::Path, n: usize) -> anyhow::Result<(f64, u64)> {
     }
     let took = started.elapsed().as_secs_f64();
     store.close().await;
-    let bytes = std::fs::metadata(db)?.len() / n.max(1) as u64;
+    let bytes = db.size()?.map(|b| b / n.max(1) as u64);
     Ok((took, bytes))
 }
 
@@ -182,10 +242,10 @@ struct Hub {
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-async fn start(db: &std::path::Path, keep: &str) -> anyhow::Result<Hub> {
-    let db = db.display().to_string().replace('\\', "/");
+async fn start(db: &BenchStore, keep: &str) -> anyhow::Result<Hub> {
     let toml = format!(
-        "[store]\npath = \"{db}\"\nsynchronous = \"full\"\n[log]\nlevel = \"warn\"\n[sources.bench]\ntype = \"jq\"\nauth = {{ type = \"standard_webhooks\", secrets = [\"plain:{}\"] }}\nmapping = '{}'\n[retention]\nraw_payloads = \"{keep}\"\n",
+        "[store]\n{}\n[log]\nlevel = \"warn\"\n[sources.bench]\ntype = \"jq\"\nauth = {{ type = \"standard_webhooks\", secrets = [\"plain:{}\"] }}\nmapping = '{}'\n[retention]\nraw_payloads = \"{keep}\"\n",
+        db.toml(),
         bench::SECRET,
         bench::MAPPING
     );
@@ -219,10 +279,9 @@ impl Hub {
     }
 }
 
-async fn phases(a: &PurgeArgs, dir: &std::path::Path) -> anyhow::Result<Outcome> {
-    let db = dir.join("bench.db");
+async fn phases(a: &PurgeArgs, db: &BenchStore) -> anyhow::Result<Outcome> {
     eprintln!("bench: seeding {} old payloads…", a.payloads);
-    let (seed_s, avg_bytes) = seed(&db, a.payloads).await?;
+    let (seed_s, avg_bytes) = seed(db, a.payloads).await?;
     let run_id = format!(
         "p{}",
         OffsetDateTime::now_utc().unix_timestamp() % 1_000_000
@@ -240,7 +299,7 @@ async fn phases(a: &PurgeArgs, dir: &std::path::Path) -> anyhow::Result<Outcome>
     };
 
     eprintln!("bench: phase 1, no purge");
-    let hub = start(&db, "90d").await?;
+    let hub = start(db, "90d").await?;
     let warm = bench::run(&plan(&hub.base, 5_000, "w1")).await?;
     let events = ((warm.rate() * a.seconds).round() as usize).max(1_000);
     let without = bench::run(&plan(&hub.base, events, "a")).await?;
@@ -249,7 +308,7 @@ async fn phases(a: &PurgeArgs, dir: &std::path::Path) -> anyhow::Result<Outcome>
 
     eprintln!("bench: phase 2, purging while ingesting {events} events");
     let started = Instant::now();
-    let hub = start(&db, "30d").await?;
+    let hub = start(db, "30d").await?;
     bench::run(&plan(&hub.base, 5_000, "w2")).await?;
     let before = hub.purged().await?;
     let with = bench::run(&plan(&hub.base, events, "b")).await?;
