@@ -21,6 +21,7 @@ mod partners;
 mod privacy;
 mod scans;
 mod telemetry;
+mod tls;
 mod workflows;
 
 use std::time::Duration;
