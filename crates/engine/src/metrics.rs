@@ -163,6 +163,11 @@ pub struct HttpStats {
     /// Connections (or request bodies) ended by a timeout, by kind (`header`, `body`,
     /// `idle`, `shutdown`).
     pub timeouts: Counter,
+    /// TLS certificate reloads, by outcome (`loaded`, `rejected`).
+    pub tls_reloads: Counter,
+    /// The served TLS certificate's expiry, in seconds since the Unix epoch (0: no TLS,
+    /// or unknown).
+    pub tls_not_after: AtomicI64,
 }
 
 impl Metrics {
@@ -205,6 +210,19 @@ impl Metrics {
             &["kind"],
             &mut out,
         );
+        self.http.tls_reloads.render(
+            "waybill_tls_reloads_total",
+            "TLS certificate reloads, by outcome (a rejected pair leaves the previous one served).",
+            &["outcome"],
+            &mut out,
+        );
+        let not_after = self.http.tls_not_after.load(Ordering::Relaxed);
+        if not_after != 0 {
+            let _ = writeln!(
+                out,
+                "# HELP waybill_tls_certificate_expiry_timestamp_seconds When the served TLS certificate expires.\n# TYPE waybill_tls_certificate_expiry_timestamp_seconds gauge\nwaybill_tls_certificate_expiry_timestamp_seconds {not_after}"
+            );
+        }
         self.retention.render(
             "waybill_retention_purged_total",
             "Rows purged by retention, by kind.",

@@ -138,6 +138,9 @@ pub struct ServerConfig {
         deserialize_with = "waybill_engine::duration::de"
     )]
     pub shutdown_grace: std::time::Duration,
+    /// `[server.tls]`: TLS on the listener (absent: plain HTTP).
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -151,6 +154,7 @@ impl Default for ServerConfig {
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
             shutdown_grace: default_shutdown_grace(),
+            tls: None,
         }
     }
 }
@@ -455,6 +459,8 @@ pub struct Runtime {
     pub limits: IngestLimits,
     /// Source name → the tenant it is bound to.
     pub tenants: HashMap<String, String>,
+    /// TLS on the listener, when `[server.tls]` is set: its first certificate loaded.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 /// The default owners of each fact, by the type of the source (see
@@ -503,6 +509,11 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let tls = self
+            .server
+            .tls
+            .as_ref()
+            .and_then(|t| t.load().map_err(|es| errs.extend(es)).ok());
         let api_keys: Vec<Secret> = self
             .server
             .api_keys
@@ -712,6 +723,7 @@ impl Config {
                 telemetry,
                 limits,
                 tenants,
+                tls,
             })
         } else {
             Err(errs)

@@ -11,6 +11,7 @@ pub mod odoo_burst;
 pub mod retention;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod workflows;
 
 use anyhow::Context;
@@ -279,6 +280,14 @@ pub async fn serve(
             stop_rx.clone(),
         )));
     }
+    // TLS: the reloader swaps in a rotated certificate while the listener serves.
+    let tls = rt.tls.map(|tls| {
+        let acceptor = tls.acceptor();
+        control_tasks.push(tokio::spawn(
+            tls.run_reload(metrics.clone(), stop_rx.clone()),
+        ));
+        acceptor
+    });
     control_tasks.push(tokio::spawn(waybill_engine::control::run_sampler(
         metrics.clone(),
         stop_rx.clone(),
@@ -359,7 +368,7 @@ pub async fn serve(
         workflows,
         keys: Default::default(),
     }));
-    tracing::info!(addr = %listener.local_addr()?, store = store.backend(), instance = %instance, "waybill listening");
+    tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), store = store.backend(), instance = %instance, "waybill listening");
     let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
     let mut limits = config.server.limits();
     limits.max_connections = server::connection_cap(limits.max_connections, nofile);
@@ -368,7 +377,7 @@ pub async fn serve(
         max_connections = limits.max_connections,
         "connection cap"
     );
-    let served = server::run(listener, app, limits, http_stats, shutdown).await;
+    let served = server::run(listener, app, limits, tls, http_stats, shutdown).await;
     tracing::info!("shutting down: finishing deliveries in flight");
     let _ = stop_tx.send(true);
     for w in watchers {

@@ -9,10 +9,16 @@
 //!   so is one whose response the client stops reading for that long.
 //! - **Connection cap**: at most `max_connections` (and never more than the open-file limit
 //!   leaves room for) are served at once. Over the cap, a new connection is accepted,
-//!   answered `503` with `Retry-After: 1` and closed at once, and counted
+//!   answered `503` with `Retry-After: 1` (with TLS: nothing, answering would take a
+//!   handshake) and closed at once, and counted
 //!   (`waybill_http_connections_refused_total`): accepting keeps the kernel's backlog
 //!   from filling with connections nobody serves (whose clients would wait for a TCP
 //!   timeout), and a client learns at once that it should come back.
+//! - **TLS** (with an acceptor, see [`crate::tls`]): the handshake happens in the
+//!   connection's task, under the connection cap, and must end within `header_timeout`
+//!   of the accept (the first request's head is still owed from the accept). A connection
+//!   whose first byte is not a TLS handshake record is answered `400` in plain text
+//!   (`this port speaks HTTPS`) and closed.
 //! - **Graceful shutdown**: when `shutdown` resolves, the listener closes, idle connections
 //!   close, requests in flight get up to `shutdown_grace` to finish; connections still
 //!   open then are dropped.
@@ -30,11 +36,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use waybill_engine::Metrics;
 
@@ -58,12 +65,20 @@ pub struct Limits {
 /// The answer to a connection over the cap, written before it is closed.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: 29\r\n\r\ntoo many connections; retry\n";
 
+/// The answer to plain HTTP on a TLS listener, written before it is closed.
+const NOT_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: 42\r\n\r\nthis port speaks HTTPS: use https:// URLs\n";
+
+/// The first byte of a TLS record carrying a handshake message (a ClientHello).
+const TLS_HANDSHAKE: u8 = 0x16;
+
 /// Serves `app` on `listener` with `limits` until `shutdown` resolves, then shuts down
-/// gracefully (see the module's documentation). Counts into `stats.http`.
+/// gracefully (see the module's documentation). With `tls`, every connection is a TLS
+/// connection. Counts into `stats.http`.
 pub async fn run(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     stats: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
@@ -81,19 +96,22 @@ pub async fn run(
                 Ok((stream, peer)) => match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let _ = stream.set_nodelay(true);
-                        let (app, stats, closing) =
-                            (app.clone(), stats.clone(), closing_rx.clone());
+                        let (app, stats, closing, tls) =
+                            (app.clone(), stats.clone(), closing_rx.clone(), tls.clone());
                         conns.spawn(async move {
                             stats.http.open.fetch_add(1, Ordering::Relaxed);
-                            serve_connection(stream, peer, app, limits, &stats, closing).await;
+                            serve_connection(stream, peer, app, limits, tls, &stats, closing).await;
                             stats.http.open.fetch_sub(1, Ordering::Relaxed);
                             drop(permit);
                         });
                     }
                     Err(_) => {
                         stats.http.refused.fetch_add(1, Ordering::Relaxed);
-                        // A fresh socket's send buffer is empty: this never blocks.
-                        let _ = stream.try_write(REFUSED);
+                        // A fresh socket's send buffer is empty: this never blocks. A TLS
+                        // client could not read a plain answer: it sees the close.
+                        if tls.is_none() {
+                            let _ = stream.try_write(REFUSED);
+                        }
                         drop(stream);
                     }
                 },
@@ -142,16 +160,77 @@ pub async fn run(
     Ok(())
 }
 
-/// One connection: hyper's HTTP/1 state machine, watched for the timeouts and the shutdown.
+/// One connection: the TLS handshake if any, then [`serve_http`].
 async fn serve_connection(
     stream: TcpStream,
     peer: std::net::SocketAddr,
     app: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     stats: &Arc<Metrics>,
     mut closing: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
+    let Some(acceptor) = tls else {
+        return serve_http(stream, activity, peer, app, limits, stats, closing).await;
+    };
+    // The handshake counts against the first request's head: both are owed within
+    // `header_timeout` of the accept.
+    let deadline = activity.deadline(&limits);
+    let handshake = async {
+        let mut stream = stream;
+        let mut first = [0u8; 1];
+        let n = stream.peek(&mut first).await?;
+        if n == 1 && first[0] != TLS_HANDSHAKE {
+            // Plain HTTP (or anything else): say so, in a form a browser or curl shows,
+            // then read what the client sent (for a second at most) so that closing with
+            // unread bytes does not reset the connection before the answer is read.
+            stream.write_all(NOT_TLS).await?;
+            stream.shutdown().await?;
+            let mut sink = [0u8; 1024];
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                while stream.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+            })
+            .await;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a TLS handshake: answered 400",
+            ));
+        }
+        acceptor.accept(stream).await
+    };
+    let tls = tokio::select! {
+        done = tokio::time::timeout_at(deadline, handshake) => match done {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                stats.http.timeouts.inc(&["header"]);
+                tracing::debug!(%peer, "closing a connection: TLS handshake timeout");
+                return;
+            }
+        },
+        // Shutting down: a handshake in progress has no request in flight yet.
+        _ = closing.wait_for(|c| *c) => return,
+    };
+    serve_http(tls, activity, peer, app, limits, stats, closing).await;
+}
+
+/// One connection's HTTP: hyper's HTTP/1 state machine, watched for the timeouts and the
+/// shutdown.
+async fn serve_http<S>(
+    stream: S,
+    activity: Arc<Activity>,
+    peer: std::net::SocketAddr,
+    app: Router,
+    limits: Limits,
+    stats: &Arc<Metrics>,
+    mut closing: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(Tracked {
         inner: stream,
         activity: activity.clone(),
@@ -300,13 +379,14 @@ impl Drop for Busy {
     }
 }
 
-/// A TCP stream that notes its reads and writes in the connection's [`Activity`].
-struct Tracked {
-    inner: TcpStream,
+/// A stream (TCP, or TLS over TCP) that notes its reads and writes in the connection's
+/// [`Activity`]: with TLS, those of the requests and responses, not of TLS records.
+struct Tracked<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Tracked {
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -321,7 +401,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

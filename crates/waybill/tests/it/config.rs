@@ -169,3 +169,66 @@ freight_charge = []
         "{joined}"
     );
 }
+
+/// `[server.tls]`: absent means plain HTTP; every problem is reported with its field.
+#[test]
+fn tls_errors_name_their_field() {
+    let plain = Config::parse("", std::iter::empty()).unwrap();
+    assert!(plain.server.tls.is_none());
+    assert!(plain.validate().is_ok_and(|rt| rt.tls.is_none()));
+
+    let text = r#"
+[server.tls]
+cert = "file:/nonexistent/waybill-test/cert.pem"
+key = "hunter2"
+reload_interval = "500ms"
+"#;
+    let errs = Config::parse(text, std::iter::empty())
+        .unwrap()
+        .validate()
+        .err()
+        .unwrap_or_default();
+    let joined = errs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    for want in [
+        "server.tls.reload_interval: must be at least 1s",
+        "server.tls.cert: cannot read secret file /nonexistent/waybill-test/cert.pem",
+        "server.tls.key: a secret must be `env:NAME`, `file:PATH` or `plain:VALUE`",
+    ] {
+        assert!(joined.contains(want), "missing {want} in:\n{joined}");
+    }
+
+    let text = "[server.tls]\ncert = \"plain:not PEM\"\nkey = \"plain:nor this\"\n";
+    let errs = Config::parse(text, std::iter::empty())
+        .unwrap()
+        .validate()
+        .err()
+        .unwrap_or_default();
+    let joined = errs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    for want in [
+        "server.tls.cert: no certificate in it",
+        "server.tls.key: no private key in it",
+    ] {
+        assert!(joined.contains(want), "missing {want} in:\n{joined}");
+    }
+    assert!(
+        !joined.contains("nor this"),
+        "a key's value was shown: {joined}"
+    );
+
+    let e = Config::parse(
+        "[server.tls]\ncert = \"file:cert.pem\"\n",
+        std::iter::empty(),
+    )
+    .err()
+    .unwrap();
+    let msg = format!("{e:#}");
+    assert!(msg.contains("missing field `key`"), "{msg}");
+}

@@ -49,7 +49,7 @@ fn spawn(config: &Path, port: u16, nofile: Option<u32>) -> Child {
 }
 
 /// Waits until `path` answers `status`.
-async fn wait_for(client: &reqwest::Client, url: &str, status: u16, within: Duration) {
+pub(crate) async fn wait_for(client: &reqwest::Client, url: &str, status: u16, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
         if let Ok(r) = client.get(url).send().await {
@@ -62,7 +62,7 @@ async fn wait_for(client: &reqwest::Client, url: &str, status: u16, within: Dura
     }
 }
 
-async fn metrics(client: &reqwest::Client, base: &str) -> String {
+pub(crate) async fn metrics(client: &reqwest::Client, base: &str) -> String {
     client
         .get(format!("{base}/metrics"))
         .send()
@@ -74,7 +74,7 @@ async fn metrics(client: &reqwest::Client, base: &str) -> String {
 }
 
 /// A sample's value in Prometheus text (`name{labels}` exactly as written).
-fn sample(text: &str, series: &str) -> f64 {
+pub(crate) fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0.0)

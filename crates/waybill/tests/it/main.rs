@@ -22,6 +22,7 @@ mod privacy;
 mod scans;
 mod telemetry;
 mod tenants;
+mod tls;
 mod workflows;
 
 use std::time::Duration;
