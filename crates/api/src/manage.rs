@@ -460,6 +460,11 @@ pub(crate) struct SubscriptionBody {
     /// Source names; empty: all.
     #[serde(default)]
     sources: Vec<String>,
+    /// Whether its consumer gets the personal values of `confidential` events in clear
+    /// (`true`) or masked (`false`); absent or null: as its sink (`[privacy]
+    /// personal_data_sinks`).
+    #[serde(default)]
+    personal_data: Option<bool>,
 }
 
 /// A subscription as stored.
@@ -470,6 +475,9 @@ struct SubscriptionDoc {
     sink: String,
     types: Vec<String>,
     sources: Vec<String>,
+    /// Personal data in clear (`true`) or masked (`false`) for its consumer; null: as its
+    /// sink (`[privacy] personal_data_sinks`).
+    personal_data: Option<bool>,
     /// `config` (from the TOML) or `api` (created or changed at run time).
     origin: String,
     #[schema(value_type = String, format = DateTime)]
@@ -531,8 +539,9 @@ fn valid_type(t: &str) -> bool {
     }
 }
 
-/// Creates or replaces a subscription. Events stored from now on are routed by it; the
-/// change is kept in the store (a TOML subscription changed here stays changed).
+/// Creates or replaces a subscription. Events stored from now on are routed by it, and
+/// its `personal_data` holds for every delivery made from now on (those already queued
+/// too); the change is kept in the store (a TOML subscription changed here stays changed).
 #[utoipa::path(put, path = "/v1/subscriptions/{name}", tag = "subscriptions", params(("name" = String, Path)),
     request_body = SubscriptionBody,
     responses((status = 201, description = "created", body = SubscriptionDoc), (status = 200, description = "replaced", body = SubscriptionDoc),
@@ -575,6 +584,7 @@ async fn put_subscription(
         sink: b.sink,
         types: b.types,
         sources: b.sources,
+        personal_data: b.personal_data,
     };
     let created = st
         .hub
@@ -587,7 +597,8 @@ async fn put_subscription(
         &st,
         "subscription.put",
         format!("subscription:{name}"),
-        json!({"sink": written.sink, "types": written.types, "sources": written.sources, "created": created}),
+        json!({"sink": written.sink, "types": written.types, "sources": written.sources,
+            "personal_data": written.personal_data, "created": created}),
     )
     .await;
     let subs = st
@@ -608,7 +619,7 @@ async fn put_subscription(
             status,
             Json(
                 json!({"name": name, "sink": written.sink, "types": written.types,
-                "sources": written.sources, "origin": "api",
+                "sources": written.sources, "personal_data": written.personal_data, "origin": "api",
                 "updated_at": rfc3339(Some(OffsetDateTime::now_utc()))}),
             ),
         )

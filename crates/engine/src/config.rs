@@ -102,6 +102,10 @@ pub struct SubscriptionConfig {
     /// Source names; empty = all.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// Whether its consumer gets the personal values of `confidential` events in clear
+    /// (`true`) or masked (`false`); absent: as its sink (`[privacy] personal_data_sinks`).
+    #[serde(default)]
+    pub personal_data: Option<bool>,
 }
 
 /// A configuration error as data: where (the dotted path of the offending key, relative to

@@ -45,10 +45,50 @@ pub struct SinkRuntime {
     pub concurrency: usize,
     /// How long a 410 Gone pauses the sink before probing again.
     pub pause_on_gone: Duration,
-    /// Data minimisation: when set, the personal values of a `confidential` event are
-    /// masked before it leaves for this sink (`[privacy] personal_data_sinks` does not
-    /// name it); `None` delivers events whole.
+    /// Data minimisation: the personal keys whose values are masked in a `confidential`
+    /// event before it leaves for a subscription whose consumer may not have them; `None`
+    /// delivers every event whole (the hub's own workflows).
     pub minimise: Option<Arc<waybill_model::privacy::Personal>>,
+    /// Whether a subscription that does not say (its `personal_data` unset) gets personal
+    /// values in clear: `[privacy] personal_data_sinks` names this sink.
+    pub personal_data: bool,
+}
+
+/// Which of a sink's subscriptions get personal values in clear: the sink's default, but
+/// for the subscriptions whose own setting differs from it. Read again from the
+/// subscriptions in force whenever they change (an API change, here or in another
+/// instance), so that the next delivery follows the new setting.
+#[derive(Debug)]
+struct PersonalData {
+    /// The sink's default (`[privacy] personal_data_sinks`).
+    default: bool,
+    /// The sink's subscriptions whose `personal_data` is not the default.
+    exceptions: std::collections::HashSet<String>,
+}
+
+impl PersonalData {
+    /// The setting of `sink`'s subscriptions among `subs` (a subscription no longer in
+    /// force, or now routing to another sink, has the sink's default).
+    fn of(sink: &SinkRuntime, subs: &[waybill_store::Subscription]) -> Self {
+        let default = sink.personal_data;
+        PersonalData {
+            default,
+            exceptions: subs
+                .iter()
+                .filter(|s| s.sink == sink.name && s.personal_data.is_some_and(|p| p != default))
+                .map(|s| s.name.clone())
+                .collect(),
+        }
+    }
+
+    /// Whether the consumer of `subscription` may have personal values (no allocation;
+    /// with no exception, no hashing either).
+    fn allows(&self, subscription: &str) -> bool {
+        if self.exceptions.is_empty() {
+            return self.default;
+        }
+        self.default != self.exceptions.contains(subscription)
+    }
 }
 
 /// Buffering limits of a dispatcher.
@@ -195,6 +235,11 @@ struct Dispatcher {
     paused: watch::Receiver<Arc<std::collections::BTreeSet<String>>>,
     /// The sink's request rate ([`Outbound::rate_limit`]): a request takes a token.
     rate: Option<TokenBucket>,
+    /// Which subscriptions get personal values in clear (with [`SinkRuntime::minimise`]).
+    personal_data: PersonalData,
+    /// Changes when the subscriptions in force do: [`Dispatcher::personal_data`] is read
+    /// again before the next delivery.
+    config: watch::Receiver<i64>,
 }
 
 /// The event `body` with its data's personal values masked (`None`: not an object, left
@@ -263,7 +308,8 @@ fn end_deliver_spans(spans: Vec<Span>, batch: &[Delivery], outcome: &BatchOutcom
 }
 
 /// What the sink sees of a row: the event, not the storage — its personal values
-/// masked when the sink may not have them and the event is `confidential`.
+/// masked (`minimise`: the keys) when the row's subscription may not have them and the
+/// event is `confidential`.
 fn delivery(item: &OutboxItem, minimise: Option<&waybill_model::privacy::Personal>) -> Delivery {
     let body = match minimise {
         Some(p)
@@ -300,8 +346,14 @@ impl Dispatcher {
             .outbound
             .rate_limit()
             .map(|l| TokenBucket::new(l, clock.instant()));
+        // Seen first, read after: a change in between is read again before delivering.
+        let mut config = store.config_signal();
+        config.borrow_and_update();
+        let personal_data = PersonalData::of(&sink, &store.subscriptions_in_force());
         Dispatcher {
             rate,
+            personal_data,
+            config,
             tracer: Tracer::off(),
             paused,
             leases,
@@ -440,7 +492,20 @@ impl Dispatcher {
         full
     }
 
+    /// Reads which subscriptions get personal values again when the subscriptions in
+    /// force changed since (a cheap check when they did not).
+    fn follow_subscriptions(&mut self) {
+        if !self.config.has_changed().unwrap_or(false) {
+            return;
+        }
+        self.config.borrow_and_update();
+        if self.sink.minimise.is_some() {
+            self.personal_data = PersonalData::of(&self.sink, &self.store.subscriptions_in_force());
+        }
+    }
+
     fn dispatch(&mut self, res_tx: &mpsc::UnboundedSender<Outcome>) {
+        self.follow_subscriptions();
         let (now, wall) = (self.clock.instant(), self.clock.now_ms());
         while self.in_flight < self.sink.concurrency.max(1) {
             let Some(Reverse((due, _, _))) = self.ready.peek() else {
@@ -461,15 +526,19 @@ impl Dispatcher {
             let Some(lane) = self.lanes.get(&shipment) else {
                 continue;
             };
-            // The head, and behind it (for a coalescing sink) the events already due.
-            let minimise = self.sink.minimise.as_deref();
+            // The head, and behind it (for a coalescing sink) the events already due, each
+            // minimised for its own subscription.
+            let (minimise, personal_data) = (self.sink.minimise.as_deref(), &self.personal_data);
             let mut batch: Vec<Delivery> = lane
                 .queue
                 .iter()
                 .enumerate()
                 .take_while(|(i, it)| *i == 0 || due_at(it, now, wall) <= now)
                 .take(self.batching.max.max(1))
-                .map(|(_, it)| delivery(it, minimise))
+                .map(|(_, it)| {
+                    let mask = minimise.filter(|_| !personal_data.allows(&it.subscription));
+                    delivery(it, mask)
+                })
                 .collect();
             if batch.is_empty() {
                 continue;
@@ -855,6 +924,7 @@ mod tests {
                 sink: "k".into(),
                 types: vec![],
                 sources: vec![],
+                personal_data: None,
             }])
             .await
             .unwrap();
@@ -890,6 +960,7 @@ mod tests {
             concurrency: 4,
             pause_on_gone: Duration::from_secs(60),
             minimise: None,
+            personal_data: true,
         }
     }
 
@@ -999,6 +1070,161 @@ mod tests {
         for h in handles {
             h.await.unwrap();
         }
+        store.close().await;
+    }
+
+    /// What a sink that takes a shipment's events in batches saw: per request, each
+    /// delivery's subscription and the event's `recipient`.
+    #[derive(Default)]
+    struct Batches(Mutex<Vec<Vec<(String, String)>>>);
+
+    impl Batches {
+        fn record(&self, items: &[Delivery]) {
+            let seen = items
+                .iter()
+                .map(|d| {
+                    let ev = d.event().unwrap();
+                    let who = ev.data["recipient"].as_str().unwrap_or_default().to_owned();
+                    (d.subscription.clone(), who)
+                })
+                .collect();
+            self.0.lock().unwrap().push(seen);
+        }
+
+        fn requests(&self) -> Vec<Vec<(String, String)>> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl Outbound for Batches {
+        fn deliver<'a>(&'a self, item: &'a Delivery) -> DeliverFuture<'a> {
+            self.record(std::slice::from_ref(item));
+            Box::pin(async { Ok(()) })
+        }
+
+        fn batching(&self) -> Batching {
+            Batching {
+                max: 10,
+                window: Duration::from_millis(100),
+            }
+        }
+
+        fn deliver_batch<'a>(&'a self, items: &'a [Delivery]) -> crate::partner::BatchFuture<'a> {
+            self.record(items);
+            Box::pin(async move {
+                BatchOutcome {
+                    delivered: items.len(),
+                    error: None,
+                }
+            })
+        }
+    }
+
+    /// Ingests a `confidential` event of `shipment` whose recipient is a person.
+    async fn ingest_personal(store: &Store, shipment: &str, n: usize) {
+        let key = format!("{shipment}-{n}");
+        let draft: EventDraft = serde_json::from_value(serde_json::json!({
+            "type": "shipment.in_transit", "subject": shipment,
+            "time": "2026-11-23T10:00:00Z", "key": key,
+            "data": {"recipient": "Zeb Q", "parcels": 1},
+            "dataclassification": "confidential"
+        }))
+        .unwrap();
+        let origin = Origin {
+            source: "t",
+            payload_key: &key,
+            received_at: time::OffsetDateTime::UNIX_EPOCH,
+            traceparent: None,
+        };
+        store
+            .ingest(IngestRecord {
+                source: "t".into(),
+                idempotency_key: key.clone(),
+                received_at: time::OffsetDateTime::UNIX_EPOCH,
+                headers: vec![],
+                body: key.clone().into_bytes(),
+                verdict: Verdict::Accepted(vec![draft.into_event(0, &origin).unwrap()]),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Personal data per subscription: one `confidential` event reaches a batching sink
+    /// through three subscriptions, in one request, each delivery minimised for its own
+    /// (in clear, masked, the sink's default: masked); a setting changed while the
+    /// dispatcher runs holds for the next event.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn personal_data_follows_each_deliverys_subscription() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(SqliteOptions::new(dir.path().join("t.db")))
+            .await
+            .unwrap();
+        let with = |name: &str, personal_data| Subscription {
+            name: name.into(),
+            sink: "k".into(),
+            types: vec![],
+            sources: vec![],
+            personal_data,
+        };
+        store
+            .sync_subscriptions(vec![
+                with("clear", Some(true)),
+                with("default", None),
+                with("masked", Some(false)),
+            ])
+            .await
+            .unwrap();
+        let out = Arc::new(Batches::default());
+        let sink = SinkRuntime {
+            minimise: Some(Arc::new(waybill_model::privacy::Personal::default())),
+            personal_data: false,
+            ..sink_k(out.clone(), &[secs(1)], NO_BREAKER)
+        };
+        let run = start(&store, sink, Arc::new(crate::clock::SystemClock));
+        let requests_after = |n: usize| {
+            let out = out.clone();
+            async move {
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while out.requests().len() < n {
+                    assert!(std::time::Instant::now() < deadline, "{:?}", out.requests());
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let mut last = out.requests().pop().unwrap();
+                last.sort();
+                last
+            }
+        };
+        let pair = |s: &str, who: &str| (s.to_owned(), who.to_owned());
+        ingest_personal(&store, "A", 0).await;
+        assert_eq!(
+            requests_after(1).await,
+            vec![
+                pair("clear", "Zeb Q"),
+                pair("default", "***"),
+                pair("masked", "***")
+            ],
+            "one request, minimised per delivery"
+        );
+        // Changed at run time: the next event follows, no restart.
+        store
+            .put_subscription(with("clear", Some(false)))
+            .await
+            .unwrap();
+        store
+            .put_subscription(with("masked", Some(true)))
+            .await
+            .unwrap();
+        ingest_personal(&store, "A", 1).await;
+        assert_eq!(
+            requests_after(2).await,
+            vec![
+                pair("clear", "***"),
+                pair("default", "***"),
+                pair("masked", "Zeb Q")
+            ]
+        );
+        assert_eq!(out.requests().len(), 2, "{:?}", out.requests());
+        run.stop().await;
         store.close().await;
     }
 

@@ -66,6 +66,7 @@ async fn run_with(sync: Synchronous, writers: usize, events: usize, routed: bool
                 sink: "local".into(),
                 types: vec![],
                 sources: vec![],
+                personal_data: None,
             }])
             .await
             .unwrap();

@@ -68,6 +68,7 @@ pub(crate) fn decode_sub(
     sink: String,
     types: &str,
     sources: &str,
+    personal_data: Option<bool>,
 ) -> Result<crate::Subscription, StoreError> {
     let list = |what: &str, s: &str| {
         serde_json::from_str::<Vec<String>>(s)
@@ -78,6 +79,7 @@ pub(crate) fn decode_sub(
         sources: list("sources", sources)?,
         name,
         sink,
+        personal_data,
     })
 }
 

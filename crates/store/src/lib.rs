@@ -249,6 +249,13 @@ impl Store {
         dispatch!(self, s => s.config_signal())
     }
 
+    /// The subscriptions events are routed by now: the set last put in force, by a change
+    /// through this process or (on a shared store) another one. It is replaced before
+    /// [`Store::config_signal`] changes.
+    pub fn subscriptions_in_force(&self) -> Vec<Subscription> {
+        dispatch!(self, s => s.subscriptions_in_force())
+    }
+
     /// Health figures of every sink known to the store (with waiting rows, open dead
     /// letters, deliveries, a subscription or a control), by name.
     pub async fn sink_stats(&self) -> Result<Vec<SinkStats>, StoreError> {

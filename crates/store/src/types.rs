@@ -92,6 +92,9 @@ pub struct Subscription {
     pub types: Vec<String>,
     /// Source names; empty means all.
     pub sources: Vec<String>,
+    /// Whether its consumer gets the personal values of a `confidential` event in clear
+    /// (`true`) or masked (`false`); `None`: its sink's default.
+    pub personal_data: Option<bool>,
 }
 
 impl Subscription {
@@ -599,6 +602,9 @@ pub struct SubscriptionRecord {
     pub types: Vec<String>,
     /// Source names; empty means all.
     pub sources: Vec<String>,
+    /// Personal data in clear (`true`) or masked (`false`) for its consumer; `None`: its
+    /// sink's default.
+    pub personal_data: Option<bool>,
     /// Configuration file or API.
     pub origin: SubscriptionOrigin,
     /// When it was last written.
@@ -614,6 +620,7 @@ impl SubscriptionRecord {
             sink: self.sink.clone(),
             types: self.types.clone(),
             sources: self.sources.clone(),
+            personal_data: self.personal_data,
         }
     }
 }

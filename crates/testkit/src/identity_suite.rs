@@ -373,6 +373,7 @@ pub async fn linking_appends_and_routes_shipment_linked(store: Store) {
             sink: "hook".into(),
             types: vec!["shipment.linked".into()],
             sources: vec![],
+            personal_data: None,
         }])
         .await
         .unwrap();

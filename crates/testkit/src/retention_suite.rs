@@ -242,6 +242,7 @@ pub async fn retention_never_purges_open_dead_letters(store: Store) {
             sink: "ops".into(),
             types: vec![],
             sources: vec![],
+            personal_data: None,
         }])
         .await
         .unwrap();

@@ -153,6 +153,7 @@ fn sub(name: &str, sink: &str, types: &[&str], sources: &[&str]) -> Subscription
         sink: sink.into(),
         types: types.iter().map(|s| (*s).into()).collect(),
         sources: sources.iter().map(|s| (*s).into()).collect(),
+        personal_data: None,
     }
 }
 
@@ -1717,6 +1718,104 @@ pub async fn subscriptions_change_at_run_time(store: Store) {
         .unwrap());
 }
 
+/// A subscription's personal data setting (in clear, masked, or its sink's default) is
+/// kept through the configuration file's sync and the API's put, listed, and in force for
+/// routing and delivery as soon as the change returns.
+pub async fn subscriptions_keep_their_personal_data_setting(store: Store) {
+    let with = |name: &str, sink: &str, personal_data: Option<bool>| Subscription {
+        personal_data,
+        ..sub(name, sink, &[], &[])
+    };
+    let settings = |l: Vec<SubscriptionRecord>| {
+        l.into_iter()
+            .map(|s| (s.name, s.personal_data))
+            .collect::<Vec<_>>()
+    };
+    let in_force = |store: &Store| {
+        store
+            .subscriptions_in_force()
+            .into_iter()
+            .map(|s| (s.name, s.personal_data))
+            .collect::<Vec<_>>()
+    };
+    let want = |v: &[(&str, Option<bool>)]| {
+        v.iter()
+            .map(|(n, p)| ((*n).to_owned(), *p))
+            .collect::<Vec<_>>()
+    };
+    let file = vec![
+        with("cfg-clear", "crm", Some(true)),
+        with("cfg-default", "ops", None),
+        with("cfg-masked", "ops", Some(false)),
+    ];
+    store.sync_subscriptions(file).await.unwrap();
+    let first = want(&[
+        ("cfg-clear", Some(true)),
+        ("cfg-default", None),
+        ("cfg-masked", Some(false)),
+    ]);
+    assert_eq!(settings(store.subscriptions().await.unwrap()), first);
+    assert_eq!(in_force(&store), first);
+    let record = store.subscriptions().await.unwrap().remove(0);
+    assert_eq!(record.subscription(), with("cfg-clear", "crm", Some(true)));
+
+    // Only the setting changed in the file: the next start writes it.
+    let file = vec![
+        with("cfg-clear", "crm", None),
+        with("cfg-default", "ops", Some(false)),
+        with("cfg-masked", "ops", Some(false)),
+    ];
+    store.sync_subscriptions(file.clone()).await.unwrap();
+    let second = want(&[
+        ("cfg-clear", None),
+        ("cfg-default", Some(false)),
+        ("cfg-masked", Some(false)),
+    ]);
+    assert_eq!(settings(store.subscriptions().await.unwrap()), second);
+    assert_eq!(in_force(&store), second);
+
+    // Through the API: in force (and announced) when the put returns.
+    let mut signal = store.config_signal();
+    signal.borrow_and_update();
+    assert!(!store
+        .put_subscription(with("cfg-masked", "ops", Some(true)))
+        .await
+        .unwrap());
+    assert!(signal.has_changed().unwrap(), "announced");
+    assert!(store
+        .put_subscription(with("api-clear", "audit", Some(true)))
+        .await
+        .unwrap());
+    let third = want(&[
+        ("api-clear", Some(true)),
+        ("cfg-clear", None),
+        ("cfg-default", Some(false)),
+        ("cfg-masked", Some(true)),
+    ]);
+    assert_eq!(settings(store.subscriptions().await.unwrap()), third);
+    assert_eq!(in_force(&store), third);
+    // Put without a setting: back to the sink's default.
+    store
+        .put_subscription(with("cfg-masked", "ops", None))
+        .await
+        .unwrap();
+    let listed = store.subscriptions().await.unwrap();
+    assert_eq!(listed[3].name, "cfg-masked");
+    assert_eq!(listed[3].personal_data, None);
+    assert_eq!(listed[3].origin, SubscriptionOrigin::Api);
+    // The file again does not undo the API's settings.
+    store.sync_subscriptions(file).await.unwrap();
+    assert_eq!(
+        settings(store.subscriptions().await.unwrap()),
+        want(&[
+            ("api-clear", Some(true)),
+            ("cfg-clear", None),
+            ("cfg-default", Some(false)),
+            ("cfg-masked", None),
+        ])
+    );
+}
+
 /// Sink health: waiting rows and the oldest one's time, the last delivery, open dead
 /// letters; sinks of subscriptions and controls are listed even when idle.
 pub async fn sink_stats_per_sink(store: Store) {
@@ -1813,7 +1912,10 @@ where
     ];
     store.sync_subscriptions(file.clone()).await.unwrap();
     store
-        .put_subscription(sub("api-audit", "audit", &[], &[]))
+        .put_subscription(Subscription {
+            personal_data: Some(true),
+            ..sub("api-audit", "audit", &[], &[])
+        })
         .await
         .unwrap();
     store.delete_subscription("cfg-erp").await.unwrap();
@@ -1851,6 +1953,23 @@ where
         ),
         vec!["api-audit", "cfg-all"],
         "the deleted one stays deleted"
+    );
+    // The personal data setting too, listed and in force.
+    let audit = |l: Vec<Subscription>| l.into_iter().find(|s| s.name == "api-audit");
+    assert_eq!(
+        audit(again.subscriptions_in_force()).map(|s| s.personal_data),
+        Some(Some(true))
+    );
+    let listed = again.subscriptions().await.unwrap();
+    assert_eq!(
+        audit(
+            listed
+                .iter()
+                .map(SubscriptionRecord::subscription)
+                .collect()
+        )
+        .map(|s| s.personal_data),
+        Some(Some(true))
     );
     let controls = again.sink_controls().await.unwrap();
     assert_eq!(controls.len(), 1);
@@ -1927,6 +2046,7 @@ macro_rules! store_tests {
             rejected_payloads_are_marked_reprocessed,
             sink_pauses_are_kept,
             subscriptions_change_at_run_time,
+            subscriptions_keep_their_personal_data_setting,
             sink_stats_per_sink,
             audit_chain_verifies_after_appends,
             api_keys_are_kept_by_hash_and_revoked,

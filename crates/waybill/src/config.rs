@@ -91,8 +91,10 @@ pub struct PrivacyConfig {
     /// `signed_by`, … see docs/security.md).
     #[serde(default)]
     pub personal_keys: Vec<String>,
-    /// The sinks that may receive personal data: every other sink gets a `confidential`
-    /// event with its personal values masked (data minimisation per consumer).
+    /// The sinks whose subscriptions receive personal data unless a subscription says
+    /// otherwise (its `personal_data`): the subscriptions of every other sink get a
+    /// `confidential` event with its personal values masked, unless they say
+    /// `personal_data = true` (data minimisation per consumer).
     #[serde(default)]
     pub personal_data_sinks: Vec<String>,
 }
@@ -640,8 +642,8 @@ impl Config {
                         .unwrap_or(self.delivery.concurrency)
                         .max(1),
                     pause_on_gone: self.delivery.pause_on_gone,
-                    minimise: (!self.privacy.personal_data_sinks.contains(name))
-                        .then(|| personal.clone()),
+                    minimise: Some(personal.clone()),
+                    personal_data: self.privacy.personal_data_sinks.contains(name),
                 }),
                 Err(es) => errs.extend(ConfigError::all_under(es, &format!("sinks.{name}"))),
             }
@@ -693,6 +695,7 @@ impl Config {
                     sink: s.sink.clone(),
                     types: s.types.clone(),
                     sources: s.sources.clone(),
+                    personal_data: s.personal_data,
                 }
             })
             .collect::<Vec<_>>();

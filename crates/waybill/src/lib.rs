@@ -211,6 +211,7 @@ pub async fn serve(
             pause_on_gone: config.delivery.pause_on_gone,
             // The workflows are the hub itself: they see events whole.
             minimise: None,
+            personal_data: true,
         });
         runtime
     });

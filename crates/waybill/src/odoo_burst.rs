@@ -107,6 +107,7 @@ pub async fn run(
             sink: "odoo".into(),
             types: vec![],
             sources: vec![],
+            personal_data: None,
         }])
         .await?;
     let run = format!("{:04}", rand::random::<u16>() % 10_000);
@@ -152,6 +153,7 @@ pub async fn run(
             concurrency: cfg.pickings_in_flight.max(1),
             pause_on_gone: Duration::from_secs(60),
             minimise: None,
+            personal_data: true,
         }],
         metrics.clone(),
         DispatchLimits::default(),

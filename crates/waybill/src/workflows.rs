@@ -245,6 +245,8 @@ impl WorkflowsConfig {
                 sink: SINK.into(),
                 types,
                 sources: Vec::new(),
+                // The workflows are the hub itself: they see events whole.
+                personal_data: Some(true),
             },
         })
     }

@@ -1143,6 +1143,9 @@
       const sinkSel = h('select', { testid: 'sub-sink' }, (sinks.includes(sub.sink) || !sub.sink ? sinks : sinks.concat([sub.sink])).map((n) => h('option', { value: n, selected: n === sub.sink }, n)));
       const types = h('input', { type: 'text', testid: 'sub-types', value: (sub.types || []).join(', '), placeholder: 'all types' });
       const sources = h('input', { type: 'text', testid: 'sub-sources', value: (sub.sources || []).join(', '), placeholder: 'all sources' });
+      const pdNow = sub.personal_data === true ? 'true' : sub.personal_data === false ? 'false' : '';
+      const personal = h('select', { testid: 'sub-personal-data' },
+        [['', 'As the sink'], ['true', 'In clear'], ['false', 'Masked']].map(([v, label]) => h('option', { value: v, selected: v === pdNow }, label)));
       const save = h('button', { class: 'btn primary', type: 'submit', testid: 'sub-save' }, editing ? 'Save changes' : 'Create subscription');
       const cancel = h('button', { class: 'btn', type: 'button', testid: 'sub-cancel', onclick: () => formBox.replaceChildren() }, 'Cancel');
       const form = h('form', { class: 'panel-body', testid: 'sub-form' },
@@ -1151,6 +1154,7 @@
           h('label', { class: 'field' }, 'Sink', sinkSel),
           h('label', { class: 'field' }, 'Event types', types, h('span', { class: 'help' }, 'Comma-separated: exact types or prefixes like shipment.*; empty for all.')),
           h('label', { class: 'field' }, 'Sources', sources, h('span', { class: 'help' }, 'Comma-separated source names; empty for all.')),
+          h('label', { class: 'field' }, 'Personal data', personal, h('span', { class: 'help' }, 'Names, addresses, phones of confidential events: in clear or masked (***) for this consumer; "As the sink" follows [privacy] personal_data_sinks.')),
           h('div', { class: 'wide actions' }, save, cancel)));
       form.addEventListener('submit', async (ev) => {
         ev.preventDefault();
@@ -1158,7 +1162,8 @@
         if (!n) { toast('error', 'A subscription needs a name'); return; }
         save.disabled = true;
         try {
-          await api('PUT', '/v1/subscriptions/' + enc(n), { sink: sinkSel.value, types: splitList(types.value), sources: splitList(sources.value) });
+          const pd = personal.value === '' ? null : personal.value === 'true';
+          await api('PUT', '/v1/subscriptions/' + enc(n), { sink: sinkSel.value, types: splitList(types.value), sources: splitList(sources.value), personal_data: pd });
           toast('success', 'Subscription ' + n + (editing ? ' saved' : ' created'));
           route();
         } catch (e) { showError(e); save.disabled = false; }
@@ -1175,11 +1180,12 @@
       } catch (e) { showError(e); }
     };
     const list = subs.length
-      ? table(['Name', 'Sink', 'Event types', 'Sources', 'Origin', 'Updated', ''], subs.map((x) => h('tr', { testid: 'subscription-row-' + x.name },
+      ? table(['Name', 'Sink', 'Event types', 'Sources', 'Personal data', 'Origin', 'Updated', ''], subs.map((x) => h('tr', { testid: 'subscription-row-' + x.name },
         h('td', null, h('strong', null, x.name)),
         h('td', null, link(x.sink, '#/sinks')),
         h('td', null, (x.types || []).length ? h('span', { class: 'chips' }, x.types.map((t) => h('span', { class: 'chip' }, t))) : h('span', { class: 'faint' }, 'all')),
         h('td', null, (x.sources || []).length ? h('span', { class: 'chips' }, x.sources.map((t) => h('span', { class: 'chip' }, t))) : h('span', { class: 'faint' }, 'all')),
+        h('td', { testid: 'sub-pd-' + x.name }, x.personal_data === true ? badge('in clear', 'accent') : x.personal_data === false ? badge('masked', 'plain') : h('span', { class: 'faint' }, 'as the sink')),
         h('td', null, badge(x.origin || '—', x.origin === 'config' ? 'plain' : 'accent')),
         h('td', { class: 'nowrap' }, x.updated_at ? ago(x.updated_at) : '—'),
         h('td', null, h('span', { class: 'actions' },

@@ -15,7 +15,7 @@ const LIST_LIMIT: i64 = 10_000;
 /// The subscriptions in force (tombstones left out), by name, and the version, in one
 /// statement (one snapshot).
 pub(super) const READ_CONFIG: &str =
-    "SELECT v.version, s.name, s.sink, s.types, s.sources FROM config_version v
+    "SELECT v.version, s.name, s.sink, s.types, s.sources, s.personal_data FROM config_version v
      LEFT JOIN subscriptions s ON NOT s.deleted WHERE v.id = 1 ORDER BY s.name";
 
 /// [`READ_CONFIG`]'s rows as a configuration.
@@ -32,6 +32,7 @@ pub(super) fn config_from(rows: &[postgres::Row]) -> Result<Config, StoreError> 
                 sink.unwrap_or_default(),
                 types.unwrap_or("[]"),
                 sources.unwrap_or("[]"),
+                r.get(5),
             )?);
         }
     }
@@ -64,14 +65,24 @@ impl PgStore {
             let now = to_us(OffsetDateTime::now_utc());
             for s in &subs {
                 c.exec(
-                    "INSERT INTO subscriptions (name, sink, types, sources, origin, deleted, updated_at)
-                     VALUES ($1, $2, $3, $4, 'config', false, $5)
+                    "INSERT INTO subscriptions (name, sink, types, sources, personal_data, origin, deleted, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, 'config', false, $6)
                      ON CONFLICT (name) DO UPDATE SET sink = excluded.sink, types = excluded.types,
-                       sources = excluded.sources, updated_at = excluded.updated_at
+                       sources = excluded.sources, personal_data = excluded.personal_data,
+                       updated_at = excluded.updated_at
                      WHERE subscriptions.origin = 'config' AND NOT subscriptions.deleted
-                       AND (subscriptions.sink, subscriptions.types, subscriptions.sources)
-                           IS DISTINCT FROM (excluded.sink, excluded.types, excluded.sources)",
-                    &[&s.name, &s.sink, &list_json(&s.types), &list_json(&s.sources), &now],
+                       AND (subscriptions.sink, subscriptions.types, subscriptions.sources,
+                            subscriptions.personal_data)
+                           IS DISTINCT FROM (excluded.sink, excluded.types, excluded.sources,
+                            excluded.personal_data)",
+                    &[
+                        &s.name,
+                        &s.sink,
+                        &list_json(&s.types),
+                        &list_json(&s.sources),
+                        &s.personal_data,
+                        &now,
+                    ],
                 )?;
             }
             let names: Vec<String> = subs.iter().map(|s| s.name.clone()).collect();
@@ -97,18 +108,19 @@ impl PgStore {
     pub(crate) async fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError> {
         self.read(|c| {
             let rows = c.query(
-                "SELECT name, sink, types, sources, origin, updated_at FROM subscriptions
+                "SELECT name, sink, types, sources, origin, updated_at, personal_data FROM subscriptions
                  WHERE NOT deleted ORDER BY name LIMIT $1",
                 &[&LIST_LIMIT],
             )?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
-                let s = decode_sub(r.get(0), r.get(1), r.get(2), r.get(3))?;
+                let s = decode_sub(r.get(0), r.get(1), r.get(2), r.get(3), r.get(6))?;
                 out.push(SubscriptionRecord {
                     name: s.name,
                     sink: s.sink,
                     types: s.types,
                     sources: s.sources,
+                    personal_data: s.personal_data,
                     origin: SubscriptionOrigin::parse(r.get(4))?,
                     updated_at: from_us(r.get(5)),
                 });
@@ -127,15 +139,17 @@ impl PgStore {
                 )?
                 .map(|r| r.get(0));
             c.exec(
-                "INSERT INTO subscriptions (name, sink, types, sources, origin, deleted, updated_at)
-                 VALUES ($1, $2, $3, $4, 'api', false, $5)
+                "INSERT INTO subscriptions (name, sink, types, sources, personal_data, origin, deleted, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, 'api', false, $6)
                  ON CONFLICT (name) DO UPDATE SET sink = excluded.sink, types = excluded.types,
-                   sources = excluded.sources, origin = 'api', deleted = false, updated_at = excluded.updated_at",
+                   sources = excluded.sources, personal_data = excluded.personal_data, origin = 'api',
+                   deleted = false, updated_at = excluded.updated_at",
                 &[
                     &sub.name,
                     &sub.sink,
                     &list_json(&sub.types),
                     &list_json(&sub.sources),
+                    &sub.personal_data,
                     &to_us(OffsetDateTime::now_utc()),
                 ],
             )?;

@@ -531,6 +531,10 @@ impl PgStore {
         self.inner.writer.config_signal()
     }
 
+    pub(crate) fn subscriptions_in_force(&self) -> Vec<crate::Subscription> {
+        self.inner.writer.rules().subs.clone()
+    }
+
     pub(crate) async fn close(&self) {
         self.inner.stop.store(true, Ordering::Relaxed);
         self.inner.writer.close().await;

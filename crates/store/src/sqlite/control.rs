@@ -25,7 +25,8 @@ pub(super) fn read_config(c: &Connection) -> Result<Config, StoreError> {
         .prepare_cached("SELECT version FROM config_version WHERE id = 1")?
         .query_row([], |r| r.get(0))?;
     let mut st = c.prepare_cached(
-        "SELECT name, sink, types, sources FROM subscriptions WHERE deleted = 0 ORDER BY name",
+        "SELECT name, sink, types, sources, personal_data FROM subscriptions WHERE deleted = 0
+         ORDER BY name",
     )?;
     let rows = st.query_map([], |r| {
         Ok((
@@ -33,12 +34,13 @@ pub(super) fn read_config(c: &Connection) -> Result<Config, StoreError> {
             r.get::<_, String>(1)?,
             r.get::<_, String>(2)?,
             r.get::<_, String>(3)?,
+            r.get::<_, Option<bool>>(4)?,
         ))
     })?;
     let mut subs = Vec::new();
     for row in rows {
-        let (name, sink, types, sources) = row?;
-        subs.push(decode_sub(name, sink, &types, &sources)?);
+        let (name, sink, types, sources, personal_data) = row?;
+        subs.push(decode_sub(name, sink, &types, &sources, personal_data)?);
     }
     Ok((version, subs))
 }
@@ -55,15 +57,24 @@ impl SqliteStore {
             let now = to_us(OffsetDateTime::now_utc());
             for s in &subs {
                 c.prepare_cached(
-                    "INSERT INTO subscriptions (name, sink, types, sources, origin, deleted, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 'config', 0, ?5)
+                    "INSERT INTO subscriptions (name, sink, types, sources, personal_data, origin, deleted, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'config', 0, ?6)
                      ON CONFLICT (name) DO UPDATE SET sink = excluded.sink, types = excluded.types,
-                       sources = excluded.sources, updated_at = excluded.updated_at
+                       sources = excluded.sources, personal_data = excluded.personal_data,
+                       updated_at = excluded.updated_at
                      WHERE subscriptions.origin = 'config' AND subscriptions.deleted = 0
                        AND (subscriptions.sink IS NOT excluded.sink OR subscriptions.types IS NOT excluded.types
-                            OR subscriptions.sources IS NOT excluded.sources)",
+                            OR subscriptions.sources IS NOT excluded.sources
+                            OR subscriptions.personal_data IS NOT excluded.personal_data)",
                 )?
-                .execute(params![s.name, s.sink, list_json(&s.types), list_json(&s.sources), now])?;
+                .execute(params![
+                    s.name,
+                    s.sink,
+                    list_json(&s.types),
+                    list_json(&s.sources),
+                    s.personal_data,
+                    now
+                ])?;
             }
             let names: Vec<String> = subs.iter().map(|s| s.name.clone()).collect();
             c.prepare_cached(
@@ -89,7 +100,7 @@ impl SqliteStore {
     pub(crate) async fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT name, sink, types, sources, origin, updated_at FROM subscriptions
+                "SELECT name, sink, types, sources, origin, updated_at, personal_data FROM subscriptions
                  WHERE deleted = 0 ORDER BY name LIMIT ?1",
             )?;
             let rows = st.query_map([LIST_LIMIT], |r| {
@@ -100,17 +111,19 @@ impl SqliteStore {
                     r.get::<_, String>(3)?,
                     r.get::<_, String>(4)?,
                     r.get::<_, i64>(5)?,
+                    r.get::<_, Option<bool>>(6)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (name, sink, types, sources, origin, updated_at) = row?;
-                let s = decode_sub(name, sink, &types, &sources)?;
+                let (name, sink, types, sources, origin, updated_at, personal_data) = row?;
+                let s = decode_sub(name, sink, &types, &sources, personal_data)?;
                 out.push(SubscriptionRecord {
                     name: s.name,
                     sink: s.sink,
                     types: s.types,
                     sources: s.sources,
+                    personal_data: s.personal_data,
                     origin: SubscriptionOrigin::parse(&origin)?,
                     updated_at: from_us(updated_at),
                 });
@@ -127,16 +140,18 @@ impl SqliteStore {
                 .query_row([&sub.name], |r| r.get(0))
                 .optional()?;
             c.prepare_cached(
-                "INSERT INTO subscriptions (name, sink, types, sources, origin, deleted, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'api', 0, ?5)
+                "INSERT INTO subscriptions (name, sink, types, sources, personal_data, origin, deleted, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'api', 0, ?6)
                  ON CONFLICT (name) DO UPDATE SET sink = excluded.sink, types = excluded.types,
-                   sources = excluded.sources, origin = 'api', deleted = 0, updated_at = excluded.updated_at",
+                   sources = excluded.sources, personal_data = excluded.personal_data, origin = 'api',
+                   deleted = 0, updated_at = excluded.updated_at",
             )?
             .execute(params![
                 sub.name,
                 sub.sink,
                 list_json(&sub.types),
                 list_json(&sub.sources),
+                sub.personal_data,
                 to_us(OffsetDateTime::now_utc())
             ])?;
             ctx.config = Some(bump(c)?);

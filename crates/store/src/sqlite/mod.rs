@@ -320,6 +320,10 @@ impl SqliteStore {
         self.inner.writer.config_signal()
     }
 
+    pub(crate) fn subscriptions_in_force(&self) -> Vec<crate::Subscription> {
+        self.inner.writer.rules().subs.clone()
+    }
+
     pub(crate) async fn close(&self) {
         if let Ok(mut g) = self.inner.checkpoint_stop.lock() {
             g.take();

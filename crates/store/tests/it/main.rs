@@ -40,6 +40,7 @@ mod postgres {
             sink: "ops".into(),
             types: vec![],
             sources: vec![],
+            personal_data: None,
         }];
         a.sync_subscriptions(file.clone()).await.unwrap();
         b.sync_subscriptions(file).await.unwrap();
@@ -84,6 +85,7 @@ mod postgres {
             sink: "audit".into(),
             types: vec![],
             sources: vec![],
+            personal_data: None,
         })
         .await
         .unwrap();
@@ -93,6 +95,29 @@ mod postgres {
         a.delete_subscription("cfg-all").await.unwrap();
         let took = routed_on_b(vec!["api-audit"]).await;
         assert!(took < Duration::from_millis(1_500), "{took:?}");
+        // A personal data setting put through `a` is in force on `b` (whose dispatchers
+        // minimise by it) within about a second.
+        a.put_subscription(Subscription {
+            name: "api-audit".into(),
+            sink: "audit".into(),
+            types: vec![],
+            sources: vec![],
+            personal_data: Some(true),
+        })
+        .await
+        .unwrap();
+        let start = std::time::Instant::now();
+        loop {
+            let on_b = b.subscriptions_in_force();
+            if on_b
+                .iter()
+                .any(|s| s.name == "api-audit" && s.personal_data == Some(true))
+            {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_millis(1_500), "{on_b:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         // A pause set through `a` is what `b` reads.
         a.set_sink_paused("ops", true, "ana").await.unwrap();
         assert!(b.sink_controls().await.unwrap()[0].paused);

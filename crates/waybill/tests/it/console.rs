@@ -444,18 +444,28 @@ async fn a_sink_paused_in_the_console_holds_events_until_resumed_and_subscriptio
         .unwrap();
     assert_eq!(made["sink"], "ops");
     assert_eq!(made["types"], json!(["shipment.delivered"]));
+    assert_eq!(made["personal_data"], Value::Null, "as its sink: {made}");
     b.click(&tid("sub-edit-console-made")).await.unwrap();
     b.type_into(&tid("sub-types"), "shipment.*, order.released")
         .await
         .unwrap();
+    // Its consumer gets personal data masked.
+    b.execute(
+        "document.querySelector('[data-testid=\"sub-personal-data\"]').value = 'false';",
+        vec![],
+    )
+    .await
+    .unwrap();
     b.click(&tid("sub-save")).await.unwrap();
     b.wait_for(
         &tid("subscription-row-console-made"),
-        |t| t.contains("shipment.*") && t.contains("order.released"),
+        |t| t.contains("shipment.*") && t.contains("order.released") && t.contains("masked"),
         T,
     )
     .await
     .unwrap();
+    let one = hub.get("/v1/subscriptions/console-made").await;
+    assert_eq!(one["personal_data"], json!(false), "{one}");
     shot(&b, "subscriptions").await;
     b.click(&tid("sub-delete-console-made")).await.unwrap();
     b.click(&tid("confirm-ok")).await.unwrap();

@@ -254,6 +254,143 @@ async fn a_sink_gets_personal_data_only_when_the_configuration_allows_it() {
     hub.stop().await;
 }
 
+/// PUTs a subscription through the management API; answers its status and body.
+async fn put_subscription(hub: &TestHub, name: &str, body: &Value) -> (u16, Value) {
+    let r = hub
+        .client
+        .put(format!("{}/v1/subscriptions/{name}", hub.base))
+        .bearer_auth(API_KEY)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Data minimisation per subscription, with the real hub: the subscription's own
+/// `personal_data` wins over its sink's default both ways, and a change through the API
+/// holds for the next event, without a restart.
+#[tokio::test]
+async fn each_subscription_gets_personal_data_as_it_says_and_follows_a_change() {
+    let ops = FakePartner::start().await;
+    let crm = FakePartner::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // `ops` is not among the sinks that may have personal data, but its subscription
+    // may; `crm` is, but its subscription may not.
+    let base = config_toml(&dir.path().join("hub.db"), &ops.url("/hook"), FAST_RETRIES).replace(
+        "name = \"ops-all\"\nsink = \"ops\"\n",
+        "name = \"ops-all\"\nsink = \"ops\"\npersonal_data = true\n",
+    );
+    assert!(base.contains("personal_data = true"));
+    let toml = format!(
+        "{base}\n[sinks.crm]\ntype = \"http_webhook\"\nurl = \"{}\"\n[[subscriptions]]\nname = \"crm-all\"\nsink = \"crm\"\npersonal_data = false\n[privacy]\npersonal_data_sinks = [\"crm\"]\n",
+        crm.url("/hook")
+    );
+    let cfg = waybill::Config::parse(&toml, std::iter::empty()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = TestHub::from_parts(cfg, listener, dir);
+    let event = |subject: &str, key: &str| {
+        json!([{"type": "shipment.out_for_delivery", "subject": subject,
+            "time": "2026-12-01T09:00:00Z", "key": key,
+            "data": {"recipient": {"name": NAME, "phone": PHONE}, "email": EMAIL, "parcels": 2}}])
+    };
+    let at = |p: &FakePartner, subject: &str| {
+        p.accepted()
+            .into_iter()
+            .map(|r| r.json())
+            .find(|j| j["subject"] == subject)
+            .unwrap()
+    };
+    let clear = |ev: &Value| {
+        assert_eq!(ev["dataclassification"], "confidential", "{ev}");
+        assert_eq!(ev["data"]["recipient"]["name"], NAME, "{ev}");
+        assert_eq!(ev["data"]["email"], EMAIL, "{ev}");
+    };
+    let masked = |ev: &Value| {
+        let text = ev.to_string();
+        assert!(planted(&text).is_empty(), "{:?} in {text}", planted(&text));
+        assert_eq!(ev["data"]["recipient"], "***", "{ev}");
+        assert_eq!(ev["data"]["parcels"], 2, "{ev}");
+    };
+    let setting = |subs: &Value, name: &str| {
+        subs["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["personal_data"]
+            .clone()
+    };
+    let subs = hub.get("/v1/subscriptions").await;
+    assert_eq!(setting(&subs, "ops-all"), json!(true), "{subs}");
+    assert_eq!(setting(&subs, "crm-all"), json!(false), "{subs}");
+
+    post_events(&hub, &event("S-SUB1", "s1")).await;
+    ops.wait_until(WAIT, "the first event at ops", |r| r.len() == 1)
+        .await;
+    crm.wait_until(WAIT, "the first event at crm", |r| r.len() == 1)
+        .await;
+    clear(&at(&ops, "S-SUB1"));
+    masked(&at(&crm, "S-SUB1"));
+    assert_eq!(at(&ops, "S-SUB1")["id"], at(&crm, "S-SUB1")["id"]);
+
+    // Flipped through the API: `ops-all` masked, `crm-all` back to its sink's default
+    // (allowed). The next event follows, the hub still running.
+    let (status, body) = put_subscription(
+        &hub,
+        "ops-all",
+        &json!({"sink": "ops", "personal_data": false}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["personal_data"]),
+        (200, &json!(false)),
+        "{body}"
+    );
+    let (status, body) = put_subscription(
+        &hub,
+        "crm-all",
+        &json!({"sink": "crm", "personal_data": null}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["personal_data"]),
+        (200, &Value::Null),
+        "{body}"
+    );
+    let one = hub.get("/v1/subscriptions/ops-all").await;
+    assert_eq!(one["personal_data"], json!(false), "{one}");
+    post_events(&hub, &event("S-SUB2", "s2")).await;
+    ops.wait_until(WAIT, "the second event at ops", |r| r.len() == 2)
+        .await;
+    crm.wait_until(WAIT, "the second event at crm", |r| r.len() == 2)
+        .await;
+    masked(&at(&ops, "S-SUB2"));
+    clear(&at(&crm, "S-SUB2"));
+    // The first deliveries were not sent again.
+    assert_eq!((ops.accepted().len(), crm.accepted().len()), (2, 2));
+
+    // Not a boolean: refused, through the API and in the file.
+    let (status, body) = put_subscription(
+        &hub,
+        "ops-all",
+        &json!({"sink": "ops", "personal_data": "yes"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let bad = toml.replace("personal_data = false", "personal_data = \"no\"");
+    let err = waybill::Config::parse(&bad, std::iter::empty())
+        .err()
+        .unwrap();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("personal_data") && err.contains("line"),
+        "{err}"
+    );
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn erasure_by_reference_masks_the_shipment_keeps_its_state_and_is_audited() {
     let sink = FakePartner::start().await;
