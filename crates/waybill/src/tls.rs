@@ -19,6 +19,8 @@
 //! certificates, HTTP/2.
 
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{
     ClientHello, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions,
 };
@@ -200,7 +202,7 @@ impl TlsConfig {
 /// Parses a pair of PEM texts with `provider`; errors name `cert` and `key`.
 fn parse(provider: &CryptoProvider, (cert, key): &Texts) -> Result<Pair, Vec<ConfigError>> {
     let mut errs = Vec::new();
-    let chain: Vec<_> = match rustls_pemfile::certs(&mut cert.expose().as_bytes()).collect() {
+    let chain: Vec<_> = match CertificateDer::pem_slice_iter(cert.expose().as_bytes()).collect() {
         Ok(c) => c,
         Err(e) => {
             errs.push(ConfigError::new("cert", format!("not valid PEM: {e}")));
@@ -213,8 +215,8 @@ fn parse(provider: &CryptoProvider, (cert, key): &Texts) -> Result<Pair, Vec<Con
             "no certificate in it (a PEM `CERTIFICATE` block, the leaf first)",
         ));
     }
-    let signer = match rustls_pemfile::private_key(&mut key.expose().as_bytes()) {
-        Ok(Some(der)) => match provider.key_provider.load_private_key(der) {
+    let signer = match PrivateKeyDer::from_pem_slice(key.expose().as_bytes()) {
+        Ok(der) => match provider.key_provider.load_private_key(der) {
             Ok(s) => Some(s),
             Err(e) => {
                 errs.push(ConfigError::new(
@@ -224,7 +226,7 @@ fn parse(provider: &CryptoProvider, (cert, key): &Texts) -> Result<Pair, Vec<Con
                 None
             }
         },
-        Ok(None) => {
+        Err(rustls::pki_types::pem::Error::NoItemsFound) => {
             errs.push(ConfigError::new(
                 "key",
                 "no private key in it (a PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY` block)",
