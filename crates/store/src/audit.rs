@@ -184,6 +184,93 @@ pub fn audit_hash(
     hex::encode(h.finalize())
 }
 
+/// The action of an event-log checkpoint: a record whose detail (`from`, `through`,
+/// `events`, `digest`) seals the event log's rows `from < seq_id <= through`.
+pub const EVENTS_CHECKPOINT: &str = "events.checkpoint";
+
+/// The columns of an event row a checkpoint seals: what happened to which shipment, in
+/// which order, from where. (Bodies are not: erasure masks personal values in them.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEvent {
+    /// Global row id.
+    pub seq_id: i64,
+    /// Event id.
+    pub event_id: String,
+    /// Its lane.
+    pub shipment: String,
+    /// Its place in the lane's log.
+    pub shipment_seq: i64,
+    /// Event type.
+    pub ty: String,
+    /// Source name.
+    pub source: String,
+    /// When it happened (unix µs).
+    pub occurred_at_us: i64,
+    /// Its effect on the shipment.
+    pub effect: String,
+}
+
+/// SHA-256 over a run of event rows in `seq_id` order, each field length-prefixed like
+/// [`audit_hash`]'s; with the count of rows fed.
+#[derive(Default)]
+pub struct EventDigest {
+    h: Sha256,
+    count: u64,
+}
+
+impl EventDigest {
+    /// A digest of no rows yet.
+    pub fn new() -> EventDigest {
+        let mut h = Sha256::new();
+        h.update(b"waybill.events.v1\0");
+        EventDigest { h, count: 0 }
+    }
+
+    /// Adds a row.
+    pub fn feed(&mut self, e: &SealedEvent) {
+        self.h.update(e.seq_id.to_be_bytes());
+        self.h.update(e.shipment_seq.to_be_bytes());
+        self.h.update(e.occurred_at_us.to_be_bytes());
+        for field in [&e.event_id, &e.shipment, &e.ty, &e.source, &e.effect] {
+            self.h.update((field.len() as u64).to_be_bytes());
+            self.h.update(field.as_bytes());
+        }
+        self.count += 1;
+    }
+
+    /// Rows fed and the hex digest.
+    pub fn finish(self) -> (u64, String) {
+        (self.count, hex::encode(self.h.finalize()))
+    }
+}
+
+/// The first checkpoint whose sealed rows are no longer as sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsChanged {
+    /// The checkpoint's `seq` in the audit chain.
+    pub checkpoint_seq: i64,
+    /// The rows it seals: `from < seq_id <= through`.
+    pub from: i64,
+    /// See `from`.
+    pub through: i64,
+    /// Rows it sealed, and now.
+    pub events: (u64, u64),
+}
+
+/// What checking the event log against its checkpoints found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventsVerdict {
+    /// Every checkpoint matches: how many, over how many rows.
+    Ok {
+        /// Checkpoints checked.
+        checkpoints: u64,
+        /// Rows they seal.
+        events: u64,
+    },
+    /// The first that does not.
+    Changed(EventsChanged),
+}
+
 /// A record as stored (times in µs, detail as text): what is hashed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {

@@ -592,6 +592,126 @@ impl Store {
         dispatch!(self, s => s.audit_verify(anchors).await)
     }
 
+    /// The event rows `after < seq_id <= through`, at most `limit`, in `seq_id` order, as
+    /// a checkpoint seals them.
+    pub async fn sealed_events(
+        &self,
+        after: i64,
+        through: i64,
+        limit: i64,
+    ) -> Result<Vec<audit::SealedEvent>, StoreError> {
+        dispatch!(self, s => s.sealed_events(after, through, limit).await)
+    }
+
+    /// The largest event row id (0 for none).
+    pub async fn last_event_row(&self) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.last_event_row().await)
+    }
+
+    /// Count and digest of the event rows `after < seq_id <= through`.
+    pub async fn events_digest(
+        &self,
+        after: i64,
+        through: i64,
+    ) -> Result<(u64, String), StoreError> {
+        let mut d = audit::EventDigest::new();
+        let mut from = after;
+        loop {
+            let page = self.sealed_events(from, through, 10_000).await?;
+            let Some(last) = page.last() else { break };
+            from = last.seq_id;
+            page.iter().for_each(|e| d.feed(e));
+        }
+        Ok(d.finish())
+    }
+
+    /// Seals the event rows written since the last checkpoint (`after`) into the audit
+    /// chain: appends an [`audit::EVENTS_CHECKPOINT`] record (actor `system`) and returns
+    /// the new `through`; nothing when no event was written.
+    pub async fn checkpoint_events(
+        &self,
+        after: i64,
+        origin: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let through = self.last_event_row().await?;
+        if through <= after {
+            return Ok(None);
+        }
+        let (events, digest) = self.events_digest(after, through).await?;
+        self.audit_append(audit::AuditEntry {
+            actor: "system".into(),
+            action: audit::EVENTS_CHECKPOINT.into(),
+            target: "events".into(),
+            detail: serde_json::json!({"from": after, "through": through, "events": events, "digest": digest}),
+            origin: origin.into(),
+        })
+        .await?;
+        Ok(Some(through))
+    }
+
+    /// The `through` of the newest checkpoint (0 when there is none).
+    pub async fn last_checkpoint(&self) -> Result<i64, StoreError> {
+        let mut after = 0;
+        let mut through = 0;
+        loop {
+            let page = self
+                .audit(audit::AuditQuery {
+                    after_seq: after,
+                    limit: audit::AUDIT_PAGE,
+                    action: Some(audit::EVENTS_CHECKPOINT.into()),
+                    target: None,
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            through = page
+                .iter()
+                .filter_map(|r| r.detail["through"].as_i64())
+                .fold(through, i64::max);
+        }
+        Ok(through)
+    }
+
+    /// Checks every event-log checkpoint of the audit chain against the rows it seals.
+    pub async fn verify_events(&self) -> Result<audit::EventsVerdict, StoreError> {
+        let (mut after, mut checkpoints, mut sealed) = (0, 0, 0);
+        loop {
+            let page = self
+                .audit(audit::AuditQuery {
+                    after_seq: after,
+                    limit: audit::AUDIT_PAGE,
+                    action: Some(audit::EVENTS_CHECKPOINT.into()),
+                    target: None,
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for r in &page {
+                let d = &r.detail;
+                let (from, through) = (
+                    d["from"].as_i64().unwrap_or(0),
+                    d["through"].as_i64().unwrap_or(0),
+                );
+                let was = d["events"].as_u64().unwrap_or(0);
+                let (now, digest) = self.events_digest(from, through).await?;
+                if d["digest"].as_str() != Some(digest.as_str()) || now != was {
+                    return Ok(audit::EventsVerdict::Changed(audit::EventsChanged {
+                        checkpoint_seq: r.seq,
+                        from,
+                        through,
+                        events: (was, now),
+                    }));
+                }
+                checkpoints += 1;
+                sealed += now;
+            }
+        }
+        Ok(audit::EventsVerdict::Ok {
+            checkpoints,
+            events: sealed,
+        })
+    }
+
     /// Purges one batch of each kind the plan names (see [`retention`]): what went, by
     /// kind. Call again until it reports fewer rows of every kind than the batch. With
     /// `dry_run`, counts everything that would go (not one batch) and changes nothing.

@@ -928,6 +928,47 @@ pub async fn tenants_follow_their_shipments(store: Store) {
     assert_eq!(store.tasks(tasks(None)).await.unwrap().len(), 2);
 }
 
+/// The event log sealed into the audit chain: a checkpoint covers the rows written since
+/// the last one, none is written when nothing was, and every checkpoint verifies.
+pub async fn event_log_checkpoints_seal_new_rows(store: Store) {
+    use waybill_store::audit::EventsVerdict;
+    let ev = |k: &str, m| event("carrier", k, "shipment.in_transit", "SEAL-1", m, &[]);
+    for (k, m) in [("s1", 1), ("s2", 2), ("s3", 3)] {
+        store
+            .ingest(accepted("carrier", k, vec![ev(k, m)]))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.last_checkpoint().await.unwrap(), 0);
+    let first = store.checkpoint_events(0, "test").await.unwrap().unwrap();
+    assert_eq!(store.last_checkpoint().await.unwrap(), first);
+    assert_eq!(store.checkpoint_events(first, "test").await.unwrap(), None);
+    store
+        .ingest(accepted("carrier", "s4", vec![ev("s4", 4)]))
+        .await
+        .unwrap();
+    let second = store
+        .checkpoint_events(first, "test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(second > first);
+    assert_eq!(
+        store.verify_events().await.unwrap(),
+        EventsVerdict::Ok {
+            checkpoints: 2,
+            events: 4
+        }
+    );
+    let (n, digest) = store.events_digest(0, second).await.unwrap();
+    assert_eq!(n, 4);
+    assert_ne!(digest, store.events_digest(0, first).await.unwrap().1);
+    assert!(matches!(
+        store.audit_verify().await.unwrap(),
+        waybill_store::audit::AuditVerdict::Ok { records: 2, .. }
+    ));
+}
+
 /// Workflows: inputs are offered once per key and consumed in order; a save applies
 /// only at the version it was loaded at (a second runner's save changes nothing);
 /// history, tasks and documents are kept with it.
@@ -2041,6 +2082,7 @@ macro_rules! store_tests {
             timers_fire_once,
             tasks_resolve_into_workflow_inputs,
             tenants_follow_their_shipments,
+            event_log_checkpoints_seal_new_rows,
             delivery_attempts_are_kept,
             dead_letters_are_discarded_not_replayed,
             rejected_payloads_are_marked_reprocessed,

@@ -30,6 +30,13 @@ pub struct AuditConfig {
         deserialize_with = "waybill_engine::duration::de"
     )]
     pub anchor_every: Duration,
+    /// How often the event rows written since the last checkpoint are sealed into the
+    /// chain (an `events.checkpoint` record with their digest); `0s`: never.
+    #[serde(
+        default = "default_seal_events_every",
+        deserialize_with = "waybill_engine::duration::de"
+    )]
+    pub seal_events_every: Duration,
 }
 
 impl Default for AuditConfig {
@@ -37,8 +44,13 @@ impl Default for AuditConfig {
         AuditConfig {
             anchor_file: None,
             anchor_every: default_anchor_every(),
+            seal_events_every: default_seal_events_every(),
         }
     }
+}
+
+fn default_seal_events_every() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_anchor_every() -> Duration {
@@ -117,6 +129,51 @@ pub async fn run_anchor(
             if let Some(a) = anchor_logged(&store, &path).await {
                 last = Some(a.seq);
             }
+        }
+    }
+}
+
+/// Seals the event log into the audit chain every `every`: one `events.checkpoint`
+/// record for the rows written since the last one (none when nothing was written), and
+/// once more when stopped. Errors are logged; the next tick tries again from the same
+/// row.
+pub async fn run_seal_events(
+    store: Store,
+    every: Duration,
+    origin: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut after = match store.last_checkpoint().await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(target: "waybill::audit", error = %e, "cannot read the last event-log checkpoint; sealing from the first event");
+            0
+        }
+    };
+    let period = every.max(Duration::from_millis(100));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.changed() => true,
+        } || *stop.borrow();
+        match store.checkpoint_events(after, &origin).await {
+            Ok(Some(through)) => {
+                tracing::debug!(
+                    from = after,
+                    through,
+                    "event log sealed into the audit chain"
+                );
+                after = through;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(target: "waybill::audit", error = %e, "cannot seal the event log into the audit chain")
+            }
+        }
+        if stopping {
+            return;
         }
     }
 }

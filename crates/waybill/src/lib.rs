@@ -237,6 +237,9 @@ pub async fn serve(
             names.push(singleton_lease("workflows"));
         }
         names.push(singleton_lease("retention"));
+        if !config.audit.seal_events_every.is_zero() {
+            names.push(singleton_lease("seal-events"));
+        }
         let settings = LeaseSettings {
             instance: instance.clone(),
             ttl: config.cluster.lease_ttl,
@@ -298,6 +301,20 @@ pub async fn serve(
             store.clone(),
             metrics.clone(),
             stop_rx.clone(),
+        )));
+    }
+    // The event log sealed into the audit chain, by one instance at a time.
+    if !config.audit.seal_events_every.is_zero() {
+        let (store, every, origin) = (
+            store.clone(),
+            config.audit.seal_events_every,
+            format!("instance={instance}"),
+        );
+        control_tasks.push(tokio::spawn(run_singleton(
+            leases.clone(),
+            singleton_lease("seal-events"),
+            stop_rx.clone(),
+            move |stop| audit::run_seal_events(store.clone(), every, origin.clone(), stop),
         )));
     }
     // Retention: one instance at a time purges (a lease on a shared store).

@@ -4,8 +4,8 @@
 
 use super::{PgConn, PgStore};
 use crate::audit::{
-    AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditRow, AuditVerdict, Verifier, AUDIT_PAGE,
-    GENESIS_HASH,
+    AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditRow, AuditVerdict, SealedEvent,
+    Verifier, AUDIT_PAGE, GENESIS_HASH,
 };
 use crate::codec::to_us;
 use crate::StoreError;
@@ -118,5 +118,47 @@ impl PgStore {
             }
         }
         Ok(v.finish())
+    }
+
+    pub(crate) async fn sealed_events(
+        &self,
+        after: i64,
+        through: i64,
+        limit: i64,
+    ) -> Result<Vec<SealedEvent>, StoreError> {
+        self.read(move |c| {
+            c.query(
+                "SELECT seq_id, event_id, shipment, shipment_seq, type, source, occurred_at, effect
+                 FROM events WHERE seq_id > $1 AND seq_id <= $2 ORDER BY seq_id LIMIT $3",
+                &[&after, &through, &limit],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(SealedEvent {
+                    seq_id: r.try_get(0)?,
+                    event_id: r.try_get(1)?,
+                    shipment: r.try_get(2)?,
+                    shipment_seq: r.try_get(3)?,
+                    ty: r.try_get(4)?,
+                    source: r.try_get(5)?,
+                    occurred_at_us: r.try_get(6)?,
+                    effect: r.try_get(7)?,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn last_event_row(&self) -> Result<i64, StoreError> {
+        self.read(|c| {
+            Ok(
+                c.query_opt("SELECT coalesce(max(seq_id), 0)::bigint FROM events", &[])?
+                    .map(|r| r.try_get::<_, i64>(0))
+                    .transpose()?
+                    .unwrap_or(0),
+            )
+        })
+        .await
     }
 }

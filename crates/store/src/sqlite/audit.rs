@@ -2,8 +2,8 @@
 
 use super::SqliteStore;
 use crate::audit::{
-    AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditRow, AuditVerdict, Verifier, AUDIT_PAGE,
-    GENESIS_HASH,
+    AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditRow, AuditVerdict, SealedEvent,
+    Verifier, AUDIT_PAGE, GENESIS_HASH,
 };
 use crate::codec::to_us;
 use crate::StoreError;
@@ -115,5 +115,44 @@ impl SqliteStore {
             }
         }
         Ok(v.finish())
+    }
+
+    pub(crate) async fn sealed_events(
+        &self,
+        after: i64,
+        through: i64,
+        limit: i64,
+    ) -> Result<Vec<SealedEvent>, StoreError> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT seq_id, event_id, shipment, shipment_seq, type, source, occurred_at, effect
+                 FROM events WHERE seq_id > ?1 AND seq_id <= ?2 ORDER BY seq_id LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![after, through, limit], |r| {
+                Ok(SealedEvent {
+                    seq_id: r.get(0)?,
+                    event_id: r.get(1)?,
+                    shipment: r.get(2)?,
+                    shipment_seq: r.get(3)?,
+                    ty: r.get(4)?,
+                    source: r.get(5)?,
+                    occurred_at_us: r.get(6)?,
+                    effect: r.get(7)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub(crate) async fn last_event_row(&self) -> Result<i64, StoreError> {
+        self.read(|c| {
+            Ok(
+                c.query_row("SELECT coalesce(max(seq_id), 0) FROM events", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .await
     }
 }

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use waybill::Config;
-use waybill_store::audit::{AuditQuery, AuditVerdict, AUDIT_PAGE};
+use waybill_store::audit::{AuditQuery, AuditVerdict, EventsVerdict, AUDIT_PAGE};
 
 /// Arguments.
 #[derive(clap::Args)]
@@ -91,6 +91,10 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let store = waybill::open_store(&cfg).await?;
     let verdict = store.audit_verify_anchored(anchors).await;
     let base = store.audit_base().await;
+    let events = match &verdict {
+        Ok(AuditVerdict::Ok { .. }) => Some(store.verify_events().await),
+        _ => None,
+    };
     store.close().await;
     match verdict? {
         AuditVerdict::Ok {
@@ -104,7 +108,27 @@ async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                 Some(p) => println!(" ({n_anchors} anchors of {} match)", p.display()),
                 None => println!(),
             }
-            Ok(ExitCode::SUCCESS)
+            match events.transpose()? {
+                Some(EventsVerdict::Changed(c)) => {
+                    println!(
+                        "event log changed: the checkpoint at seq {} sealed {} events (rows {} to {}); {} are there now, or not as sealed",
+                        c.checkpoint_seq,
+                        c.events.0,
+                        c.from + 1,
+                        c.through,
+                        c.events.1
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+                Some(EventsVerdict::Ok {
+                    checkpoints,
+                    events,
+                }) => {
+                    println!("event log ok: {events} events sealed by {checkpoints} checkpoints");
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => Ok(ExitCode::SUCCESS),
+            }
         }
         AuditVerdict::Broken {
             first_bad_seq,

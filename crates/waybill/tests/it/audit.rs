@@ -68,7 +68,17 @@ async fn operator_actions_are_audited_and_waybill_audit_verify_finds_tampering()
     let sink = FakePartner::start().await;
     sink.set_default(400); // refused for good: dead letters at once
     let sink_url = sink.url("/hook");
-    let hub = TestHub::start(&sink_url, FAST_RETRIES).await;
+    // Operator actions only: the event log is not sealed here (the test below seals it).
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "{}\n[audit]\nseal_events_every = \"0s\"\n",
+        config_toml(&dir.path().join("hub.db"), &sink_url, FAST_RETRIES)
+    );
+    let hub = TestHub::from_parts(
+        waybill::Config::parse(&toml, std::iter::empty()).unwrap(),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        dir,
+    );
     for (id, s) in [("a-1", "S-AU1"), ("a-2", "S-AU2")] {
         hub.send(&carrier_event(id, s, "shipment.in_transit", 1), id)
             .await;
@@ -324,4 +334,72 @@ async fn serve_anchors_the_head_to_the_configured_file() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&format!("head {}", last.hash)), "{out}");
     assert!(out.contains("anchors of"), "{out}");
+}
+
+/// The event log is sealed into the chain (`[audit] seal_events_every`): `waybill audit
+/// verify` checks every checkpoint against the rows it seals and names the one whose
+/// events were changed or removed behind the hub's back.
+#[tokio::test]
+async fn the_event_log_is_sealed_and_verify_finds_changed_events() {
+    let sink = FakePartner::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let toml = format!(
+        "{}\n[audit]\nseal_events_every = \"200ms\"\n",
+        config_toml(&db, &sink.url("/hook"), FAST_RETRIES)
+    );
+    let cfg = waybill::Config::parse(&toml, std::iter::empty()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = TestHub::from_parts(cfg, listener, dir);
+    for i in 1..=5u32 {
+        let id = format!("seal-{i}");
+        let r = hub
+            .send(&carrier_event(&id, "S-SEAL", "shipment.in_transit", i), &id)
+            .await;
+        assert_eq!(r.status(), 202);
+    }
+    // A checkpoint covering the five comes within a few periods, while serving.
+    let end = std::time::Instant::now() + WAIT;
+    let sealed = loop {
+        let a = hub.get("/v1/audit?action=events.checkpoint").await;
+        let n: u64 = a["records"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|x| x["detail"]["events"].as_u64())
+                    .sum()
+            })
+            .unwrap_or(0);
+        if n >= 5 || std::time::Instant::now() > end {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(sealed, 5);
+    let dir = hub.stop().await;
+    let config = dir.path().join("hub.toml");
+    std::fs::write(&config, &toml).unwrap();
+    let (code, out) = verify(&config, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("event log ok: 5 events sealed by"), "{out}");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    // An event's type changed, an event removed: each named by its checkpoint.
+    for tamper in [
+        "UPDATE events SET type = 'shipment.delivered' WHERE shipment = 'S-SEAL' AND shipment_seq = 3",
+        "PRAGMA foreign_keys = OFF; DELETE FROM events WHERE shipment = 'S-SEAL' AND shipment_seq = 2",
+        "UPDATE events SET shipment_seq = 9 WHERE shipment = 'S-SEAL' AND shipment_seq = 5",
+    ] {
+        let (_keep, cfg) = tampered_copy(&db, &sink.url("/hook"), tamper);
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(&cfg, format!("{text}\n[audit]\nseal_events_every = \"200ms\"\n")).unwrap();
+        let (code, out) = verify(&cfg, &[]);
+        assert_eq!(code, 1, "{tamper}: {out}");
+        assert!(
+            out.contains("audit chain ok") && out.contains("event log changed: the checkpoint at seq"),
+            "{tamper}: {out}"
+        );
+    }
 }
