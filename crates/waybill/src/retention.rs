@@ -52,6 +52,11 @@ pub struct RetentionConfig {
         deserialize_with = "waybill_engine::duration::de"
     )]
     pub pause: Duration,
+    /// Most of the time a pass may spend purging (above 0, at most 1): after a batch that
+    /// took `t`, the pause is at least `t × (1 − max_duty) / max_duty`, so that a slower
+    /// store (PostgreSQL) or a busier machine slows the purge, not ingest.
+    #[serde(default = "default_max_duty")]
+    pub max_duty: f64,
     /// Per source: `[retention.sources.<name>]` with `raw_payloads`, `rejected_payloads`.
     #[serde(default)]
     pub sources: BTreeMap<String, SourceRetention>,
@@ -80,6 +85,7 @@ impl Default for RetentionConfig {
             batch: default_batch(),
             interval: default_interval(),
             pause: default_pause(),
+            max_duty: default_max_duty(),
             sources: BTreeMap::new(),
         }
     }
@@ -105,6 +111,18 @@ fn default_interval() -> Duration {
 }
 fn default_pause() -> Duration {
     Duration::from_millis(100)
+}
+fn default_max_duty() -> f64 {
+    0.1
+}
+
+/// The pause after a batch that took `took`: at least `pause`, and long enough that the
+/// job works at most `max_duty` of the time (1: no such bound).
+pub fn pause_after(took: Duration, pause: Duration, max_duty: f64) -> Duration {
+    if !(max_duty > 0.0 && max_duty < 1.0) {
+        return pause;
+    }
+    pause.max(took.mul_f64((1.0 - max_duty) / max_duty))
 }
 
 /// A duration, or `"forever"` (`None`).
@@ -173,6 +191,12 @@ impl RetentionConfig {
         if self.interval.is_zero() {
             out.push(("retention.interval".into(), "must be longer than 0".into()));
         }
+        if !(self.max_duty > 0.0 && self.max_duty <= 1.0) {
+            out.push((
+                "retention.max_duty".into(),
+                "must be above 0 and at most 1 (a share of the time)".into(),
+            ));
+        }
         out
     }
 }
@@ -182,12 +206,14 @@ fn more(r: &PurgeReport, batch: u32) -> bool {
     r.counts.values().any(|c| c.rows >= u64::from(batch))
 }
 
-/// Runs the plan until nothing of it is left, `pause` between batches, calling `each`
-/// with every batch's report; stops early when `stop` turns true. The whole of it.
+/// Runs the plan until nothing of it is left, pausing between batches (`pause`, longer
+/// when a batch took long: [`pause_after`] with `max_duty`), calling `each` with every
+/// batch's report; stops early when `stop` turns true. The whole of it.
 pub async fn purge_to_end(
     store: &Store,
     cfg: &RetentionConfig,
     pause: Duration,
+    max_duty: f64,
     stop: &mut watch::Receiver<bool>,
     mut each: impl FnMut(&PurgeReport),
 ) -> Result<PurgeReport, waybill_store::StoreError> {
@@ -196,9 +222,11 @@ pub async fn purge_to_end(
         if *stop.borrow() {
             return Ok(total);
         }
+        let began = std::time::Instant::now();
         let r = store
             .purge(cfg.plan(OffsetDateTime::now_utc(), false))
             .await?;
+        let pause = pause_after(began.elapsed(), pause, max_duty);
         each(&r);
         total.merge(&r);
         if !more(&r, cfg.batch.max(1)) {
@@ -231,7 +259,7 @@ pub async fn run(
         }
         let started = std::time::Instant::now();
         let m = metrics.clone();
-        let pass = purge_to_end(&store, &cfg, cfg.pause, &mut stop, |r| {
+        let pass = purge_to_end(&store, &cfg, cfg.pause, cfg.max_duty, &mut stop, |r| {
             for (k, c) in &r.counts {
                 m.retention.add(&[k.as_str()], c.rows);
             }
@@ -262,6 +290,21 @@ pub async fn run(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_long_batch_lengthens_the_pause_to_keep_the_duty() {
+        use super::pause_after;
+        use std::time::Duration as D;
+        let ms = D::from_millis;
+        // Short batches: the configured pause.
+        assert_eq!(pause_after(ms(5), ms(100), 0.1), ms(100));
+        // A 70 ms batch at 10 %: 630 ms idle, so 70 of every 700 ms are spent purging.
+        assert_eq!(pause_after(ms(70), ms(100), 0.1), ms(630));
+        assert_eq!(pause_after(ms(70), ms(100), 0.5), ms(100));
+        assert_eq!(pause_after(ms(300), ms(100), 0.5), ms(300));
+        // 1: no bound (the CLI's maintenance purge), the pause alone.
+        assert_eq!(pause_after(ms(300), D::ZERO, 1.0), D::ZERO);
+    }
 
     #[test]
     fn defaults_overrides_and_forever() {

@@ -87,30 +87,52 @@ fn payload_rows(c: &mut PgConn, plan: &PurgePlan) -> Result<PayloadWork, StoreEr
 }
 
 fn repacked(c: &mut PgConn, ids: &[i64]) -> Result<Vec<Rewrite>, StoreError> {
-    let mut out = Vec::new();
-    for id in ids {
-        let rows = c.query(
-            "SELECT seq_id, body, shipment_seq FROM events WHERE inbox_id = $1 AND encoding = 'lz4+payload'",
-            &[id],
-        )?;
-        if rows.is_empty() {
-            continue;
-        }
-        let Some((stored, encoding)) = payload(c, *id)? else {
+    // Two statements for the whole batch: the events packed against these payloads, and
+    // the payloads themselves.
+    let ids = ids.to_vec();
+    let rows = c.query(
+        "SELECT seq_id, body, shipment_seq, inbox_id FROM events
+         WHERE inbox_id = ANY($1) AND encoding = 'lz4+payload' ORDER BY seq_id",
+        &[&ids],
+    )?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wanted: Vec<i64> = {
+        let mut v: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get::<_, i64>(3))
+            .collect::<Result<_, _>>()?;
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let mut raw: std::collections::HashMap<i64, Vec<u8>> = std::collections::HashMap::new();
+    for r in c.query(
+        "SELECT id, body, encoding FROM inbox WHERE id = ANY($1)",
+        &[&wanted],
+    )? {
+        let (id, stored, encoding): (i64, Vec<u8>, Option<String>) =
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        raw.insert(
+            id,
+            crate::body::unpack_payload(stored, encoding.as_deref())?,
+        );
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let (seq_id, body, seq, inbox_id): (i64, Vec<u8>, i64, i64) =
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+        let Some(raw) = raw.get(&inbox_id) else {
             continue;
         };
-        let raw = crate::body::unpack_payload(stored, encoding.as_deref())?;
-        for r in rows {
-            let (seq_id, body, seq): (i64, Vec<u8>, i64) =
-                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-            let (body, encoding) = repack_alone(&body, seq, &raw)?;
-            out.push(Rewrite {
-                seq_id,
-                body,
-                encoding,
-                only_if_packed: true,
-            });
-        }
+        let (body, encoding) = repack_alone(&body, seq, raw)?;
+        out.push(Rewrite {
+            seq_id,
+            body,
+            encoding,
+            only_if_packed: true,
+        });
     }
     Ok(out)
 }
@@ -118,55 +140,58 @@ fn repacked(c: &mut PgConn, ids: &[i64]) -> Result<Vec<Rewrite>, StoreError> {
 /// Rows and stored bytes that went.
 type Done = (u64, u64);
 
+/// The rows and bytes of `rows` (id, bytes) whose ids `gone` lists.
+fn done_of(rows: &[(i64, u64)], gone: &[postgres::Row]) -> Result<Done, StoreError> {
+    let gone: std::collections::HashSet<i64> = gone
+        .iter()
+        .map(|r| r.try_get::<_, i64>(0))
+        .collect::<Result<_, _>>()?;
+    Ok(rows
+        .iter()
+        .filter(|(id, _)| gone.contains(id))
+        .fold((0, 0), |(n, b), (_, bytes)| (n + 1, b + bytes)))
+}
+
+/// The purge's (or erasure's) writes, one statement each for the whole batch: rewrite
+/// the events, empty the accepted payloads no event is still packed against, delete the
+/// rejected ones.
 fn apply_payloads(
     c: &mut PgConn,
     work: &PayloadWork,
     now: i64,
 ) -> Result<(Done, Done), StoreError> {
-    for w in &work.rewrites {
-        let enc = w.encoding.map(str::to_owned);
-        if w.only_if_packed {
-            c.exec(
-                "UPDATE events SET body = $2, encoding = $3 WHERE seq_id = $1 AND encoding = 'lz4+payload'",
-                &[&w.seq_id, &w.body, &enc],
-            )?;
-        } else {
-            c.exec(
-                "UPDATE events SET body = $2, encoding = $3 WHERE seq_id = $1",
-                &[&w.seq_id, &w.body, &enc],
-            )?;
-        }
+    if !work.rewrites.is_empty() {
+        let seq_ids: Vec<i64> = work.rewrites.iter().map(|w| w.seq_id).collect();
+        let bodies: Vec<&[u8]> = work.rewrites.iter().map(|w| w.body.as_slice()).collect();
+        let encodings: Vec<Option<&str>> = work.rewrites.iter().map(|w| w.encoding).collect();
+        let guarded: Vec<bool> = work.rewrites.iter().map(|w| w.only_if_packed).collect();
+        c.exec(
+            "UPDATE events e SET body = u.body, encoding = u.encoding
+             FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::bool[]) AS u(seq_id, body, encoding, guarded)
+             WHERE e.seq_id = u.seq_id AND (NOT u.guarded OR e.encoding = 'lz4+payload')",
+            &[&seq_ids, &bodies, &encodings, &guarded],
+        )?;
     }
     let mut accepted = (0, 0);
-    for (id, bytes) in &work.accepted {
-        let packed = c
-            .query_opt(
-                "SELECT 1 FROM events WHERE inbox_id = $1 AND encoding = 'lz4+payload' LIMIT 1",
-                &[id],
-            )?
-            .is_some();
-        if packed {
-            continue;
-        }
-        let n = c.exec(
-            "UPDATE inbox SET body = '\\x'::bytea, encoding = NULL, purged_at = $2 WHERE id = $1 AND purged_at IS NULL",
-            &[id, &now],
+    if !work.accepted.is_empty() {
+        let ids: Vec<i64> = work.accepted.iter().map(|(id, _)| *id).collect();
+        let gone = c.query(
+            "UPDATE inbox i SET body = '\\x'::bytea, encoding = NULL, purged_at = $2
+             WHERE i.id = ANY($1) AND i.purged_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM events e WHERE e.inbox_id = i.id AND e.encoding = 'lz4+payload')
+             RETURNING i.id",
+            &[&ids, &now],
         )?;
-        if n == 1 {
-            accepted.0 += 1;
-            accepted.1 += bytes;
-        }
+        accepted = done_of(&work.accepted, &gone)?;
     }
     let mut rejected = (0, 0);
-    for (id, bytes) in &work.rejected {
-        let n = c.exec(
-            "DELETE FROM inbox WHERE id = $1 AND status = 'rejected'",
-            &[id],
+    if !work.rejected.is_empty() {
+        let ids: Vec<i64> = work.rejected.iter().map(|(id, _)| *id).collect();
+        let gone = c.query(
+            "DELETE FROM inbox WHERE id = ANY($1) AND status = 'rejected' RETURNING id",
+            &[&ids],
         )?;
-        if n == 1 {
-            rejected.0 += 1;
-            rejected.1 += bytes;
-        }
+        rejected = done_of(&work.rejected, &gone)?;
     }
     Ok((accepted, rejected))
 }

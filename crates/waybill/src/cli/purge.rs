@@ -35,6 +35,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             &store,
             &cfg.retention,
             std::time::Duration::ZERO,
+            1.0,
             &mut stop,
             |_| {},
         )
