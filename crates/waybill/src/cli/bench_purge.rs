@@ -90,7 +90,7 @@ pub async fn run(a: PurgeArgs) -> anyhow::Result<ExitCode> {
         r.with.rate() / r.without.rate().max(1e-9)
     );
     println!(
-        "purge      {} payload bodies purged during the measured phase; all {} in {:.1} s ({:.0} rows/s, batch 1000, pause 100 ms)",
+        "purge      {} payload bodies purged during the measured phase; all {} in {:.1} s ({:.0} rows/s, batch 1000, pause 100 ms, max_duty 0.1)",
         r.purged_during,
         r.purged,
         r.purge_s,
