@@ -649,19 +649,23 @@ impl Store {
         Ok(Some(through))
     }
 
+    /// A page of event-log checkpoints after audit record `after`.
+    async fn checkpoints_after(&self, after: i64) -> Result<Vec<audit::AuditRecord>, StoreError> {
+        self.audit(audit::AuditQuery {
+            after_seq: after,
+            limit: audit::AUDIT_PAGE,
+            action: Some(audit::EVENTS_CHECKPOINT.into()),
+            target: None,
+        })
+        .await
+    }
+
     /// The `through` of the newest checkpoint (0 when there is none).
     pub async fn last_checkpoint(&self) -> Result<i64, StoreError> {
         let mut after = 0;
         let mut through = 0;
         loop {
-            let page = self
-                .audit(audit::AuditQuery {
-                    after_seq: after,
-                    limit: audit::AUDIT_PAGE,
-                    action: Some(audit::EVENTS_CHECKPOINT.into()),
-                    target: None,
-                })
-                .await?;
+            let page = self.checkpoints_after(after).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             through = page
@@ -676,14 +680,7 @@ impl Store {
     pub async fn verify_events(&self) -> Result<audit::EventsVerdict, StoreError> {
         let (mut after, mut checkpoints, mut sealed) = (0, 0, 0);
         loop {
-            let page = self
-                .audit(audit::AuditQuery {
-                    after_seq: after,
-                    limit: audit::AUDIT_PAGE,
-                    action: Some(audit::EVENTS_CHECKPOINT.into()),
-                    target: None,
-                })
-                .await?;
+            let page = self.checkpoints_after(after).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             for r in &page {
