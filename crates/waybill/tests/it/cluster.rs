@@ -14,7 +14,10 @@ use waybill_testkit::FakePartner;
 fn all_leases() -> BTreeSet<String> {
     (0..waybill_store::lease::BUCKETS)
         .map(|b| waybill_store::lease::delivery_lease("ops", b))
-        .chain([waybill_store::lease::singleton_lease("retention")])
+        .chain([
+            waybill_store::lease::singleton_lease("retention"),
+            waybill_store::lease::singleton_lease("seal-events"),
+        ])
         .collect()
 }
 
