@@ -250,11 +250,12 @@ impl Tx for PgTx<'_, '_, '_> {
     }
 
     fn set_tenant(&mut self, lane: &str, tenant: &str) -> Result<(), StoreError> {
-        self.c.exec(
+        // Nobody reads the result: sent with the next statement that is read (in order,
+        // so a later read of the lane sees it).
+        self.c.defer(
             "UPDATE shipments SET tenant = $2 WHERE key = $1 AND tenant IS NULL",
-            &[&lane, &tenant],
-        )?;
-        Ok(())
+            vec![Box::new(lane.to_owned()), Box::new(tenant.to_owned())],
+        )
     }
 
     fn set_entity(
