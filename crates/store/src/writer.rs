@@ -7,6 +7,7 @@
 //! before its data is durable. If one job fails, the batch is rolled back and each job
 //! runs again in a transaction of its own, so one bad write never fails the others.
 
+use crate::prepare::Prepared;
 use crate::{StoreError, Subscription};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
@@ -24,6 +25,12 @@ pub(crate) trait WriterConn: Send + 'static {
     /// Inside the transaction, before the commit, when its jobs created outbox rows: tell
     /// other processes sharing the database (the SQLite store has none).
     fn announce(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Inside the transaction, before the batch's jobs run: the ingest records among
+    /// them, for a backend that writes their inbox rows and reads what they need ahead
+    /// (the SQLite store does not).
+    fn read_ahead(&mut self, _batch: &[&Prepared]) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -105,6 +112,8 @@ trait WriteJob<C>: Send {
     fn failed_full(&self) -> bool;
     /// The configuration its last run read back after changing it, if it did.
     fn take_config(&mut self) -> Option<Config>;
+    /// The ingest record it writes, if it is an ingest (see [`WriterConn::read_ahead`]).
+    fn ingest(&self) -> Option<&Prepared>;
     /// Answers the caller: its own result, or `err` when its transaction did not commit.
     fn finish(self: Box<Self>, err: Option<&StoreError>);
 }
@@ -116,6 +125,7 @@ struct Pending<T, F> {
     result: Option<Result<T, StoreError>>,
     created_outbox: bool,
     config: Option<Config>,
+    ingest: Option<Arc<Prepared>>,
     tx: oneshot::Sender<Result<T, StoreError>>,
 }
 
@@ -151,8 +161,19 @@ where
         self.config.take()
     }
 
+    fn ingest(&self) -> Option<&Prepared> {
+        self.ingest.as_deref()
+    }
+
     fn finish(self: Box<Self>, err: Option<&StoreError>) {
-        let Pending { f, result, tx, .. } = *self;
+        let Pending {
+            f,
+            result,
+            tx,
+            ingest,
+            ..
+        } = *self;
+        drop(ingest);
         // The job's captures go before the answer: what they share with the caller (an
         // ingest's prepared record) is then freed by the caller, on its own thread, not
         // by the writer (glibc serialises frees into another thread's arena).
@@ -252,12 +273,31 @@ impl<C: WriterConn> Writer<C> {
         T: Send + 'static,
         F: FnMut(&mut C, &mut JobCtx<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.send(None, f).await
+    }
+
+    /// [`Writer::write`] for the ingest of `p`, which the backend may read ahead for
+    /// together with the batch's other ingests (see [`WriterConn::read_ahead`]).
+    pub(crate) async fn write_ahead<T, F>(&self, p: Arc<Prepared>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut C, &mut JobCtx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.send(Some(p), f).await
+    }
+
+    async fn send<T, F>(&self, ingest: Option<Arc<Prepared>>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut C, &mut JobCtx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
         let job: Job<C> = Box::new(Pending {
             f,
             result: None,
             created_outbox: false,
             config: None,
+            ingest,
             tx,
         });
         {
@@ -374,7 +414,17 @@ fn commit_batch<C: WriterConn>(
         }
         return false;
     }
-    let all_ok = batch.iter_mut().all(|job| job.run(conn, rules));
+    let ingests: Vec<&Prepared> = batch.iter().filter_map(|j| j.ingest()).collect();
+    let ahead = match ingests.is_empty() {
+        true => Ok(()),
+        false => conn.read_ahead(&ingests),
+    };
+    drop(ingests);
+    if let Err(e) = &ahead {
+        // Each job runs again on its own below, writing its inbox row itself.
+        tracing::warn!(error = %e, "reading ahead for a batch failed; its jobs run one by one");
+    }
+    let all_ok = ahead.is_ok() && batch.iter_mut().all(|job| job.run(conn, rules));
     if all_ok {
         let notify = batch.iter().any(|j| j.created_outbox());
         return match commit(conn, notify) {

@@ -13,6 +13,7 @@
 //! Each store lives in one schema (`public` by default): tests and several hubs on one
 //! database use their own.
 
+mod ahead;
 mod audit;
 mod control;
 mod flow;
@@ -76,9 +77,9 @@ pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
 
 /// A connection with its prepared statements, in the store's schema.
 ///
-/// Statements whose result nobody reads (a lane's new state, an outbox row) can be
-/// deferred: they are sent together with the next statement that is read, or before the
-/// commit, in one pipeline (tokio-postgres sends every request of futures polled together
+/// Statements whose result nobody reads (the writes an ingest batch kept: see [`ahead`])
+/// are deferred: they are sent together with the next statement that is read, or before
+/// the commit, in one pipeline (tokio-postgres sends every request of futures polled together
 /// before reading the answers), so they cost no round trip of their own. A deferred
 /// statement that fails makes the statement it went with, or the commit, fail: the job or
 /// the batch is not acknowledged.
@@ -88,6 +89,12 @@ pub(crate) struct PgConn {
     stmts: HashMap<&'static str, Statement>,
     opts: Arc<PgOptions>,
     deferred: Vec<(Statement, Vec<Param>)>,
+    /// The writer's batch: rows read ahead and writes kept (see [`ahead`]).
+    ahead: ahead::Ahead,
+    /// Set while the statements sent are the ingest transaction's own, or a job's that
+    /// leaves the rows read ahead alone: they are kept. Any other statement makes the
+    /// batch forget them (it may have changed them).
+    keep: bool,
 }
 
 /// What the store's connections are called in `pg_stat_activity`.
@@ -144,6 +151,8 @@ impl PgConn {
             stmts: HashMap::new(),
             opts: opts.clone(),
             deferred: Vec::new(),
+            ahead: ahead::Ahead::default(),
+            keep: false,
         })
     }
 
@@ -164,21 +173,36 @@ impl PgConn {
         Ok(s)
     }
 
-    /// Sends the deferred statements and waits for them.
-    fn flush(&mut self) -> Result<(), StoreError> {
-        let deferred = std::mem::take(&mut self.deferred);
-        pipelined(&self.rt, &self.client, deferred, async { Ok(()) })
+    /// The statements to send before the next one: the deferred ones, after the batch's
+    /// kept writes (see [`ahead`]); forgets the rows read ahead unless they are kept.
+    fn take_deferred(&mut self) -> Result<Vec<(Statement, Vec<Param>)>, StoreError> {
+        if self.ahead.has_writes() {
+            let mut writes = Vec::new();
+            for (sql, params) in self.ahead.writes() {
+                writes.push((self.st(sql)?, params));
+            }
+            writes.append(&mut self.deferred);
+            self.deferred = writes;
+        }
+        if !self.keep {
+            self.ahead.forget();
+        }
+        Ok(std::mem::take(&mut self.deferred))
     }
 
-    /// Queues a statement whose result is not needed (see [`PgConn`]).
-    pub(crate) fn defer(
-        &mut self,
-        sql: &'static str,
-        params: Vec<Param>,
-    ) -> Result<(), StoreError> {
-        let st = self.st(sql)?;
-        self.deferred.push((st, params));
-        Ok(())
+    /// Runs `f`, whose statements leave the tables the batch reads ahead (shipments,
+    /// events, aliases, observations) alone, keeping what was read ahead.
+    pub(crate) fn keeping<T>(&mut self, f: impl FnOnce(&mut PgConn) -> T) -> T {
+        let before = std::mem::replace(&mut self.keep, true);
+        let out = f(self);
+        self.keep = before;
+        out
+    }
+
+    /// Sends the deferred statements and waits for them.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let deferred = self.take_deferred()?;
+        pipelined(&self.rt, &self.client, deferred, async { Ok(()) })
     }
 
     /// Runs a cached statement; returns the rows it changed.
@@ -188,7 +212,7 @@ impl PgConn {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, StoreError> {
         let st = self.st(sql)?;
-        let deferred = std::mem::take(&mut self.deferred);
+        let deferred = self.take_deferred()?;
         pipelined(
             &self.rt,
             &self.client,
@@ -204,7 +228,7 @@ impl PgConn {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
         let st = self.st(sql)?;
-        let deferred = std::mem::take(&mut self.deferred);
+        let deferred = self.take_deferred()?;
         pipelined(
             &self.rt,
             &self.client,
@@ -220,7 +244,7 @@ impl PgConn {
         second: (&'static str, &[&(dyn ToSql + Sync)]),
     ) -> Result<(Vec<Row>, Vec<Row>), StoreError> {
         let (a, b) = (self.st(first.0)?, self.st(second.0)?);
-        let deferred = std::mem::take(&mut self.deferred);
+        let deferred = self.take_deferred()?;
         let both = futures::future::try_join(
             self.client.query(&a, first.1),
             self.client.query(&b, second.1),
@@ -239,7 +263,7 @@ impl PgConn {
 
     /// Runs SQL text (no parameters, several statements allowed).
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        let deferred = std::mem::take(&mut self.deferred);
+        let deferred = self.take_deferred()?;
         pipelined(
             &self.rt,
             &self.client,
@@ -295,6 +319,8 @@ impl WriterConn for PgConn {
     fn begin(&mut self) -> Result<(), StoreError> {
         self.revive()?;
         self.deferred.clear();
+        self.ahead = ahead::Ahead::default();
+        self.keep = false;
         let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({})", self.write_lock());
         self.batch(&sql)
     }
@@ -306,14 +332,20 @@ impl WriterConn for PgConn {
         self.batch("COMMIT")
     }
 
+    fn read_ahead(&mut self, batch: &[&crate::prepare::Prepared]) -> Result<(), StoreError> {
+        ahead::read_ahead(self, batch)
+    }
+
     fn rollback(&mut self) {
         self.deferred.clear();
+        self.ahead = ahead::Ahead::default();
+        self.keep = false;
         let _ = self.batch("ROLLBACK");
     }
 
     fn announce(&mut self) -> Result<(), StoreError> {
         let ch = channel(&self.opts.schema);
-        let deferred = std::mem::take(&mut self.deferred);
+        let deferred = self.take_deferred()?;
         let params: [&(dyn ToSql + Sync); 1] = [&ch];
         let notify = self.client.execute("SELECT pg_notify($1, '')", &params);
         pipelined(&self.rt, &self.client, deferred, notify).map(|_| ())
@@ -461,7 +493,11 @@ impl PgStore {
     pub(crate) async fn ingest(&self, rec: IngestRecord) -> Result<IngestOutcome, StoreError> {
         let prepared = Arc::new(crate::prepare::prepare(rec)?);
         let job = prepared.clone();
-        let stored = self.write(move |c, ctx| tx::ingest(c, &job, ctx)).await?;
+        let stored = self
+            .inner
+            .writer
+            .write_ahead(prepared.clone(), move |c, ctx| tx::ingest(c, &job, ctx))
+            .await?;
         Ok(stored.outcome(&prepared))
     }
 

@@ -97,7 +97,8 @@ impl PgStore {
         &self,
         updates: Vec<DeliveryUpdate>,
     ) -> Result<(), StoreError> {
-        self.write(move |c, _| {
+        // Outbox rows only: what the batch's ingests read ahead stays valid.
+        self.write(move |c, _| c.keeping(|c| {
             let now = to_us(OffsetDateTime::now_utc());
             // The common answer, delivered, for all rows in one statement, which also
             // keeps each sink's latest delivery (one row per sink, not per delivery).
@@ -166,7 +167,7 @@ impl PgStore {
                 }
             }
             Ok(())
-        })
+        }))
         .await
     }
 

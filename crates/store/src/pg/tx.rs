@@ -1,17 +1,20 @@
-//! [`Tx`] for PostgreSQL, and the ingest write: the same statements as the SQLite
-//! backend's, in PostgreSQL's dialect. It decides nothing (`crate::sequence` does).
+//! [`Tx`] for PostgreSQL, and the ingest write: the rows of the SQLite backend, in
+//! PostgreSQL's dialect, written set-based per batch (see `super::ahead`). It decides
+//! nothing (`crate::sequence` does).
 
-use super::{Param, PgConn};
-use crate::codec::{decode_state, flags_to_str, from_us, to_us};
+use super::ahead::{lane_from, obs_key, EventRow, InboxAhead, LaneAhead, ObsKey, OutboxRow};
+use super::PgConn;
+use crate::codec::{from_us, to_us};
 use crate::prepare::{Prepared, Stored};
 use crate::sequence::{Lane, NewEvent, StoredBody, Tx};
 use crate::writer::JobCtx;
 use crate::{StoreError, Subscription, Verdict};
+use std::collections::HashSet;
 use time::OffsetDateTime;
 use waybill_model::identity::{Alias, IdentityConflict};
 use waybill_model::lifecycle::{Applied, EventFacts};
 use waybill_model::ownership::{Fact, FactConflict, Observation, Ownership};
-use waybill_model::{EventId, EventType, ShipmentKey, ShipmentState};
+use waybill_model::{EventId, EventType, ShipmentState};
 
 /// Records a payload and, for an accepted one, appends its events (see
 /// `crate::sequence::append`).
@@ -51,50 +54,59 @@ pub(crate) fn ingest(
             Ok(Stored::Rejected { inbox_id })
         }
         Verdict::Accepted(_) => {
-            // The first event's lane is read in the same round trip as the inbox row is
-            // written (it does not depend on it).
-            let first = p.events.first().map(|(e, _)| e.subject.as_str().to_owned());
-            let (row, lane) = c.query_both(
-                (
-                    "INSERT INTO inbox (source, idempotency_key, status, received_at, headers, body, event_ids, encoding)
-                     VALUES ($1, $2, 'accepted', $3, $4, $5, $6, $7)
-                     ON CONFLICT (source, idempotency_key) WHERE status = 'accepted' DO NOTHING RETURNING id",
-                    &[&rec.source, &rec.idempotency_key, &received, &p.headers, &p.body, &p.event_ids_json, &p.encoding],
-                ),
-                (LANE_ROW, &[&first.as_deref().unwrap_or("")]),
-            )?;
-            let Some(inbox_id) = row.first().map(|r| r.get::<_, i64>(0)) else {
-                let row = c
-                    .query_opt(
-                        "SELECT id, event_ids FROM inbox WHERE source = $1 AND idempotency_key = $2 AND status = 'accepted'",
-                        &[&rec.source, &rec.idempotency_key],
-                    )?
-                    .ok_or_else(|| StoreError::Corrupt("duplicate inbox row vanished".into()))?;
-                let (inbox_id, ids): (i64, String) = (row.get(0), row.get(1));
-                let event_ids: Vec<EventId> = serde_json::from_str(&ids)
-                    .map_err(|e| StoreError::Corrupt(format!("inbox {inbox_id} event_ids: {e}")))?;
-                return Ok(Stored::Duplicate {
-                    inbox_id,
-                    event_ids,
-                });
+            // Written ahead with the batch's other payloads (see `super::ahead`), or here
+            // when the job runs alone.
+            let inbox_id = match c.ahead.take_inbox(p) {
+                Some(InboxAhead::New(id)) => id,
+                Some(InboxAhead::Existing(inbox_id, event_ids)) => {
+                    return Ok(Stored::Duplicate {
+                        inbox_id,
+                        event_ids,
+                    })
+                }
+                None => match insert_inbox(c, p)? {
+                    Ok(id) => id,
+                    Err(dup) => return Ok(dup),
+                },
             };
-            let read = match (first, lane.first()) {
-                (Some(key), Some(r)) => Some((key.clone(), Some(lane_from_row(&key, r)?))),
-                (Some(key), None) => Some((key, None)),
-                (None, _) => None,
-            };
-            let mut tx = PgTx {
-                c,
-                ctx,
-                lane_read: read,
-                aliases_added: None,
-            };
-            for (ev, body) in &p.events {
-                crate::sequence::append(&mut tx, Some(inbox_id), ev, body)?;
-            }
+            c.keep = true;
+            let mut tx = PgTx { c, ctx };
+            let appended = p.events.iter().try_for_each(|(ev, body)| {
+                crate::sequence::append(&mut tx, Some(inbox_id), ev, body).map(|_| ())
+            });
+            tx.c.keep = false;
+            appended?;
             Ok(Stored::Accepted { inbox_id })
         }
     }
+}
+
+/// Inserts an accepted payload's inbox row; `Err` with the answer when one is already
+/// recorded under its key.
+fn insert_inbox(c: &mut PgConn, p: &Prepared) -> Result<Result<i64, Stored>, StoreError> {
+    let rec = &p.rec;
+    let row = c.query(
+        "INSERT INTO inbox (source, idempotency_key, status, received_at, headers, body, event_ids, encoding)
+         VALUES ($1, $2, 'accepted', $3, $4, $5, $6, $7)
+         ON CONFLICT (source, idempotency_key) WHERE status = 'accepted' DO NOTHING RETURNING id",
+        &[&rec.source, &rec.idempotency_key, &to_us(rec.received_at), &p.headers, &p.body, &p.event_ids_json, &p.encoding],
+    )?;
+    if let Some(r) = row.first() {
+        return Ok(Ok(r.get::<_, i64>(0)));
+    }
+    let row = c
+        .query_opt(
+            "SELECT id, event_ids FROM inbox WHERE source = $1 AND idempotency_key = $2 AND status = 'accepted'",
+            &[&rec.source, &rec.idempotency_key],
+        )?
+        .ok_or_else(|| StoreError::Corrupt("duplicate inbox row vanished".into()))?;
+    let (inbox_id, ids): (i64, String) = (row.get(0), row.get(1));
+    let event_ids: Vec<EventId> = serde_json::from_str(&ids)
+        .map_err(|e| StoreError::Corrupt(format!("inbox {inbox_id} event_ids: {e}")))?;
+    Ok(Err(Stored::Duplicate {
+        inbox_id,
+        event_ids,
+    }))
 }
 
 fn first_id(rows: &[postgres::Row]) -> Result<i64, StoreError> {
@@ -103,15 +115,12 @@ fn first_id(rows: &[postgres::Row]) -> Result<i64, StoreError> {
         .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))
 }
 
-/// One write transaction of the writer thread.
+/// One write transaction of the writer thread: reads come from the rows the batch read
+/// ahead when they are there, from the database otherwise; writes are kept in
+/// `PgConn::ahead` and sent set-based (see `super::ahead`).
 pub(crate) struct PgTx<'c, 'j, 'r> {
     pub c: &'c mut PgConn,
     pub ctx: &'j mut JobCtx<'r>,
-    /// A lane's row read ahead (with the inbox row), for the next `lane` call of that key.
-    lane_read: Option<(String, Option<Lane>)>,
-    /// An event's aliases added in the same round trip as the event (`sequence::append`
-    /// adds them right after inserting it): (lane, aliases, which were new).
-    aliases_added: Option<(String, Vec<Alias>, Vec<bool>)>,
 }
 
 fn effect_name(a: Applied) -> &'static str {
@@ -122,57 +131,119 @@ fn effect_name(a: Applied) -> &'static str {
     }
 }
 
+impl PgTx<'_, '_, '_> {
+    /// A lane as the batch knows it, read first when it does not.
+    fn lane_ahead(&mut self, key: &str) -> Result<&mut LaneAhead, StoreError> {
+        if !self.c.ahead.lanes.contains_key(key) {
+            let row = lane_row(self.c, key)?;
+            self.c.ahead.lanes.insert(
+                key.to_owned(),
+                LaneAhead {
+                    row,
+                    dirty: false,
+                    updated_at: None,
+                },
+            );
+        }
+        self.c
+            .ahead
+            .lanes
+            .get_mut(key)
+            .ok_or_else(|| StoreError::Corrupt(format!("lane {key} not kept")))
+    }
+
+    /// A lane's aliases as the batch knows them, read first when it does not.
+    fn aliases_ahead(&mut self, lane: &str) -> Result<&mut HashSet<(String, String)>, StoreError> {
+        if !self.c.ahead.aliases.contains_key(lane) {
+            let set = self
+                .c
+                .query(
+                    "SELECT kind, value FROM xrefs WHERE shipment = $1",
+                    &[&lane],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            self.c.ahead.aliases.insert(lane.to_owned(), set);
+        }
+        self.c
+            .ahead
+            .aliases
+            .get_mut(lane)
+            .ok_or_else(|| StoreError::Corrupt(format!("aliases of {lane} not kept")))
+    }
+
+    /// The next event row id (allocated in order: ids grow with the log).
+    fn next_id(&mut self) -> Result<i64, StoreError> {
+        if self.c.ahead.ids.is_empty() {
+            let mut ids: Vec<i64> = self
+                .c
+                .query(
+                    "SELECT nextval(pg_get_serial_sequence('events', 'seq_id')) FROM generate_series(1, 16)",
+                    &[],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            ids.sort_unstable();
+            self.c.ahead.ids.extend(ids);
+        }
+        self.c
+            .ahead
+            .ids
+            .pop_front()
+            .ok_or_else(|| StoreError::Corrupt("no event id allocated".into()))
+    }
+}
+
 impl Tx for PgTx<'_, '_, '_> {
     fn rules(&self) -> (&[Subscription], &Ownership) {
         (self.ctx.subs, self.ctx.ownership)
     }
 
     fn lane(&mut self, key: &str) -> Result<Option<Lane>, StoreError> {
-        match self.lane_read.take() {
-            Some((k, lane)) if k == key => Ok(lane),
-            _ => lane_row(self.c, key),
-        }
+        Ok(self.lane_ahead(key)?.row.clone())
     }
 
     fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<Option<i64>, StoreError> {
         let ev = e.event;
-        let (body, encoding): (&[u8], Option<&str>) = match e.body {
-            StoredBody::Json(j) => (j.as_bytes(), None),
-            StoredBody::Packed(b, enc) => (b, Some(enc)),
-        };
-        const INSERT: &str = "INSERT INTO events (event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, inbox_id, effect, body, encoding)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (shipment, event_id) DO NOTHING RETURNING seq_id";
-        let params: [&(dyn postgres::types::ToSql + Sync); 11] = [
-            &ev.id.as_str(),
-            &ev.subject.as_str(),
-            &e.seq,
-            &ev.ty.as_str(),
-            &ev.source_name(),
-            &to_us(ev.time),
-            &to_us(ev.recordedtime),
-            &e.inbox_id,
-            &effect_name(e.effect),
-            &body,
-            &encoding,
-        ];
-        // The event's aliases are added next whether it is new or a repeat: they go in
-        // the same round trip (adding an alias twice changes nothing).
-        let aliases: Vec<Alias> = waybill_model::identity::aliases_of(ev)
-            .into_iter()
-            .collect();
-        let lane = ev.subject.as_str();
-        let rows = if aliases.is_empty() {
-            self.c.query(INSERT, &params)?
-        } else {
-            let (kinds, values) = alias_columns(&aliases);
-            let (rows, added) = self
+        let key = (ev.subject.as_str().to_owned(), ev.id.as_str().to_owned());
+        let exists = match self.c.ahead.events.get(&key) {
+            Some(known) => *known,
+            None => self
                 .c
-                .query_both((INSERT, &params), (ADD_ALIASES, &[&kinds, &values, &lane]))?;
-            let added = was_added(&aliases, &added);
-            self.aliases_added = Some((lane.to_owned(), aliases, added));
-            rows
+                .query_opt(
+                    "SELECT 1 FROM events WHERE shipment = $1 AND event_id = $2",
+                    &[&key.0, &key.1],
+                )?
+                .is_some(),
         };
-        Ok(rows.first().map(|r| r.get::<_, i64>(0)))
+        if exists {
+            self.c.ahead.events.insert(key, true);
+            return Ok(None);
+        }
+        let seq_id = self.next_id()?;
+        let (body, encoding) = match e.body {
+            StoredBody::Json(j) => (j.as_bytes().to_vec(), None),
+            StoredBody::Packed(b, enc) => (b.to_vec(), Some(enc)),
+        };
+        let (shipment, event_id) = key.clone();
+        self.c.ahead.events.insert(key, true);
+        self.c.ahead.new_events.push(EventRow {
+            seq_id,
+            event_id,
+            shipment,
+            shipment_seq: e.seq,
+            ty: ev.ty.as_str(),
+            source: ev.source_name().to_owned(),
+            occurred_at: to_us(ev.time),
+            recorded_at: to_us(ev.recordedtime),
+            inbox_id: e.inbox_id,
+            effect: effect_name(e.effect),
+            body,
+            encoding,
+        });
+        Ok(Some(seq_id))
     }
 
     fn put_lane(
@@ -181,36 +252,26 @@ impl Tx for PgTx<'_, '_, '_> {
         state: &ShipmentState,
         last_seq: i64,
         now: OffsetDateTime,
-        state_changed: bool,
+        _state_changed: bool,
     ) -> Result<(), StoreError> {
-        // Nobody reads the result: sent with the next statement that is read.
-        let now = to_us(now);
-        let mut p: Vec<Param> = vec![
-            Box::new(key.to_owned()),
-            Box::new(state.milestone_at.map(to_us)),
-            Box::new(state.milestone_event.as_ref().map(|e| e.0.clone())),
-            Box::new(flags_to_str(&state.flags)),
-            Box::new(state.last_event_at.map(to_us)),
-            Box::new(last_seq),
-            Box::new(now),
-        ];
-        if state_changed {
-            p.push(Box::new(state.milestone.as_str().to_owned()));
-            self.c.defer(
-                "INSERT INTO shipments (key, milestone_at, milestone_event, flags, last_event_at, last_seq, created_at, updated_at, state)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
-                 ON CONFLICT (key) DO UPDATE SET state = excluded.state, milestone_at = excluded.milestone_at,
-                   milestone_event = excluded.milestone_event, flags = excluded.flags,
-                   last_event_at = excluded.last_event_at, last_seq = excluded.last_seq, updated_at = excluded.updated_at",
-                p,
-            )
-        } else {
-            self.c.defer(
-                "UPDATE shipments SET milestone_at = $2, milestone_event = $3, flags = $4,
-                   last_event_at = $5, last_seq = $6, updated_at = $7 WHERE key = $1",
-                p,
-            )
+        let l = self.lane_ahead(key)?;
+        match &mut l.row {
+            Some(r) => {
+                r.state = state.clone();
+                r.last_seq = last_seq;
+            }
+            None => {
+                l.row = Some(Lane {
+                    state: state.clone(),
+                    last_seq,
+                    entity: None,
+                    tenant: None,
+                })
+            }
         }
+        l.dirty = true;
+        l.updated_at = Some(to_us(now));
+        Ok(())
     }
 
     fn put_lane_seq(
@@ -220,10 +281,17 @@ impl Tx for PgTx<'_, '_, '_> {
         event_time: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.c.exec(
-            "UPDATE shipments SET last_seq = $2, last_event_at = greatest(coalesce(last_event_at, $3), $3), updated_at = $4 WHERE key = $1",
-            &[&key, &last_seq, &to_us(event_time), &to_us(now)],
-        )?;
+        let l = self.lane_ahead(key)?;
+        if let Some(r) = &mut l.row {
+            r.last_seq = last_seq;
+            r.state.last_event_at = Some(
+                r.state
+                    .last_event_at
+                    .map_or(event_time, |t| t.max(event_time)),
+            );
+            l.dirty = true;
+            l.updated_at = Some(to_us(now));
+        }
         Ok(())
     }
 
@@ -233,29 +301,27 @@ impl Tx for PgTx<'_, '_, '_> {
         state: &ShipmentState,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.c.exec(
-            "UPDATE shipments SET state = $2, milestone_at = $3, milestone_event = $4,
-               flags = $5, last_event_at = $6, updated_at = $7 WHERE key = $1",
-            &[
-                &key,
-                &state.milestone.as_str(),
-                &state.milestone_at.map(to_us),
-                &state.milestone_event.as_ref().map(|e| e.0.as_str()),
-                &flags_to_str(&state.flags),
-                &state.last_event_at.map(to_us),
-                &to_us(now),
-            ],
-        )?;
+        let l = self.lane_ahead(key)?;
+        if let Some(r) = &mut l.row {
+            r.state = ShipmentState {
+                key: r.state.key.clone(),
+                ..state.clone()
+            };
+            l.dirty = true;
+            l.updated_at = Some(to_us(now));
+        }
         Ok(())
     }
 
     fn set_tenant(&mut self, lane: &str, tenant: &str) -> Result<(), StoreError> {
-        // Nobody reads the result: sent with the next statement that is read (in order,
-        // so a later read of the lane sees it).
-        self.c.defer(
-            "UPDATE shipments SET tenant = $2 WHERE key = $1 AND tenant IS NULL",
-            vec![Box::new(lane.to_owned()), Box::new(tenant.to_owned())],
-        )
+        let l = self.lane_ahead(lane)?;
+        if let Some(r) = &mut l.row {
+            if r.tenant.is_none() {
+                r.tenant = Some(tenant.to_owned());
+                l.dirty = true;
+            }
+        }
+        Ok(())
     }
 
     fn set_entity(
@@ -268,6 +334,9 @@ impl Tx for PgTx<'_, '_, '_> {
             "UPDATE shipments SET entity = CASE WHEN key = $2 THEN NULL ELSE $2 END, updated_at = $3 WHERE key = $1",
             &[&lane, &canonical, &to_us(now)],
         )?;
+        if let Some(LaneAhead { row: Some(r), .. }) = self.c.ahead.lanes.get_mut(lane) {
+            r.entity = (lane != canonical).then(|| canonical.to_owned());
+        }
         Ok(())
     }
 
@@ -295,24 +364,26 @@ impl Tx for PgTx<'_, '_, '_> {
     }
 
     fn add_alias(&mut self, lane: &str, a: &Alias) -> Result<bool, StoreError> {
-        Ok(self.c.exec(
-            "INSERT INTO xrefs (kind, value, shipment) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            &[&a.kind, &a.value, &lane],
-        )? > 0)
+        Ok(self
+            .add_aliases(lane, std::slice::from_ref(a))?
+            .first()
+            .copied()
+            .unwrap_or(false))
     }
 
     fn add_aliases(&mut self, lane: &str, aliases: &[Alias]) -> Result<Vec<bool>, StoreError> {
-        if let Some((l, a, added)) = self.aliases_added.take() {
-            if l == lane && a == aliases {
-                return Ok(added);
+        let set = self.aliases_ahead(lane)?;
+        let mut added = Vec::with_capacity(aliases.len());
+        let mut new = Vec::new();
+        for a in aliases {
+            let fresh = set.insert((a.kind.clone(), a.value.clone()));
+            if fresh {
+                new.push((a.kind.clone(), a.value.clone(), lane.to_owned()));
             }
+            added.push(fresh);
         }
-        if aliases.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (kinds, values) = alias_columns(aliases);
-        let rows = self.c.query(ADD_ALIASES, &[&kinds, &values, &lane])?;
-        Ok(was_added(aliases, &rows))
+        self.c.ahead.new_aliases.extend(new);
+        Ok(added)
     }
 
     fn alias_elsewhere(&mut self, kind: &str, value: &str, lane: &str) -> Result<bool, StoreError> {
@@ -330,18 +401,7 @@ impl Tx for PgTx<'_, '_, '_> {
     }
 
     fn aliases(&mut self, lane: &str) -> Result<Vec<Alias>, StoreError> {
-        Ok(self
-            .c
-            .query(
-                "SELECT kind, value FROM xrefs WHERE shipment = $1",
-                &[&lane],
-            )?
-            .iter()
-            .map(|r| Alias {
-                kind: r.get(0),
-                value: r.get(1),
-            })
-            .collect())
+        Ok(super::ahead::alias_list(self.aliases_ahead(lane)?))
     }
 
     fn add_outbox(
@@ -354,68 +414,71 @@ impl Tx for PgTx<'_, '_, '_> {
         let Some(sub) = self.ctx.subs.get(sub) else {
             return Ok(());
         };
-        self.c.defer(
-            "INSERT INTO outbox (subscription, sink, event_seq, shipment, updated_at, bucket) VALUES ($1, $2, $3, $4, $5, $6)",
-            vec![
-                Box::new(sub.name.clone()),
-                Box::new(sub.sink.clone()),
-                Box::new(event_row),
-                Box::new(lane.to_owned()),
-                Box::new(to_us(now)),
-                Box::new(crate::lease::bucket_of(lane)),
-            ],
-        )?;
+        self.c.ahead.new_outbox.push(OutboxRow {
+            subscription: sub.name.clone(),
+            sink: sub.sink.clone(),
+            event_seq: event_row,
+            shipment: lane.to_owned(),
+            updated_at: to_us(now),
+            bucket: crate::lease::bucket_of(lane),
+        });
         self.ctx.created_outbox = true;
         Ok(())
     }
 
     fn observe(&mut self, lane: &str, o: &Observation) -> Result<bool, StoreError> {
-        Ok(self.c.exec(
-            "INSERT INTO observations AS o (lane, fact, source, value, at, event_id) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (lane, fact, source, value) DO UPDATE SET at = excluded.at, event_id = excluded.event_id
-             WHERE excluded.at > o.at OR (excluded.at = o.at AND excluded.event_id > o.event_id)",
-            &[
-                &lane,
-                &o.fact.as_str(),
-                &o.source,
-                &o.value.to_string(),
-                &to_us(o.at),
-                &o.event_id,
-            ],
-        )? > 0)
+        Ok(self
+            .observe_all(lane, std::slice::from_ref(o))?
+            .first()
+            .copied()
+            .unwrap_or(false))
     }
 
     fn observe_all(&mut self, lane: &str, obs: &[Observation]) -> Result<Vec<bool>, StoreError> {
-        if obs.len() < 2 {
-            return obs.iter().map(|o| self.observe(lane, o)).collect();
-        }
-        let facts: Vec<&str> = obs.iter().map(|o| o.fact.as_str()).collect();
-        let sources: Vec<&str> = obs.iter().map(|o| o.source.as_str()).collect();
-        let values: Vec<String> = obs.iter().map(|o| o.value.to_string()).collect();
-        let ats: Vec<i64> = obs.iter().map(|o| to_us(o.at)).collect();
-        let ids: Vec<&str> = obs.iter().map(|o| o.event_id.as_str()).collect();
-        let changed: Vec<(String, String, String)> = self
-            .c
-            .query(
-                "INSERT INTO observations AS o (lane, fact, source, value, at, event_id)
-                 SELECT $1, f, s, v, t, e FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) AS x(f, s, v, t, e)
-                 ON CONFLICT (lane, fact, source, value) DO UPDATE SET at = excluded.at, event_id = excluded.event_id
-                 WHERE excluded.at > o.at OR (excluded.at = o.at AND excluded.event_id > o.event_id)
-                 RETURNING fact, source, value",
-                &[&lane, &facts, &sources, &values, &ats, &ids],
-            )?
+        let keys: Vec<ObsKey> = obs.iter().map(|o| obs_key(lane, o)).collect();
+        let unknown: Vec<&ObsKey> = keys
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .filter(|k| !self.c.ahead.obs.contains_key(*k))
             .collect();
-        Ok(obs
-            .iter()
-            .zip(&values)
-            .map(|(o, v)| {
-                changed
-                    .iter()
-                    .any(|(f, s, w)| f == o.fact.as_str() && *s == o.source && w == v)
-            })
-            .collect())
+        if !unknown.is_empty() {
+            let facts: Vec<&str> = unknown.iter().map(|k| k.1.as_str()).collect();
+            let sources: Vec<&str> = unknown.iter().map(|k| k.2.as_str()).collect();
+            let values: Vec<&str> = unknown.iter().map(|k| k.3.as_str()).collect();
+            let rows = self.c.query(
+                "SELECT o.fact, o.source, o.value, o.at, o.event_id
+                 FROM unnest($2::text[], $3::text[], $4::text[]) AS x(f, s, v) CROSS JOIN LATERAL (
+                   SELECT * FROM observations o
+                   WHERE o.lane = $1 AND o.fact = x.f AND o.source = x.s AND o.value = x.v LIMIT 1) o",
+                &[&lane, &facts, &sources, &values],
+            )?;
+            let unknown: Vec<ObsKey> = unknown.into_iter().cloned().collect();
+            for k in unknown {
+                self.c.ahead.obs.insert(k, None);
+            }
+            for r in rows {
+                self.c.ahead.obs.insert(
+                    (lane.to_owned(), r.get(0), r.get(1), r.get(2)),
+                    Some((r.get(3), r.get(4))),
+                );
+            }
+        }
+        let mut changed = Vec::with_capacity(obs.len());
+        for (o, k) in obs.iter().zip(keys) {
+            let at = to_us(o.at);
+            let newer = match self.c.ahead.obs.get(&k) {
+                Some(Some((t, id))) => at > *t || (at == *t && o.event_id > *id),
+                _ => true,
+            };
+            if newer {
+                self.c
+                    .ahead
+                    .obs
+                    .insert(k.clone(), Some((at, o.event_id.clone())));
+                self.c.ahead.dirty_obs.insert(k);
+            }
+            changed.push(newer);
+        }
+        Ok(changed)
     }
 
     fn observations(&mut self, lane: &str, facts: &[Fact]) -> Result<Vec<Observation>, StoreError> {
@@ -478,27 +541,6 @@ impl Tx for PgTx<'_, '_, '_> {
     }
 }
 
-/// Adds aliases ($1 kinds, $2 values) to lane $3; returns the new ones.
-const ADD_ALIASES: &str = "INSERT INTO xrefs (kind, value, shipment)
-     SELECT k, v, $3 FROM unnest($1::text[], $2::text[]) AS a(k, v)
-     ON CONFLICT DO NOTHING RETURNING kind, value";
-
-fn alias_columns(aliases: &[Alias]) -> (Vec<&str>, Vec<&str>) {
-    aliases
-        .iter()
-        .map(|a| (a.kind.as_str(), a.value.as_str()))
-        .unzip()
-}
-
-/// For each alias, whether `ADD_ALIASES` returned it (it was new).
-fn was_added(aliases: &[Alias], rows: &[postgres::Row]) -> Vec<bool> {
-    let added: Vec<(&str, &str)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    aliases
-        .iter()
-        .map(|a| added.contains(&(a.kind.as_str(), a.value.as_str())))
-        .collect()
-}
-
 /// A lane's row by key ($1).
 const LANE_ROW: &str =
     "SELECT state, milestone_at, milestone_event, flags, last_event_at, last_seq, entity, tenant
@@ -539,20 +581,8 @@ pub(crate) fn observations(
 /// A lane's row (also read by the read side).
 pub(crate) fn lane_row(c: &mut PgConn, key: &str) -> Result<Option<Lane>, StoreError> {
     c.query_opt(LANE_ROW, &[&key])?
-        .map(|r| lane_from_row(key, &r))
+        .map(|r| lane_from(key, &r, 0))
         .transpose()
-}
-
-/// A lane from a `LANE_ROW` row.
-fn lane_from_row(key: &str, r: &postgres::Row) -> Result<Lane, StoreError> {
-    let (st, m_at, m_ev, flags, last): (String, Option<i64>, Option<String>, String, Option<i64>) =
-        (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
-    Ok(Lane {
-        state: decode_state(ShipmentKey(key.to_owned()), &st, m_at, m_ev, &flags, last)?,
-        last_seq: r.get(5),
-        entity: r.get(6),
-        tenant: r.get(7),
-    })
 }
 
 /// The lanes pointing at canonical lane `canonical` (also read by the read side).
