@@ -233,6 +233,90 @@ pub async fn one_shipment_across_systems_in_any_order(store: Store) {
         .is_empty());
 }
 
+/// Many shipments' payloads sent at once — so that they share the writer's batches —
+/// each payload twice under its key and its event once more under another key, end as
+/// each shipment does alone: one answer per key, every event once, the same entity.
+pub async fn shipments_ingested_together_settle_as_each_alone(store: Store) {
+    let names: Vec<String> = (0..12).map(|i| format!("b{i}")).collect();
+    let mut tasks = Vec::new();
+    for n in &names {
+        for (i, e) in scenario(n).into_iter().enumerate() {
+            for key in [
+                format!("{n}:{i}"),
+                format!("{n}:{i}"),
+                format!("{n}:{i}:again"),
+            ] {
+                let (s, e) = (store.clone(), e.clone());
+                tasks.push(tokio::spawn(async move {
+                    let r = s
+                        .ingest(accepted(e.source_name(), &key, vec![e.clone()]))
+                        .await;
+                    (key, e.id, r)
+                }));
+            }
+        }
+    }
+    let mut answers: std::collections::BTreeMap<String, Vec<IngestOutcome>> = Default::default();
+    for t in tasks {
+        let (key, id, r) = t.await.unwrap();
+        let r = r.unwrap();
+        match &r {
+            IngestOutcome::Accepted { event_ids, .. }
+            | IngestOutcome::Duplicate { event_ids, .. } => {
+                assert_eq!(event_ids, &vec![id], "{key}")
+            }
+            IngestOutcome::Rejected { .. } => panic!("{key} rejected"),
+        }
+        answers.entry(key).or_default().push(r);
+    }
+    for (key, rs) in &answers {
+        let accepted: Vec<i64> = rs
+            .iter()
+            .filter_map(|r| match r {
+                IngestOutcome::Accepted { inbox_id, .. } => Some(*inbox_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(accepted.len(), 1, "{key}: {rs:?}");
+        for r in rs {
+            if let IngestOutcome::Duplicate { inbox_id, .. } = r {
+                assert_eq!(*inbox_id, accepted[0], "{key}");
+            }
+        }
+    }
+    for n in &names {
+        let got = outcome(&store, n).await;
+        assert_eq!(got.0, format!("odoo:test:picking:20{n}"));
+        assert_eq!(got.1, lanes_of(n));
+        assert_eq!(got.2, Milestone::Delivered);
+        let ids: BTreeSet<String> = scenario(n).iter().map(|e| e.id.0.clone()).collect();
+        assert_eq!(got.3, ids);
+        // Each event once, each lane's sequence dense.
+        let v = store
+            .shipment(&ShipmentKey(got.0.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        let partner: Vec<_> = v
+            .timeline
+            .iter()
+            .filter(|t| t.event.ty.as_str() != "shipment.linked")
+            .collect();
+        assert_eq!(partner.len(), ids.len(), "{n}");
+        let mut per_lane: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+        for t in &v.timeline {
+            per_lane
+                .entry(t.event.subject.as_str())
+                .or_default()
+                .push(t.sequence);
+        }
+        for (lane, mut seqs) in per_lane {
+            seqs.sort_unstable();
+            assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "{lane}");
+        }
+    }
+}
+
 /// A tracking number claimed by pickings of two orders merges nothing and is flagged on
 /// both; a backorder keeps an ASN that names only the order apart.
 pub async fn contradicting_identifiers_are_flagged_not_merged(store: Store) {

@@ -10,6 +10,7 @@ pub use crate::audit_suite::audit_chain_verifies_after_appends;
 pub use crate::identity_suite::{
     a_non_owners_value_is_a_conflict_not_applied, contradicting_identifiers_are_flagged_not_merged,
     linking_appends_and_routes_shipment_linked, one_shipment_across_systems_in_any_order,
+    shipments_ingested_together_settle_as_each_alone,
 };
 pub use crate::retention_suite::{
     audit_prefix_purge_keeps_the_chain_verifiable,
@@ -2075,6 +2076,7 @@ macro_rules! store_tests {
             concurrent_ingests_are_all_durable,
             cursors_persist,
             one_shipment_across_systems_in_any_order,
+            shipments_ingested_together_settle_as_each_alone,
             contradicting_identifiers_are_flagged_not_merged,
             a_non_owners_value_is_a_conflict_not_applied,
             linking_appends_and_routes_shipment_linked,
