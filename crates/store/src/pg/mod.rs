@@ -89,6 +89,9 @@ pub(crate) struct PgConn {
     stmts: HashMap<&'static str, Statement>,
     opts: Arc<PgOptions>,
     deferred: Vec<(Statement, Vec<Param>)>,
+    /// The writer's transaction opening (`BEGIN` and its advisory lock), sent with the
+    /// first statement of the batch rather than in a round trip of its own.
+    begin: Option<String>,
     /// The writer's batch: rows read ahead and writes kept (see [`ahead`]).
     ahead: ahead::Ahead,
     /// Set while the statements sent are the ingest transaction's own, or a job's that
@@ -151,6 +154,7 @@ impl PgConn {
             stmts: HashMap::new(),
             opts: opts.clone(),
             deferred: Vec::new(),
+            begin: None,
             ahead: ahead::Ahead::default(),
             keep: false,
         })
@@ -175,7 +179,7 @@ impl PgConn {
 
     /// The statements to send before the next one: the deferred ones, after the batch's
     /// kept writes (see [`ahead`]); forgets the rows read ahead unless they are kept.
-    fn take_deferred(&mut self) -> Result<Vec<(Statement, Vec<Param>)>, StoreError> {
+    fn take_deferred(&mut self) -> Result<Outgoing, StoreError> {
         if self.ahead.has_writes() {
             let mut writes = Vec::new();
             for (sql, params) in self.ahead.writes() {
@@ -187,7 +191,10 @@ impl PgConn {
         if !self.keep {
             self.ahead.forget();
         }
-        Ok(std::mem::take(&mut self.deferred))
+        Ok(Outgoing {
+            begin: self.begin.take(),
+            deferred: std::mem::take(&mut self.deferred),
+        })
     }
 
     /// Runs `f`, whose statements leave the tables the batch reads ahead (shipments,
@@ -197,12 +204,6 @@ impl PgConn {
         let out = f(self);
         self.keep = before;
         out
-    }
-
-    /// Sends the deferred statements and waits for them.
-    fn flush(&mut self) -> Result<(), StoreError> {
-        let deferred = self.take_deferred()?;
-        pipelined(&self.rt, &self.client, deferred, async { Ok(()) })
     }
 
     /// Runs a cached statement; returns the rows it changed.
@@ -284,16 +285,30 @@ impl PgConn {
     }
 }
 
-/// Runs `fut` with the `deferred` statements sent before it in the same pipeline.
+/// What goes before the next statement: the transaction's opening if not sent yet, then
+/// the deferred statements.
+struct Outgoing {
+    begin: Option<String>,
+    deferred: Vec<(Statement, Vec<Param>)>,
+}
+
+/// Runs `fut` with what is `out`going sent before it in the same pipeline.
 fn pipelined<T>(
     rt: &tokio::runtime::Runtime,
     client: &tokio_postgres::Client,
-    deferred: Vec<(Statement, Vec<Param>)>,
+    out: Outgoing,
     fut: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, StoreError> {
-    if deferred.is_empty() {
+    let Outgoing { begin, deferred } = out;
+    if begin.is_none() && deferred.is_empty() {
         return Ok(rt.block_on(fut)?);
     }
+    let opened = async {
+        match &begin {
+            Some(sql) => client.batch_execute(sql).await,
+            None => Ok(()),
+        }
+    };
     let sent = futures::future::try_join_all(deferred.iter().map(|(st, params)| {
         let refs: Vec<&(dyn ToSql + Sync)> = params
             .iter()
@@ -301,7 +316,11 @@ fn pipelined<T>(
             .collect();
         async move { client.execute(st, &refs).await }
     }));
-    let (_, out) = rt.block_on(futures::future::try_join(sent, fut))?;
+    // Polled in this order, so sent in this order.
+    let (_, out) = rt.block_on(futures::future::try_join(
+        futures::future::try_join(opened, sent),
+        fut,
+    ))?;
     Ok(out)
 }
 
@@ -321,15 +340,29 @@ impl WriterConn for PgConn {
         self.deferred.clear();
         self.ahead = ahead::Ahead::default();
         self.keep = false;
-        let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({})", self.write_lock());
-        self.batch(&sql)
+        // Sent with the batch's first statement.
+        self.begin = Some(format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({})",
+            self.write_lock()
+        ));
+        Ok(())
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
-        // Deferred statements first, on their own: after a failed statement PostgreSQL
-        // turns COMMIT into a rollback that reports success.
-        self.flush()?;
-        self.batch("COMMIT")
+        let out = self.take_deferred()?;
+        if out.begin.is_some() && out.deferred.is_empty() {
+            // Nothing was written: there is no transaction to end.
+            return Ok(());
+        }
+        // The kept writes, the notification and COMMIT in one pipeline. A statement that
+        // fails makes this fail (and PostgreSQL turns the COMMIT after it into a
+        // rollback): the batch is not acknowledged.
+        pipelined(
+            &self.rt,
+            &self.client,
+            out,
+            self.client.batch_execute("COMMIT"),
+        )
     }
 
     fn read_ahead(&mut self, batch: &[&crate::prepare::Prepared]) -> Result<(), StoreError> {
@@ -340,15 +373,17 @@ impl WriterConn for PgConn {
         self.deferred.clear();
         self.ahead = ahead::Ahead::default();
         self.keep = false;
-        let _ = self.batch("ROLLBACK");
+        if self.begin.take().is_none() {
+            let _ = self.batch("ROLLBACK");
+        }
     }
 
     fn announce(&mut self) -> Result<(), StoreError> {
-        let ch = channel(&self.opts.schema);
-        let deferred = self.take_deferred()?;
-        let params: [&(dyn ToSql + Sync); 1] = [&ch];
-        let notify = self.client.execute("SELECT pg_notify($1, '')", &params);
-        pipelined(&self.rt, &self.client, deferred, notify).map(|_| ())
+        // Sent with the COMMIT.
+        let st = self.st("SELECT pg_notify($1, '')")?;
+        self.deferred
+            .push((st, vec![Box::new(channel(&self.opts.schema))]));
+        Ok(())
     }
 }
 
