@@ -23,35 +23,10 @@ pub(crate) fn ingest(
     p: &Prepared,
     ctx: &mut JobCtx<'_>,
 ) -> Result<Stored, StoreError> {
-    let rec = &p.rec;
-    let received = to_us(rec.received_at);
-    match &rec.verdict {
+    match &p.rec.verdict {
+        // Inbox rows only: what the batch read ahead stays valid.
         Verdict::Rejected { code, reason } | Verdict::Sample { code, reason, .. } => {
-            let row = c.query(
-                "INSERT INTO inbox (source, idempotency_key, status, reason_code, reason, received_at, headers, body, encoding)
-                 VALUES ($1, $2, 'rejected', $3, $4, $5, $6, $7, $8) RETURNING id",
-                &[&rec.source, &rec.idempotency_key, code, reason, &received, &p.headers, &p.body, &p.encoding],
-            )?;
-            let inbox_id = first_id(&row)?;
-            if let Verdict::Sample { any_source, .. } = &rec.verdict {
-                // Keep the newest samples only: delete the one past the cap (and any older).
-                if *any_source {
-                    c.exec(
-                        "DELETE FROM inbox WHERE status = 'rejected' AND reason_code = $1 AND id <= (
-                           SELECT id FROM inbox WHERE status = 'rejected' AND reason_code = $1
-                           ORDER BY id DESC LIMIT 1 OFFSET $2)",
-                        &[code, &crate::SAMPLES_KEPT],
-                    )?;
-                } else {
-                    c.exec(
-                        "DELETE FROM inbox WHERE status = 'rejected' AND reason_code = $1 AND source = $2 AND id <= (
-                           SELECT id FROM inbox WHERE status = 'rejected' AND reason_code = $1 AND source = $2
-                           ORDER BY id DESC LIMIT 1 OFFSET $3)",
-                        &[code, &rec.source, &crate::SAMPLES_KEPT],
-                    )?;
-                }
-            }
-            Ok(Stored::Rejected { inbox_id })
+            c.keeping(|c| reject(c, p, code, reason))
         }
         Verdict::Accepted(_) => {
             // Written ahead with the batch's other payloads (see `super::ahead`), or here
@@ -64,7 +39,7 @@ pub(crate) fn ingest(
                         event_ids,
                     })
                 }
-                None => match insert_inbox(c, p)? {
+                None => match c.keeping(|c| insert_inbox(c, p))? {
                     Ok(id) => id,
                     Err(dup) => return Ok(dup),
                 },
@@ -79,6 +54,42 @@ pub(crate) fn ingest(
             Ok(Stored::Accepted { inbox_id })
         }
     }
+}
+
+/// Records a rejected payload (for a sample, keeping only the newest).
+fn reject(
+    c: &mut PgConn,
+    p: &Prepared,
+    code: &String,
+    reason: &String,
+) -> Result<Stored, StoreError> {
+    let rec = &p.rec;
+    let received = to_us(rec.received_at);
+    let row = c.query(
+        "INSERT INTO inbox (source, idempotency_key, status, reason_code, reason, received_at, headers, body, encoding)
+         VALUES ($1, $2, 'rejected', $3, $4, $5, $6, $7, $8) RETURNING id",
+        &[&rec.source, &rec.idempotency_key, &code, &reason, &received, &p.headers, &p.body, &p.encoding],
+    )?;
+    let inbox_id = first_id(&row)?;
+    if let Verdict::Sample { any_source, .. } = &rec.verdict {
+        // Keep the newest samples only: delete the one past the cap (and any older).
+        if *any_source {
+            c.exec(
+                "DELETE FROM inbox WHERE status = 'rejected' AND reason_code = $1 AND id <= (
+                   SELECT id FROM inbox WHERE status = 'rejected' AND reason_code = $1
+                   ORDER BY id DESC LIMIT 1 OFFSET $2)",
+                &[&code, &crate::SAMPLES_KEPT],
+            )?;
+        } else {
+            c.exec(
+                "DELETE FROM inbox WHERE status = 'rejected' AND reason_code = $1 AND source = $2 AND id <= (
+                   SELECT id FROM inbox WHERE status = 'rejected' AND reason_code = $1 AND source = $2
+                   ORDER BY id DESC LIMIT 1 OFFSET $3)",
+                &[&code, &rec.source, &crate::SAMPLES_KEPT],
+            )?;
+        }
+    }
+    Ok(Stored::Rejected { inbox_id })
 }
 
 /// Inserts an accepted payload's inbox row; `Err` with the answer when one is already
