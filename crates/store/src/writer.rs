@@ -27,6 +27,13 @@ pub(crate) trait WriterConn: Send + 'static {
     fn announce(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// After a failed [`WriterConn::commit`]: whether it was one of the batch's writes
+    /// that failed (a backend that sends some writes only with the commit), not the
+    /// commit itself — the batch's jobs then run again one by one, so that the bad write
+    /// fails only its own job.
+    fn commit_failed_in_writes(&self) -> bool {
+        false
+    }
     /// Inside the transaction, before the batch's jobs run: the ingest records among
     /// them, for a backend that writes their inbox rows and reads what they need ahead
     /// (the SQLite store does not).
@@ -427,7 +434,7 @@ fn commit_batch<C: WriterConn>(
     let all_ok = ahead.is_ok() && batch.iter_mut().all(|job| job.run(conn, rules));
     if all_ok {
         let notify = batch.iter().any(|j| j.created_outbox());
-        return match commit(conn, notify) {
+        match commit(conn, notify) {
             Ok(()) => {
                 full.set(false);
                 // In commit order: the last job's read is the newest.
@@ -439,7 +446,10 @@ fn commit_batch<C: WriterConn>(
                 for job in batch.drain(..) {
                     job.finish(None);
                 }
-                notify
+                return notify;
+            }
+            Err(e) if batch.len() > 1 && conn.commit_failed_in_writes() => {
+                tracing::warn!(error = %e, "a write of the batch failed at commit; its jobs run one by one");
             }
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; the batch is not acknowledged");
@@ -450,9 +460,9 @@ fn commit_batch<C: WriterConn>(
                 for job in batch.drain(..) {
                     job.finish(Some(&e));
                 }
-                false
+                return false;
             }
-        };
+        }
     }
     conn.rollback();
     let mut notify = false;

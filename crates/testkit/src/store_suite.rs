@@ -735,6 +735,55 @@ pub async fn concurrent_ingests_are_all_durable(store: Store) {
     assert_eq!(total, 200);
 }
 
+/// A payload whose rows the database refuses — a NUL character in a reference, which
+/// PostgreSQL's text cannot hold — fails alone: the payloads sent at the same moment,
+/// sharing its batch, are accepted and stored once each.
+pub async fn a_write_the_database_refuses_fails_only_its_payload(store: Store) {
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let reference = if i == 20 { "A\u{0}B" } else { "AB" };
+            let e = event(
+                "carrier",
+                &format!("q{i}"),
+                "shipment.in_transit",
+                &format!("Q{}", i % 7),
+                i,
+                &[("customer_ref", reference)],
+            );
+            let r = s
+                .ingest(accepted("carrier", &format!("q{i}"), vec![e]))
+                .await;
+            (i, r)
+        }));
+    }
+    let mut stored = 0;
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        match (i, r) {
+            // SQLite keeps the NUL; PostgreSQL refuses the row.
+            (20, Ok(IngestOutcome::Accepted { .. })) => stored += 1,
+            (20, Err(_)) => {}
+            (_, Ok(IngestOutcome::Accepted { .. })) => stored += 1,
+            (i, other) => panic!("payload {i}: {other:?}"),
+        }
+    }
+    let mut total = 0;
+    for k in 0..7 {
+        let v = store
+            .shipment(&ShipmentKey(format!("Q{k}")))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut seqs: Vec<i64> = v.timeline.iter().map(|t| t.sequence).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+        total += seqs.len();
+    }
+    assert_eq!(total, stored);
+}
+
 /// Poller cursors persist and update.
 pub async fn cursors_persist(store: Store) {
     assert_eq!(store.cursor("odoo:stock.picking").await.unwrap(), None);
@@ -2074,6 +2123,7 @@ macro_rules! store_tests {
             dead_letters_are_replayed_once,
             xrefs_and_state_listing,
             concurrent_ingests_are_all_durable,
+            a_write_the_database_refuses_fails_only_its_payload,
             cursors_persist,
             one_shipment_across_systems_in_any_order,
             shipments_ingested_together_settle_as_each_alone,

@@ -94,6 +94,8 @@ pub(crate) struct PgConn {
     begin: Option<String>,
     /// The writer's batch: rows read ahead and writes kept (see [`ahead`]).
     ahead: ahead::Ahead,
+    /// Whether the last `commit` failed in the writes sent with it (not in `COMMIT`).
+    writes_failed: bool,
     /// Set while the statements sent are the ingest transaction's own, or a job's that
     /// leaves the rows read ahead alone: they are kept. Any other statement makes the
     /// batch forget them (it may have changed them).
@@ -156,6 +158,7 @@ impl PgConn {
             deferred: Vec::new(),
             begin: None,
             ahead: ahead::Ahead::default(),
+            writes_failed: false,
             keep: false,
         })
     }
@@ -292,6 +295,29 @@ struct Outgoing {
     deferred: Vec<(Statement, Vec<Param>)>,
 }
 
+/// A future that sends what is `out`going, in order, when first polled, and waits for
+/// the answers.
+fn send<'a>(
+    client: &'a tokio_postgres::Client,
+    out: &'a Outgoing,
+) -> impl std::future::Future<Output = Result<(), tokio_postgres::Error>> + 'a {
+    let opened = async move {
+        match &out.begin {
+            Some(sql) => client.batch_execute(sql).await,
+            None => Ok(()),
+        }
+    };
+    let sent = futures::future::try_join_all(out.deferred.iter().map(|(st, params)| {
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        async move { client.execute(st, &refs).await }
+    }));
+    let both = futures::future::try_join(opened, sent);
+    async move { both.await.map(|_| ()) }
+}
+
 /// Runs `fut` with what is `out`going sent before it in the same pipeline.
 fn pipelined<T>(
     rt: &tokio::runtime::Runtime,
@@ -299,29 +325,12 @@ fn pipelined<T>(
     out: Outgoing,
     fut: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, StoreError> {
-    let Outgoing { begin, deferred } = out;
-    if begin.is_none() && deferred.is_empty() {
+    if out.begin.is_none() && out.deferred.is_empty() {
         return Ok(rt.block_on(fut)?);
     }
-    let opened = async {
-        match &begin {
-            Some(sql) => client.batch_execute(sql).await,
-            None => Ok(()),
-        }
-    };
-    let sent = futures::future::try_join_all(deferred.iter().map(|(st, params)| {
-        let refs: Vec<&(dyn ToSql + Sync)> = params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        async move { client.execute(st, &refs).await }
-    }));
     // Polled in this order, so sent in this order.
-    let (_, out) = rt.block_on(futures::future::try_join(
-        futures::future::try_join(opened, sent),
-        fut,
-    ))?;
-    Ok(out)
+    let (_, r) = rt.block_on(futures::future::try_join(send(client, &out), fut))?;
+    Ok(r)
 }
 
 /// The channel outbox notifications of a schema go to.
@@ -354,15 +363,23 @@ impl WriterConn for PgConn {
             // Nothing was written: there is no transaction to end.
             return Ok(());
         }
-        // The kept writes, the notification and COMMIT in one pipeline. A statement that
-        // fails makes this fail (and PostgreSQL turns the COMMIT after it into a
-        // rollback): the batch is not acknowledged.
-        pipelined(
-            &self.rt,
-            &self.client,
-            out,
-            self.client.batch_execute("COMMIT"),
-        )
+        // The kept writes, the notification and COMMIT in one pipeline. A write that
+        // fails makes this fail (PostgreSQL turns the COMMIT after it into a rollback):
+        // the batch is not acknowledged as it is, and the writer runs its jobs again one
+        // by one (see `commit_failed_in_writes`).
+        let client = &self.client;
+        // Both polled at once (so sent in one pipeline, in this order), both awaited.
+        let (written, committed) = self.rt.block_on(futures::future::join(
+            send(client, &out),
+            client.batch_execute("COMMIT"),
+        ));
+        self.writes_failed = written.is_err();
+        written?;
+        Ok(committed?)
+    }
+
+    fn commit_failed_in_writes(&self) -> bool {
+        self.writes_failed
     }
 
     fn read_ahead(&mut self, batch: &[&crate::prepare::Prepared]) -> Result<(), StoreError> {
