@@ -27,10 +27,10 @@ pub(crate) trait WriterConn: Send + 'static {
     fn announce(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
-    /// After a failed [`WriterConn::commit`]: whether it was one of the batch's writes
-    /// that failed (a backend that sends some writes only with the commit), not the
-    /// commit itself — the batch's jobs then run again one by one, so that the bad write
-    /// fails only its own job.
+    /// After a failed [`WriterConn::commit`]: whether one of the batch's writes was
+    /// refused (a backend that sends some writes only with the commit) and the
+    /// transaction is surely rolled back — the batch's jobs then run again one by one, so
+    /// that the bad write fails only its own job.
     fn commit_failed_in_writes(&self) -> bool {
         false
     }

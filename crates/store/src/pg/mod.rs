@@ -373,7 +373,10 @@ impl WriterConn for PgConn {
             send(client, &out),
             client.batch_execute("COMMIT"),
         ));
-        self.writes_failed = written.is_err();
+        // Only an error the server reported is sure to have rolled the transaction back
+        // (a lost connection leaves unknown whether the COMMIT went through): then alone
+        // may the jobs run again.
+        self.writes_failed = matches!(&written, Err(e) if e.as_db_error().is_some());
         written?;
         Ok(committed?)
     }
