@@ -720,19 +720,29 @@ pub async fn concurrent_ingests_are_all_durable(store: Store) {
             IngestOutcome::Accepted { .. }
         ));
     }
+    assert_eq!(events_in_dense_lanes(&store, "C", 17).await, 200);
+}
+
+/// The events of shipments `{prefix}0` … `{prefix}{n-1}`, after checking that each one's
+/// sequence numbers are 1, 2, 3… without a gap.
+async fn events_in_dense_lanes(store: &Store, prefix: &str, n: usize) -> usize {
     let mut total = 0;
-    for k in 0..17 {
+    for k in 0..n {
         let v = store
-            .shipment(&ShipmentKey(format!("C{k}")))
+            .shipment(&ShipmentKey(format!("{prefix}{k}")))
             .await
             .unwrap()
             .unwrap();
         let mut seqs: Vec<i64> = v.timeline.iter().map(|t| t.sequence).collect();
-        seqs.sort();
-        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+        seqs.sort_unstable();
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as i64).collect::<Vec<_>>(),
+            "{prefix}{k}"
+        );
         total += seqs.len();
     }
-    assert_eq!(total, 200);
+    total
 }
 
 /// A payload whose rows the database refuses — a NUL character in a reference, which
@@ -769,19 +779,7 @@ pub async fn a_write_the_database_refuses_fails_only_its_payload(store: Store) {
             (i, other) => panic!("payload {i}: {other:?}"),
         }
     }
-    let mut total = 0;
-    for k in 0..7 {
-        let v = store
-            .shipment(&ShipmentKey(format!("Q{k}")))
-            .await
-            .unwrap()
-            .unwrap();
-        let mut seqs: Vec<i64> = v.timeline.iter().map(|t| t.sequence).collect();
-        seqs.sort_unstable();
-        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
-        total += seqs.len();
-    }
-    assert_eq!(total, stored);
+    assert_eq!(events_in_dense_lanes(&store, "Q", 7).await, stored);
 }
 
 /// Poller cursors persist and update.
