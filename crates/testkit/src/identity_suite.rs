@@ -143,13 +143,16 @@ async fn outcome(store: &Store, n: &str) -> (String, Vec<String>, Milestone, BTr
         .await
         .unwrap()
         .unwrap();
-    let partner_events: BTreeSet<String> = v
-        .timeline
+    let partner_events: BTreeSet<String> =
+        partner_entries(&v).map(|t| t.event.id.0.clone()).collect();
+    (key, v.lanes.clone(), v.state.milestone, partner_events)
+}
+
+/// A shipment's timeline without the hub's own `shipment.linked` events.
+fn partner_entries(v: &ShipmentView) -> impl Iterator<Item = &TimelineEntry> {
+    v.timeline
         .iter()
         .filter(|t| t.event.ty.as_str() != "shipment.linked")
-        .map(|t| t.event.id.0.clone())
-        .collect();
-    (key, v.lanes.clone(), v.state.milestone, partner_events)
 }
 
 /// One shipment seen by five systems, arriving in any order and with duplicates, is one
@@ -297,12 +300,7 @@ pub async fn shipments_ingested_together_settle_as_each_alone(store: Store) {
             .await
             .unwrap()
             .unwrap();
-        let partner: Vec<_> = v
-            .timeline
-            .iter()
-            .filter(|t| t.event.ty.as_str() != "shipment.linked")
-            .collect();
-        assert_eq!(partner.len(), ids.len(), "{n}");
+        assert_eq!(partner_entries(&v).count(), ids.len(), "{n}");
         let mut per_lane: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
         for t in &v.timeline {
             per_lane

@@ -23,9 +23,28 @@ use crate::prepare::Prepared;
 use crate::sequence::Lane;
 use crate::{StoreError, Verdict};
 use postgres::types::ToSql;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use waybill_model::identity::Alias;
 use waybill_model::{ownership, EventId, ShipmentKey};
+
+/// The columns of a lane's row that [`lane_from`] reads, after its key.
+macro_rules! lane_columns {
+    () => {
+        "state, milestone_at, milestone_event, flags, last_event_at, last_seq, entity, tenant"
+    };
+}
+pub(crate) use lane_columns;
+
+/// The stored observations of keys ($1 lanes, $2 facts, $3 sources, $4 values), each
+/// looked up on its own (see [`read_ahead`]): lane, fact, source, value, at, event id.
+pub(crate) const OBSERVATIONS_OF: &str = "SELECT o.lane, o.fact, o.source, o.value, o.at, o.event_id
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(l, f, s, v) CROSS JOIN LATERAL (
+       SELECT * FROM observations o
+       WHERE o.lane = x.l AND o.fact = x.f AND o.source = x.s AND o.value = x.v LIMIT 1) o";
+
+/// $1 new event row ids, from the column's own sequence.
+pub(crate) const NEXT_IDS: &str =
+    "SELECT nextval(pg_get_serial_sequence('events', 'seq_id')) FROM generate_series(1, $1::bigint)";
 
 /// An observation's key: (lane, fact, source, value as stored).
 pub(crate) type ObsKey = (String, String, String, String);
@@ -99,21 +118,24 @@ pub(crate) struct Ahead {
     pub dirty_obs: HashSet<ObsKey>,
 }
 
+/// The columns of `rows` (taken out of them), one `unnest` parameter each, in the
+/// order of the fields named.
+macro_rules! columns {
+    ($rows:expr; $($f:tt),+ $(,)?) => {{
+        let rows = &mut $rows;
+        vec![$(
+            Box::new(rows.iter_mut().map(|r| std::mem::take(&mut r.$f)).collect::<Vec<_>>()) as Param
+        ),+]
+    }};
+}
+
 impl Ahead {
     /// Forgets the rows read ahead (the kept writes must have been spilled).
     pub(crate) fn forget(&mut self) {
-        if !self.lanes.is_empty() {
-            self.lanes.clear();
-        }
-        if !self.events.is_empty() {
-            self.events.clear();
-        }
-        if !self.aliases.is_empty() {
-            self.aliases.clear();
-        }
-        if !self.obs.is_empty() {
-            self.obs.clear();
-        }
+        self.lanes.clear();
+        self.events.clear();
+        self.aliases.clear();
+        self.obs.clear();
     }
 
     /// Whether writes are kept.
@@ -144,52 +166,13 @@ impl Ahead {
     pub(crate) fn writes(&mut self) -> Vec<(&'static str, Vec<Param>)> {
         let mut out: Vec<(&'static str, Vec<Param>)> = Vec::new();
         if !self.new_events.is_empty() {
-            let rows = std::mem::take(&mut self.new_events);
-            let n = rows.len();
-            let mut seq_id = Vec::with_capacity(n);
-            let mut event_id = Vec::with_capacity(n);
-            let mut shipment = Vec::with_capacity(n);
-            let mut shipment_seq = Vec::with_capacity(n);
-            let mut ty = Vec::with_capacity(n);
-            let mut source = Vec::with_capacity(n);
-            let mut occurred = Vec::with_capacity(n);
-            let mut recorded = Vec::with_capacity(n);
-            let mut inbox = Vec::with_capacity(n);
-            let mut effect = Vec::with_capacity(n);
-            let mut body = Vec::with_capacity(n);
-            let mut encoding = Vec::with_capacity(n);
-            for r in rows {
-                seq_id.push(r.seq_id);
-                event_id.push(r.event_id);
-                shipment.push(r.shipment);
-                shipment_seq.push(r.shipment_seq);
-                ty.push(r.ty);
-                source.push(r.source);
-                occurred.push(r.occurred_at);
-                recorded.push(r.recorded_at);
-                inbox.push(r.inbox_id);
-                effect.push(r.effect);
-                body.push(r.body);
-                encoding.push(r.encoding);
-            }
+            let mut rows = std::mem::take(&mut self.new_events);
             out.push((
                 "INSERT INTO events (seq_id, event_id, shipment, shipment_seq, type, source, occurred_at, recorded_at, inbox_id, effect, body, encoding)
                  SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],
                    $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::bytea[], $12::text[])",
-                vec![
-                    Box::new(seq_id),
-                    Box::new(event_id),
-                    Box::new(shipment),
-                    Box::new(shipment_seq),
-                    Box::new(ty),
-                    Box::new(source),
-                    Box::new(occurred),
-                    Box::new(recorded),
-                    Box::new(inbox),
-                    Box::new(effect),
-                    Box::new(body),
-                    Box::new(encoding),
-                ],
+                columns!(rows; seq_id, event_id, shipment, shipment_seq, ty, source, occurred_at,
+                    recorded_at, inbox_id, effect, body, encoding),
             ));
         }
         // Lanes (one row per key: a lane changed by several jobs holds its last state).
@@ -238,89 +221,41 @@ impl Ahead {
             ));
         }
         if !self.new_aliases.is_empty() {
-            let (mut kinds, mut values, mut lanes) = (Vec::new(), Vec::new(), Vec::new());
-            for (k, v, l) in std::mem::take(&mut self.new_aliases) {
-                kinds.push(k);
-                values.push(v);
-                lanes.push(l);
-            }
+            let mut rows = std::mem::take(&mut self.new_aliases);
             out.push((
                 "INSERT INTO xrefs (kind, value, shipment)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
-                vec![Box::new(kinds), Box::new(values), Box::new(lanes)],
+                columns!(rows; 0, 1, 2),
             ));
         }
         if !self.new_outbox.is_empty() {
-            let rows = std::mem::take(&mut self.new_outbox);
-            let mut sub = Vec::with_capacity(rows.len());
-            let mut sink = Vec::with_capacity(rows.len());
-            let mut seq = Vec::with_capacity(rows.len());
-            let mut ship = Vec::with_capacity(rows.len());
-            let mut upd = Vec::with_capacity(rows.len());
-            let mut bucket = Vec::with_capacity(rows.len());
-            for r in rows {
-                sub.push(r.subscription);
-                sink.push(r.sink);
-                seq.push(r.event_seq);
-                ship.push(r.shipment);
-                upd.push(r.updated_at);
-                bucket.push(r.bucket);
-            }
+            let mut rows = std::mem::take(&mut self.new_outbox);
             out.push((
                 "INSERT INTO outbox (subscription, sink, event_seq, shipment, updated_at, bucket)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[])",
-                vec![
-                    Box::new(sub),
-                    Box::new(sink),
-                    Box::new(seq),
-                    Box::new(ship),
-                    Box::new(upd),
-                    Box::new(bucket),
-                ],
+                columns!(rows; subscription, sink, event_seq, shipment, updated_at, bucket),
             ));
         }
-        if !self.dirty_obs.is_empty() {
-            let (mut l, mut f, mut s, mut v, mut at, mut id) = (
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-            );
-            for k in std::mem::take(&mut self.dirty_obs) {
-                let Some(Some((t, e))) = self.obs.get(&k).cloned() else {
-                    continue;
-                };
-                l.push(k.0);
-                f.push(k.1);
-                s.push(k.2);
-                v.push(k.3);
-                at.push(t);
-                id.push(e);
+        let mut obs: Vec<(String, String, String, String, i64, String)> = Vec::new();
+        for k in std::mem::take(&mut self.dirty_obs) {
+            if let Some(Some((at, id))) = self.obs.get(&k).cloned() {
+                obs.push((k.0, k.1, k.2, k.3, at, id));
             }
-            if !l.is_empty() {
-                out.push((
-                    "INSERT INTO observations AS o (lane, fact, source, value, at, event_id)
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
-                     ON CONFLICT (lane, fact, source, value) DO UPDATE SET at = excluded.at, event_id = excluded.event_id
-                     WHERE excluded.at > o.at OR (excluded.at = o.at AND excluded.event_id > o.event_id)",
-                    vec![
-                        Box::new(l),
-                        Box::new(f),
-                        Box::new(s),
-                        Box::new(v),
-                        Box::new(at),
-                        Box::new(id),
-                    ],
-                ));
-            }
+        }
+        if !obs.is_empty() {
+            out.push((
+                "INSERT INTO observations AS o (lane, fact, source, value, at, event_id)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
+                 ON CONFLICT (lane, fact, source, value) DO UPDATE SET at = excluded.at, event_id = excluded.event_id
+                 WHERE excluded.at > o.at OR (excluded.at = o.at AND excluded.event_id > o.event_id)",
+                columns!(obs; 0, 1, 2, 3, 4, 5),
+            ));
         }
         out
     }
 }
 
-/// The columns of a lane's row as `LANE_COLUMNS` lists them, after the key.
+/// A lane from its row's [`lane_columns`], starting at column `at`.
 pub(crate) fn lane_from(key: &str, r: &postgres::Row, at: usize) -> Result<Lane, StoreError> {
     let (st, m_at, m_ev, flags, last): (String, Option<i64>, Option<String>, String, Option<i64>) = (
         r.get(at),
@@ -409,18 +344,20 @@ pub(crate) fn read_ahead(c: &mut PgConn, batch: &[&Prepared]) -> Result<(), Stor
     // pulled up, so it stays a nested loop over the index whatever the statistics say (a
     // generic plan made while a table was small would otherwise scan it whole for ever
     // after).
-    let st_lanes = c.st(
+    let st_lanes = c.st(concat!(
         "WITH l AS (
            SELECT s.* FROM unnest($1::text[]) AS x(k) CROSS JOIN LATERAL (
-             SELECT key, state, milestone_at, milestone_event, flags, last_event_at, last_seq, entity, tenant
-             FROM shipments WHERE key = x.k LIMIT 1) s)
+             SELECT key, ",
+        lane_columns!(),
+        " FROM shipments WHERE key = x.k LIMIT 1) s)
          SELECT * FROM l
          UNION ALL
          SELECT s.* FROM (SELECT DISTINCT entity FROM l WHERE entity IS NOT NULL) e CROSS JOIN LATERAL (
-             SELECT key, state, milestone_at, milestone_event, flags, last_event_at, last_seq, entity, tenant
-             FROM shipments WHERE key = e.entity LIMIT 1) s
-         WHERE NOT (s.key = ANY($1::text[]))",
-    )?;
+             SELECT key, ",
+        lane_columns!(),
+        " FROM shipments WHERE key = e.entity LIMIT 1) s
+         WHERE NOT (s.key = ANY($1::text[]))"
+    ))?;
     let st_events = c.st(
         "SELECT x.l, x.i FROM unnest($1::text[], $2::text[]) AS x(l, i) CROSS JOIN LATERAL (
            SELECT 1 FROM events e WHERE e.shipment = x.l AND e.event_id = x.i LIMIT 1) e",
@@ -429,15 +366,8 @@ pub(crate) fn read_ahead(c: &mut PgConn, batch: &[&Prepared]) -> Result<(), Stor
         "SELECT a.shipment, a.kind, a.value FROM unnest($1::text[]) AS x(l) CROSS JOIN LATERAL (
            SELECT shipment, kind, value FROM xrefs WHERE shipment = x.l OFFSET 0) a",
     )?;
-    let st_obs = c.st(
-        "SELECT o.lane, o.fact, o.source, o.value, o.at, o.event_id
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(l, f, s, v) CROSS JOIN LATERAL (
-           SELECT * FROM observations o
-           WHERE o.lane = x.l AND o.fact = x.f AND o.source = x.s AND o.value = x.v LIMIT 1) o",
-    )?;
-    let st_ids = c.st(
-        "SELECT nextval(pg_get_serial_sequence('events', 'seq_id')) FROM generate_series(1, $1::bigint)",
-    )?;
+    let st_obs = c.st(OBSERVATIONS_OF)?;
+    let st_ids = c.st(NEXT_IDS)?;
     let deferred = c.take_deferred()?;
     let client = &c.client;
     let p_inbox: [&(dyn ToSql + Sync); 7] =
@@ -540,9 +470,8 @@ pub(crate) fn read_ahead(c: &mut PgConn, batch: &[&Prepared]) -> Result<(), Stor
             )
         })?;
         for r in rows {
-            let (id, ids): (i64, String) = (r.get(0), r.get(1));
-            let event_ids: Vec<EventId> = serde_json::from_str(&ids)
-                .map_err(|e| StoreError::Corrupt(format!("inbox {id} event_ids: {e}")))?;
+            let id: i64 = r.get(0);
+            let event_ids = recorded_events(id, r.get(1))?;
             c.ahead
                 .inbox
                 .insert((r.get(2), r.get(3)), InboxAhead::Existing(id, event_ids));
@@ -551,23 +480,21 @@ pub(crate) fn read_ahead(c: &mut PgConn, batch: &[&Prepared]) -> Result<(), Stor
     Ok(())
 }
 
-/// Alias pairs (kind, value) of a lane as a sorted list.
+/// The events an accepted inbox row recorded (its `event_ids` column).
+pub(crate) fn recorded_events(id: i64, json: &str) -> Result<Vec<EventId>, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("inbox {id} event_ids: {e}")))
+}
+
+/// Alias pairs (kind, value) of a lane, sorted.
 pub(crate) fn alias_list(set: &HashSet<(String, String)>) -> Vec<Alias> {
-    let sorted: BTreeMap<&String, Vec<&String>> =
-        set.iter().fold(BTreeMap::new(), |mut m, (k, v)| {
-            m.entry(k).or_insert_with(Vec::new).push(v);
-            m
-        });
-    let mut out = Vec::with_capacity(set.len());
-    for (k, vs) in sorted {
-        let mut vs = vs;
-        vs.sort();
-        for v in vs {
-            out.push(Alias {
-                kind: k.clone(),
-                value: v.clone(),
-            });
-        }
-    }
-    out
+    let mut pairs: Vec<&(String, String)> = set.iter().collect();
+    pairs.sort();
+    pairs
+        .into_iter()
+        .map(|(kind, value)| Alias {
+            kind: kind.clone(),
+            value: value.clone(),
+        })
+        .collect()
 }

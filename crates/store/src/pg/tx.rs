@@ -2,7 +2,10 @@
 //! PostgreSQL's dialect, written set-based per batch (see `super::ahead`). It decides
 //! nothing (`crate::sequence` does).
 
-use super::ahead::{lane_from, obs_key, EventRow, InboxAhead, LaneAhead, ObsKey, OutboxRow};
+use super::ahead::{
+    lane_columns, lane_from, obs_key, recorded_events, EventRow, InboxAhead, LaneAhead, ObsKey,
+    OutboxRow, NEXT_IDS, OBSERVATIONS_OF,
+};
 use super::PgConn;
 use crate::codec::{from_us, to_us};
 use crate::prepare::{Prepared, Stored};
@@ -111,9 +114,8 @@ fn insert_inbox(c: &mut PgConn, p: &Prepared) -> Result<Result<i64, Stored>, Sto
             &[&rec.source, &rec.idempotency_key],
         )?
         .ok_or_else(|| StoreError::Corrupt("duplicate inbox row vanished".into()))?;
-    let (inbox_id, ids): (i64, String) = (row.get(0), row.get(1));
-    let event_ids: Vec<EventId> = serde_json::from_str(&ids)
-        .map_err(|e| StoreError::Corrupt(format!("inbox {inbox_id} event_ids: {e}")))?;
+    let inbox_id: i64 = row.get(0);
+    let event_ids = recorded_events(inbox_id, row.get(1))?;
     Ok(Err(Stored::Duplicate {
         inbox_id,
         event_ids,
@@ -189,10 +191,7 @@ impl PgTx<'_, '_, '_> {
         if self.c.ahead.ids.is_empty() {
             let mut ids: Vec<i64> = self
                 .c
-                .query(
-                    "SELECT nextval(pg_get_serial_sequence('events', 'seq_id')) FROM generate_series(1, 16)",
-                    &[],
-                )?
+                .query(NEXT_IDS, &[&16i64])?
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
@@ -452,24 +451,21 @@ impl Tx for PgTx<'_, '_, '_> {
             .filter(|k| !self.c.ahead.obs.contains_key(*k))
             .collect();
         if !unknown.is_empty() {
+            let lanes: Vec<&str> = unknown.iter().map(|k| k.0.as_str()).collect();
             let facts: Vec<&str> = unknown.iter().map(|k| k.1.as_str()).collect();
             let sources: Vec<&str> = unknown.iter().map(|k| k.2.as_str()).collect();
             let values: Vec<&str> = unknown.iter().map(|k| k.3.as_str()).collect();
-            let rows = self.c.query(
-                "SELECT o.fact, o.source, o.value, o.at, o.event_id
-                 FROM unnest($2::text[], $3::text[], $4::text[]) AS x(f, s, v) CROSS JOIN LATERAL (
-                   SELECT * FROM observations o
-                   WHERE o.lane = $1 AND o.fact = x.f AND o.source = x.s AND o.value = x.v LIMIT 1) o",
-                &[&lane, &facts, &sources, &values],
-            )?;
+            let rows = self
+                .c
+                .query(OBSERVATIONS_OF, &[&lanes, &facts, &sources, &values])?;
             let unknown: Vec<ObsKey> = unknown.into_iter().cloned().collect();
             for k in unknown {
                 self.c.ahead.obs.insert(k, None);
             }
             for r in rows {
                 self.c.ahead.obs.insert(
-                    (lane.to_owned(), r.get(0), r.get(1), r.get(2)),
-                    Some((r.get(3), r.get(4))),
+                    (r.get(0), r.get(1), r.get(2), r.get(3)),
+                    Some((r.get(4), r.get(5))),
                 );
             }
         }
@@ -553,9 +549,7 @@ impl Tx for PgTx<'_, '_, '_> {
 }
 
 /// A lane's row by key ($1).
-const LANE_ROW: &str =
-    "SELECT state, milestone_at, milestone_event, flags, last_event_at, last_seq, entity, tenant
-     FROM shipments WHERE key = $1";
+const LANE_ROW: &str = concat!("SELECT ", lane_columns!(), " FROM shipments WHERE key = $1");
 
 /// The observations of these facts in a lane (also read by the read side).
 pub(crate) fn observations(
