@@ -344,6 +344,9 @@ mod sqlite {
             .collect();
         let mut big = event("wms", "p1", "warehouse.packed", "S1", 0, &[]);
         big.data = serde_json::json!({ "lines": lines });
+        // A fixed recording time: "now" varies the JSON's length and how well it packs.
+        big.recordedtime =
+            time::OffsetDateTime::UNIX_EPOCH + time::Duration::new(1_764_547_200, 123_456_789);
         let small = event("wms", "p1", "shipment.dispatched", "S1", 1, &[]);
         let json_len = serde_json::to_string(&big).unwrap().len();
         let mut rec = accepted("wms", "p1", vec![big, small]);
