@@ -243,8 +243,12 @@ struct Dispatcher {
 }
 
 /// The event `body` with its data's personal values masked (`None`: not an object, left
-/// as it is, which the sink then rejects or forwards as stored).
+/// as it is, which the sink then rejects or forwards as stored). The text is masked where
+/// it stands; a body that scan cannot read is parsed and masked as values.
 fn minimised(body: &str, p: &waybill_model::privacy::Personal) -> Option<Arc<str>> {
+    if let Some(masked) = p.mask_event_data(body) {
+        return Some(Arc::from(masked));
+    }
     let mut v: serde_json::Value = serde_json::from_str(body).ok()?;
     if let Some(data) = v.get_mut("data") {
         p.mask(data);
