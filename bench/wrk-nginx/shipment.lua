@@ -12,7 +12,6 @@ local statuses = {"warehouse.picked","warehouse.packed","shipment.dispatched","s
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer rich-key"
-local lines = {}
 request = function()
   counter = counter + 1
   local i = counter

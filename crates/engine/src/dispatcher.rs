@@ -242,18 +242,10 @@ struct Dispatcher {
     config: watch::Receiver<i64>,
 }
 
-/// The event `body` with its data's personal values masked (`None`: not an object, left
-/// as it is, which the sink then rejects or forwards as stored). The text is masked where
-/// it stands; a body that scan cannot read is parsed and masked as values.
+/// The event `body` with its data's personal values masked in its text (`None`: not an
+/// object, left as it is, which the sink then rejects or forwards as stored).
 fn minimised(body: &str, p: &waybill_model::privacy::Personal) -> Option<Arc<str>> {
-    if let Some(masked) = p.mask_event_data(body) {
-        return Some(Arc::from(masked));
-    }
-    let mut v: serde_json::Value = serde_json::from_str(body).ok()?;
-    if let Some(data) = v.get_mut("data") {
-        p.mask(data);
-    }
-    Some(Arc::from(v.to_string()))
+    p.mask_event_data(body).map(Arc::from)
 }
 
 /// When a row is due, on the monotonic clock: `now` plus what remains until its stored

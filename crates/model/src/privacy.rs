@@ -142,7 +142,7 @@ impl Personal {
     /// masked as [`Personal::mask`] masks them, every other byte copied as it is: the
     /// text is scanned, never parsed into values and written again, which made masking
     /// the costliest step of delivering an event with personal data. `None` when `event`
-    /// is not a JSON object as far as the scan can tell (the caller then parses it).
+    /// is not a JSON object as far as the scan can tell.
     pub fn mask_event_data(&self, event: &str) -> Option<String> {
         let mut scan = Scan {
             src: event,
@@ -156,6 +156,17 @@ impl Personal {
         scan.out.push_str(rest);
         Some(scan.out)
     }
+}
+
+/// How [`Scan::value`] reads a value.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// The event: its `data` member is read as [`Mode::Data`], the rest copied.
+    Event,
+    /// Inside `data`: a personal key's value is masked, the others read the same way.
+    Data,
+    /// Copied as it is.
+    Copy,
 }
 
 /// Deepest nesting [`Personal::mask_event_data`] follows (serde_json's own limit).
@@ -212,23 +223,15 @@ impl<'a> Scan<'a> {
 
     /// The whole text: an object whose `data` member is masked.
     fn event(&mut self) -> Option<()> {
-        self.eat(b'{')?;
-        if self.eat(b'}').is_none() {
-            loop {
-                let data = self.string()? == "data";
-                self.eat(b':')?;
-                self.value(1, data)?;
-                if self.eat(b',').is_none() {
-                    self.eat(b'}')?;
-                    break;
-                }
-            }
+        if self.peek()? != b'{' {
+            return None;
         }
+        self.value(0, Mode::Event)?;
         self.peek().map_or(Some(()), |_| None)
     }
 
-    /// One value; with `mask`, the personal values in it are masked.
-    fn value(&mut self, depth: usize, mask: bool) -> Option<()> {
+    /// One value, read as `mode` says.
+    fn value(&mut self, depth: usize, mode: Mode) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -240,11 +243,16 @@ impl<'a> Scan<'a> {
                 }
                 loop {
                     let key = self.string()?;
-                    let personal = mask && self.personal.is_personal(&key);
+                    let (inner, personal) = match mode {
+                        Mode::Event if key == "data" => (Mode::Data, false),
+                        Mode::Data if self.personal.is_personal(&key) => (Mode::Copy, true),
+                        Mode::Data => (Mode::Data, false),
+                        Mode::Event | Mode::Copy => (Mode::Copy, false),
+                    };
                     self.eat(b':')?;
                     self.peek()?;
                     let start = self.at;
-                    self.value(depth + 1, mask && !personal)?;
+                    self.value(depth + 1, inner)?;
                     if personal && self.src.get(start..self.at)? != "null" {
                         self.out.push_str(self.src.get(self.copied..start)?);
                         self.out.push('"');
@@ -263,7 +271,7 @@ impl<'a> Scan<'a> {
                     return Some(());
                 }
                 loop {
-                    self.value(depth + 1, mask)?;
+                    self.value(depth + 1, mode)?;
                     if self.eat(b',').is_none() {
                         return self.eat(b']');
                     }
